@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Messages between the supervisor (vtpmd) and a worker, over an inherited
+ * SOCK_SEQPACKET socketpair (the worker's fd 3). One message per packet.
+ *
+ * Every packet is: u32 type, u32 payload size, payload; host byte order (both
+ * ends are the same binary on the same host). ipc_decode() is the one choke
+ * point: it checks the exact size for the type and every field, and is
+ * fuzzed. The encoder cannot fail for valid input.
+ */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tpm.h"
+
+#define IPC_HEADER_SIZE 8u
+#define IPC_MAX_PACKET 1024u
+#define IPC_PLATFORM_MAX 256u /* "xen" or "sim:DIR", NUL-terminated */
+#define IPC_UUID_LEN 37u      /* canonical 36 chars + NUL */
+
+typedef enum IpcType {
+        /* supervisor -> worker */
+        IPC_START = 1, /* IpcStart: map, bind, start the TPM; answer READY or FAILED */
+        IPC_STOP = 2,  /* IpcStop: shut the instance down and exit 0 */
+        IPC_STATS_REQ = 3,
+        /* worker -> supervisor */
+        IPC_READY = 16,  /* IpcReady: mapped, bound, TPM running; the supervisor may write Connected */
+        IPC_FAILED = 17, /* IpcFailed: could not start; the worker exits after sending it */
+        IPC_STATS = 18,  /* IpcStats */
+        IPC_STOPPED = 19,
+} IpcType;
+
+typedef enum IpcStartFlags {
+        IPC_START_TPM_STARTUP = 1u << 0, /* TPM 2.0: send TPM2_Startup(CLEAR) ourselves (fresh power-on) */
+        IPC_START_TRACE = 1u << 1,       /* log TPM payloads at debug level */
+} IpcStartFlags;
+
+typedef struct IpcStart {
+        uint32_t domid;
+        uint32_t devid;
+        uint32_t ring_ref;
+        uint32_t evtchn_port; /* the guest's (remote) port */
+        uint32_t family;      /* TpmFamily */
+        uint32_t flags;       /* IpcStartFlags */
+        char uuid[IPC_UUID_LEN];
+        char platform[IPC_PLATFORM_MAX];
+} IpcStart;
+
+typedef enum IpcStopMode {
+        IPC_STOP_RESET = 1,    /* orderly TPM reset: TPM2_Shutdown(CLEAR) first (guest reboot/detach/destroy) */
+        IPC_STOP_SUSPEND = 2,  /* daemon stop: save volatile state, keep the guest connected */
+} IpcStopMode;
+
+typedef struct IpcStop {
+        uint32_t mode; /* IpcStopMode */
+} IpcStop;
+
+typedef struct IpcReady {
+        uint32_t local_port;
+} IpcReady;
+
+typedef enum IpcStage {
+        IPC_STAGE_PARAMS = 1,
+        IPC_STAGE_MAP = 2,
+        IPC_STAGE_BIND = 3,
+        IPC_STAGE_TPM = 4,
+        IPC_STAGE_CONFINE = 5,
+} IpcStage;
+
+typedef struct IpcFailed {
+        uint32_t stage; /* IpcStage */
+        int32_t error;  /* negative errno */
+} IpcFailed;
+
+typedef struct IpcStats {
+        uint64_t commands;      /* commands answered by the TPM */
+        uint64_t rejected;      /* invalid requests answered with an error */
+        uint64_t cancels;       /* CANCEL requests seen */
+        uint64_t events;        /* event-channel events */
+} IpcStats;
+
+typedef struct IpcMsg {
+        IpcType type;
+        union {
+                IpcStart start;
+                IpcStop stop;
+                IpcReady ready;
+                IpcFailed failed;
+                IpcStats stats;
+        };
+} IpcMsg;
+
+/* Decodes and validates one packet. -EBADMSG on any size or field error
+ * (unknown type, wrong size, unterminated or malformed string, bad enum). */
+int ipc_decode(const uint8_t *buf, size_t len, IpcMsg *ret);
+
+/* Encodes msg into buf (at least IPC_MAX_PACKET bytes). Returns the length. */
+size_t ipc_encode(const IpcMsg *msg, uint8_t buf[static IPC_MAX_PACKET]);
+
+const char *ipc_stage_to_string(IpcStage s);

@@ -1,0 +1,88 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Minimal unit-test harness: named cases, registered at load time, run in
+ * order. Exit 0 if every case passed, 1 otherwise, 77 if the file asks to be
+ * skipped (only where a test cannot run at all, never silently in CI).
+ *
+ *   TEST(parse_rejects_sign) { ASSERT_ERR(parse_u32("-1", &v), -EINVAL); }
+ */
+#pragma once
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef void (*test_fn)(void);
+struct test_case {
+        const char *name;
+        test_fn fn;
+};
+
+#define TEST_MAX_CASES 512
+extern struct test_case test_cases[TEST_MAX_CASES];
+extern int test_ncases;
+extern int test_failed_current;
+
+#define TEST(name)                                                                \
+        static void test_##name(void);                                            \
+        __attribute__((constructor)) static void test_register_##name(void) {     \
+                if (test_ncases < TEST_MAX_CASES)                                 \
+                        test_cases[test_ncases++] = (struct test_case){ #name, test_##name }; \
+        }                                                                         \
+        static void test_##name(void)
+
+#define TEST_FAIL_(fmt, ...)                                                      \
+        do {                                                                      \
+                fprintf(stderr, "  %s:%d: " fmt "\n", __FILE__, __LINE__, ##__VA_ARGS__); \
+                test_failed_current = 1;                                          \
+                return;                                                           \
+        } while (0)
+
+#define ASSERT_TRUE(x)                                                            \
+        do {                                                                      \
+                if (!(x))                                                         \
+                        TEST_FAIL_("assertion failed: %s", #x);                   \
+        } while (0)
+#define ASSERT_FALSE(x) ASSERT_TRUE(!(x))
+
+#define ASSERT_EQ(a, b)                                                           \
+        do {                                                                      \
+                long long _a = (long long) (a), _b = (long long) (b);             \
+                if (_a != _b)                                                     \
+                        TEST_FAIL_("%s == %s failed: %lld != %lld", #a, #b, _a, _b); \
+        } while (0)
+
+#define ASSERT_STREQ(a, b)                                                        \
+        do {                                                                      \
+                const char *_a = (a), *_b = (b);                                  \
+                if (!_a || !_b || strcmp(_a, _b) != 0)                            \
+                        TEST_FAIL_("%s == %s failed: \"%s\" != \"%s\"", #a, #b,   \
+                                   _a ? _a : "(null)", _b ? _b : "(null)");       \
+        } while (0)
+
+#define ASSERT_MEMEQ(a, b, n)                                                     \
+        do {                                                                      \
+                if (memcmp((a), (b), (n)) != 0)                                   \
+                        TEST_FAIL_("memory %s != %s (%zu bytes)", #a, #b, (size_t) (n)); \
+        } while (0)
+
+/* r >= 0 */
+#define ASSERT_OK(expr)                                                           \
+        do {                                                                      \
+                long long _r = (long long) (expr);                                \
+                if (_r < 0)                                                       \
+                        TEST_FAIL_("%s failed: %lld (%s)", #expr, _r, strerror((int) -_r)); \
+        } while (0)
+
+/* expr == expected negative errno */
+#define ASSERT_ERR(expr, err)                                                     \
+        do {                                                                      \
+                long long _r = (long long) (expr);                                \
+                if (_r != (long long) (err))                                      \
+                        TEST_FAIL_("%s: expected %s (%lld), got %lld (%s)", #expr, #err, \
+                                   (long long) (err), _r, _r < 0 ? strerror((int) -_r) : "success"); \
+        } while (0)
+
+int test_main(int argc, char **argv);
