@@ -92,11 +92,34 @@ typedef struct IpcMsg {
         };
 } IpcMsg;
 
+/* Wire payload sizes (field by field, no struct padding):
+ *   START     u32 domid, devid, ring_ref, evtchn_port, family, flags;
+ *             char uuid[37] (canonical lowercase, NUL at [36]);
+ *             char platform[256] (NUL-terminated, zero-filled after the NUL)
+ *   STOP      u32 mode          READY   u32 local_port
+ *   FAILED    u32 stage, i32 error (-4095..-1)
+ *   STATS     u64 commands, rejected, cancels, events
+ *   STATS_REQ, STOPPED: empty
+ * Validation also requires: domid < 0x7FF0 (DOMID_FIRST_RESERVED, xen.h),
+ * family a TpmFamily, flags only IpcStartFlags bits, platform "xen" or
+ * "sim:/...", known stop mode and stage. */
+#define IPC_START_PAYLOAD_SIZE (6u * 4u + IPC_UUID_LEN + IPC_PLATFORM_MAX)
+#define IPC_STOP_PAYLOAD_SIZE 4u
+#define IPC_READY_PAYLOAD_SIZE 4u
+#define IPC_FAILED_PAYLOAD_SIZE 8u
+#define IPC_STATS_PAYLOAD_SIZE 32u
+#define IPC_DOMID_FIRST_RESERVED 0x7FF0u
+#define IPC_START_FLAGS_ALL (IPC_START_TPM_STARTUP | IPC_START_TRACE)
+
 /* Decodes and validates one packet. -EBADMSG on any size or field error
  * (unknown type, wrong size, unterminated or malformed string, bad enum). */
 int ipc_decode(const uint8_t *buf, size_t len, IpcMsg *ret);
 
-/* Encodes msg into buf (at least IPC_MAX_PACKET bytes). Returns the length. */
+/* Encodes msg into buf (at least IPC_MAX_PACKET bytes). Returns the length;
+ * 0 only if msg->type is not an IpcType (a caller bug). Strings are written
+ * NUL-terminated and zero-filled (truncated if the struct's are not). */
 size_t ipc_encode(const IpcMsg *msg, uint8_t buf[static IPC_MAX_PACKET]);
 
+/* NULL for values outside the enum. */
 const char *ipc_stage_to_string(IpcStage s);
+const char *ipc_type_to_string(IpcType t);

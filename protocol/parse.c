@@ -1,5 +1,4 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-#include <ctype.h>
 #include <errno.h>
 #include <string.h>
 
@@ -16,9 +15,11 @@ int parse_u32_max(const char *s, uint32_t max, uint32_t *ret) {
                 return -EINVAL;
         if (s[0] == '0' && s[1] != '\0')
                 return -EINVAL;
-        for (const char *p = s; *p; p++) {
+        /* Syntax first, so "99999999999x" is -EINVAL (junk), not -ERANGE. */
+        for (const char *p = s; *p; p++)
                 if (*p < '0' || *p > '9')
                         return -EINVAL;
+        for (const char *p = s; *p; p++) {
                 v = v * 10 + (uint64_t) (*p - '0');
                 if (v > max)
                         return -ERANGE;
@@ -40,9 +41,15 @@ int parse_uuid(const char *s, char ret[static 37]) {
                         buf[i] = c;
                         continue;
                 }
-                if (!isxdigit((unsigned char) c))
+                /* Not isxdigit()/tolower(): those follow the locale. */
+                if (c >= '0' && c <= '9')
+                        buf[i] = c;
+                else if (c >= 'a' && c <= 'f')
+                        buf[i] = c;
+                else if (c >= 'A' && c <= 'F')
+                        buf[i] = (char) (c - 'A' + 'a');
+                else
                         return -EINVAL;
-                buf[i] = (char) tolower((unsigned char) c);
         }
         buf[36] = '\0';
         memcpy(ret, buf, sizeof(buf));

@@ -64,7 +64,7 @@ int tpm2_build_shutdown(uint16_t su, uint8_t *buf, size_t len);
 int tpm2_build_get_random(uint16_t bytes, uint8_t *buf, size_t len);
 int tpm12_build_startup(uint16_t st, uint8_t *buf, size_t len);
 
-/* "2.0" / "1.2" */
+/* "2.0" / "1.2" exactly; to_string gives NULL outside the enum, from_string -EINVAL. */
 const char *tpm_family_to_string(TpmFamily f);
 int tpm_family_from_string(const char *s, TpmFamily *ret);
 

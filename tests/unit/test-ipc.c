@@ -1,2 +1,391 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "ipc.h"
 #include "test.h"
-TEST(placeholder) { ASSERT_TRUE(1); }
+
+#define UUID "0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3c"
+
+/* Wire offsets of START fields (see ipc.h) */
+#define OFF_DOMID 8
+#define OFF_FAMILY 24
+#define OFF_FLAGS 28
+#define OFF_UUID 32
+#define OFF_PLATFORM (OFF_UUID + 37)
+#define START_LEN (8 + 6 * 4 + 37 + 256)
+
+static IpcMsg start_msg(void) {
+        IpcMsg m;
+
+        memset(&m, 0, sizeof(m));
+        m.type = IPC_START;
+        m.start.domid = 3;
+        m.start.devid = 0;
+        m.start.ring_ref = 8;
+        m.start.evtchn_port = 42;
+        m.start.family = TPM_FAMILY_2_0;
+        m.start.flags = IPC_START_TPM_STARTUP | IPC_START_TRACE;
+        strcpy(m.start.uuid, UUID);
+        strcpy(m.start.platform, "sim:/tmp/vtpmd-sim.XXXX");
+        return m;
+}
+
+static size_t encode_start(uint8_t buf[static IPC_MAX_PACKET]) {
+        IpcMsg m = start_msg();
+        return ipc_encode(&m, buf);
+}
+
+static void put_u32(uint8_t *p, uint32_t v) {
+        memcpy(p, &v, sizeof(v));
+}
+
+/* Round trip: decode(encode(m)) == m field by field, and re-encoding is identical. */
+static int roundtrip(const IpcMsg *m, size_t want_len, IpcMsg *out) {
+        uint8_t a[IPC_MAX_PACKET], b[IPC_MAX_PACKET];
+        size_t n = ipc_encode(m, a);
+        int r;
+
+        if (n != want_len)
+                return -EMSGSIZE;
+        r = ipc_decode(a, n, out);
+        if (r < 0)
+                return r;
+        if (ipc_encode(out, b) != n || memcmp(a, b, n) != 0)
+                return -EPROTO;
+        return 0;
+}
+
+TEST(start_roundtrip) {
+        IpcMsg m = start_msg(), d;
+
+        ASSERT_EQ(IPC_START_PAYLOAD_SIZE, 317);
+        ASSERT_OK(roundtrip(&m, START_LEN, &d));
+        ASSERT_EQ(d.type, IPC_START);
+        ASSERT_EQ(d.start.domid, 3);
+        ASSERT_EQ(d.start.devid, 0);
+        ASSERT_EQ(d.start.ring_ref, 8);
+        ASSERT_EQ(d.start.evtchn_port, 42);
+        ASSERT_EQ(d.start.family, TPM_FAMILY_2_0);
+        ASSERT_EQ(d.start.flags, IPC_START_TPM_STARTUP | IPC_START_TRACE);
+        ASSERT_STREQ(d.start.uuid, UUID);
+        ASSERT_STREQ(d.start.platform, "sim:/tmp/vtpmd-sim.XXXX");
+
+        m.start.family = TPM_FAMILY_1_2;
+        m.start.flags = 0;
+        m.start.domid = 0x7fef;
+        m.start.ring_ref = 0xffffffffu;
+        strcpy(m.start.platform, "xen");
+        ASSERT_OK(roundtrip(&m, START_LEN, &d));
+        ASSERT_EQ(d.start.family, TPM_FAMILY_1_2);
+        ASSERT_EQ(d.start.domid, 0x7fef);
+        ASSERT_EQ(d.start.ring_ref, 0xffffffffu);
+        ASSERT_STREQ(d.start.platform, "xen");
+}
+
+TEST(start_wire_layout) {
+        uint8_t buf[IPC_MAX_PACKET];
+        uint32_t v;
+
+        ASSERT_EQ(encode_start(buf), START_LEN);
+        memcpy(&v, buf, 4);
+        ASSERT_EQ(v, IPC_START);
+        memcpy(&v, buf + 4, 4);
+        ASSERT_EQ(v, 317);
+        memcpy(&v, buf + OFF_DOMID, 4);
+        ASSERT_EQ(v, 3);
+        memcpy(&v, buf + OFF_FLAGS, 4);
+        ASSERT_EQ(v, 3);
+        ASSERT_MEMEQ(buf + OFF_UUID, UUID, 37);
+        ASSERT_MEMEQ(buf + OFF_PLATFORM, "sim:/tmp/vtpmd-sim.XXXX", 24);
+        for (size_t i = OFF_PLATFORM + 24; i < START_LEN; i++)
+                ASSERT_EQ(buf[i], 0);
+}
+
+TEST(start_platform_max_length) {
+        IpcMsg m = start_msg(), d;
+
+        memset(m.start.platform, 'a', sizeof(m.start.platform));
+        memcpy(m.start.platform, "sim:/", 5);
+        m.start.platform[255] = '\0';
+        ASSERT_OK(roundtrip(&m, START_LEN, &d));
+        ASSERT_EQ(strlen(d.start.platform), 255);
+}
+
+/* The encoder never emits an unterminated string, even from a bad struct. */
+TEST(encode_truncates_unterminated_strings) {
+        IpcMsg m = start_msg();
+        uint8_t buf[IPC_MAX_PACKET];
+
+        memset(m.start.platform, 'x', sizeof(m.start.platform));
+        ASSERT_EQ(ipc_encode(&m, buf), START_LEN);
+        ASSERT_EQ(buf[START_LEN - 1], 0);
+        ASSERT_EQ(buf[START_LEN - 2], 'x');
+}
+
+TEST(small_types_roundtrip) {
+        IpcMsg m, d;
+
+        memset(&m, 0, sizeof(m));
+        m.type = IPC_STOP;
+        m.stop.mode = IPC_STOP_RESET;
+        ASSERT_OK(roundtrip(&m, 12, &d));
+        ASSERT_EQ(d.stop.mode, IPC_STOP_RESET);
+        m.stop.mode = IPC_STOP_SUSPEND;
+        ASSERT_OK(roundtrip(&m, 12, &d));
+        ASSERT_EQ(d.stop.mode, IPC_STOP_SUSPEND);
+
+        memset(&m, 0, sizeof(m));
+        m.type = IPC_READY;
+        m.ready.local_port = 0xdeadbeef;
+        ASSERT_OK(roundtrip(&m, 12, &d));
+        ASSERT_EQ(d.type, IPC_READY);
+        ASSERT_EQ(d.ready.local_port, 0xdeadbeef);
+
+        memset(&m, 0, sizeof(m));
+        m.type = IPC_FAILED;
+        for (unsigned s = IPC_STAGE_PARAMS; s <= IPC_STAGE_CONFINE; s++) {
+                m.failed.stage = s;
+                m.failed.error = -ENOENT;
+                ASSERT_OK(roundtrip(&m, 16, &d));
+                ASSERT_EQ(d.failed.stage, s);
+                ASSERT_EQ(d.failed.error, -ENOENT);
+        }
+        m.failed.error = -1;
+        ASSERT_OK(roundtrip(&m, 16, &d));
+        m.failed.error = -4095;
+        ASSERT_OK(roundtrip(&m, 16, &d));
+        ASSERT_EQ(d.failed.error, -4095);
+
+        memset(&m, 0, sizeof(m));
+        m.type = IPC_STATS;
+        m.stats.commands = UINT64_MAX;
+        m.stats.rejected = 1;
+        m.stats.cancels = 2;
+        m.stats.events = 0x0102030405060708ull;
+        ASSERT_OK(roundtrip(&m, 40, &d));
+        ASSERT_TRUE(d.stats.commands == UINT64_MAX);
+        ASSERT_EQ(d.stats.rejected, 1);
+        ASSERT_EQ(d.stats.cancels, 2);
+        ASSERT_TRUE(d.stats.events == 0x0102030405060708ull);
+
+        memset(&m, 0, sizeof(m));
+        m.type = IPC_STATS_REQ;
+        ASSERT_OK(roundtrip(&m, 8, &d));
+        ASSERT_EQ(d.type, IPC_STATS_REQ);
+        m.type = IPC_STOPPED;
+        ASSERT_OK(roundtrip(&m, 8, &d));
+        ASSERT_EQ(d.type, IPC_STOPPED);
+}
+
+TEST(encode_unknown_type) {
+        IpcMsg m;
+        uint8_t buf[IPC_MAX_PACKET];
+
+        memset(&m, 0, sizeof(m));
+        m.type = (IpcType) 99;
+        ASSERT_EQ(ipc_encode(&m, buf), 0);
+}
+
+TEST(reject_truncated_and_extra) {
+        uint8_t buf[IPC_MAX_PACKET];
+        IpcMsg d;
+        size_t n = encode_start(buf);
+
+        for (size_t len = 0; len < n; len++)
+                ASSERT_ERR(ipc_decode(buf, len, &d), -EBADMSG);
+        /* one extra byte, size field unchanged */
+        buf[n] = 0;
+        ASSERT_ERR(ipc_decode(buf, n + 1, &d), -EBADMSG);
+        /* one extra byte, size field agreeing with it: still not START's size */
+        put_u32(buf + 4, 318);
+        ASSERT_ERR(ipc_decode(buf, n + 1, &d), -EBADMSG);
+        /* size field disagreeing with the packet */
+        put_u32(buf + 4, 316);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        ASSERT_ERR(ipc_decode(NULL, 8, &d), -EBADMSG);
+        ASSERT_ERR(ipc_decode(buf, IPC_MAX_PACKET + 1, &d), -EBADMSG);
+}
+
+TEST(reject_payload_on_empty_types) {
+        const uint32_t types[] = { IPC_STATS_REQ, IPC_STOPPED };
+        uint8_t buf[16] = { 0 };
+        IpcMsg d;
+
+        for (size_t i = 0; i < 2; i++) {
+                put_u32(buf, types[i]);
+                put_u32(buf + 4, 0);
+                ASSERT_OK(ipc_decode(buf, 8, &d));
+                ASSERT_ERR(ipc_decode(buf, 9, &d), -EBADMSG);
+                put_u32(buf + 4, 4);
+                ASSERT_ERR(ipc_decode(buf, 12, &d), -EBADMSG);
+        }
+}
+
+TEST(reject_unknown_types) {
+        const uint32_t bad[] = { 0, 4, 15, 20, 0x80000001u, 0xffffffffu };
+        uint8_t buf[IPC_MAX_PACKET] = { 0 };
+        IpcMsg d;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                put_u32(buf, bad[i]);
+                for (uint32_t size = 0; size <= 40; size += 4) {
+                        put_u32(buf + 4, size);
+                        ASSERT_ERR(ipc_decode(buf, 8 + size, &d), -EBADMSG);
+                }
+        }
+}
+
+TEST(decode_leaves_output_on_failure) {
+        uint8_t buf[IPC_MAX_PACKET];
+        IpcMsg d;
+        size_t n = encode_start(buf);
+
+        memset(&d, 0x5a, sizeof(d));
+        put_u32(buf + OFF_FAMILY, 2);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        ASSERT_EQ(d.start.domid, 0x5a5a5a5a);
+}
+
+TEST(reject_start_fields) {
+        uint8_t buf[IPC_MAX_PACKET];
+        IpcMsg d;
+        size_t n;
+
+        n = encode_start(buf);
+        ASSERT_OK(ipc_decode(buf, n, &d));
+
+        /* family outside the enum */
+        put_u32(buf + OFF_FAMILY, 2);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        put_u32(buf + OFF_FAMILY, 0xffffffffu);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+
+        /* unknown flag bits */
+        n = encode_start(buf);
+        put_u32(buf + OFF_FLAGS, 1u << 2);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        put_u32(buf + OFF_FLAGS, 0x80000003u);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+
+        /* reserved domids (DOMID_FIRST_RESERVED and up) */
+        n = encode_start(buf);
+        put_u32(buf + OFF_DOMID, 0x7ff0);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        put_u32(buf + OFF_DOMID, 0x10000);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+}
+
+TEST(reject_start_uuid) {
+        const char *bad[] = {
+                "0C6C33B2-4F6A-4D35-9D7B-8D0E4F2A1B3C", /* valid but not canonical lowercase */
+                "0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3",  /* short */
+                "0c6c33b2x4f6a-4d35-9d7b-8d0e4f2a1b3c", /* bad dash */
+                "0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3g", /* not hex */
+                "",
+        };
+        uint8_t buf[IPC_MAX_PACKET];
+        IpcMsg d;
+        size_t n;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                n = encode_start(buf);
+                memset(buf + OFF_UUID, 0, 37);
+                memcpy(buf + OFF_UUID, bad[i], strlen(bad[i]));
+                ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        }
+        /* unterminated: 37 non-NUL bytes */
+        n = encode_start(buf);
+        buf[OFF_UUID + 36] = 'a';
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        /* junk after the terminator */
+        n = encode_start(buf);
+        buf[OFF_UUID + 20] = '\0';
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+}
+
+TEST(reject_start_platform) {
+        const char *bad[] = { "", "xe", "xen ", "XEN", "xenx", "sim:", "sim:rel/dir", "sim/", "sim" };
+        uint8_t buf[IPC_MAX_PACKET];
+        IpcMsg d;
+        size_t n;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                n = encode_start(buf);
+                memset(buf + OFF_PLATFORM, 0, 256);
+                memcpy(buf + OFF_PLATFORM, bad[i], strlen(bad[i]));
+                ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        }
+        /* "sim:/" itself is a (root) directory */
+        n = encode_start(buf);
+        memset(buf + OFF_PLATFORM, 0, 256);
+        memcpy(buf + OFF_PLATFORM, "sim:/", 5);
+        ASSERT_OK(ipc_decode(buf, n, &d));
+        /* unterminated: 256 non-NUL bytes */
+        memset(buf + OFF_PLATFORM, 'a', 256);
+        memcpy(buf + OFF_PLATFORM, "sim:/", 5);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        /* NUL then junk */
+        n = encode_start(buf);
+        buf[START_LEN - 1] = 'z';
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+}
+
+TEST(reject_stop_mode) {
+        const uint32_t bad[] = { 0, 3, 0xffffffffu };
+        uint8_t buf[12];
+        IpcMsg d;
+
+        put_u32(buf, IPC_STOP);
+        put_u32(buf + 4, 4);
+        for (size_t i = 0; i < 3; i++) {
+                put_u32(buf + 8, bad[i]);
+                ASSERT_ERR(ipc_decode(buf, 12, &d), -EBADMSG);
+        }
+        ASSERT_ERR(ipc_decode(buf, 11, &d), -EBADMSG);
+}
+
+TEST(reject_failed_fields) {
+        const uint32_t bad_stage[] = { 0, 6, 0xffffffffu };
+        const int32_t bad_error[] = { 0, 1, 4095, INT32_MAX, -4096, INT32_MIN };
+        uint8_t buf[16];
+        IpcMsg d;
+
+        put_u32(buf, IPC_FAILED);
+        put_u32(buf + 4, 8);
+        put_u32(buf + 12, (uint32_t) -EIO);
+        for (size_t i = 0; i < 3; i++) {
+                put_u32(buf + 8, bad_stage[i]);
+                ASSERT_ERR(ipc_decode(buf, 16, &d), -EBADMSG);
+        }
+        put_u32(buf + 8, IPC_STAGE_MAP);
+        ASSERT_OK(ipc_decode(buf, 16, &d));
+        ASSERT_EQ(d.failed.error, -EIO);
+        for (size_t i = 0; i < sizeof(bad_error) / sizeof(bad_error[0]); i++) {
+                memcpy(buf + 12, &bad_error[i], 4);
+                ASSERT_ERR(ipc_decode(buf, 16, &d), -EBADMSG);
+        }
+}
+
+TEST(reject_wrong_sizes_per_type) {
+        const uint32_t types[] = { IPC_START, IPC_STOP, IPC_READY, IPC_FAILED, IPC_STATS };
+        const uint32_t sizes[] = { 317, 4, 4, 8, 32 };
+        uint8_t buf[IPC_MAX_PACKET] = { 0 };
+        IpcMsg d;
+
+        for (size_t i = 0; i < 5; i++) {
+                put_u32(buf, types[i]);
+                for (uint32_t s = 0; s <= 320; s++) {
+                        if (s == sizes[i])
+                                continue;
+                        put_u32(buf + 4, s);
+                        ASSERT_ERR(ipc_decode(buf, 8 + s, &d), -EBADMSG);
+                }
+        }
+}
+
+TEST(strings) {
+        ASSERT_STREQ(ipc_stage_to_string(IPC_STAGE_PARAMS), "params");
+        ASSERT_STREQ(ipc_stage_to_string(IPC_STAGE_CONFINE), "confine");
+        ASSERT_TRUE(ipc_stage_to_string((IpcStage) 0) == NULL);
+        ASSERT_STREQ(ipc_type_to_string(IPC_START), "start");
+        ASSERT_STREQ(ipc_type_to_string(IPC_STOPPED), "stopped");
+        ASSERT_TRUE(ipc_type_to_string((IpcType) 0) == NULL);
+}

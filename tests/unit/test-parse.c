@@ -1,2 +1,95 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "parse.h"
 #include "test.h"
-TEST(placeholder) { ASSERT_TRUE(1); }
+
+TEST(u32_accepts) {
+        struct {
+                const char *s;
+                uint32_t v;
+        } ok[] = {
+                { "0", 0 }, { "1", 1 }, { "42", 42 }, { "4088", 4088 },
+                { "2147483648", 2147483648u }, { "4294967295", 4294967295u },
+        };
+
+        for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+                uint32_t v = 7;
+                ASSERT_OK(parse_u32(ok[i].s, &v));
+                ASSERT_EQ(v, ok[i].v);
+        }
+}
+
+TEST(u32_rejects_syntax) {
+        const char *bad[] = {
+                "", "00", "01", "007", "-1", "+1", "-0", " 1", "1 ", "1\n", "\t1",
+                "0x10", "1e3", "1.0", "1,000", "a", "12a", "4294967295x",
+                "99999999999999999999x", /* junk after an overflowing prefix is still junk */
+                "\xd9\xa3", /* a non-ASCII digit (ARABIC-INDIC THREE) */
+        };
+        uint32_t v = 7;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                ASSERT_ERR(parse_u32(bad[i], &v), -EINVAL);
+        ASSERT_ERR(parse_u32(NULL, &v), -EINVAL);
+        ASSERT_EQ(v, 7); /* untouched on failure */
+}
+
+TEST(u32_rejects_overflow) {
+        const char *big[] = { "4294967296", "4294967300", "10000000000", "18446744073709551616",
+                              "99999999999999999999999999999999999999" };
+        uint32_t v = 7;
+
+        for (size_t i = 0; i < sizeof(big) / sizeof(big[0]); i++)
+                ASSERT_ERR(parse_u32(big[i], &v), -ERANGE);
+        ASSERT_EQ(v, 7);
+}
+
+TEST(u32_max) {
+        uint32_t v = 7;
+
+        ASSERT_OK(parse_u32_max("65535", 65535, &v));
+        ASSERT_EQ(v, 65535);
+        ASSERT_ERR(parse_u32_max("65536", 65535, &v), -ERANGE);
+        ASSERT_OK(parse_u32_max("0", 0, &v));
+        ASSERT_EQ(v, 0);
+        ASSERT_ERR(parse_u32_max("1", 0, &v), -ERANGE);
+        ASSERT_ERR(parse_u32_max("x", 0, &v), -EINVAL);
+        ASSERT_EQ(v, 0);
+}
+
+TEST(uuid_accepts_and_lowercases) {
+        char out[37];
+
+        memset(out, 'z', sizeof(out));
+        ASSERT_OK(parse_uuid("0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3c", out));
+        ASSERT_STREQ(out, "0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3c");
+        ASSERT_OK(parse_uuid("0C6C33B2-4F6A-4D35-9D7B-8D0E4F2A1B3C", out));
+        ASSERT_STREQ(out, "0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3c");
+        ASSERT_OK(parse_uuid("00000000-0000-0000-0000-000000000000", out));
+        ASSERT_STREQ(out, "00000000-0000-0000-0000-000000000000");
+        ASSERT_OK(parse_uuid("FFFFFFFF-ffff-FFFF-ffff-AbCdEf012345", out));
+        ASSERT_STREQ(out, "ffffffff-ffff-ffff-ffff-abcdef012345");
+}
+
+TEST(uuid_rejects) {
+        const char *bad[] = {
+                "",
+                "0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3",    /* 35 chars */
+                "0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3cd",  /* 37 chars */
+                "0c6c33b24f6a4d359d7b8d0e4f2a1b3c",       /* no dashes */
+                "0c6c33b2-4f6a-4d35-9d7b8-d0e4f2a1b3c",   /* dash moved */
+                "0c6c33b2_4f6a-4d35-9d7b-8d0e4f2a1b3c",   /* wrong separator */
+                "0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3g",   /* not hex */
+                "{c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3}",   /* braces */
+                " 0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3",   /* leading space */
+                "0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3\n",  /* trailing newline */
+                "0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b\xc3\xa9", /* non-ASCII */
+                "0c6c33b2--f6a-4d35-9d7b-8d0e4f2a1b3c",   /* dash in a hex slot */
+        };
+        char out[37];
+
+        memset(out, 'z', sizeof(out));
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                ASSERT_ERR(parse_uuid(bad[i], out), -EINVAL);
+        ASSERT_ERR(parse_uuid(NULL, out), -EINVAL);
+        ASSERT_EQ(out[0], 'z'); /* untouched on failure */
+}

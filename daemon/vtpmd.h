@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The supervisor's objects: the daemon, one Device per xenbus vtpm device, one Worker per process. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-event.h>
+
+#include "ipc.h"
+#include "ratelimit.h"
+#include "tpm.h"
+#include "xenbus.h"
+
+struct xs_handle;
+typedef struct Daemon Daemon;
+typedef struct Device Device;
+typedef struct Worker Worker;
+
+struct Worker {
+        Daemon *daemon;
+        Device *device; /* NULL once the device no longer wants it */
+        pid_t pid;
+        int fd; /* our end of the SOCK_SEQPACKET pair */
+        sd_event_source *io_source;
+        sd_event_source *child_source;
+        bool ready;
+        bool stopping; /* we asked it to stop: its exit is expected */
+        Worker *next;
+};
+
+struct Device {
+        Daemon *daemon;
+        uint32_t domid;
+        uint32_t devid;
+        char be_path[128];
+        char fe_path[128]; /* what the `frontend` key must say */
+        char fe_token[64];
+        bool fe_watched;
+        char uuid[IPC_UUID_LEN]; /* empty until read */
+        DevMachine machine;
+        DevView view;
+        Worker *worker;
+        sd_event_source *timer_source;   /* machine timer */
+        sd_event_source *restart_source; /* crash back-off */
+        unsigned crashes;                /* within the current window */
+        uint64_t crash_window_start_ns;
+        IpcStats stats;
+        RateLimit log_limit;
+        Device *next;
+};
+
+struct Daemon {
+        sd_event *event;
+        struct xs_handle *xs;
+        sd_event_source *xs_source;
+        char *platform_spec; /* handed to workers */
+        uint32_t self_domid;
+        char be_root[64]; /* /local/domain/<self>/backend/vtpm */
+        TpmFamily default_family;
+        char *worker_path;
+        uint64_t initwait_dwell_ns;
+        bool trace;
+        bool shutting_down;
+        Device *devices;
+        Worker *workers;
+        unsigned n_devices;
+};
+
+uint64_t now_ns(void);
+
+/* device.c */
+void device_refresh(Daemon *d, uint32_t domid, uint32_t devid, DevEvent ev);
+void device_handle_watch(Daemon *d, const char *path, const char *token);
+void device_scan_all(Daemon *d);
+void device_domains_released(Daemon *d);
+Device *device_free(Device *dev);
+unsigned daemon_count_phase(Daemon *d, DevPhase p);
+
+/* worker spawning and supervision (device.c) */
+void workers_stop_all(Daemon *d, IpcStopMode mode);
