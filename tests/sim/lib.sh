@@ -1,0 +1,50 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Shared helpers for the simulated-host test scripts. Source it; it expects
+# VTPM_SIM (the launcher) and TPM_SEND in the environment (meson sets them).
+set -u
+
+SIMDIR=$(mktemp -d /tmp/vtpm-test.XXXXXX)
+PASSED=0
+FAILED=0
+
+cleanup() {
+	"$VTPM_SIM" stop --dir "$SIMDIR" >/dev/null 2>&1 || true
+	if [ "$FAILED" -ne 0 ] || [ -n "${KEEP_SIMDIR:-}" ]; then
+		echo "# simulation directory kept: $SIMDIR"
+		for f in "$SIMDIR"/*.log; do
+			[ -f "$f" ] || continue
+			echo "# --- last lines of $f"
+			tail -n 25 "$f" | sed 's/^/#   /'
+		done
+	else
+		rm -rf "$SIMDIR"
+	fi
+}
+trap cleanup EXIT
+
+ok() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
+
+# check "description" command...: runs the command, records the result.
+check() {
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else fail "$what"; fi
+}
+
+# wait_for SECONDS command...: polls the command every 50 ms until it succeeds or the deadline passes.
+wait_for() {
+	local deadline=$(($(date +%s%N) + $1 * 1000000000))
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		[ "$(date +%s%N)" -lt "$deadline" ] || return 1
+		sleep 0.05
+	done
+}
+
+tcti() { cat "$SIMDIR/$1.tcti"; }
+
+finish() {
+	echo "$PASSED passed, $FAILED failed"
+	[ "$FAILED" -eq 0 ]
+}
