@@ -25,8 +25,12 @@ typedef struct Platform {
         uint32_t self_domid; /* the domain this process acts as; 0 (dom0) for vtpmd */
 } Platform;
 
-/* Parses "xen" or "sim:DIR" (DIR made absolute). self_domid is the domain the
- * caller acts as (only meaningful for sim; xen ignores it). */
+/* Parses "xen" or "sim:DIR" (DIR made absolute with realpath(), or the cwd
+ * when DIR does not exist yet). self_domid is the domain the caller acts as
+ * (only meaningful for sim; xen ignores it). -EINVAL for anything else,
+ * -EOPNOTSUPP for "xen" in a build without libxen. Platform objects must come
+ * from here (platform_describe/platform_free rely on it); DIR itself must
+ * exist before the first evtchn/gnttab handle is opened. */
 int platform_parse(const char *spec, uint32_t self_domid, Platform **ret);
 Platform *platform_free(Platform *p);
 /* "xen" or "sim:DIR"; static or p-owned string. */
@@ -38,5 +42,7 @@ const char *platform_describe(const Platform *p);
  * back to unbound), and every grant the domain made is revoked; a grant that
  * another domain still has mapped stays readable by that mapper until it
  * unmaps (like a zombie domain's pages in Xen). Returns -EOPNOTSUPP for xen.
+ * Destroying a domain that does not exist is not an error. The domain can be
+ * "created" again by opening a handle as it (see evtchn.h).
  */
 int platform_sim_destroy_domain(const Platform *p, uint32_t domid);
