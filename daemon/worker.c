@@ -1,1 +1,786 @@
-int main(void) { return 0; } /* placeholder */
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vtpmd-worker: one guest's vTPM. Started by vtpmd with fd 3 = its end of a
+ * SOCK_SEQPACKET socketpair (protocol/ipc.h). It maps the guest's tpmif page,
+ * binds the guest's event channel, runs libtpms on a TPM thread, and serves
+ * the page (DESIGN.md "Data path") from the I/O thread (main thread), which
+ * also owns the event channel and the IPC socket.
+ *
+ * Threads: the I/O thread hands a private copy of a command to the TPM thread
+ * under a mutex; the TPM thread signals completion on an eventfd. libtpms is
+ * touched only by the TPM thread while a command is in flight, except for
+ * TPMLIB_CancelCommand from the I/O thread (the pattern libtpms supports).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "tpm-instance.h"
+#include "evtchn.h"
+#include "gnttab.h"
+#include "ipc.h"
+#include "platform.h"
+#include "tpmif.h"
+#include "util.h"
+
+#define IPC_FD 3
+
+/* ---- logging ---- */
+
+/* "vtpmd-worker[PID]: domid=D devid=N uuid=U: ": bounded by its fields
+ * (10 + 10 + 10 digits, a 36-character UUID). */
+static char log_prefix[160];
+
+static void log_set_prefix(const IpcStart *s) {
+        if (s)
+                snprintf(log_prefix, sizeof(log_prefix), "vtpmd-worker[%d]: domid=%u devid=%u uuid=%s: ",
+                         (int) getpid(), s->domid, s->devid, s->uuid);
+        else
+                snprintf(log_prefix, sizeof(log_prefix), "vtpmd-worker[%d]: ", (int) getpid());
+}
+
+_printf_(1, 2) static void log_line(const char *fmt, ...) {
+        _cleanup_free_ char *msg = NULL;
+        va_list ap;
+        int saved = errno;
+
+        va_start(ap, fmt);
+        int n = vasprintf(&msg, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        /* One write per line so lines from several workers do not interleave. */
+        struct iovec iov[3] = {
+                { log_prefix, strlen(log_prefix) },
+                { msg, (size_t) n },
+                { (char *) "\n", 1 },
+        };
+        (void) !writev(STDERR_FILENO, iov, 3);
+        errno = saved;
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+/* Anything a guest can trigger is rate-limited: at most RATELIMIT_BURST lines
+ * per RATELIMIT_INTERVAL_MS for each kind. */
+#define RATELIMIT_INTERVAL_MS 10000u
+#define RATELIMIT_BURST 10u
+
+typedef struct RateLimit {
+        const char *kind;
+        uint64_t begin;
+        unsigned n;
+        uint64_t suppressed;
+} RateLimit;
+
+static bool ratelimit_ok(RateLimit *rl) {
+        uint64_t now = now_ms();
+        if (rl->n == 0 || now - rl->begin >= RATELIMIT_INTERVAL_MS) {
+                if (rl->suppressed > 0)
+                        log_line("suppressed %" PRIu64 " %s message(s)", rl->suppressed, rl->kind);
+                rl->begin = now;
+                rl->n = 0;
+                rl->suppressed = 0;
+        }
+        if (rl->n < RATELIMIT_BURST) {
+                rl->n++;
+                return true;
+        }
+        rl->suppressed++;
+        return false;
+}
+
+static void log_hex(const char *what, const uint8_t *buf, size_t len) {
+        _cleanup_free_ char *hex = malloc(len * 2 + 1);
+        if (!hex)
+                return;
+        for (size_t i = 0; i < len; i++)
+                snprintf(hex + 2 * i, 3, "%02x", buf[i]);
+        hex[2 * len] = 0;
+        log_line("trace: %s (%zu bytes): %s", what, len, hex);
+}
+
+/* ---- the worker ---- */
+
+typedef struct Worker {
+        IpcStart start;
+        TpmFamily family;
+        int ipc_fd;
+        int signal_fd;
+        int done_fd; /* eventfd: the TPM thread finished a command */
+
+        Platform *platform;
+        Gnttab *gnttab;
+        Evtchn *evtchn;
+        uint8_t *page; /* the guest's page: it changes under us */
+        uint32_t local_port;
+        bool bound;
+
+        TpmStore *store;
+        TpmInstance *tpm;
+
+        pthread_t thread;
+        bool thread_started;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        /* Under lock. */
+        bool job, job_done, quit;
+        /* The job: written by the I/O thread before setting `job`, read by the
+         * TPM thread; the result the other way round. The command is at most a
+         * page (TPM_MAX_PACKET); a response no more than what fits after the
+         * tpmif header (resp_max <= 4088). */
+        uint8_t cmd[TPM_MAX_PACKET];
+        size_t cmd_len;
+        uint8_t locality;
+        uint8_t resp[TPM_MAX_PACKET];
+        size_t resp_max, resp_len;
+        int resp_r;
+
+        /* I/O thread only. */
+        bool busy;
+        uint32_t busy_offset;
+        bool cancel_seen;
+        IpcStats stats;
+        RateLimit rl_reject, rl_cancel, rl_bad_response;
+} Worker;
+
+static bool worker_trace(const Worker *w) {
+        return w->start.flags & IPC_START_TRACE;
+}
+
+static int ipc_send(int fd, const IpcMsg *m) {
+        uint8_t buf[IPC_MAX_PACKET];
+        size_t n = ipc_encode(m, buf);
+        if (n == 0)
+                return -EINVAL;
+        if (send(fd, buf, n, MSG_NOSIGNAL) < 0)
+                return negative_errno();
+        return 0;
+}
+
+static void ipc_send_failed(int fd, IpcStage stage, int error) {
+        IpcMsg m = { .type = IPC_FAILED, .failed = { .stage = stage, .error = error < 0 ? error : -EIO } };
+        log_line("start failed at stage %s: %s", strempty(ipc_stage_to_string(stage)), strerror(-m.failed.error));
+        (void) ipc_send(fd, &m);
+}
+
+/* Receives one packet. Returns 1 and the decoded message, 0 on EOF,
+ * -EBADMSG for an invalid packet, other negative errno on errors. */
+static int ipc_recv(int fd, IpcMsg *ret) {
+        uint8_t buf[IPC_MAX_PACKET]; /* the largest valid packet (ipc.h) */
+        ssize_t n;
+
+        do
+                n = recv(fd, buf, sizeof(buf), MSG_TRUNC | MSG_CMSG_CLOEXEC);
+        while (n < 0 && errno == EINTR);
+        if (n < 0)
+                return negative_errno();
+        if (n == 0)
+                return 0;
+        if ((size_t) n > sizeof(buf))
+                return -EBADMSG; /* truncated: larger than any valid message */
+        int r = ipc_decode(buf, (size_t) n, ret);
+        return r < 0 ? r : 1;
+}
+
+/* ---- TPM thread ---- */
+
+static void *tpm_thread(void *userdata) {
+        Worker *w = userdata;
+
+        pthread_mutex_lock(&w->lock);
+        for (;;) {
+                while (!w->job && !w->quit)
+                        pthread_cond_wait(&w->cond, &w->lock);
+                if (!w->job)
+                        break;
+                pthread_mutex_unlock(&w->lock);
+
+                size_t n = 0;
+                int r = tpm_instance_process(w->tpm, w->cmd, w->cmd_len, w->resp, w->resp_max, &n, w->locality);
+
+                pthread_mutex_lock(&w->lock);
+                w->resp_r = r;
+                w->resp_len = r >= 0 ? n : 0;
+                w->job = false;
+                w->job_done = true;
+                uint64_t one = 1;
+                (void) !write(w->done_fd, &one, sizeof(one));
+        }
+        pthread_mutex_unlock(&w->lock);
+        return NULL;
+}
+
+/* ---- the page ---- */
+
+static void page_read_header(const Worker *w, uint8_t raw[TPMIF_HEADER_SIZE]) {
+        const volatile uint8_t *v = w->page;
+        for (size_t i = 0; i < TPMIF_HEADER_SIZE; i++)
+                raw[i] = v[i];
+        /* Nothing after this (the command copy) may be read before the header. */
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);
+}
+
+/* Writes a response and hands the page back to the guest. */
+static void page_post(Worker *w, uint32_t offset, const uint8_t *resp, size_t len, uint8_t state) {
+        if (len > 0)
+                memcpy(w->page + offset, resp, len);
+        __atomic_store_n((uint32_t *) (void *) (w->page + TPMIF_OFF_LENGTH), (uint32_t) len, __ATOMIC_RELAXED);
+        /* The guest must see the response and length before the state. */
+        __atomic_thread_fence(__ATOMIC_RELEASE);
+        __atomic_store_n(w->page + TPMIF_OFF_STATE, state, __ATOMIC_RELAXED);
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        int r = evtchn_notify(w->evtchn, w->local_port);
+        if (r < 0)
+                log_line("notify on port %u failed: %s", w->local_port, strerror(-r));
+}
+
+static void page_post_error(Worker *w, uint32_t offset, uint32_t rc) {
+        uint8_t err[TPM_HEADER_SIZE];
+        if (tpmif_response_room(offset, VTPM_XEN_PAGE_SIZE) < TPM_HEADER_SIZE)
+                offset = TPMIF_HEADER_SIZE;
+        tpm_error_response(w->family, rc, err);
+        page_post(w, offset, err, sizeof(err), TPMIF_STATE_FINISH);
+}
+
+static void worker_check_page(Worker *w);
+
+static void worker_submit(Worker *w, const TpmifRequest *req) {
+        pthread_mutex_lock(&w->lock);
+        memcpy(w->cmd, w->page + req->offset, req->length);
+        w->cmd_len = req->length;
+        w->locality = req->locality;
+        size_t room = tpmif_response_room(req->offset, VTPM_XEN_PAGE_SIZE);
+        w->resp_max = room < sizeof(w->resp) ? room : sizeof(w->resp);
+        w->job = true;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+
+        w->busy = true;
+        w->busy_offset = req->offset;
+        w->cancel_seen = false;
+        if (worker_trace(w))
+                log_hex("command", w->cmd, w->cmd_len);
+}
+
+/* The TPM thread is done: post its response (or a failure response). */
+static void worker_finish(Worker *w, bool recheck) {
+        uint8_t err[TPM_HEADER_SIZE];
+        const uint8_t *out;
+        size_t len;
+        TpmHeader h;
+        int r;
+
+        pthread_mutex_lock(&w->lock);
+        if (!w->job_done) {
+                pthread_mutex_unlock(&w->lock);
+                return;
+        }
+        w->job_done = false;
+        r = w->resp_r;
+        len = w->resp_len;
+        pthread_mutex_unlock(&w->lock);
+
+        out = w->resp;
+        if (r < 0 || tpm_header_parse(out, len, &h) < 0 || h.size != len ||
+            len > tpmif_response_room(w->busy_offset, VTPM_XEN_PAGE_SIZE)) {
+                if (ratelimit_ok(&w->rl_bad_response))
+                        log_line("TPM gave no usable response (%s, %zu bytes); answering TPM failure",
+                                 r < 0 ? strerror(-r) : "bad size", len);
+                tpm_error_response(w->family, tpm_rc_failure(w->family), err);
+                out = err;
+                len = sizeof(err);
+        } else
+                w->stats.commands++;
+
+        if (worker_trace(w))
+                log_hex("response", out, len);
+        page_post(w, w->busy_offset, out, len, TPMIF_STATE_FINISH);
+        w->busy = false;
+
+        /* A request may already be waiting; its event may have come while busy. */
+        if (recheck)
+                worker_check_page(w);
+}
+
+static void worker_check_page(Worker *w) {
+        uint8_t raw[TPMIF_HEADER_SIZE];
+        TpmifHeader h;
+        TpmifRequest req;
+
+        page_read_header(w, raw);
+        tpmif_header_decode(raw, &h);
+        if (tpmif_request_classify(&h, VTPM_XEN_PAGE_SIZE, &req) < 0)
+                return;
+
+        switch (req.action) {
+        case TPMIF_ACTION_NONE:
+                return;
+
+        case TPMIF_ACTION_COMMAND:
+                /* While busy the page still says SUBMIT for the command we run. */
+                if (w->busy)
+                        return;
+                if (req.length > sizeof(w->cmd) || req.length > TPM_INSTANCE_BUFFER_SIZE) {
+                        /* classify() already bounds it by the page; never trust that silently. */
+                        w->stats.rejected++;
+                        page_post_error(w, req.offset, tpm_rc_command_size(w->family));
+                        return;
+                }
+                worker_submit(w, &req);
+                return;
+
+        case TPMIF_ACTION_REJECT: {
+                /* The guest rewrote the header of a command we are running: its
+                 * answer is what the TPM returns; the reject waits for nothing. */
+                if (w->busy)
+                        return;
+                w->stats.rejected++;
+                bool size_problem = req.reject == TPMIF_REJECT_TOO_SHORT || req.reject == TPMIF_REJECT_TOO_LONG;
+                if (ratelimit_ok(&w->rl_reject))
+                        log_line("rejected request: %s (length %u, state %u, nr_extra_pages %u)",
+                                 strempty(tpmif_reject_to_string(req.reject)), h.length, h.state,
+                                 h.nr_extra_pages);
+                page_post_error(w, req.offset,
+                                size_problem ? tpm_rc_command_size(w->family) : tpm_rc_failure(w->family));
+                return;
+        }
+
+        case TPMIF_ACTION_CANCEL:
+                if (w->busy) {
+                        /* Repeat it on every event: a cancel that reaches libtpms before
+                         * the command starts is lost. Finish normally afterwards. */
+                        tpm_instance_cancel(w->tpm);
+                        if (!w->cancel_seen) {
+                                w->cancel_seen = true;
+                                w->stats.cancels++;
+                                if (ratelimit_ok(&w->rl_cancel))
+                                        log_line("guest cancelled the running command");
+                        }
+                        return;
+                }
+                w->stats.cancels++;
+                if (ratelimit_ok(&w->rl_cancel))
+                        log_line("guest cancelled while idle");
+                page_post(w, req.offset, NULL, 0, TPMIF_STATE_IDLE);
+                return;
+        }
+}
+
+/* Event-channel fd readable: pending -> unmask -> only then look at the page
+ * (research §7: a change after our look then raises a new event). */
+static int worker_on_event(Worker *w) {
+        uint32_t port;
+        int r = evtchn_pending(w->evtchn, &port);
+        if (r == -EAGAIN || r == -EINTR)
+                return 0;
+        if (r < 0)
+                return r;
+        w->stats.events++;
+        r = evtchn_unmask(w->evtchn, port);
+        if (r < 0)
+                return r;
+        if (port == w->local_port)
+                worker_check_page(w);
+        return 0;
+}
+
+/* Waits for an in-flight command (used when stopping). */
+static void worker_drain(Worker *w) {
+        while (w->busy) {
+                uint64_t v;
+                ssize_t n = read(w->done_fd, &v, sizeof(v)); /* blocking eventfd */
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        log_line("waiting for the TPM thread failed: %m");
+                        return;
+                }
+                worker_finish(w, false);
+        }
+}
+
+static void worker_stop_thread(Worker *w) {
+        if (!w->thread_started)
+                return;
+        pthread_mutex_lock(&w->lock);
+        w->quit = true;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+        pthread_join(w->thread, NULL);
+        w->thread_started = false;
+}
+
+static void worker_release(Worker *w) {
+        worker_stop_thread(w);
+        w->tpm = tpm_instance_free(w->tpm);
+        w->store = tpm_store_free(w->store);
+        if (w->page) {
+                int r = gnttab_unmap(w->gnttab, w->page);
+                if (r < 0)
+                        log_line("unmapping grant %u failed: %s", w->start.ring_ref, strerror(-r));
+                w->page = NULL;
+        }
+        if (w->bound) {
+                int r = evtchn_unbind(w->evtchn, w->local_port);
+                if (r < 0)
+                        log_line("unbinding port %u failed: %s", w->local_port, strerror(-r));
+                w->bound = false;
+        }
+        w->evtchn = evtchn_close(w->evtchn);
+        w->gnttab = gnttab_close(w->gnttab);
+        w->platform = platform_free(w->platform);
+        w->done_fd = safe_close(w->done_fd);
+}
+
+/* Orderly stop: finish the in-flight command, then reset or save the TPM. */
+static void worker_stop(Worker *w, IpcStopMode mode, const char *why, bool tell_supervisor) {
+        int r;
+
+        log_line("stopping (%s, %s)", why, mode == IPC_STOP_RESET ? "reset" : "suspend");
+        worker_drain(w);
+        worker_stop_thread(w);
+
+        switch (mode) {
+        case IPC_STOP_RESET:
+                if (w->tpm) {
+                        uint32_t rc = 0;
+                        r = tpm_instance_shutdown(w->tpm, &rc);
+                        if (r < 0)
+                                log_line("TPM shutdown failed: %s (rc 0x%x)", strerror(-r), rc);
+                }
+                break;
+        case IPC_STOP_SUSPEND:
+                if (w->tpm) {
+                        _cleanup_free_ uint8_t *v = NULL;
+                        size_t len = 0;
+                        /* Not persisted yet; the durable store will keep it. */
+                        r = tpm_instance_save_volatile(w->tpm, &v, &len);
+                        if (r < 0)
+                                log_line("saving volatile state failed: %s", strerror(-r));
+                        else
+                                explicit_wipe(v, len);
+                }
+                break;
+        }
+
+        worker_release(w);
+        if (tell_supervisor) {
+                IpcMsg m = { .type = IPC_STOPPED };
+                r = ipc_send(w->ipc_fd, &m);
+                if (r < 0 && r != -EPIPE && r != -ECONNRESET)
+                        log_line("sending STOPPED failed: %s", strerror(-r));
+        }
+        log_line("stopped: %" PRIu64 " commands, %" PRIu64 " rejected, %" PRIu64 " cancels, %" PRIu64 " events",
+                 w->stats.commands, w->stats.rejected, w->stats.cancels, w->stats.events);
+}
+
+/* Returns the stage that failed (and its error in *ret_error), or 0. */
+static IpcStage worker_setup(Worker *w, int *ret_error) {
+        int r;
+
+#define FAIL(stage, err)               \
+        do {                           \
+                *ret_error = (err);    \
+                return (stage);        \
+        } while (0)
+
+        /* ipc_decode() checked it; a wire value is still not trusted blindly. */
+        if (w->start.family != TPM_FAMILY_2_0 && w->start.family != TPM_FAMILY_1_2)
+                FAIL(IPC_STAGE_PARAMS, -EINVAL);
+        w->family = (TpmFamily) w->start.family;
+
+        r = platform_parse(w->start.platform, 0, &w->platform);
+        if (r < 0)
+                FAIL(IPC_STAGE_PARAMS, r);
+
+        r = gnttab_open(w->platform, &w->gnttab);
+        if (r < 0)
+                FAIL(IPC_STAGE_MAP, r);
+        r = evtchn_open(w->platform, &w->evtchn);
+        if (r < 0)
+                FAIL(IPC_STAGE_BIND, r);
+        /* Before a single guest byte is read, the handles reach only this guest. */
+        r = gnttab_restrict(w->gnttab, w->start.domid);
+        if (r < 0)
+                FAIL(IPC_STAGE_CONFINE, r);
+        r = evtchn_restrict(w->evtchn, w->start.domid);
+        if (r < 0)
+                FAIL(IPC_STAGE_CONFINE, r);
+
+        void *addr = NULL;
+        r = gnttab_map(w->gnttab, w->start.domid, w->start.ring_ref, true, &addr);
+        if (r < 0)
+                FAIL(IPC_STAGE_MAP, r);
+        w->page = addr;
+
+        r = evtchn_bind_interdomain(w->evtchn, w->start.domid, w->start.evtchn_port, &w->local_port);
+        if (r < 0)
+                FAIL(IPC_STAGE_BIND, r);
+        w->bound = true;
+
+        r = tpm_store_memory_new(&w->store);
+        if (r < 0)
+                FAIL(IPC_STAGE_TPM, r);
+        r = tpm_instance_new(w->family, w->store, &w->tpm);
+        if (r < 0)
+                FAIL(IPC_STAGE_TPM, r);
+        /* The Linux frontend never sends TPM2_Startup (research §2.9). */
+        if (w->family == TPM_FAMILY_2_0 && (w->start.flags & IPC_START_TPM_STARTUP)) {
+                uint32_t rc = 0;
+                r = tpm_instance_startup(w->tpm, &rc);
+                if (r < 0) {
+                        log_line("TPM2_Startup(CLEAR) answered 0x%x", rc);
+                        FAIL(IPC_STAGE_TPM, r);
+                }
+        }
+
+        w->done_fd = eventfd(0, EFD_CLOEXEC);
+        if (w->done_fd < 0)
+                FAIL(IPC_STAGE_TPM, negative_errno());
+        r = -pthread_create(&w->thread, NULL, tpm_thread, w);
+        if (r < 0)
+                FAIL(IPC_STAGE_TPM, r);
+        w->thread_started = true;
+        return 0;
+#undef FAIL
+}
+
+/* Waits for IPC_START. Returns 1 with w->start filled, 0 to exit quietly. */
+static int worker_wait_start(Worker *w) {
+        for (;;) {
+                struct pollfd p[2] = {
+                        { .fd = w->ipc_fd, .events = POLLIN },
+                        { .fd = w->signal_fd, .events = POLLIN },
+                };
+                if (poll(p, 2, -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_line("poll failed: %m");
+                        return -errno;
+                }
+                if (p[1].revents) {
+                        log_line("signalled before start; exiting");
+                        return 0;
+                }
+                if (!p[0].revents)
+                        continue;
+
+                IpcMsg m;
+                int r = ipc_recv(w->ipc_fd, &m);
+                if (r == 0) {
+                        log_line("supervisor went away before start; exiting");
+                        return 0;
+                }
+                if (r < 0 || m.type != IPC_START) {
+                        ipc_send_failed(w->ipc_fd, IPC_STAGE_PARAMS, r < 0 ? r : -EBADMSG);
+                        return -EBADMSG;
+                }
+                w->start = m.start;
+                return 1;
+        }
+}
+
+/* Returns true when the worker should exit. */
+static bool worker_on_ipc(Worker *w) {
+        IpcMsg m;
+        int r = ipc_recv(w->ipc_fd, &m);
+        if (r == -EAGAIN)
+                return false;
+        if (r == 0 || (r < 0 && r != -EBADMSG)) {
+                /* Supervisor gone: keep what a restart can resume from. */
+                worker_stop(w, IPC_STOP_SUSPEND, "supervisor gone", false);
+                return true;
+        }
+        if (r < 0) {
+                log_line("ignoring invalid message from the supervisor");
+                return false;
+        }
+        switch (m.type) {
+        case IPC_STOP:
+                worker_stop(w, (IpcStopMode) m.stop.mode, "requested", true);
+                return true;
+        case IPC_STATS_REQ: {
+                IpcMsg s = { .type = IPC_STATS, .stats = w->stats };
+                r = ipc_send(w->ipc_fd, &s);
+                if (r < 0)
+                        log_line("sending STATS failed: %s", strerror(-r));
+                return false;
+        }
+        case IPC_START:
+        case IPC_READY:
+        case IPC_FAILED:
+        case IPC_STATS:
+        case IPC_STOPPED:
+                break;
+        }
+        log_line("ignoring unexpected %s message", strempty(ipc_type_to_string(m.type)));
+        return false;
+}
+
+static int worker_serve(Worker *w) {
+        /* The Linux frontend sends its first command before we connect. */
+        worker_check_page(w);
+
+        for (;;) {
+                struct pollfd p[4] = {
+                        { .fd = w->done_fd, .events = POLLIN },
+                        { .fd = evtchn_fd(w->evtchn), .events = POLLIN },
+                        { .fd = w->ipc_fd, .events = POLLIN },
+                        { .fd = w->signal_fd, .events = POLLIN },
+                };
+                if (poll(p, ELEMENTSOF(p), -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_line("poll failed: %m");
+                        return -errno;
+                }
+                if (p[0].revents & POLLIN) {
+                        uint64_t v;
+                        if (read(w->done_fd, &v, sizeof(v)) == sizeof(v))
+                                worker_finish(w, true);
+                }
+                if (p[1].revents & (POLLERR | POLLNVAL)) {
+                        log_line("event channel failed (revents 0x%x)", (unsigned) p[1].revents);
+                        return -EIO;
+                }
+                if (p[1].revents & POLLIN) {
+                        int r = worker_on_event(w);
+                        if (r < 0) {
+                                log_line("event channel failed: %s", strerror(-r));
+                                return r;
+                        }
+                }
+                if (p[2].revents && worker_on_ipc(w))
+                        return 0;
+                if (p[3].revents) {
+                        struct signalfd_siginfo si;
+                        if (read(w->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+                                worker_stop(w, IPC_STOP_SUSPEND, strsignal((int) si.ssi_signo), true);
+                                return 0;
+                        }
+                }
+        }
+}
+
+static void help(void) {
+        printf("Usage: vtpmd-worker\n"
+               "\n"
+               "One guest's vTPM, started by vtpmd. Everything it needs arrives as an\n"
+               "IPC_START message on fd 3 (a SOCK_SEQPACKET socket); it is not meant to be\n"
+               "run by hand.\n"
+               "\n"
+               "  -h --help     show this help\n"
+               "     --version  show the version\n");
+}
+
+int main(int argc, char **argv) {
+        static const struct option options[] = {
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, 'V' },
+                {},
+        };
+        int c, r;
+
+        log_set_prefix(NULL);
+        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
+                switch (c) {
+                case 'h':
+                        help();
+                        return 0;
+                case 'V':
+                        printf("vtpmd-worker " VTPMD_VERSION "\n");
+                        return 0;
+                default:
+                        return 2;
+                }
+        if (optind < argc) {
+                log_line("unexpected argument: %s", argv[optind]);
+                return 2;
+        }
+
+        int type = 0;
+        socklen_t sl = sizeof(type);
+        if (getsockopt(IPC_FD, SOL_SOCKET, SO_TYPE, &type, &sl) < 0 || type != SOCK_SEQPACKET) {
+                log_line("fd %d is not a SOCK_SEQPACKET socket; run by vtpmd only", IPC_FD);
+                return 1;
+        }
+        (void) fcntl(IPC_FD, F_SETFD, FD_CLOEXEC);
+
+        /* Blocked before the TPM thread exists, so only the I/O thread sees them. */
+        sigset_t mask;
+        sigemptyset(&mask);
+        sigaddset(&mask, SIGTERM);
+        sigaddset(&mask, SIGINT);
+        if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+                return 1;
+        signal(SIGPIPE, SIG_IGN);
+
+        static Worker worker; /* one per process; zero-initialised */
+        Worker *w = &worker;
+        w->ipc_fd = IPC_FD;
+        w->done_fd = -1;
+        w->rl_reject.kind = "reject";
+        w->rl_cancel.kind = "cancel";
+        w->rl_bad_response.kind = "bad-response";
+        pthread_mutex_init(&w->lock, NULL);
+        pthread_cond_init(&w->cond, NULL);
+        w->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
+        if (w->signal_fd < 0) {
+                log_line("signalfd failed: %m");
+                return 1;
+        }
+
+        r = worker_wait_start(w);
+        if (r <= 0)
+                return r < 0 ? 1 : 0;
+
+        log_set_prefix(&w->start);
+        log_line("starting: platform %s, ring-ref %u, port %u, TPM %s", w->start.platform, w->start.ring_ref,
+                 w->start.evtchn_port, strempty(tpm_family_to_string((TpmFamily) w->start.family)));
+
+        int error = 0;
+        IpcStage stage = worker_setup(w, &error);
+        if (stage != 0) {
+                ipc_send_failed(w->ipc_fd, stage, error);
+                worker_release(w);
+                return 1;
+        }
+
+        /* Manufacturing and OpenSSL set-up leave freed heap behind; idle
+         * private memory is a benchmark target (<= 1 MiB per worker). */
+        (void) malloc_trim(0);
+
+        IpcMsg ready = { .type = IPC_READY, .ready = { .local_port = w->local_port } };
+        r = ipc_send(w->ipc_fd, &ready);
+        if (r < 0)
+                log_line("sending READY failed: %s", strerror(-r));
+        log_line("ready: local port %u", w->local_port);
+
+        r = worker_serve(w);
+        if (r < 0) {
+                worker_release(w);
+                return 1;
+        }
+        return 0;
+}

@@ -1,0 +1,100 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
+# The whole product on the simulated host: vtpm-xenstored, the real vtpmd and
+# its workers, simulated Linux guests, and real tpm2-tools through the swtpm
+# TCTI. Each check is what a guest's user would notice.
+. "$(dirname "$0")/lib.sh"
+
+pcr16() { tpm2_pcrread -T "$(tcti "$1")" sha256:16 | awk '/16:/ {print $2}'; }
+workers() { pgrep -c -P "$(cat "$SIMDIR/vtpmd.pid")" || true; }
+domid_of() { "$VTPM_SIM" status --dir "$SIMDIR" | awk -v n="$1" '$1 == n {print $2}'; }
+xs() { XENSTORED_PATH="$SIMDIR/xenstore/socket" "$@"; }
+ZERO=0x0000000000000000000000000000000000000000000000000000000000000000
+
+if ! "$VTPM_SIM" start --dir "$SIMDIR" --guests 2; then
+	fail "vtpm-sim start --guests 2"
+	finish
+	exit 1
+fi
+ok "two guests connected"
+T1=$(tcti guest1)
+T2=$(tcti guest2)
+
+check "getrandom in guest1 returns 8 bytes" \
+	bash -c "[ \$(tpm2_getrandom -T '$T1' 8 | wc -c) -eq 8 ]"
+check "getrandom in guest2 returns 8 bytes" \
+	bash -c "[ \$(tpm2_getrandom -T '$T2' 8 | wc -c) -eq 8 ]"
+
+before2=$(pcr16 guest2)
+tpm2_pcrextend -T "$T1" 16:sha256=$(printf '%064d' 1)
+after1=$(pcr16 guest1)
+after2=$(pcr16 guest2)
+check "pcrextend changes PCR 16 in guest1" test -n "$after1" -a "$after1" != "$ZERO"
+check "the extend is invisible in guest2" test "$after2" = "$before2" -a "$after2" = "$ZERO"
+
+check "createprimary RSA 2048" \
+	bash -c "tpm2_createprimary -T '$T1' -C o -G rsa2048 -c '$SIMDIR/rsa.ctx' >/dev/null && tpm2_flushcontext -T '$T1' -t"
+check "createprimary ECC P-256" \
+	bash -c "tpm2_createprimary -T '$T2' -C o -G ecc256 -c '$SIMDIR/ecc.ctx' >/dev/null && tpm2_flushcontext -T '$T2' -t"
+
+quote() {
+	local t=$1 d=$SIMDIR/quote
+	mkdir -p "$d"
+	tpm2_createprimary -T "$t" -C o -G ecc256:ecdsa-sha256:null \
+		-a "fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign" -c "$d/ak.ctx" >/dev/null &&
+		tpm2_readpublic -T "$t" -c "$d/ak.ctx" -f pem -o "$d/ak.pem" >/dev/null &&
+		tpm2_quote -T "$t" -c "$d/ak.ctx" -l sha256:0,16 -q 5eed -m "$d/msg" -s "$d/sig" -o "$d/pcrs" -g sha256 >/dev/null &&
+		tpm2_flushcontext -T "$t" -t &&
+		tpm2_checkquote -u "$d/ak.pem" -m "$d/msg" -s "$d/sig" -f "$d/pcrs" -g sha256 -q 5eed >/dev/null
+}
+check "a quote from guest1 verifies with tpm2_checkquote" quote "$T1"
+
+nv() {
+	local t=$1
+	printf 'hello-vtpm' >"$SIMDIR/nv.in"
+	tpm2_nvdefine -T "$t" 0x1500016 -C o -s 32 -a "ownerread|ownerwrite" >/dev/null &&
+		tpm2_nvwrite -T "$t" 0x1500016 -C o -i "$SIMDIR/nv.in" &&
+		[ "$(tpm2_nvread -T "$t" 0x1500016 -C o -s 10)" = hello-vtpm ]
+}
+check "nvdefine, nvwrite, nvread" nv "$T2"
+check "the NV index of guest2 is listed in guest2 only" \
+	bash -c "tpm2_getcap -T '$T2' handles-nv-index | grep -qi 0x1500016 && ! tpm2_getcap -T '$T1' handles-nv-index | grep -qi 0x1500016"
+
+# Detach and attach again (xl vtpm-detach / vtpm-attach).
+check "detach" "$VTPM_SIM" detach --dir "$SIMDIR" guest1
+check "after detach the guest has no TPM" grep -q 'tpm=none' "$SIMDIR/guest1.guest-state"
+check "after detach the worker is gone" [ "$(workers)" -eq 1 ]
+check "attach again" "$VTPM_SIM" attach --dir "$SIMDIR" guest1
+check "the re-attached TPM answers" \
+	bash -c "[ \$(tpm2_getrandom -T '$(tcti guest1)' 8 | wc -c) -eq 8 ]"
+
+# Guest reboot: an orderly TPM reset; PCRs start from zero again.
+tpm2_pcrextend -T "$T2" 16:sha256=$(printf '%064d' 2)
+check "PCR 16 extended in guest2 before the reboot" [ "$(pcr16 guest2)" != "$ZERO" ]
+check "reboot guest2" "$VTPM_SIM" reboot --dir "$SIMDIR" guest2
+check "guest reboot resets PCR 16" [ "$(pcr16 guest2)" = "$ZERO" ]
+
+# Destroy: no worker left, backend dir gone.
+dom1=$(domid_of guest1)
+check "destroy guest1" "$VTPM_SIM" destroy --dir "$SIMDIR" guest1
+check "destroy leaves one worker (guest2's)" wait_for 10 bash -c "[ \$(pgrep -c -P $(cat "$SIMDIR/vtpmd.pid")) -eq 1 ]"
+check "destroy removes the backend dir" bash -c "! XENSTORED_PATH='$SIMDIR/xenstore/socket' xenstore-exists /local/domain/0/backend/vtpm/$dom1"
+check "guest2 keeps working after guest1 is destroyed" \
+	bash -c "[ \$(tpm2_getrandom -T '$(tcti guest2)' 8 | wc -c) -eq 8 ]"
+
+# A worker killed mid-command is restarted; the guest's next command succeeds.
+T2=$(tcti guest2)
+wpid=$(pgrep -P "$(cat "$SIMDIR/vtpmd.pid")" | head -1)
+tpm2_createprimary -T "$T2" -C o -G rsa2048 -c "$SIMDIR/k.ctx" >"$SIMDIR/inflight.out" 2>&1 &
+inflight=$!
+kill -KILL "$wpid"
+check "a command racing with the worker kill completes" wait "$inflight"
+tpm2_flushcontext -T "$T2" -t >/dev/null 2>&1
+check "a new worker was started" wait_for 10 bash -c "pgrep -P $(cat "$SIMDIR/vtpmd.pid") | grep -vqx $wpid"
+check "the guest's next command succeeds" \
+	bash -c "[ \$(tpm2_getrandom -T '$T2' 8 | wc -c) -eq 8 ]"
+check "the frontend never left Connected" grep -q 'frontend=4 tpm=ready' "$SIMDIR/guest2.guest-state"
+check "vtpmd logged the crash with its cause" grep -q 'killed by signal' "$SIMDIR/vtpmd.log"
+
+check "stop" "$VTPM_SIM" stop --dir "$SIMDIR"
+finish

@@ -1,0 +1,1361 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vtpm-sim: starts and drives a whole simulated Xen host in a directory: the
+ * simulated xenstored, vtpmd, and simulated guests, and plays xl for them
+ * (toolstack.h does what libxl does).
+ *
+ *   vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2]
+ *   vtpm-sim attach  --dir DIR NAME [--uuid UUID] [--tpm 2.0|1.2]
+ *   vtpm-sim detach  --dir DIR NAME [--uuid UUID | --devid N]
+ *   vtpm-sim reboot  --dir DIR NAME
+ *   vtpm-sim destroy --dir DIR NAME
+ *   vtpm-sim status  --dir DIR [--json]
+ *   vtpm-sim stop    --dir DIR
+ *
+ * Environment: VTPMD, VTPM_XENSTORED, VTPM_SIM_GUEST (binaries; default: the
+ * build tree next to this program), VTPMD_LOG_LEVEL (passed as --log-level),
+ * VTPM_SIM_TIMEOUT_SCALE (multiplies libxl's 10 s timeouts),
+ * VTPM_SIM_CONNECT_TIMEOUT (seconds to wait for Connected, default 30),
+ * VTPM_SIM_GUEST_TIMEOUT_SCALE (passed to the guests as --timeout-scale; they
+ * otherwise read VTPM_SIM_TIMEOUT_SCALE themselves).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <xenstore.h>
+
+#include "launcher-state.h"
+#include "parse.h"
+#include "toolstack.h"
+#include "util.h"
+
+#define READY_TIMEOUT_MS 30000u
+#define XENSTORED_START_TIMEOUT_MS 30000u
+#define GUEST_SHUTDOWN_TIMEOUT_MS 10000u /* the guest waits 5 s for backend Closing */
+#define DAEMON_STOP_TIMEOUT_MS 15000u
+#define KILL_TIMEOUT_MS 5000u
+#define LOG_TAIL_LINES 20
+
+typedef struct Sim {
+        char *dir;
+        char *xsdir;
+        char *xs_socket;
+        char *self_dir;
+        int lock_fd;
+        double scale;
+        unsigned connect_timeout_ms;
+} Sim;
+
+#ifndef MIN
+#define MIN(a, b) ((a) < (b) ? (a) : (b))
+#endif
+
+static void strv_free(char **l) {
+        for (size_t i = 0; l && l[i]; i++)
+                free(l[i]);
+        free(l);
+}
+static inline void strv_freep(char ***l) {
+        strv_free(*l);
+}
+#define _cleanup_strv_free_ _cleanup_(strv_freep)
+
+static const char *const state_names[] = {
+        "Unknown", "Initialising", "InitWait", "Initialised", "Connected",
+        "Closing", "Closed", "Reconfiguring", "Reconfigured",
+};
+
+static const char *state_name(int s) {
+        if (s < 0)
+                return "missing";
+        if ((size_t) s < ELEMENTSOF(state_names))
+                return state_names[s];
+        return "invalid";
+}
+
+_printf_(1, 2) static char *xasprintf(const char *fmt, ...) {
+        va_list ap;
+        char *s;
+        int r;
+
+        va_start(ap, fmt);
+        r = vasprintf(&s, fmt, ap);
+        va_end(ap);
+        if (r < 0) {
+                fputs("vtpm-sim: out of memory\n", stderr);
+                exit(1);
+        }
+        return s;
+}
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
+}
+
+/* The condition loops below re-check every 10 ms until their deadline. */
+static void tick(void) {
+        struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+}
+
+static void print_log_tail(const char *what, const char *path) {
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        _cleanup_free_ char *line = NULL;
+        char *ring[LOG_TAIL_LINES] = {};
+        size_t cap = 0, n = 0;
+        ssize_t len;
+
+        fprintf(stderr, "vtpm-sim: --- last %d lines of %s (%s) ---\n", LOG_TAIL_LINES, path, what);
+        if (!f) {
+                fprintf(stderr, "vtpm-sim: (cannot open: %m)\n");
+                return;
+        }
+        while ((len = getline(&line, &cap, f)) > 0) {
+                free(ring[n % LOG_TAIL_LINES]);
+                ring[n % LOG_TAIL_LINES] = strdup(line);
+                n++;
+        }
+        for (size_t i = n > LOG_TAIL_LINES ? n - LOG_TAIL_LINES : 0; i < n; i++) {
+                const char *l = ring[i % LOG_TAIL_LINES];
+                fprintf(stderr, "  %s%s", strempty(l), l && l[strlen(l) - 1] == '\n' ? "" : "\n");
+        }
+        for (size_t i = 0; i < LOG_TAIL_LINES; i++)
+                free(ring[i]);
+        fprintf(stderr, "vtpm-sim: --- end of %s ---\n", path);
+}
+
+/* Binary next to this program (or as the env var says). */
+static char *find_binary(const Sim *s, const char *env, const char *rel) {
+        const char *e = getenv(env);
+
+        if (e && *e)
+                return xasprintf("%s", e);
+        return xasprintf("%s/%s", s->self_dir, rel);
+}
+
+/* fork + setsid + stdio to log + exec; an exec failure is reported through a
+ * close-on-exec pipe so the caller gets errno instead of a dead child. */
+static int spawn(char *const argv[], const char *log, char *const env_set[],
+                 const char *const env_unset[], pid_t *ret) {
+        int p[2], err = 0;
+        pid_t pid;
+        ssize_t n;
+
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return negative_errno();
+        pid = fork();
+        if (pid < 0) {
+                int r = negative_errno();
+                safe_close(p[0]);
+                safe_close(p[1]);
+                return r;
+        }
+        if (pid == 0) {
+                sigset_t all;
+                int fd;
+
+                sigemptyset(&all);
+                sigprocmask(SIG_SETMASK, &all, NULL);
+                signal(SIGPIPE, SIG_DFL);
+                (void) setsid();
+                fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+                if (fd < 0 || dup2(fd, 0) < 0)
+                        goto fail;
+                fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+                if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+                        goto fail;
+                for (size_t i = 0; env_set && env_set[i]; i++)
+                        if (putenv(env_set[i]) < 0)
+                                goto fail;
+                for (size_t i = 0; env_unset && env_unset[i]; i++)
+                        unsetenv(env_unset[i]);
+                execv(argv[0], argv);
+        fail:
+                err = errno;
+                (void) !write(p[1], &err, sizeof(err));
+                _exit(127);
+        }
+        safe_close(p[1]);
+        n = read(p[0], &err, sizeof(err));
+        safe_close(p[0]);
+        if (n == (ssize_t) sizeof(err)) {
+                (void) waitpid(pid, NULL, 0);
+                return -err;
+        }
+        *ret = pid;
+        return 0;
+}
+
+/* Waits for a process to be gone; reaps it if it is our child. */
+static bool wait_gone(const SimProc *p, unsigned timeout_ms) {
+        uint64_t deadline = now_ms() + timeout_ms;
+
+        for (;;) {
+                (void) waitpid(p->pid, NULL, WNOHANG);
+                if (!sim_proc_alive(p))
+                        return true;
+                if (now_ms() >= deadline)
+                        return false;
+                tick();
+        }
+}
+
+/* sig to every live process, wait, then SIGKILL the stragglers. Returns the
+ * number still alive at the end (0 = all gone). */
+static size_t terminate(SimProc *procs, size_t n, int sig, unsigned timeout_ms) {
+        uint64_t deadline = now_ms() + timeout_ms;
+        size_t left = 0;
+
+        for (size_t i = 0; i < n; i++)
+                if (sim_proc_alive(&procs[i]))
+                        (void) kill(procs[i].pid, sig);
+        for (size_t i = 0; i < n; i++) {
+                uint64_t now = now_ms();
+                if (!wait_gone(&procs[i], now < deadline ? (unsigned) (deadline - now) : 0)) {
+                        fprintf(stderr, "vtpm-sim: pid %d did not exit after signal %d, killing it\n",
+                                (int) procs[i].pid, sig);
+                        (void) kill(procs[i].pid, SIGKILL);
+                }
+        }
+        for (size_t i = 0; i < n; i++)
+                if (!wait_gone(&procs[i], KILL_TIMEOUT_MS)) {
+                        fprintf(stderr, "vtpm-sim: pid %d survived SIGKILL\n", (int) procs[i].pid);
+                        left++;
+                }
+        return left;
+}
+
+static int sim_lock(Sim *s, int how) {
+        _cleanup_free_ char *p = xasprintf("%s/sim.lock", s->dir);
+
+        s->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (s->lock_fd < 0)
+                return negative_errno();
+        while (flock(s->lock_fd, how) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        return 0;
+}
+
+static bool daemon_alive(const Sim *s, const char *key, SimProc *ret) {
+        SimProc p = {};
+
+        if (sim_proc_load(s->dir, key, &p) < 0 || !sim_proc_alive(&p))
+                return false;
+        if (ret)
+                *ret = p;
+        return true;
+}
+
+/* Why DIR counts as in use, or NULL. */
+static char *in_use_reason(const Sim *s) {
+        _cleanup_strv_free_ char **names = NULL;
+        SimProc p;
+
+        if (daemon_alive(s, "xenstored", &p))
+                return xasprintf("vtpm-xenstored (pid %d) is running", (int) p.pid);
+        if (daemon_alive(s, "vtpmd", &p))
+                return xasprintf("vtpmd (pid %d) is running", (int) p.pid);
+        if (sim_guest_list(s->dir, &names) < 0)
+                return NULL;
+        for (size_t i = 0; names[i]; i++) {
+                _cleanup_(sim_guest_freep) SimGuest *g = NULL;
+                if (sim_guest_load(s->dir, names[i], &g) >= 0 && sim_proc_alive(&g->proc))
+                        return xasprintf("guest %s (pid %d) is running", g->name, (int) g->proc.pid);
+        }
+        return NULL;
+}
+
+static int toolstack_for(const Sim *s, bool with_platform, Toolstack **ret) {
+        int r = toolstack_open(s->xs_socket, with_platform ? s->dir : NULL, s->scale, ret);
+        if (r < 0)
+                fprintf(stderr, "vtpm-sim: cannot connect to xenstore at %s: %s\n", s->xs_socket,
+                        strerror(-r));
+        return r;
+}
+
+static int alloc_domid(const Sim *s, uint32_t *ret) {
+        uint32_t d = 1;
+        int r;
+
+        r = sim_u32_load(s->dir, "next-domid", &d);
+        if (r < 0 && r != -ENOENT)
+                return r;
+        /* DOMID_FIRST_RESERVED is 0x7FF0; never wrap into reused domids. */
+        if (d == 0 || d >= 0x7FF0)
+                return -ENOSPC;
+        r = sim_u32_save(s->dir, "next-domid", d + 1);
+        if (r < 0)
+                return r;
+        *ret = d;
+        return 0;
+}
+
+static void guest_files_reset(const Sim *s, const char *name) {
+        _cleanup_free_ char *a = xasprintf("%s/%s.tcti", s->dir, name);
+        _cleanup_free_ char *b = xasprintf("%s/%s.guest-state", s->dir, name);
+
+        (void) unlink(a);
+        (void) unlink(b);
+}
+
+/* xl create: a new domain with every vTPM of the record, then "unpause" (start
+ * the guest process). On failure the domain is destroyed like xl does. */
+static int launch_guest(const Sim *s, Toolstack *ts, SimGuest *g) {
+        _cleanup_free_ char *guest_bin = find_binary(s, "VTPM_SIM_GUEST", "vtpm-sim-guest");
+        _cleanup_free_ char *log = xasprintf("%s/%s.log", s->dir, g->name);
+        char domid_s[16], devid_s[16];
+        uint32_t domid;
+        pid_t pid;
+        int r;
+
+        r = alloc_domid(s, &domid);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: cannot allocate a domid: %s\n", strerror(-r));
+                return r;
+        }
+        r = toolstack_domain_create(ts, domid, g->name, g->domain_uuid);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: creating domain %u (%s) failed: %s\n", domid, g->name,
+                        strerror(-r));
+                (void) toolstack_domain_destroy(ts, domid);
+                return r;
+        }
+        g->domid = domid;
+        g->proc = (SimProc) {};
+        for (size_t i = 0; i < g->n_vtpms; i++) {
+                uint32_t devid;
+
+                r = toolstack_vtpm_add(ts, domid, g->vtpms[i].uuid, &devid);
+                if (r < 0) {
+                        fprintf(stderr, "vtpm-sim: adding vTPM %s to %s (domain %u) failed: %s\n",
+                                g->vtpms[i].uuid, g->name, domid, strerror(-r));
+                        _cleanup_free_ char *vlog = xasprintf("%s/vtpmd.log", s->dir);
+                        print_log_tail("vtpmd", vlog);
+                        goto fail;
+                }
+                g->vtpms[i].devid = devid;
+        }
+
+        guest_files_reset(s, g->name);
+        snprintf(domid_s, sizeof(domid_s), "%u", domid);
+        snprintf(devid_s, sizeof(devid_s), "%u", g->n_vtpms > 0 ? g->vtpms[0].devid : 0);
+        {
+                const char *gscale = getenv("VTPM_SIM_GUEST_TIMEOUT_SCALE");
+                char *argv[] = { guest_bin, "--dir", s->dir, "--domid", domid_s, "--name", g->name,
+                                 "--devid", devid_s, gscale ? "--timeout-scale" : NULL,
+                                 (char *) gscale, NULL };
+                static const char *const unset[] = { "NOTIFY_SOCKET", "XENSTORED_PATH", NULL };
+
+                r = spawn(argv, log, NULL, unset, &pid);
+        }
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: cannot start %s: %s\n", guest_bin, strerror(-r));
+                goto fail;
+        }
+        if (sim_proc_from_pid(pid, &g->proc) < 0) {
+                fprintf(stderr, "vtpm-sim: guest %s exited at once\n", g->name);
+                print_log_tail(g->name, log);
+                r = -ECHILD;
+                goto fail;
+        }
+        r = sim_guest_save(s->dir, g);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: cannot save guest %s: %s\n", g->name, strerror(-r));
+                return r;
+        }
+        return 0;
+
+fail:
+        if (g->proc.pid > 0)
+                (void) terminate(&g->proc, 1, SIGKILL, KILL_TIMEOUT_MS);
+        (void) toolstack_domain_destroy(ts, domid);
+        g->domid = 0;
+        g->proc = (SimProc) {};
+        (void) sim_guest_save(s->dir, g);
+        return r;
+}
+
+/* 1 connected, 0 not yet. */
+static int vtpm_connected(const Sim *s, Toolstack *ts, const SimGuest *g, const SimVtpm *v) {
+        _cleanup_free_ char *p = xasprintf("/local/domain/%u/device/vtpm/%u/state", g->domid, v->devid);
+        _cleanup_free_ char *tcti = xasprintf("%s/%s.tcti", s->dir, g->name);
+        int st;
+
+        if (toolstack_read_state(ts, p, &st) < 0 || st != 4)
+                return 0;
+        return access(tcti, F_OK) == 0;
+}
+
+/* Waits until every listed device's frontend is Connected and the guest's
+ * .tcti exists; fails early if a guest process dies. */
+static int wait_connected(const Sim *s, Toolstack *ts, SimGuest **gs, const ssize_t *only_vtpm,
+                          size_t n) {
+        uint64_t deadline = now_ms() + s->connect_timeout_ms;
+
+        for (;;) {
+                bool all = true;
+
+                for (size_t i = 0; i < n; i++) {
+                        SimGuest *g = gs[i];
+
+                        if (!sim_proc_alive(&g->proc)) {
+                                _cleanup_free_ char *log = xasprintf("%s/%s.log", s->dir, g->name);
+                                (void) waitpid(g->proc.pid, NULL, WNOHANG);
+                                fprintf(stderr, "vtpm-sim: guest %s (pid %d) died before Connected\n",
+                                        g->name, (int) g->proc.pid);
+                                print_log_tail(g->name, log);
+                                return -ECHILD;
+                        }
+                        for (size_t j = 0; j < g->n_vtpms; j++) {
+                                if (only_vtpm && only_vtpm[i] >= 0 && (size_t) only_vtpm[i] != j)
+                                        continue;
+                                if (!vtpm_connected(s, ts, g, &g->vtpms[j]))
+                                        all = false;
+                        }
+                }
+                if (all)
+                        return 0;
+                if (now_ms() >= deadline)
+                        break;
+                tick();
+        }
+
+        for (size_t i = 0; i < n; i++) {
+                SimGuest *g = gs[i];
+                _cleanup_free_ char *log = xasprintf("%s/%s.log", s->dir, g->name);
+
+                for (size_t j = 0; j < g->n_vtpms; j++) {
+                        _cleanup_free_ char *fe = xasprintf("/local/domain/%u/device/vtpm/%u/state", g->domid, g->vtpms[j].devid);
+                        _cleanup_free_ char *be = xasprintf("/local/domain/0/backend/vtpm/%u/%u/state", g->domid, g->vtpms[j].devid);
+                        _cleanup_free_ char *tcti = xasprintf("%s/%s.tcti", s->dir, g->name);
+                        int fs = -1, bs = -1;
+
+                        if (vtpm_connected(s, ts, g, &g->vtpms[j]))
+                                continue;
+                        (void) toolstack_read_state(ts, fe, &fs);
+                        (void) toolstack_read_state(ts, be, &bs);
+                        fprintf(stderr, "vtpm-sim: guest %s devid %u not Connected after %u ms "
+                                "(frontend %s, backend %s, .tcti %s)\n",
+                                g->name, g->vtpms[j].devid, s->connect_timeout_ms, state_name(fs),
+                                state_name(bs),
+                                access(tcti, F_OK) == 0 ? "present" : "missing");
+                        print_log_tail(g->name, log);
+                }
+        }
+        {
+                _cleanup_free_ char *log = xasprintf("%s/vtpmd.log", s->dir);
+                print_log_tail("vtpmd", log);
+        }
+        return -ETIMEDOUT;
+}
+
+/* Live processes in session sid (every process vtpm-sim starts leads its own
+ * session, so this finds what it started in turn, e.g. vtpmd's workers). */
+static size_t session_members(pid_t sid, SimProc *out, size_t max) {
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        size_t n = 0;
+
+        while (d && (de = readdir(d))) {
+                char path[64], buf[1024], *p;
+                _cleanup_close_ int fd = -1;
+                ssize_t len;
+                int session = 0;
+                uint32_t pid;
+                SimProc proc;
+
+                if (parse_u32(de->d_name, &pid) < 0 || (pid_t) pid == sid)
+                        continue;
+                snprintf(path, sizeof(path), "/proc/%u/stat", pid);
+                fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                /* Bounded: the stat line of a process is far shorter. */
+                len = read(fd, buf, sizeof(buf) - 1);
+                if (len <= 0)
+                        continue;
+                buf[len] = '\0';
+                p = strrchr(buf, ')');
+                if (!p || sscanf(p + 1, " %*c %*d %*d %d", &session) != 1 || session != sid)
+                        continue;
+                if (sim_proc_from_pid((pid_t) pid, &proc) < 0)
+                        continue;
+                if (n < max)
+                        out[n++] = proc;
+        }
+        if (d)
+                closedir(d);
+        return n;
+}
+
+/* After a session leader is gone: its session's other members get until the
+ * deadline to exit on their own, then SIGKILL. Returns how many survive. */
+static size_t reap_session(pid_t sid, unsigned timeout_ms) {
+        /* A simulation runs at most a few hundred processes per session. */
+        SimProc members[1024];
+        uint64_t deadline = now_ms() + timeout_ms;
+        size_t n;
+
+        while ((n = session_members(sid, members, ELEMENTSOF(members))) > 0 && now_ms() < deadline)
+                tick();
+        if (n == 0)
+                return 0;
+        for (size_t i = 0; i < n; i++)
+                fprintf(stderr, "vtpm-sim: pid %d (session of %d) still running, killing it\n",
+                        (int) members[i].pid, (int) sid);
+        return terminate(members, n, SIGKILL, KILL_TIMEOUT_MS);
+}
+
+/* Stops everything this DIR's simulation runs. Returns 0 if nothing is left. */
+static int stop_all(Sim *s) {
+        _cleanup_strv_free_ char **names = NULL;
+        _cleanup_(toolstack_freep) Toolstack *ts = NULL;
+        SimGuest **gs = NULL;
+        SimProc *procs = NULL;
+        size_t n = 0, np = 0, left = 0;
+        SimProc xsd = {}, vtpmd = {};
+        bool have_xsd, have_vtpmd;
+        int r;
+
+        have_xsd = daemon_alive(s, "xenstored", &xsd);
+        have_vtpmd = daemon_alive(s, "vtpmd", &vtpmd);
+
+        r = sim_guest_list(s->dir, &names);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; names[i]; i++) {
+                SimGuest *g;
+                if (sim_guest_load(s->dir, names[i], &g) < 0)
+                        continue;
+                gs = reallocarray(gs, n + 1, sizeof(*gs));
+                procs = reallocarray(procs, n + 1, sizeof(*procs));
+                if (!gs || !procs) {
+                        fputs("vtpm-sim: out of memory\n", stderr);
+                        exit(1);
+                }
+                gs[n++] = g;
+                if (sim_proc_alive(&g->proc))
+                        procs[np++] = g->proc;
+        }
+
+        /* Guests shut down like on host shutdown: frontends close first. */
+        left += terminate(procs, np, SIGTERM, GUEST_SHUTDOWN_TIMEOUT_MS);
+
+        /* Then their domains are destroyed, so the backend sees the orderly
+         * removal. Without a backend every device would cost a timeout. */
+        if (have_xsd && toolstack_for(s, true, &ts) >= 0) {
+                for (size_t i = 0; i < n; i++) {
+                        if (gs[i]->domid == 0)
+                                continue;
+                        if (have_vtpmd)
+                                (void) toolstack_domain_destroy(ts, gs[i]->domid);
+                        else {
+                                /* Nothing would answer; skip straight to the release. */
+                                if (ts->platform)
+                                        (void) platform_sim_destroy_domain(ts->platform, gs[i]->domid);
+                                (void) xs_release_domain(ts->xs, gs[i]->domid);
+                        }
+                }
+        }
+        ts = toolstack_free(ts);
+        for (size_t i = 0; i < n; i++) {
+                gs[i]->domid = 0;
+                gs[i]->proc = (SimProc) {};
+                (void) sim_guest_save(s->dir, gs[i]);
+                sim_guest_free(gs[i]);
+        }
+        free(gs);
+
+        for (size_t i = 0; i < np; i++)
+                left += reap_session(procs[i].pid, KILL_TIMEOUT_MS);
+        free(procs);
+        if (have_vtpmd) {
+                left += terminate(&vtpmd, 1, SIGTERM, DAEMON_STOP_TIMEOUT_MS);
+                left += reap_session(vtpmd.pid, DAEMON_STOP_TIMEOUT_MS);
+        }
+        if (have_xsd) {
+                left += terminate(&xsd, 1, SIGTERM, DAEMON_STOP_TIMEOUT_MS);
+                left += reap_session(xsd.pid, KILL_TIMEOUT_MS);
+        }
+        {
+                _cleanup_free_ char *a = xasprintf("%s/sim/vtpmd", s->dir);
+                _cleanup_free_ char *b = xasprintf("%s/sim/xenstored", s->dir);
+                _cleanup_free_ char *c = xasprintf("%s/vtpmd.pid", s->dir);
+                _cleanup_free_ char *d = xasprintf("%s/notify.sock", s->dir);
+                if (left == 0) {
+                        (void) unlink(a);
+                        (void) unlink(b);
+                        (void) unlink(c);
+                }
+                (void) unlink(d);
+        }
+        return left == 0 ? 0 : -EBUSY;
+}
+
+static int start_xenstored(Sim *s) {
+        _cleanup_free_ char *bin = find_binary(s, "VTPM_XENSTORED", "vtpm-xenstored");
+        _cleanup_free_ char *log = xasprintf("%s/xenstored.log", s->dir);
+        _cleanup_free_ char *pidfile = xasprintf("%s/xenstored.pid", s->dir);
+        char *argv[] = { bin, "--dir", s->xsdir, "--log", log, "--daemon", "--pidfile", pidfile, NULL };
+        uint64_t deadline = now_ms() + XENSTORED_START_TIMEOUT_MS;
+        SimProc proc;
+        pid_t pid;
+        int status = 0, r;
+
+        (void) unlink(pidfile);
+        r = spawn(argv, log, NULL, (const char *const[]) { "NOTIFY_SOCKET", NULL }, &pid);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: cannot start %s: %s\n", bin, strerror(-r));
+                return r;
+        }
+        /* --daemon: the parent exits 0 once the socket listens. */
+        for (;;) {
+                pid_t w = waitpid(pid, &status, WNOHANG);
+                if (w == pid)
+                        break;
+                if (now_ms() >= deadline) {
+                        fprintf(stderr, "vtpm-sim: vtpm-xenstored did not daemonise within %u ms\n",
+                                XENSTORED_START_TIMEOUT_MS);
+                        (void) kill(pid, SIGKILL);
+                        (void) waitpid(pid, NULL, 0);
+                        print_log_tail("vtpm-xenstored", log);
+                        return -ETIMEDOUT;
+                }
+                tick();
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                fprintf(stderr, "vtpm-sim: vtpm-xenstored failed to start (status 0x%x)\n", status);
+                print_log_tail("vtpm-xenstored", log);
+                return -EIO;
+        }
+        for (;;) {
+                uint32_t xpid;
+                if (sim_u32_load(s->dir, "../xenstored.pid", &xpid) >= 0 &&
+                    sim_proc_from_pid((pid_t) xpid, &proc) >= 0)
+                        break;
+                if (now_ms() >= deadline) {
+                        fprintf(stderr, "vtpm-sim: vtpm-xenstored is not running (no live pid in %s)\n",
+                                pidfile);
+                        print_log_tail("vtpm-xenstored", log);
+                        return -ESRCH;
+                }
+                tick();
+        }
+        r = sim_proc_save(s->dir, "xenstored", &proc);
+        if (r < 0)
+                return r;
+        if (access(s->xs_socket, F_OK) < 0) {
+                fprintf(stderr, "vtpm-sim: vtpm-xenstored runs but %s does not exist\n", s->xs_socket);
+                print_log_tail("vtpm-xenstored", log);
+                return -ENOENT;
+        }
+        return 0;
+}
+
+/* Until vTPMs carry their own metadata (vtpmd-ctl create --tpm), the family
+ * given to `start` is vtpmd's default for every vTPM of the simulation. */
+static int start_vtpmd(Sim *s, const char *family) {
+        _cleanup_free_ char *bin = find_binary(s, "VTPMD", "../../daemon/vtpmd");
+        _cleanup_free_ char *log = xasprintf("%s/vtpmd.log", s->dir);
+        _cleanup_free_ char *sock = xasprintf("%s/notify.sock", s->dir);
+        _cleanup_free_ char *platform = xasprintf("sim:%s", s->dir);
+        _cleanup_free_ char *env_notify = xasprintf("NOTIFY_SOCKET=%s", sock);
+        _cleanup_free_ char *env_xs = xasprintf("XENSTORED_PATH=%s", s->xs_socket);
+        _cleanup_free_ char *pidfile = xasprintf("%s/vtpmd.pid", s->dir);
+        _cleanup_close_ int fd = -1;
+        const char *level = getenv("VTPMD_LOG_LEVEL");
+        char *argv[8] = { bin, "--platform", platform };
+        int argc = 3;
+        char *envs[] = { env_notify, env_xs, NULL };
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        uint64_t deadline;
+        SimProc proc = {};
+        pid_t pid;
+        int r;
+
+        if (family) {
+                argv[argc++] = "--default-tpm";
+                argv[argc++] = (char *) family;
+        }
+        if (level) {
+                argv[argc++] = "--log-level";
+                argv[argc++] = (char *) level;
+        }
+        if (strlen(sock) >= sizeof(sa.sun_path)) {
+                fprintf(stderr, "vtpm-sim: %s is too long for a socket path\n", sock);
+                return -ENAMETOOLONG;
+        }
+        memcpy(sa.sun_path, sock, strlen(sock) + 1);
+        (void) unlink(sock);
+        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (fd < 0 || bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                r = negative_errno();
+                fprintf(stderr, "vtpm-sim: notify socket %s: %s\n", sock, strerror(-r));
+                return r;
+        }
+
+        r = spawn(argv, log, envs, NULL, &pid);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: cannot start vtpmd %s: %s\n", bin, strerror(-r));
+                return r;
+        }
+        (void) sim_proc_from_pid(pid, &proc);
+        proc.pid = pid;
+        r = sim_proc_save(s->dir, "vtpmd", &proc);
+        if (r < 0)
+                return r;
+        {
+                char buf[32];
+                snprintf(buf, sizeof(buf), "%d\n", (int) pid);
+                (void) sim_write_file_atomic(pidfile, buf);
+        }
+
+        deadline = now_ms() + READY_TIMEOUT_MS;
+        for (;;) {
+                /* sd_notify datagrams are small; 4 KiB holds any we care about. */
+                char msg[4096];
+                struct pollfd pfd = { .fd = fd, .events = POLLIN };
+                uint64_t now = now_ms();
+                int status;
+                ssize_t n;
+
+                if (waitpid(pid, &status, WNOHANG) == pid) {
+                        fprintf(stderr, "vtpm-sim: vtpmd (%s) exited before READY=1 (status 0x%x)\n",
+                                bin, status);
+                        print_log_tail("vtpmd", log);
+                        (void) unlink(sock);
+                        return -ECHILD;
+                }
+                if (now >= deadline) {
+                        fprintf(stderr, "vtpm-sim: vtpmd did not send READY=1 within %u ms\n",
+                                READY_TIMEOUT_MS);
+                        print_log_tail("vtpmd", log);
+                        (void) unlink(sock);
+                        return -ETIMEDOUT;
+                }
+                /* Short slices so a dying vtpmd is noticed quickly. */
+                if (poll(&pfd, 1, (int) MIN(deadline - now, 100u)) <= 0)
+                        continue;
+                n = recv(fd, msg, sizeof(msg) - 1, 0);
+                if (n <= 0)
+                        continue;
+                msg[n] = '\0';
+                for (char *save = NULL, *l = strtok_r(msg, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+                        if (streq(l, "READY=1")) {
+                                (void) unlink(sock);
+                                return 0;
+                        }
+        }
+}
+
+static int write_env(const Sim *s) {
+        _cleanup_free_ char *p = xasprintf("%s/env", s->dir);
+        _cleanup_free_ char *c = xasprintf("export XENSTORED_PATH=%s\n", s->xs_socket);
+
+        return sim_write_file_atomic(p, c);
+}
+
+static int load_or_new_guest(const Sim *s, const char *name, SimGuest **ret) {
+        int r = sim_guest_load(s->dir, name, ret);
+
+        if (r == -ENOENT)
+                return sim_guest_new(name, ret);
+        if (r < 0)
+                fprintf(stderr, "vtpm-sim: guest record %s/sim/guests/%s is unreadable: %s\n", s->dir,
+                        name, strerror(-r));
+        return r;
+}
+
+static int cmd_start(Sim *s, unsigned n_guests, const char *family) {
+        _cleanup_(toolstack_freep) Toolstack *ts = NULL;
+        _cleanup_free_ char *why = NULL;
+        _cleanup_free_ char *guests_dir = xasprintf("%s/sim/guests", s->dir);
+        _cleanup_free_ char *simdir = xasprintf("%s/sim", s->dir);
+        SimGuest **gs;
+        size_t n = 0;
+        int r;
+
+        if ((mkdir(simdir, 0755) < 0 && errno != EEXIST) ||
+            (mkdir(guests_dir, 0755) < 0 && errno != EEXIST) ||
+            (mkdir(s->xsdir, 0755) < 0 && errno != EEXIST)) {
+                fprintf(stderr, "vtpm-sim: cannot create directories in %s: %m\n", s->dir);
+                return 1;
+        }
+        r = sim_lock(s, LOCK_EX);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: cannot lock %s: %s\n", s->dir, strerror(-r));
+                return 1;
+        }
+        why = in_use_reason(s);
+        if (why) {
+                fprintf(stderr, "vtpm-sim: %s is in use by a running simulation: %s. "
+                        "Run 'vtpm-sim stop --dir %s' first.\n", s->dir, why, s->dir);
+                return 1;
+        }
+        /* A fresh xenstored knows no domains: leftovers of a crashed run go. */
+        (void) stop_all(s);
+        {
+                _cleanup_free_ char *sock = xasprintf("%s/socket", s->xsdir);
+                (void) unlink(sock);
+        }
+        r = sim_u32_save(s->dir, "next-domid", 1);
+        if (r < 0)
+                goto fail;
+
+        if (start_xenstored(s) < 0)
+                goto fail;
+        if (start_vtpmd(s, family) < 0)
+                goto fail;
+        r = write_env(s);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: cannot write %s/env: %s\n", s->dir, strerror(-r));
+                goto fail;
+        }
+        if (toolstack_for(s, true, &ts) < 0)
+                goto fail;
+
+        gs = calloc(n_guests ?: 1, sizeof(*gs));
+        if (!gs)
+                goto fail;
+        for (unsigned i = 1; i <= n_guests; i++) {
+                _cleanup_free_ char *name = xasprintf("guest%u", i);
+                SimGuest *g;
+
+                if (load_or_new_guest(s, name, &g) < 0)
+                        goto fail_guests;
+                gs[n++] = g;
+                if (g->n_vtpms == 0) {
+                        char uuid[37];
+                        if (sim_uuid_random(uuid) < 0 ||
+                            sim_guest_add_vtpm(g, 0, uuid, family ?: "2.0") < 0)
+                                goto fail_guests;
+                } else if (family)
+                        for (size_t j = 0; j < g->n_vtpms; j++)
+                                snprintf(g->vtpms[j].family, sizeof(g->vtpms[j].family), "%s", family);
+                g->domid = 0;
+                g->proc = (SimProc) {};
+                if (sim_guest_save(s->dir, g) < 0 || launch_guest(s, ts, g) < 0)
+                        goto fail_guests;
+        }
+        if (wait_connected(s, ts, gs, NULL, n) < 0)
+                goto fail_guests;
+        for (size_t i = 0; i < n; i++) {
+                printf("%s domid=%u pid=%d uuid=%s tcti=%s/%s.tcti\n", gs[i]->name, gs[i]->domid,
+                       (int) gs[i]->proc.pid, gs[i]->n_vtpms ? gs[i]->vtpms[0].uuid : "-", s->dir,
+                       gs[i]->name);
+                sim_guest_free(gs[i]);
+        }
+        free(gs);
+        printf("source %s/env\n", s->dir);
+        return 0;
+
+fail_guests:
+        for (size_t i = 0; i < n; i++)
+                sim_guest_free(gs[i]);
+        free(gs);
+fail:
+        ts = toolstack_free(ts);
+        fprintf(stderr, "vtpm-sim: start failed, stopping what was started\n");
+        (void) stop_all(s);
+        return 1;
+}
+
+static int require_running(const Sim *s) {
+        if (!daemon_alive(s, "xenstored", NULL)) {
+                fprintf(stderr, "vtpm-sim: no simulation is running in %s (vtpm-sim start first)\n",
+                        s->dir);
+                return -ESRCH;
+        }
+        return 0;
+}
+
+/* A guest whose domain exists; prints why not. */
+static int load_running_guest(const Sim *s, const char *name, SimGuest **ret) {
+        _cleanup_(sim_guest_freep) SimGuest *g = NULL;
+        int r;
+
+        r = sim_guest_load(s->dir, name, &g);
+        if (r < 0 || g->domid == 0) {
+                fprintf(stderr, "vtpm-sim: guest %s is not running\n", name);
+                return r < 0 ? r : -ESRCH;
+        }
+        *ret = TAKE_PTR(g);
+        return 0;
+}
+
+static int cmd_attach(Sim *s, const char *name, const char *uuid, const char *family) {
+        _cleanup_(toolstack_freep) Toolstack *ts = NULL;
+        _cleanup_(sim_guest_freep) SimGuest *g = NULL;
+        char canon[37];
+        int r;
+
+        if (uuid && parse_uuid(uuid, canon) < 0) {
+                fprintf(stderr, "vtpm-sim: invalid uuid '%s'\n", uuid);
+                return 2;
+        }
+        if (sim_lock(s, LOCK_EX) < 0 || require_running(s) < 0)
+                return 1;
+        if (toolstack_for(s, true, &ts) < 0)
+                return 1;
+        if (load_or_new_guest(s, name, &g) < 0)
+                return 1;
+
+        if (g->domid != 0 && sim_proc_alive(&g->proc)) {
+                /* xl vtpm-attach */
+                uint32_t devid;
+                ssize_t only[1];
+                SimGuest *list[1] = { g };
+
+                if (!uuid && sim_uuid_random(canon) < 0)
+                        return 1;
+                r = toolstack_vtpm_add(ts, g->domid, canon, &devid);
+                if (r < 0) {
+                        fprintf(stderr, "vtpm-sim: libxl_device_vtpm_add failed (domain %u): %s\n",
+                                g->domid, strerror(-r));
+                        if (r == -ETIMEDOUT) {
+                                _cleanup_free_ char *log = xasprintf("%s/vtpmd.log", s->dir);
+                                print_log_tail("vtpmd", log);
+                        }
+                        return 1;
+                }
+                r = sim_guest_add_vtpm(g, devid, canon, family ?: "2.0");
+                if (r >= 0)
+                        r = sim_guest_save(s->dir, g);
+                if (r < 0)
+                        return 1;
+                only[0] = (ssize_t) g->n_vtpms - 1;
+                if (wait_connected(s, ts, list, only, 1) < 0)
+                        return 1;
+                printf("%s domid=%u devid=%u uuid=%s\n", g->name, g->domid, devid, canon);
+                return 0;
+        }
+
+        /* xl create. A record with a domain but no guest process is a crashed
+         * guest: its domain goes first. */
+        if (g->domid != 0) {
+                (void) terminate(&g->proc, 1, SIGKILL, KILL_TIMEOUT_MS);
+                (void) toolstack_domain_destroy(ts, g->domid);
+                g->domid = 0;
+                g->proc = (SimProc) {};
+        }
+        if (uuid || g->n_vtpms == 0) {
+                if (!uuid && sim_uuid_random(canon) < 0)
+                        return 1;
+                g->n_vtpms = 0;
+                if (sim_guest_add_vtpm(g, 0, canon, family ?: "2.0") < 0)
+                        return 1;
+        } else if (family)
+                for (size_t j = 0; j < g->n_vtpms; j++)
+                        snprintf(g->vtpms[j].family, sizeof(g->vtpms[j].family), "%s", family);
+        if (sim_guest_save(s->dir, g) < 0 || launch_guest(s, ts, g) < 0)
+                return 1;
+        {
+                SimGuest *list[1] = { g };
+                if (wait_connected(s, ts, list, NULL, 1) < 0)
+                        return 1;
+        }
+        printf("%s domid=%u pid=%d uuid=%s\n", g->name, g->domid, (int) g->proc.pid,
+               g->n_vtpms ? g->vtpms[0].uuid : "-");
+        return 0;
+}
+
+static int cmd_detach(Sim *s, const char *name, const char *uuid, int64_t devid) {
+        _cleanup_(toolstack_freep) Toolstack *ts = NULL;
+        _cleanup_(sim_guest_freep) SimGuest *g = NULL;
+        char canon[37];
+        ssize_t idx = -1;
+        int r;
+
+        if (uuid && parse_uuid(uuid, canon) < 0) {
+                fprintf(stderr, "vtpm-sim: invalid uuid '%s'\n", uuid);
+                return 2;
+        }
+        if (sim_lock(s, LOCK_EX) < 0 || require_running(s) < 0)
+                return 1;
+        if (load_running_guest(s, name, &g) < 0)
+                return 1;
+        for (size_t i = 0; i < g->n_vtpms; i++) {
+                if (uuid ? streq(g->vtpms[i].uuid, canon)
+                         : devid >= 0 ? g->vtpms[i].devid == (uint32_t) devid
+                                      : (idx < 0 || g->vtpms[i].devid > g->vtpms[idx].devid))
+                        idx = (ssize_t) i;
+        }
+        if (idx < 0) {
+                fprintf(stderr, "vtpm-sim: guest %s has no such vTPM\n", name);
+                return 1;
+        }
+        if (toolstack_for(s, false, &ts) < 0)
+                return 1;
+        r = toolstack_vtpm_remove(ts, g->domid, g->vtpms[idx].devid, false);
+        /* Removal without an error, or forced after a timeout, leaves no nodes. */
+        if (r >= 0 || r == -ETIMEDOUT || r == -ENOENT) {
+                uint32_t d = g->vtpms[idx].devid;
+                sim_guest_remove_vtpm(g, (size_t) idx);
+                (void) sim_guest_save(s->dir, g);
+                if (r >= 0)
+                        printf("%s domid=%u devid=%u detached\n", g->name, g->domid, d);
+        }
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: libxl_device_vtpm_remove failed: %s\n", strerror(-r));
+                return 1;
+        }
+        return 0;
+}
+
+/* The guest process is stopped (sig), then its domain destroyed. */
+static int domain_teardown(Sim *s, Toolstack *ts, SimGuest *g, int sig) {
+        int r;
+
+        if (sim_proc_alive(&g->proc) &&
+            terminate(&g->proc, 1, sig, sig == SIGKILL ? KILL_TIMEOUT_MS : GUEST_SHUTDOWN_TIMEOUT_MS) > 0) {
+                fprintf(stderr, "vtpm-sim: guest %s (pid %d) cannot be stopped\n", g->name,
+                        (int) g->proc.pid);
+                return -EBUSY;
+        }
+        r = toolstack_domain_destroy(ts, g->domid);
+        if (r < 0)
+                fprintf(stderr, "vtpm-sim: destroying domain %u (%s): %s\n", g->domid, g->name,
+                        strerror(-r));
+        g->domid = 0;
+        g->proc = (SimProc) {};
+        (void) sim_guest_save(s->dir, g);
+        return r;
+}
+
+static int cmd_destroy(Sim *s, const char *name) {
+        _cleanup_(toolstack_freep) Toolstack *ts = NULL;
+        _cleanup_(sim_guest_freep) SimGuest *g = NULL;
+        uint32_t domid;
+
+        if (sim_lock(s, LOCK_EX) < 0 || require_running(s) < 0)
+                return 1;
+        if (load_running_guest(s, name, &g) < 0)
+                return 1;
+        if (toolstack_for(s, true, &ts) < 0)
+                return 1;
+        domid = g->domid;
+        if (domain_teardown(s, ts, g, SIGKILL) < 0)
+                return 1;
+        printf("%s domid=%u destroyed\n", name, domid);
+        return 0;
+}
+
+static int cmd_reboot(Sim *s, const char *name) {
+        _cleanup_(toolstack_freep) Toolstack *ts = NULL;
+        _cleanup_(sim_guest_freep) SimGuest *g = NULL;
+        SimGuest *list[1];
+
+        if (sim_lock(s, LOCK_EX) < 0 || require_running(s) < 0)
+                return 1;
+        if (load_running_guest(s, name, &g) < 0)
+                return 1;
+        if (toolstack_for(s, true, &ts) < 0)
+                return 1;
+        /* The guest shuts down (frontends 5 -> 6); xl then destroys the
+         * domain and creates it again from the same config. */
+        if (domain_teardown(s, ts, g, SIGTERM) < 0)
+                return 1;
+        if (launch_guest(s, ts, g) < 0)
+                return 1;
+        list[0] = g;
+        if (wait_connected(s, ts, list, NULL, 1) < 0)
+                return 1;
+        printf("%s domid=%u pid=%d rebooted\n", g->name, g->domid, (int) g->proc.pid);
+        return 0;
+}
+
+static int cmd_status(Sim *s, bool json) {
+        _cleanup_strv_free_ char **names = NULL;
+        _cleanup_(toolstack_freep) Toolstack *ts = NULL;
+        SimProc xsd = {}, vtpmd = {};
+        bool xsd_up, vtpmd_up;
+        json_object *root = NULL, *jg = NULL;
+
+        if (sim_lock(s, LOCK_SH) < 0) {
+                fprintf(stderr, "vtpm-sim: cannot lock %s: %m\n", s->dir);
+                return 1;
+        }
+        (void) sim_proc_load(s->dir, "xenstored", &xsd);
+        (void) sim_proc_load(s->dir, "vtpmd", &vtpmd);
+        xsd_up = sim_proc_alive(&xsd);
+        vtpmd_up = sim_proc_alive(&vtpmd);
+        if (xsd_up)
+                (void) toolstack_for(s, false, &ts);
+        if (sim_guest_list(s->dir, &names) < 0)
+                return 1;
+
+        if (json) {
+                json_object *o;
+                root = json_object_new_object();
+                json_object_object_add(root, "dir", json_object_new_string(s->dir));
+                o = json_object_new_object();
+                json_object_object_add(o, "pid", json_object_new_int(xsd.pid));
+                json_object_object_add(o, "running", json_object_new_boolean(xsd_up));
+                json_object_object_add(root, "xenstored", o);
+                o = json_object_new_object();
+                json_object_object_add(o, "pid", json_object_new_int(vtpmd.pid));
+                json_object_object_add(o, "running", json_object_new_boolean(vtpmd_up));
+                json_object_object_add(root, "vtpmd", o);
+                jg = json_object_new_array();
+                json_object_object_add(root, "guests", jg);
+        } else {
+                printf("xenstored pid %d %s\n", (int) xsd.pid, xsd_up ? "running" : "stopped");
+                printf("vtpmd     pid %d %s\n", (int) vtpmd.pid, vtpmd_up ? "running" : "stopped");
+                printf("%-12s %5s %7s %-8s %5s %-36s %-3s %-14s %-14s\n", "NAME", "DOMID", "PID",
+                       "STATE", "DEVID", "UUID", "TPM", "FRONTEND", "BACKEND");
+        }
+
+        for (size_t i = 0; names[i]; i++) {
+                _cleanup_(sim_guest_freep) SimGuest *g = NULL;
+                bool up;
+                json_object *o = NULL, *vs = NULL;
+
+                if (sim_guest_load(s->dir, names[i], &g) < 0)
+                        continue;
+                up = sim_proc_alive(&g->proc);
+                if (json) {
+                        o = json_object_new_object();
+                        json_object_object_add(o, "name", json_object_new_string(g->name));
+                        json_object_object_add(o, "domid", json_object_new_int64(g->domid));
+                        json_object_object_add(o, "pid", json_object_new_int(g->proc.pid));
+                        json_object_object_add(o, "running", json_object_new_boolean(up));
+                        json_object_object_add(o, "domain_uuid", json_object_new_string(g->domain_uuid));
+                        {
+                                _cleanup_free_ char *t = xasprintf("%s/%s.tcti", s->dir, g->name);
+                                json_object_object_add(o, "tcti", json_object_new_string(t));
+                        }
+                        vs = json_object_new_array();
+                        json_object_object_add(o, "vtpms", vs);
+                        json_object_array_add(jg, o);
+                }
+                if (g->n_vtpms == 0 && !json)
+                        printf("%-12s %5u %7d %-8s %5s %-36s %-3s %-14s %-14s\n", g->name, g->domid,
+                               (int) g->proc.pid, up ? "running" : "stopped", "-", "-", "-", "-", "-");
+                for (size_t j = 0; j < g->n_vtpms; j++) {
+                        const SimVtpm *v = &g->vtpms[j];
+                        int fs = -1, bs = -1;
+
+                        if (ts && g->domid != 0) {
+                                _cleanup_free_ char *fe = xasprintf("/local/domain/%u/device/vtpm/%u/state", g->domid, v->devid);
+                                _cleanup_free_ char *be = xasprintf("/local/domain/0/backend/vtpm/%u/%u/state", g->domid, v->devid);
+                                (void) toolstack_read_state(ts, fe, &fs);
+                                (void) toolstack_read_state(ts, be, &bs);
+                        }
+                        if (json) {
+                                json_object *jv = json_object_new_object();
+                                json_object_object_add(jv, "devid", json_object_new_int64(v->devid));
+                                json_object_object_add(jv, "uuid", json_object_new_string(v->uuid));
+                                json_object_object_add(jv, "tpm", json_object_new_string(v->family));
+                                json_object_object_add(jv, "frontend_state", json_object_new_int(fs));
+                                json_object_object_add(jv, "frontend", json_object_new_string(state_name(fs)));
+                                json_object_object_add(jv, "backend_state", json_object_new_int(bs));
+                                json_object_object_add(jv, "backend", json_object_new_string(state_name(bs)));
+                                json_object_array_add(vs, jv);
+                        } else {
+                                char f[24], b[24];
+                                snprintf(f, sizeof(f), "%d/%s", fs, state_name(fs));
+                                snprintf(b, sizeof(b), "%d/%s", bs, state_name(bs));
+                                printf("%-12s %5u %7d %-8s %5u %-36s %-3s %-14s %-14s\n", g->name,
+                                       g->domid, (int) g->proc.pid, up ? "running" : "stopped",
+                                       v->devid, v->uuid, v->family, fs < 0 ? "-" : f, bs < 0 ? "-" : b);
+                        }
+                }
+        }
+        if (json) {
+                puts(json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+                json_object_put(root);
+        }
+        return 0;
+}
+
+static int cmd_stop(Sim *s) {
+        if (access(s->dir, F_OK) < 0) {
+                fprintf(stderr, "vtpm-sim: %s: %m\n", s->dir);
+                return 1;
+        }
+        if (sim_lock(s, LOCK_EX) < 0) {
+                fprintf(stderr, "vtpm-sim: cannot lock %s: %m\n", s->dir);
+                return 1;
+        }
+        if (stop_all(s) < 0) {
+                fprintf(stderr, "vtpm-sim: some processes could not be stopped\n");
+                return 1;
+        }
+        return 0;
+}
+
+_noreturn_ static void usage(int code) {
+        fputs("usage: vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2]\n"
+              "       vtpm-sim attach  --dir DIR NAME [--uuid UUID] [--tpm 2.0|1.2]\n"
+              "       vtpm-sim detach  --dir DIR NAME [--uuid UUID | --devid N]\n"
+              "       vtpm-sim reboot  --dir DIR NAME\n"
+              "       vtpm-sim destroy --dir DIR NAME\n"
+              "       vtpm-sim status  --dir DIR [--json]\n"
+              "       vtpm-sim stop    --dir DIR\n",
+              code ? stderr : stdout);
+        exit(code);
+}
+
+static int self_dir(char **ret) {
+        char buf[PATH_MAX];
+        ssize_t n = readlink("/proc/self/exe", buf, sizeof(buf) - 1);
+
+        if (n < 0)
+                return negative_errno();
+        buf[n] = '\0';
+        *ret = xasprintf("%s", dirname(buf));
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        enum { OPT_DIR = 1, OPT_GUESTS, OPT_TPM, OPT_UUID, OPT_JSON, OPT_DEVID };
+        static const struct option opts[] = {
+                { "dir", required_argument, NULL, OPT_DIR },
+                { "guests", required_argument, NULL, OPT_GUESTS },
+                { "tpm", required_argument, NULL, OPT_TPM },
+                { "uuid", required_argument, NULL, OPT_UUID },
+                { "devid", required_argument, NULL, OPT_DEVID },
+                { "json", no_argument, NULL, OPT_JSON },
+                { "help", no_argument, NULL, 'h' },
+                {}
+        };
+        const char *cmd, *dir = NULL, *family = NULL, *uuid = NULL, *name = NULL;
+        uint32_t guests = 1;
+        int64_t devid = -1;
+        bool json = false;
+        Sim s = { .lock_fd = -1 };
+        int c, r;
+
+        if (argc < 2)
+                usage(2);
+        cmd = argv[1];
+        if (streq(cmd, "--help") || streq(cmd, "-h"))
+                usage(0);
+        optind = 2;
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                uint32_t v;
+                switch (c) {
+                case OPT_DIR:
+                        dir = optarg;
+                        break;
+                case OPT_GUESTS:
+                        if (parse_u32_max(optarg, 1000, &guests) < 0) {
+                                fprintf(stderr, "vtpm-sim: invalid --guests '%s'\n", optarg);
+                                return 2;
+                        }
+                        break;
+                case OPT_TPM:
+                        if (!streq(optarg, "2.0") && !streq(optarg, "1.2")) {
+                                fprintf(stderr, "vtpm-sim: --tpm must be 2.0 or 1.2\n");
+                                return 2;
+                        }
+                        family = optarg;
+                        break;
+                case OPT_UUID:
+                        uuid = optarg;
+                        break;
+                case OPT_DEVID:
+                        if (parse_u32(optarg, &v) < 0) {
+                                fprintf(stderr, "vtpm-sim: invalid --devid '%s'\n", optarg);
+                                return 2;
+                        }
+                        devid = v;
+                        break;
+                case OPT_JSON:
+                        json = true;
+                        break;
+                case 'h':
+                        usage(0);
+                default:
+                        usage(2);
+                }
+        }
+        if (optind < argc)
+                name = argv[optind++];
+        if (optind < argc || !dir)
+                usage(2);
+
+        bool needs_name = streq(cmd, "attach") || streq(cmd, "detach") || streq(cmd, "reboot") ||
+                          streq(cmd, "destroy");
+        if (needs_name != !!name)
+                usage(2);
+        if (name && !sim_name_valid(name)) {
+                fprintf(stderr, "vtpm-sim: invalid guest name '%s'\n", name);
+                return 2;
+        }
+
+        if (streq(cmd, "start") && mkdir(dir, 0755) < 0 && errno != EEXIST) {
+                fprintf(stderr, "vtpm-sim: cannot create %s: %m\n", dir);
+                return 1;
+        }
+        s.dir = realpath(dir, NULL);
+        if (!s.dir) {
+                fprintf(stderr, "vtpm-sim: %s: %m\n", dir);
+                return 1;
+        }
+        s.xsdir = xasprintf("%s/xenstore", s.dir);
+        s.xs_socket = xasprintf("%s/socket", s.xsdir);
+        if (self_dir(&s.self_dir) < 0) {
+                fprintf(stderr, "vtpm-sim: cannot find my own binary: %m\n");
+                return 1;
+        }
+        r = toolstack_timeout_scale_from_env(&s.scale);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: invalid VTPM_SIM_TIMEOUT_SCALE\n");
+                return 2;
+        }
+        s.connect_timeout_ms = 30000;
+        {
+                const char *e = getenv("VTPM_SIM_CONNECT_TIMEOUT");
+                uint32_t v;
+                if (e && parse_u32_max(e, 3600, &v) >= 0 && v > 0)
+                        s.connect_timeout_ms = v * 1000;
+        }
+        /* A guest or daemon that dies must not take us with it. */
+        signal(SIGPIPE, SIG_IGN);
+
+        if (streq(cmd, "start"))
+                r = cmd_start(&s, guests, family);
+        else if (streq(cmd, "attach"))
+                r = cmd_attach(&s, name, uuid, family);
+        else if (streq(cmd, "detach"))
+                r = cmd_detach(&s, name, uuid, devid);
+        else if (streq(cmd, "reboot"))
+                r = cmd_reboot(&s, name);
+        else if (streq(cmd, "destroy"))
+                r = cmd_destroy(&s, name);
+        else if (streq(cmd, "status"))
+                r = cmd_status(&s, json);
+        else if (streq(cmd, "stop"))
+                r = cmd_stop(&s);
+        else
+                usage(2);
+
+        safe_close(s.lock_fd);
+        free(s.dir);
+        free(s.xsdir);
+        free(s.xs_socket);
+        free(s.self_dir);
+        return r;
+}
