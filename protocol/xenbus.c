@@ -89,14 +89,18 @@ static void follow_frontend(DevMachine *m, const DevView *v, DevActions *a) {
         if (frontend_has_ring(v) && m->worker && (v->ring_ref != m->ring_ref || v->evtchn != m->evtchn)) {
                 /* Resume: the frontend re-probed with a new page and port. */
                 stop_worker(m, a, IPC_STOP_SUSPEND);
+                if (!v->fe_protocol_v2) {
+                        fail(m, a, "frontend does not offer feature-protocol-v2");
+                        return;
+                }
                 start_worker(m, v, a);
                 a->log = "frontend published a new ring, reconnecting";
                 return;
         }
         if (frontend_has_ring(v) && !m->worker && m->phase == DEV_CLOSING) {
                 /* The frontend went back up without closing (should not happen); reconnect. */
-                start_worker(m, v, a);
-                a->log = "frontend back up, reconnecting";
+                m->initwait_since_ns = 0;
+                try_connect(m, v, a);
         }
 }
 

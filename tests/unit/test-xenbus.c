@@ -359,3 +359,33 @@ TEST(state_names) {
         ASSERT_STREQ(xenbus_state_to_string(9), "(missing)");
         ASSERT_STREQ(dev_phase_to_string(DEV_FAILED), "failed");
 }
+
+/* Found by fuzz-xenbus: a restarted daemon finding be=5 and a frontend back
+ * at 4 must still insist on protocol v2 before starting a worker. */
+TEST(restart_in_closing_requires_protocol_v2) {
+        DevMachine m;
+        DevActions a;
+        DevView v = view(XENBUS_CLOSING, XENBUS_CONNECTED, true);
+
+        dev_machine_init(&m, DWELL);
+        v.fe_protocol_v2 = false;
+        dev_machine_step(&m, DEV_EV_XENSTORE, &v, &a);
+        ASSERT_FALSE(a.start_worker);
+        ASSERT_EQ(m.phase, DEV_FAILED);
+}
+
+/* Found by fuzz-xenbus: a resume whose frontend no longer offers protocol v2. */
+TEST(resume_without_protocol_v2_fails) {
+        DevMachine m;
+        DevView v;
+        DevActions a;
+
+        connect(&m, &v);
+        v.ring_ref = 300;
+        v.fe_protocol_v2 = false;
+        dev_machine_step(&m, DEV_EV_XENSTORE, &v, &a);
+        ASSERT_TRUE(a.stop_worker);
+        ASSERT_FALSE(a.start_worker);
+        ASSERT_TRUE(a.error != NULL);
+        ASSERT_EQ(a.write_state, XENBUS_CLOSED);
+}
