@@ -4,7 +4,7 @@ BUILD ?= build
 MESON_OPTS ?=
 NINJA ?= ninja
 
-.PHONY: all build deps check demo clean check-unit check-sim
+.PHONY: all build deps check demo clean check-unit check-sim check-xen bench
 
 all: build
 
@@ -27,9 +27,27 @@ check-unit: build
 check-sim: build
 	meson test -C $(BUILD) --suite sim --print-errorlogs
 
+# Real Xen 4.17 + xl + Linux xen-tpmfront under QEMU (root; images cached in
+# $(BUILD)/xen-rig/cache or $$XENRIG_CACHE). See tests/xen/README.
+check-xen: deps
+	@$(MAKE) --no-print-directory build
+	./tests/xen/run.sh $(BUILD)
+
 demo: deps
 	@$(MAKE) --no-print-directory build
 	./tests/sim/demo.sh $(BUILD)
+
+# Benchmarks (issue 7): binaries from an optimised tree in build-bench/ (release
+# -O2, no sanitizers), results and plots in $(BUILD)/bench/. See tests/bench/README.md.
+BENCH_BUILD ?= build-bench
+bench: deps
+	@if [ -f $(BENCH_BUILD)/build.ninja ]; then \
+		meson configure $(BENCH_BUILD) --buildtype=release -Db_sanitize=none; \
+	else \
+		meson setup $(BENCH_BUILD) --buildtype=release -Db_sanitize=none; \
+	fi
+	$(NINJA) -C $(BENCH_BUILD)
+	./tests/bench/run-bench.sh --build $(BENCH_BUILD) --out $(BUILD)/bench
 
 clean:
 	rm -rf $(BUILD)

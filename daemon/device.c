@@ -19,6 +19,7 @@
 #include <xenstore.h>
 
 #include "log.h"
+#include "state.h"
 #include "parse.h"
 #include "util.h"
 #include "vtpmd.h"
@@ -283,6 +284,7 @@ void workers_stop_all(Daemon *d, IpcStopMode mode) {
 
 static void device_step(Device *dev, DevEvent ev);
 static void device_spawn_worker(Device *dev);
+static void device_retry_busy(Device *dev);
 
 static int restart_cb(sd_event_source *s, uint64_t usec, void *userdata) {
         Device *dev = userdata;
@@ -324,9 +326,22 @@ static void device_worker_died(Device *dev, const siginfo_t *si) {
                 device_step(dev, DEV_EV_GIVE_UP);
 }
 
+static int worker_io_cb(sd_event_source *s, int fd, uint32_t revents, void *userdata);
+
 static int worker_child_cb(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Worker *w = userdata;
-        Device *dev = w->device;
+        Device *dev;
+
+        Daemon *d = w->daemon;
+        char uuid[IPC_UUID_LEN];
+
+        /* The exit can be dispatched before the worker's last messages (IPC_FAILED,
+         * IPC_STATE of its volatile state) are read: read them first. */
+        for (int i = 0; i < 64 && w->io_source; i++)
+                if (worker_io_cb(w->io_source, w->fd, EPOLLIN, w) <= 0)
+                        break;
+        dev = w->device;
+        memcpy(uuid, w->uuid, sizeof(uuid));
 
         if (dev && dev->worker == w && !w->stopping) {
                 dev->worker = NULL;
@@ -336,6 +351,15 @@ static int worker_child_cb(sd_event_source *s, const siginfo_t *si, void *userda
                 log_msg(LOG_WARNING, "Stopped worker (pid %d) ended with %s %d", (int) si->si_pid,
                         si->si_code == CLD_EXITED ? "status" : "signal", si->si_status);
         worker_free(w);
+
+        /* A device waiting for this vTPM's previous worker to let go of its state. */
+        for (Device *o = d->devices; o; o = o->next)
+                if (o->spawn_waiting && streq(o->uuid, uuid)) {
+                        o->spawn_waiting = false;
+                        if (o->machine.worker && !o->worker && !d->shutting_down)
+                                device_spawn_worker(o);
+                        break;
+                }
         return 0;
 }
 
@@ -359,23 +383,58 @@ static int worker_io_cb(sd_event_source *s, int fd, uint32_t revents, void *user
                 (void) kill(w->pid, SIGKILL);
                 return 0;
         }
+        if (m.type == IPC_STATE) {
+                /* Also from a worker that is stopping: its volatile state is the one to resume. */
+                if (m.state.error == 0) {
+                        vtpm_state_record(w->daemon->state, w->uuid, (StateKind) m.state.kind, m.state.seq);
+                        daemon_state_changed(w->daemon);
+                } else if (dev)
+                        dev_log_limited(dev, LOG_ERR, "Failed to store %s state: %s; the guest's command failed, "
+                                        "the previous state is intact", state_kind_to_string((StateKind) m.state.kind),
+                                        strerror(-m.state.error));
+                return 1;
+        }
         if (!dev || dev->worker != w)
-                return 0;
+                return 1;
         switch (m.type) {
         case IPC_READY:
                 w->ready = true;
                 dev_log(dev, LOG_DEBUG, "Worker (pid %d) mapped ring-ref %u and bound port %u (local %u)",
                         (int) w->pid, dev->machine.ring_ref, dev->machine.evtchn, m.ready.local_port);
+                /* The worker consumed (or, when not resuming, discarded) any saved volatile state. */
+                vtpm_state_volatile_consumed(dev->daemon->state, w->uuid);
+                daemon_state_changed(dev->daemon);
+                dev->busy_retries = 0;
                 device_step(dev, DEV_EV_WORKER_READY);
                 break;
-        case IPC_FAILED:
-                dev_log(dev, LOG_ERR, "Worker failed at %s: %s", ipc_stage_to_string(m.failed.stage),
-                        strerror(-m.failed.error));
+        case IPC_FAILED: {
+                Daemon *d = dev->daemon;
+                uint32_t domid = dev->domid, devid = dev->devid;
+
+                /* The frontend may have closed or published a new ring while this
+                 * worker tried the old one (a guest reloading its driver frees the
+                 * ring before it writes Closed). Such a failure is not the device's:
+                 * look at xenstore first; a worker the refresh replaced is stale. */
+                device_refresh(d, domid, devid, DEV_EV_XENSTORE);
+                dev = device_find(d, domid, devid);
+                if (!dev || dev->worker != w) {
+                        log_msg(LOG_DEBUG, "Superseded worker (pid %d) failed at %s: %s", (int) w->pid,
+                                ipc_stage_to_string(m.failed.stage), strerror(-m.failed.error));
+                        break;
+                }
                 w->stopping = true;
                 dev->worker = NULL;
                 w->device = NULL;
-                device_step(dev, DEV_EV_WORKER_FAILED);
+                if (m.failed.stage == IPC_STAGE_STATE && m.failed.error == -EBUSY) {
+                        /* A previous worker of this vTPM still holds its state: try again shortly. */
+                        device_retry_busy(dev);
+                        break;
+                }
+                dev_log(dev, LOG_ERR, "Worker failed at %s: %s", ipc_stage_to_string(m.failed.stage),
+                        strerror(-m.failed.error));
+                device_step(dev, m.failed.stage == IPC_STAGE_STATE ? DEV_EV_STATE_FAILED : DEV_EV_WORKER_FAILED);
                 break;
+        }
         case IPC_STATS:
                 dev->stats = m.stats;
                 break;
@@ -383,22 +442,102 @@ static int worker_io_cb(sd_event_source *s, int fd, uint32_t revents, void *user
         case IPC_START:
         case IPC_STOP:
         case IPC_STATS_REQ:
+        case IPC_STATE:
                 break;
         }
-        return 0;
+        return 1;
+}
+
+/* START carries the vTPM's state directory as SCM_RIGHTS. */
+static int worker_send_start(Worker *w, const IpcMsg *m, int dir_fd) {
+        uint8_t buf[IPC_MAX_PACKET];
+        size_t n = ipc_encode(m, buf);
+        union {
+                struct cmsghdr h;
+                uint8_t raw[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = buf, .iov_len = n };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t k;
+
+        if (dir_fd >= 0) {
+                struct cmsghdr *c;
+                mh.msg_control = control.raw;
+                mh.msg_controllen = sizeof(control.raw);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &dir_fd, sizeof(int));
+        }
+        k = sendmsg(w->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        crypto_wipe(buf, sizeof(buf));
+        return k == (ssize_t) n ? 0 : negative_errno();
+}
+
+static int busy_retry_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        return restart_cb(s, usec, userdata);
+}
+
+#define BUSY_RETRY_NS (50ull * 1000000ull)
+#define BUSY_RETRY_MAX 200u /* 10 s */
+
+/* The vTPM's state is still locked by another process (a previous worker
+ * finishing its stop): try again shortly, for a bounded time. */
+static void device_retry_busy(Device *dev) {
+        if (++dev->busy_retries > BUSY_RETRY_MAX) {
+                dev_log(dev, LOG_ERR, "The vTPM's state directory stays locked by another process; giving up");
+                dev->busy_retries = 0;
+                device_step(dev, DEV_EV_STATE_FAILED);
+                return;
+        }
+        dev->restart_source = sd_event_source_disable_unref(dev->restart_source);
+        if (sd_event_add_time(dev->daemon->event, &dev->restart_source, CLOCK_MONOTONIC,
+                              (now_ns() + BUSY_RETRY_NS) / 1000, 0, busy_retry_cb, dev) < 0)
+                device_step(dev, DEV_EV_STATE_FAILED);
+}
+
+static bool previous_worker_running(Daemon *d, const char *uuid) {
+        for (Worker *w = d->workers; w; w = w->next)
+                if (w->stopping && streq(w->uuid, uuid))
+                        return true;
+        return false;
 }
 
 static void device_spawn_worker(Device *dev) {
         Daemon *d = dev->daemon;
         _cleanup_close_ int fd_parent = -1, fd_child = -1;
+        VtpmKeys keys = { .dir_fd = -1 };
+        bool restore;
         Worker *w;
         int pair[2], r;
         pid_t pid;
         IpcMsg m = { .type = IPC_START };
         char *argv[] = { d->worker_path, NULL };
 
+        if (previous_worker_running(d, dev->uuid)) {
+                /* Its volatile state and its lock must be released first. */
+                dev->spawn_waiting = true;
+                return;
+        }
+        r = vtpm_state_prepare(d->state, dev->uuid, d->auto_create, d->default_family, dev->domid, dev->devid,
+                               &keys);
+        if (r == -EBUSY) {
+                device_retry_busy(dev);
+                return;
+        }
+        if (r < 0) {
+                device_step(dev, DEV_EV_STATE_FAILED);
+                return;
+        }
+        /* Resume from saved volatile state only when the guest must not see a
+         * reset: a daemon restart re-attaching, or a frontend resume. */
+        restore = keys.vol_seq != 0 && (dev->machine.quiet || dev->resume_pending);
+        dev->resume_pending = false;
+
         if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
                 dev_log(dev, LOG_ERR, "Failed to create worker socket pair: %m");
+                vtpm_keys_done(&keys);
                 device_step(dev, DEV_EV_WORKER_FAILED);
                 return;
         }
@@ -408,6 +547,7 @@ static void device_spawn_worker(Device *dev) {
         pid = fork();
         if (pid < 0) {
                 dev_log(dev, LOG_ERR, "Failed to fork worker: %m");
+                vtpm_keys_done(&keys);
                 device_step(dev, DEV_EV_WORKER_FAILED);
                 return;
         }
@@ -429,10 +569,12 @@ static void device_spawn_worker(Device *dev) {
         if (!w) {
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
+                vtpm_keys_done(&keys);
                 device_step(dev, DEV_EV_WORKER_FAILED);
                 return;
         }
-        *w = (Worker){ .daemon = d, .device = dev, .pid = pid, .fd = TAKE_FD(fd_parent) };
+        *w = (Worker){ .daemon = d, .device = dev, .pid = pid, .fd = TAKE_FD(fd_parent), .restored = restore };
+        memcpy(w->uuid, dev->uuid, sizeof(w->uuid));
         w->next = d->workers;
         d->workers = w;
         dev->worker = w;
@@ -445,6 +587,7 @@ static void device_spawn_worker(Device *dev) {
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
                 worker_free(w);
+                vtpm_keys_done(&keys);
                 device_step(dev, DEV_EV_WORKER_FAILED);
                 return;
         }
@@ -454,21 +597,27 @@ static void device_spawn_worker(Device *dev) {
                 .devid = dev->devid,
                 .ring_ref = dev->machine.ring_ref,
                 .evtchn_port = dev->machine.evtchn,
-                .family = d->default_family,
-                .flags = (d->default_family == TPM_FAMILY_2_0 ? IPC_START_TPM_STARTUP : 0) |
-                         (d->trace ? IPC_START_TRACE : 0),
+                .family = keys.family,
+                .flags = IPC_START_DURABLE | (d->trace ? IPC_START_TRACE : 0) |
+                         (restore ? IPC_START_RESTORE_VOLATILE
+                                  : (keys.family == TPM_FAMILY_2_0 ? IPC_START_TPM_STARTUP : 0)),
+                .min_perm_seq = keys.min_perm_seq,
+                .vol_seq = restore ? keys.vol_seq : 0,
         };
         memcpy(m.start.uuid, dev->uuid, sizeof(m.start.uuid));
+        memcpy(m.start.data_key, keys.data_key, sizeof(m.start.data_key));
         snprintf(m.start.platform, sizeof(m.start.platform), "%s", d->platform_spec);
-        r = worker_send(w, &m);
+        r = worker_send_start(w, &m, keys.dir_fd);
+        crypto_wipe(&m, sizeof(m));
+        vtpm_keys_done(&keys);
         if (r < 0) {
                 dev_log(dev, LOG_ERR, "Failed to send parameters to worker: %s", strerror(-r));
                 (void) kill(pid, SIGKILL);
                 /* the child source reports the death and the back-off restarts it */
                 return;
         }
-        dev_log(dev, LOG_DEBUG, "Started worker pid %d for ring-ref %u port %u", (int) pid, dev->machine.ring_ref,
-                dev->machine.evtchn);
+        dev_log(dev, LOG_DEBUG, "Started worker pid %d for ring-ref %u port %u%s", (int) pid, dev->machine.ring_ref,
+                dev->machine.evtchn, restore ? ", resuming saved volatile state" : "");
 }
 
 /* ---- the machine ---- */
@@ -508,13 +657,19 @@ static void device_apply(Device *dev, const DevActions *a) {
         Daemon *d = dev->daemon;
         int r;
 
-        if (a->log)
-                dev_log(dev, a->error ? LOG_ERR : LOG_INFO, "%s", a->log);
+        if (a->error)
+                dev_log(dev, LOG_ERR, "%s", a->log ?: a->error);
+        else if (a->log)
+                /* Transitions follow frontend writes: a guest looping through them must not flood the log. */
+                dev_log_limited(dev, LOG_INFO, "%s", a->log);
 
         if (a->stop_worker) {
                 dev->restart_source = sd_event_source_disable_unref(dev->restart_source);
+                dev->spawn_waiting = false;
                 if (dev->worker)
                         worker_stop(dev->worker, a->stop_mode);
+                /* A frontend resume: the next worker continues from the volatile state the old one saves. */
+                dev->resume_pending = a->start_worker && a->stop_mode == IPC_STOP_SUSPEND;
         }
         if (a->error)
                 device_write_error(dev, a->error && strstr(a->error, "crash") ? EIO : EINVAL, a->error);

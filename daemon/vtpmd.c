@@ -21,10 +21,13 @@
 #include "log.h"
 #include "parse.h"
 #include "platform.h"
+#include "state.h"
 #include "util.h"
 #include "vtpmd.h"
 
 #define DEFAULT_INITWAIT_DWELL_MS 100u
+#define DEFAULT_COUNTER_INTERVAL_S 60u
+#define COMMIT_DELAY_USEC (1000ull * 1000ull)
 #define STOP_TIMEOUT_USEC (15ull * 1000000ull)
 
 static void help(void) {
@@ -39,9 +42,17 @@ static void help(void) {
                "  --trace                  log TPM payloads at debug level (contains guest secrets)\n"
                "  --initwait-ms MS         keep InitWait visible at least this long (default: %u)\n"
                "  --worker PATH            the vtpmd-worker binary\n"
+               "  --state-dir PATH         vTPM state root (default: " VTPMD_STATEDIR ")\n"
+               "  --key-source tpm|file:PATH  master key sealed to the host TPM (default), or a key file\n"
+               "  --host-tpm TCTI          host TPM 2.0 (default: " HOST_TPM_DEFAULT_TCTI ")\n"
+               "  --srk-handle HANDLE      persistent SRK (default: create the TCG template primary)\n"
+               "  --pcr-policy LIST        seal the master key to these sha256 PCRs, e.g. 0,2,7 (default: none)\n"
+               "  --nv-index HANDLE        host NV counter for rollback protection (default: 0x%08x)\n"
+               "  --counter-interval SEC   at most one counter increment per interval (default: %u)\n"
+               "  --auto-create yes|no     create state for unknown vTPM UUIDs (default: yes)\n"
                "  -h, --help               show this help\n"
                "  --version                show the version\n",
-               DEFAULT_INITWAIT_DWELL_MS);
+               DEFAULT_INITWAIT_DWELL_MS, HOST_TPM_DEFAULT_NV_INDEX, DEFAULT_COUNTER_INTERVAL_S);
 }
 
 static char *find_worker(void) {
@@ -81,6 +92,35 @@ static int xs_io_cb(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 sd_event_exit(d->event, EXIT_FAILURE);
         }
         return 0;
+}
+
+static int commit_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+
+        (void) vtpm_state_commit(d->state, false);
+        /* Still owing a rate-limited counter increment: look again later. */
+        if (d->state->dirty || d->state->manifest.counter == d->state->committed_counter + 1) {
+                (void) sd_event_source_set_time_relative(s, COMMIT_DELAY_USEC);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+/* Something in the manifest changed: write it soon, batched. */
+void daemon_state_changed(Daemon *d) {
+        int enabled = SD_EVENT_OFF;
+
+        if (!d->commit_source) {
+                if (sd_event_add_time_relative(d->event, &d->commit_source, CLOCK_MONOTONIC, COMMIT_DELAY_USEC, 0,
+                                               commit_cb, d) < 0)
+                        (void) vtpm_state_commit(d->state, false);
+                return;
+        }
+        (void) sd_event_source_get_enabled(d->commit_source, &enabled);
+        if (enabled == SD_EVENT_OFF) {
+                (void) sd_event_source_set_time_relative(d->commit_source, COMMIT_DELAY_USEC);
+                (void) sd_event_source_set_enabled(d->commit_source, SD_EVENT_ONESHOT);
+        }
 }
 
 static void update_status(Daemon *d) {
@@ -130,7 +170,8 @@ static int signal_cb(sd_event_source *s, const struct signalfd_siginfo *si, void
 
 int main(int argc, char **argv) {
         enum { OPT_PLATFORM = 0x100, OPT_DOMID, OPT_DEFAULT_TPM, OPT_LOG_LEVEL, OPT_TRACE, OPT_INITWAIT, OPT_WORKER,
-               OPT_VERSION };
+               OPT_VERSION, OPT_STATE_DIR, OPT_KEY_SOURCE, OPT_HOST_TPM, OPT_SRK_HANDLE, OPT_PCR_POLICY,
+               OPT_NV_INDEX, OPT_COUNTER_INTERVAL, OPT_AUTO_CREATE };
         static const struct option options[] = {
                 { "platform", required_argument, NULL, OPT_PLATFORM },
                 { "domid", required_argument, NULL, OPT_DOMID },
@@ -139,6 +180,14 @@ int main(int argc, char **argv) {
                 { "trace", no_argument, NULL, OPT_TRACE },
                 { "initwait-ms", required_argument, NULL, OPT_INITWAIT },
                 { "worker", required_argument, NULL, OPT_WORKER },
+                { "state-dir", required_argument, NULL, OPT_STATE_DIR },
+                { "key-source", required_argument, NULL, OPT_KEY_SOURCE },
+                { "host-tpm", required_argument, NULL, OPT_HOST_TPM },
+                { "srk-handle", required_argument, NULL, OPT_SRK_HANDLE },
+                { "pcr-policy", required_argument, NULL, OPT_PCR_POLICY },
+                { "nv-index", required_argument, NULL, OPT_NV_INDEX },
+                { "counter-interval", required_argument, NULL, OPT_COUNTER_INTERVAL },
+                { "auto-create", required_argument, NULL, OPT_AUTO_CREATE },
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, OPT_VERSION },
                 {},
@@ -146,6 +195,12 @@ int main(int argc, char **argv) {
         Daemon d = {
                 .default_family = TPM_FAMILY_2_0,
                 .initwait_dwell_ns = DEFAULT_INITWAIT_DWELL_MS * 1000000ull,
+                .auto_create = true,
+        };
+        StateConfig sc = {
+                .state_dir = VTPMD_STATEDIR,
+                .key_source = KEY_SOURCE_TPM,
+                .counter_interval_ns = DEFAULT_COUNTER_INTERVAL_S * 1000000000ull,
         };
         const char *platform_spec = "xen";
         Platform *platform = NULL;
@@ -192,6 +247,71 @@ int main(int argc, char **argv) {
                 case OPT_WORKER:
                         d.worker_path = strdup(optarg);
                         break;
+                case OPT_STATE_DIR:
+                        if (optarg[0] != '/') {
+                                fprintf(stderr, "vtpmd: --state-dir: must be an absolute path: %s\n", optarg);
+                                return EXIT_FAILURE;
+                        }
+                        sc.state_dir = optarg;
+                        break;
+                case OPT_KEY_SOURCE:
+                        if (streq(optarg, "tpm"))
+                                sc.key_source = KEY_SOURCE_TPM;
+                        else if (strncmp(optarg, "file:", 5) == 0 && optarg[5] == '/') {
+                                sc.key_source = KEY_SOURCE_FILE;
+                                sc.key_file = optarg + 5;
+                        } else {
+                                fprintf(stderr, "vtpmd: --key-source: expected tpm or file:/ABSOLUTE/PATH, got %s\n",
+                                        optarg);
+                                return EXIT_FAILURE;
+                        }
+                        break;
+                case OPT_HOST_TPM:
+                        if (!*optarg) {
+                                fprintf(stderr, "vtpmd: --host-tpm: empty TCTI\n");
+                                return EXIT_FAILURE;
+                        }
+                        sc.host_tpm.tcti = optarg;
+                        break;
+                case OPT_SRK_HANDLE:
+                        if (parse_u32_hex_or_dec(optarg, &sc.host_tpm.srk_handle) < 0 ||
+                            (sc.host_tpm.srk_handle >> 24) != 0x81) {
+                                fprintf(stderr, "vtpmd: --srk-handle: expected a persistent handle 0x81xxxxxx, got %s\n",
+                                        optarg);
+                                return EXIT_FAILURE;
+                        }
+                        break;
+                case OPT_PCR_POLICY:
+                        r = parse_pcr_list(optarg, 24, sc.host_tpm.pcrs, HOST_TPM_MAX_PCRS, &sc.host_tpm.n_pcrs);
+                        if (r < 0) {
+                                fprintf(stderr, "vtpmd: --pcr-policy: expected distinct PCRs 0-23 like 0,2,7, got %s\n",
+                                        optarg);
+                                return EXIT_FAILURE;
+                        }
+                        break;
+                case OPT_NV_INDEX:
+                        if (parse_u32_hex_or_dec(optarg, &sc.host_tpm.nv_index) < 0 ||
+                            sc.host_tpm.nv_index < 0x01800000u || sc.host_tpm.nv_index > 0x01bfffffu) {
+                                fprintf(stderr, "vtpmd: --nv-index: expected an owner NV index 0x01800000-0x01bfffff, "
+                                        "got %s\n", optarg);
+                                return EXIT_FAILURE;
+                        }
+                        break;
+                case OPT_COUNTER_INTERVAL:
+                        if (parse_u32_max(optarg, 86400, &v) < 0) {
+                                fprintf(stderr, "vtpmd: --counter-interval: expected 0..86400 seconds, got %s\n",
+                                        optarg);
+                                return EXIT_FAILURE;
+                        }
+                        sc.counter_interval_ns = (uint64_t) v * 1000000000ull;
+                        break;
+                case OPT_AUTO_CREATE:
+                        if (!streq(optarg, "yes") && !streq(optarg, "no")) {
+                                fprintf(stderr, "vtpmd: --auto-create: expected yes or no, got %s\n", optarg);
+                                return EXIT_FAILURE;
+                        }
+                        d.auto_create = streq(optarg, "yes");
+                        break;
                 case 'h':
                         help();
                         return EXIT_SUCCESS;
@@ -234,6 +354,11 @@ int main(int argc, char **argv) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
+        sc.default_family = d.default_family;
+        r = vtpm_state_open(&sc, &d.state);
+        if (r < 0)
+                return EXIT_FAILURE;
+
         r = sd_event_default(&d.event);
         if (r < 0)
                 return log_error_errno(r, "Failed to create event loop"), EXIT_FAILURE;
@@ -260,13 +385,15 @@ int main(int argc, char **argv) {
         /* Replay what already exists (the watch's first fire does it again, harmlessly). */
         device_scan_all(&d);
 
-        log_msg(LOG_INFO, "vtpmd " VTPMD_VERSION " serving %s on %s, %u device(s) found", d.be_root, d.platform_spec,
-                d.n_devices);
+        log_msg(LOG_INFO, "vtpmd " VTPMD_VERSION " serving %s on %s, %u device(s) found; state in %s, %u host-TPM "
+                "command(s) at start", d.be_root, d.platform_spec, d.n_devices, sc.state_dir,
+                d.state->host_tpm_commands);
         sd_notify(false, "READY=1");
         update_status(&d);
 
         r = sd_event_loop(d.event);
 
+        d.state = vtpm_state_close(d.state);
         xs_close(d.xs);
         sd_event_unref(d.event);
         free(d.platform_spec);

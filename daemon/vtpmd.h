@@ -26,6 +26,8 @@ struct Worker {
         sd_event_source *child_source;
         bool ready;
         bool stopping; /* we asked it to stop: its exit is expected */
+        bool restored; /* started with RESTORE_VOLATILE */
+        char uuid[IPC_UUID_LEN];
         Worker *next;
 };
 
@@ -44,6 +46,9 @@ struct Device {
         sd_event_source *timer_source;   /* machine timer */
         sd_event_source *restart_source; /* crash back-off */
         unsigned crashes;                /* within the current window */
+        unsigned busy_retries;           /* state directory still locked by a previous worker */
+        bool spawn_waiting;              /* start once the previous worker of this vTPM has exited */
+        bool resume_pending;             /* next worker resumes from the volatile state just saved */
         uint64_t crash_window_start_ns;
         IpcStats stats;
         RateLimit log_limit;
@@ -62,6 +67,9 @@ struct Daemon {
         uint64_t initwait_dwell_ns;
         bool trace;
         bool shutting_down;
+        bool auto_create;                /* create state for unknown vTPM UUIDs */
+        struct VtpmState *state;
+        sd_event_source *commit_source;
         Device *devices;
         Worker *workers;
         unsigned n_devices;
@@ -76,6 +84,9 @@ void device_scan_all(Daemon *d);
 void device_domains_released(Daemon *d);
 Device *device_free(Device *dev);
 unsigned daemon_count_phase(Daemon *d, DevPhase p);
+
+/* state.c hooks used by device.c */
+void daemon_state_changed(Daemon *d);
 
 /* worker spawning and supervision (device.c) */
 void workers_stop_all(Daemon *d, IpcStopMode mode);

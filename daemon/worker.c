@@ -35,7 +35,10 @@
 #include "evtchn.h"
 #include "gnttab.h"
 #include "ipc.h"
+#include "ipc-socket.h"
 #include "platform.h"
+#include "statestore.h"
+#include "tpmstore-durable.h"
 #include "tpmif.h"
 #include "util.h"
 
@@ -138,6 +141,17 @@ typedef struct Worker {
 
         TpmStore *store;
         TpmInstance *tpm;
+        /* IPC_START_DURABLE: the state directory (its fd arrives with START,
+         * -1 once statedir owns it) and the blobs read at start, freed once
+         * libtpms has them. The data key lives only in the store. */
+        int state_fd;
+        StateDir *statedir;
+        uint8_t *perm_blob, *vol_blob;
+        size_t perm_len, vol_len;
+        /* libtpms is in failure mode (a state write failed): the TPM thread
+         * re-initialises it from the durable state before the next command.
+         * TPM thread while serving; I/O thread once it has joined. */
+        bool tpm_broken;
 
         pthread_t thread;
         bool thread_started;
@@ -162,20 +176,26 @@ typedef struct Worker {
         bool cancel_seen;
         IpcStats stats;
         RateLimit rl_reject, rl_cancel, rl_bad_response;
+        RateLimit rl_store; /* TPM thread while serving; I/O thread after */
 } Worker;
 
 static bool worker_trace(const Worker *w) {
         return w->start.flags & IPC_START_TRACE;
 }
 
+static bool worker_durable(const Worker *w) {
+        return w->start.flags & IPC_START_DURABLE;
+}
+
+/* Debug lines (state housekeeping) go with the trace switch. */
+#define log_debug(w, ...)                       \
+        do {                                    \
+                if (worker_trace(w))            \
+                        log_line(__VA_ARGS__);  \
+        } while (0)
+
 static int ipc_send(int fd, const IpcMsg *m) {
-        uint8_t buf[IPC_MAX_PACKET];
-        size_t n = ipc_encode(m, buf);
-        if (n == 0)
-                return -EINVAL;
-        if (send(fd, buf, n, MSG_NOSIGNAL) < 0)
-                return negative_errno();
-        return 0;
+        return ipc_socket_send(fd, m, -1);
 }
 
 static void ipc_send_failed(int fd, IpcStage stage, int error) {
@@ -185,22 +205,168 @@ static void ipc_send_failed(int fd, IpcStage stage, int error) {
 }
 
 /* Receives one packet. Returns 1 and the decoded message, 0 on EOF,
- * -EBADMSG for an invalid packet, other negative errno on errors. */
-static int ipc_recv(int fd, IpcMsg *ret) {
-        uint8_t buf[IPC_MAX_PACKET]; /* the largest valid packet (ipc.h) */
-        ssize_t n;
+ * -EBADMSG for an invalid packet, other negative errno on errors. Only a
+ * START{DURABLE} may carry an fd (into *ret_fd; with ret_fd NULL such a
+ * START is invalid); any other is closed (lib/ipc-socket.h). */
+static int ipc_recv(int fd, IpcMsg *ret, int *ret_fd) {
+        return ipc_socket_recv(fd, ret, ret_fd);
+}
 
-        do
-                n = recv(fd, buf, sizeof(buf), MSG_TRUNC | MSG_CMSG_CLOEXEC);
-        while (n < 0 && errno == EINTR);
-        if (n < 0)
-                return negative_errno();
-        if (n == 0)
-                return 0;
-        if ((size_t) n > sizeof(buf))
-                return -EBADMSG; /* truncated: larger than any valid message */
-        int r = ipc_decode(buf, (size_t) n, ret);
-        return r < 0 ? r : 1;
+/* ---- durable state ---- */
+
+static const char *state_error_to_string(int error) {
+        switch (error) {
+        case -ENOENT:
+                return "missing";
+        case -EBADMSG:
+                return "truncated or malformed";
+        case -EPROTONOSUPPORT:
+                return "written by an unknown format version";
+        case -EMEDIUMTYPE:
+                return "holds a blob of another kind";
+        case -EXDEV:
+                return "belongs to another vTPM (UUID differs)";
+        case -EKEYREJECTED:
+                return "authentication failed (wrong key or modified contents)";
+        case -ESTALE:
+                return "older than the newest state recorded (rollback)";
+        default:
+                return strerror(-error);
+        }
+}
+
+static void log_state_refused(const Worker *w, StateKind kind, int error) {
+        if (error == -ENOENT) {
+                log_line("state file %s/%s: missing although the supervisor has a record of it; "
+                         "not starting this vTPM (never a silent reset to a new TPM)",
+                         w->start.uuid, strempty(state_kind_filename(kind)));
+                return;
+        }
+        log_line("state file %s/%s: %s; not starting this vTPM, the file is kept for inspection", w->start.uuid,
+                 strempty(state_kind_filename(kind)), state_error_to_string(error));
+}
+
+/* The store's report of every write: tell the supervisor (it records the
+ * newest seq for rollback detection and vol_seq for the next start). */
+static void worker_on_state(void *userdata, StateKind kind, int error, uint64_t seq) {
+        Worker *w = userdata;
+        IpcMsg m = {
+                .type = IPC_STATE,
+                .state = { .kind = kind == STATE_KIND_VOLATILE ? IPC_STATE_KIND_VOLATILE : IPC_STATE_KIND_PERMANENT,
+                           .error = error < 0 ? (error >= -4095 ? error : -EIO) : 0,
+                           .seq = error < 0 ? 0 : seq },
+        };
+
+        if (error < 0 && ratelimit_ok(&w->rl_store))
+                log_line("writing state file %s/%s failed: %s; the previous file is intact%s", w->start.uuid,
+                         strempty(state_kind_filename(kind)), strerror(-error),
+                         kind == STATE_KIND_PERMANENT ? ", the TPM answers failure until a write succeeds" : "");
+        else if (error >= 0)
+                log_debug(w, "state file %s/%s written, seq %" PRIu64, w->start.uuid,
+                          strempty(state_kind_filename(kind)), seq);
+        int r = ipc_send(w->ipc_fd, &m);
+        if (r < 0 && r != -EPIPE && r != -ECONNRESET)
+                log_line("sending STATE failed: %s", strerror(-r));
+}
+
+/* Takes the state directory, reads what the TPM will start from, and
+ * refuses anything it cannot trust. Returns 0 or a negative errno for
+ * FAILED{STATE}; the reason is logged here. */
+static int worker_load_state(Worker *w) {
+        StateDir *d = NULL;
+        uint64_t seq = 0;
+        int r;
+
+        r = statedir_from_fd(w->state_fd, w->start.uuid, &d);
+        w->state_fd = -1; /* statedir_from_fd owns it, whatever the result */
+        if (r < 0) {
+                log_line("state directory %s: %s", w->start.uuid,
+                         r == -EBUSY ? "locked by another process" : strerror(-r));
+                return r;
+        }
+        w->statedir = d;
+
+        r = tpm_store_durable_new(w->statedir, w->start.data_key, w->start.min_perm_seq, worker_on_state, w,
+                                  &w->store);
+        explicit_wipe(w->start.data_key, sizeof(w->start.data_key));
+        if (r < 0)
+                return r;
+        tpm_store_durable_raise_seq(w->store, w->start.vol_seq);
+
+        r = tpm_store_durable_read(w->store, STATE_KIND_PERMANENT, &w->perm_blob, &w->perm_len, &seq);
+        if (r == -ENOENT && w->start.min_perm_seq == 0 && !(w->start.flags & IPC_START_RESTORE_VOLATILE)) {
+                /* A new vTPM: libtpms manufactures it and stores permall. */
+                log_line("no permanent state yet: manufacturing a new TPM");
+        } else if (r < 0) {
+                /* A missing permall the supervisor has a record of is a
+                 * deletion, not a new vTPM: never a silent reset. */
+                log_state_refused(w, STATE_KIND_PERMANENT, r);
+                return r;
+        } else
+                log_debug(w, "permanent state: %zu bytes, seq %" PRIu64, w->perm_len, seq);
+
+        if (w->start.flags & IPC_START_RESTORE_VOLATILE) {
+                r = tpm_store_durable_read(w->store, STATE_KIND_VOLATILE, &w->vol_blob, &w->vol_len, &seq);
+                if (r >= 0 && seq != w->start.vol_seq) {
+                        log_line("state file %s/volatile: seq %" PRIu64 ", expected %" PRIu64
+                                 "; not resuming from it, the file is kept for inspection",
+                                 w->start.uuid, seq, w->start.vol_seq);
+                        return -ESTALE;
+                }
+                if (r < 0) {
+                        log_state_refused(w, STATE_KIND_VOLATILE, r);
+                        return r;
+                }
+        } else {
+                /* A leftover (a crash after a stop, or a start without resume)
+                 * must never be resumed later. */
+                StateHeader h;
+                if (statedir_peek(w->statedir, STATE_KIND_VOLATILE, &h) >= 0) {
+                        /* Its seq was used: later writes must still be newer. */
+                        tpm_store_durable_raise_seq(w->store, h.seq);
+                        r = statedir_remove(w->statedir, STATE_KIND_VOLATILE);
+                        if (r < 0) {
+                                log_line("removing stale state file %s/volatile failed: %s", w->start.uuid,
+                                         strerror(-r));
+                                return r;
+                        }
+                        log_debug(w, "removed stale state file %s/volatile (seq %" PRIu64 ")", w->start.uuid,
+                                  h.seq);
+                }
+        }
+        return 0;
+}
+
+static void worker_free_blobs(Worker *w) {
+        explicit_wipe(w->perm_blob, w->perm_len);
+        explicit_wipe(w->vol_blob, w->vol_len);
+        free(w->perm_blob);
+        free(w->vol_blob);
+        w->perm_blob = w->vol_blob = NULL;
+        w->perm_len = w->vol_len = 0;
+}
+
+/* TPM thread: the way out of failure mode. A power cycle from the durable
+ * state (research libtpms-swtpm.md §1.3: a failed store is fatal to the
+ * instance until re-init). Returns true if the TPM works again. */
+static bool worker_recover(Worker *w) {
+        uint32_t rc = 0;
+        int r;
+
+        (void) tpm_store_durable_take_error(w->store);
+        r = tpm_instance_reinit(w->tpm);
+        if (r >= 0 && w->family == TPM_FAMILY_2_0)
+                r = tpm_instance_startup(w->tpm, &rc);
+        if (r >= 0 && tpm_store_durable_take_error(w->store) < 0)
+                r = -EIO;
+        if (r < 0) {
+                if (ratelimit_ok(&w->rl_store))
+                        log_line("re-initialising the TPM from its durable state failed (%s, rc 0x%x); "
+                                 "answering TPM failure", strerror(-r), rc);
+                return false;
+        }
+        log_line("TPM re-initialised from its durable state after a failed write (PCRs and sessions reset)");
+        return true;
 }
 
 /* ---- TPM thread ---- */
@@ -217,7 +383,17 @@ static void *tpm_thread(void *userdata) {
                 pthread_mutex_unlock(&w->lock);
 
                 size_t n = 0;
-                int r = tpm_instance_process(w->tpm, w->cmd, w->cmd_len, w->resp, w->resp_max, &n, w->locality);
+                int r = -EIO;
+                if (w->tpm_broken && worker_recover(w))
+                        w->tpm_broken = false;
+                if (!w->tpm_broken) {
+                        r = tpm_instance_process(w->tpm, w->cmd, w->cmd_len, w->resp, w->resp_max, &n,
+                                                 w->locality);
+                        /* The command's store write failed: libtpms is in failure
+                         * mode and has answered TPM_RC_FAILURE. */
+                        if (tpm_store_durable_take_error(w->store) < 0)
+                                w->tpm_broken = true;
+                }
 
                 pthread_mutex_lock(&w->lock);
                 w->resp_r = r;
@@ -434,7 +610,11 @@ static void worker_stop_thread(Worker *w) {
 static void worker_release(Worker *w) {
         worker_stop_thread(w);
         w->tpm = tpm_instance_free(w->tpm);
-        w->store = tpm_store_free(w->store);
+        w->store = tpm_store_free(w->store); /* wipes the data key */
+        w->statedir = statedir_close(w->statedir);
+        w->state_fd = safe_close(w->state_fd);
+        worker_free_blobs(w);
+        explicit_wipe(w->start.data_key, sizeof(w->start.data_key));
         if (w->page) {
                 int r = gnttab_unmap(w->gnttab, w->page);
                 if (r < 0)
@@ -463,7 +643,9 @@ static void worker_stop(Worker *w, IpcStopMode mode, const char *why, bool tell_
 
         switch (mode) {
         case IPC_STOP_RESET:
-                if (w->tpm) {
+                /* An orderly shutdown, so the next Startup does not count a
+                 * dictionary-attack failure; libtpms writes permall for it. */
+                if (w->tpm && !w->tpm_broken) {
                         uint32_t rc = 0;
                         r = tpm_instance_shutdown(w->tpm, &rc);
                         if (r < 0)
@@ -471,15 +653,25 @@ static void worker_stop(Worker *w, IpcStopMode mode, const char *why, bool tell_
                 }
                 break;
         case IPC_STOP_SUSPEND:
-                if (w->tpm) {
+                /* No Shutdown: the guest must see no reset. A TPM in failure
+                 * mode has nothing worth resuming: the next start is a power-on
+                 * from permall. */
+                if (w->tpm && !w->tpm_broken) {
                         _cleanup_free_ uint8_t *v = NULL;
                         size_t len = 0;
-                        /* Not persisted yet; the durable store will keep it. */
                         r = tpm_instance_save_volatile(w->tpm, &v, &len);
                         if (r < 0)
                                 log_line("saving volatile state failed: %s", strerror(-r));
-                        else
+                        else {
+                                if (worker_durable(w)) {
+                                        uint64_t seq = 0;
+                                        r = tpm_store_durable_write(w->store, STATE_KIND_VOLATILE, v, len, &seq);
+                                        if (r >= 0)
+                                                log_line("volatile state saved (%zu bytes, seq %" PRIu64 ")", len,
+                                                         seq);
+                                }
                                 explicit_wipe(v, len);
+                        }
                 }
                 break;
         }
@@ -514,6 +706,13 @@ static IpcStage worker_setup(Worker *w, int *ret_error) {
         if (r < 0)
                 FAIL(IPC_STAGE_PARAMS, r);
 
+        /* Before the guest's page: a vTPM whose state is refused is not started. */
+        if (worker_durable(w)) {
+                r = worker_load_state(w);
+                if (r < 0)
+                        FAIL(IPC_STAGE_STATE, r);
+        }
+
         r = gnttab_open(w->platform, &w->gnttab);
         if (r < 0)
                 FAIL(IPC_STAGE_MAP, r);
@@ -539,14 +738,30 @@ static IpcStage worker_setup(Worker *w, int *ret_error) {
                 FAIL(IPC_STAGE_BIND, r);
         w->bound = true;
 
-        r = tpm_store_memory_new(&w->store);
-        if (r < 0)
+        if (!w->store) {
+                r = tpm_store_memory_new(&w->store);
+                if (r < 0)
+                        FAIL(IPC_STAGE_TPM, r);
+        }
+        r = tpm_instance_restore(w->family, w->store, w->perm_blob, w->perm_len, w->vol_blob, w->vol_len,
+                                 &w->tpm);
+        bool resumed = w->vol_blob;
+        worker_free_blobs(w);
+        if (r < 0) {
+                int e = tpm_store_durable_take_error(w->store);
+                if (e < 0)
+                        FAIL(IPC_STAGE_STATE, e);
                 FAIL(IPC_STAGE_TPM, r);
-        r = tpm_instance_new(w->family, w->store, &w->tpm);
-        if (r < 0)
-                FAIL(IPC_STAGE_TPM, r);
-        /* The Linux frontend never sends TPM2_Startup (research §2.9). */
-        if (w->family == TPM_FAMILY_2_0 && (w->start.flags & IPC_START_TPM_STARTUP)) {
+        }
+        if (resumed) {
+                /* Resumed: the file must never be resumed again (a crash after
+                 * this point is a power loss, not a second resume). */
+                r = tpm_store_durable_remove(w->store, STATE_KIND_VOLATILE);
+                if (r < 0)
+                        FAIL(IPC_STAGE_STATE, r);
+                log_line("resumed from the saved volatile state (seq %" PRIu64 ")", w->start.vol_seq);
+        } else if (w->family == TPM_FAMILY_2_0 && (w->start.flags & IPC_START_TPM_STARTUP)) {
+                /* The Linux frontend never sends TPM2_Startup (research §2.9). */
                 uint32_t rc = 0;
                 r = tpm_instance_startup(w->tpm, &rc);
                 if (r < 0) {
@@ -587,16 +802,21 @@ static int worker_wait_start(Worker *w) {
                         continue;
 
                 IpcMsg m;
-                int r = ipc_recv(w->ipc_fd, &m);
+                int fd = -1;
+                int r = ipc_recv(w->ipc_fd, &m, &fd);
                 if (r == 0) {
                         log_line("supervisor went away before start; exiting");
                         return 0;
                 }
                 if (r < 0 || m.type != IPC_START) {
+                        safe_close(fd);
+                        explicit_wipe(&m, sizeof(m));
                         ipc_send_failed(w->ipc_fd, IPC_STAGE_PARAMS, r < 0 ? r : -EBADMSG);
                         return -EBADMSG;
                 }
                 w->start = m.start;
+                w->state_fd = fd;
+                explicit_wipe(&m, sizeof(m));
                 return 1;
         }
 }
@@ -604,7 +824,7 @@ static int worker_wait_start(Worker *w) {
 /* Returns true when the worker should exit. */
 static bool worker_on_ipc(Worker *w) {
         IpcMsg m;
-        int r = ipc_recv(w->ipc_fd, &m);
+        int r = ipc_recv(w->ipc_fd, &m, NULL);
         if (r == -EAGAIN)
                 return false;
         if (r == 0 || (r < 0 && r != -EBADMSG)) {
@@ -632,6 +852,7 @@ static bool worker_on_ipc(Worker *w) {
         case IPC_FAILED:
         case IPC_STATS:
         case IPC_STOPPED:
+        case IPC_STATE:
                 break;
         }
         log_line("ignoring unexpected %s message", strempty(ipc_type_to_string(m.type)));
@@ -740,6 +961,8 @@ int main(int argc, char **argv) {
         Worker *w = &worker;
         w->ipc_fd = IPC_FD;
         w->done_fd = -1;
+        w->state_fd = -1;
+        w->rl_store.kind = "state-write";
         w->rl_reject.kind = "reject";
         w->rl_cancel.kind = "cancel";
         w->rl_bad_response.kind = "bad-response";

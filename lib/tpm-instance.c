@@ -4,7 +4,9 @@
  * libtpms-swtpm.md §1 for every libtpms fact relied on here.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -26,6 +28,9 @@ struct TpmInstance {
         /* Written by the processing thread just before TPMLIB_Process, read by
          * the locality callback on the same thread. */
         uint8_t locality;
+        /* Between a successful MainInit and Terminate: libtpms must not be
+         * asked to process anything otherwise. */
+        bool powered;
 };
 
 /* libtpms callbacks have no context pointer (research §1.3): the one instance
@@ -216,16 +221,32 @@ static TPM_RESULT cb_io_getphysicalpresence(TPM_BOOL *pp, uint32_t tpm_number) {
 
 /* ---- instance ---- */
 
-int tpm_instance_new(TpmFamily family, TpmStore *store, TpmInstance **ret) {
+/* libtpms writes its forced error lines to stderr unless it has a debug fd,
+ * and on entering failure mode it hex-dumps the command: guest data, which
+ * must not reach the journal (DESIGN.md: payloads only behind the trace
+ * switch). Its debug fd is /dev/null, opened once and kept (the process may
+ * be confined by the time the TPM is re-initialised). Our callers log the
+ * failures themselves. */
+static int quiet_libtpms(void) {
+        static int devnull = -1;
+
+        if (devnull < 0) {
+                devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+                if (devnull < 0)
+                        return negative_errno();
+        }
+        TPMLIB_SetDebugFD(devnull);
+        return 0;
+}
+
+/* Everything from RegisterCallbacks to MainInit; `current` must be t. On
+ * failure libtpms is terminated again. */
+static int instance_power_on(TpmInstance *t, const uint8_t *perm, size_t perm_len, const uint8_t *vol,
+                             size_t vol_len) {
         TPMLIB_TPMVersion version = TPMLIB_TPM_VERSION_2;
         int r;
 
-        if (!store || !store->ops)
-                return -EINVAL;
-        if (current)
-                return -EBUSY;
-
-        switch (family) {
+        switch (t->family) {
         case TPM_FAMILY_2_0:
                 version = TPMLIB_TPM_VERSION_2;
                 break;
@@ -233,12 +254,6 @@ int tpm_instance_new(TpmFamily family, TpmStore *store, TpmInstance **ret) {
                 version = TPMLIB_TPM_VERSION_1_2;
                 break;
         }
-
-        _cleanup_free_ TpmInstance *t = calloc(1, sizeof(*t));
-        if (!t)
-                return -ENOMEM;
-        t->family = family;
-        t->store = store;
 
         struct libtpms_callbacks cbs = {
                 .sizeOfStruct = sizeof(cbs),
@@ -250,6 +265,9 @@ int tpm_instance_new(TpmFamily family, TpmStore *store, TpmInstance **ret) {
                 .tpm_io_getlocality = cb_io_getlocality,
                 .tpm_io_getphysicalpresence = cb_io_getphysicalpresence,
         };
+        r = quiet_libtpms();
+        if (r < 0)
+                return r;
         r = tpm_result_to_errno(TPMLIB_RegisterCallbacks(&cbs));
         if (r < 0)
                 return r;
@@ -258,18 +276,65 @@ int tpm_instance_new(TpmFamily family, TpmStore *store, TpmInstance **ret) {
                 return r;
 
         /* Only TPM 2.0 negotiates a size; 1.2 has a fixed one. */
-        if (family == TPM_FAMILY_2_0) {
+        if (t->family == TPM_FAMILY_2_0) {
                 uint32_t min = 0, max = 0;
                 uint32_t got = TPMLIB_SetBufferSize(TPM_INSTANCE_BUFFER_SIZE, &min, &max);
                 if (got != TPM_INSTANCE_BUFFER_SIZE)
                         return -ERANGE;
         }
 
+        /* SetState copies and test-unmarshals the blobs (research §1.4): a
+         * blob libtpms rejects fails here, before anything is written. The
+         * permanent blob must come first, the volatile one is checked
+         * against it. */
+        if (perm) {
+                if (perm_len > UINT32_MAX)
+                        return -EINVAL;
+                r = tpm_result_to_errno(TPMLIB_SetState(TPMLIB_STATE_PERMANENT, perm, (uint32_t) perm_len));
+                if (r < 0)
+                        goto fail;
+        }
+        if (vol) {
+                if (!perm || vol_len > UINT32_MAX) {
+                        r = -EINVAL;
+                        goto fail;
+                }
+                r = tpm_result_to_errno(TPMLIB_SetState(TPMLIB_STATE_VOLATILE, vol, (uint32_t) vol_len));
+                if (r < 0)
+                        goto fail;
+        }
+
         /* The callbacks run inside MainInit already. */
-        current = t;
         r = tpm_result_to_errno(TPMLIB_MainInit());
+        if (r < 0)
+                goto fail;
+        t->powered = true;
+        return 0;
+
+fail:
+        /* Also drops blobs cached by SetState. */
+        TPMLIB_Terminate();
+        return r;
+}
+
+int tpm_instance_restore(TpmFamily family, TpmStore *store, const uint8_t *perm, size_t perm_len,
+                         const uint8_t *vol, size_t vol_len, TpmInstance **ret) {
+        int r;
+
+        if (!store || !store->ops)
+                return -EINVAL;
+        if (current)
+                return -EBUSY;
+
+        _cleanup_free_ TpmInstance *t = calloc(1, sizeof(*t));
+        if (!t)
+                return -ENOMEM;
+        t->family = family;
+        t->store = store;
+
+        current = t;
+        r = instance_power_on(t, perm, perm_len, vol, vol_len);
         if (r < 0) {
-                TPMLIB_Terminate();
                 current = NULL;
                 return r;
         }
@@ -278,10 +343,24 @@ int tpm_instance_new(TpmFamily family, TpmStore *store, TpmInstance **ret) {
         return 0;
 }
 
+int tpm_instance_new(TpmFamily family, TpmStore *store, TpmInstance **ret) {
+        return tpm_instance_restore(family, store, NULL, 0, NULL, 0, ret);
+}
+
+int tpm_instance_reinit(TpmInstance *t) {
+        if (!t || current != t)
+                return -EINVAL;
+        if (t->powered)
+                TPMLIB_Terminate();
+        t->powered = false;
+        return instance_power_on(t, NULL, 0, NULL, 0);
+}
+
 TpmInstance *tpm_instance_free(TpmInstance *t) {
         if (!t)
                 return NULL;
-        TPMLIB_Terminate();
+        if (t->powered)
+                TPMLIB_Terminate();
         if (current == t)
                 current = NULL;
         free(t->resp);
@@ -299,6 +378,8 @@ int tpm_instance_process(TpmInstance *t, const uint8_t *cmd, size_t len, uint8_t
 
         if (len > TPM_INSTANCE_BUFFER_SIZE)
                 return -EMSGSIZE;
+        if (!t->powered)
+                return -EIO;
 
         t->locality = locality;
         /* libtpms takes a non-const command but does not modify or keep it (§1.2). */
@@ -393,6 +474,8 @@ int tpm_instance_save_volatile(TpmInstance *t, uint8_t **ret, size_t *ret_len) {
         unsigned char *buf = NULL;
         uint32_t len = 0;
 
+        if (!t->powered)
+                return -EIO;
         int r = tpm_result_to_errno(TPMLIB_VolatileAll_Store(&buf, &len));
         if (r < 0)
                 return r;

@@ -65,6 +65,24 @@ typedef struct TpmInstance TpmInstance;
  * the store holds no "permall"). The store is borrowed and must outlive the
  * instance. -EBUSY if an instance already exists in this process. */
 int tpm_instance_new(TpmFamily family, TpmStore *store, TpmInstance **ret);
+/* Like tpm_instance_new(), but the TPM resumes from the given blobs
+ * (TPMLIB_SetState before MainInit) instead of loading "permall" from the
+ * store: perm is a permanent-state blob, vol (optional, only with perm) a
+ * TPMLIB_VolatileAll_Store blob. With vol the TPM is already started (send
+ * no Startup): PCRs, loaded objects and sessions are as they were saved.
+ * libtpms copies the blobs; the caller may wipe and free them on return.
+ * MainInit then writes "permall" through the store once. -EIO if libtpms
+ * rejects a blob. */
+int tpm_instance_restore(TpmFamily family, TpmStore *store, const uint8_t *perm, size_t perm_len,
+                         const uint8_t *vol, size_t vol_len, TpmInstance **ret);
+
+/* Powers the TPM off and on again (TPMLIB_Terminate, MainInit): the way out
+ * of libtpms' failure mode, which a failed store write enters. The TPM then
+ * runs from what the store holds (like a power cycle: PCRs and sessions are
+ * gone; TPM 2.0 needs a Startup). On failure the instance is left powered
+ * off and every command answers an error; call it again later. */
+int tpm_instance_reinit(TpmInstance *t);
+
 /* TPMLIB_Terminate. Accepts NULL; returns NULL. No Shutdown is sent. */
 TpmInstance *tpm_instance_free(TpmInstance *t);
 

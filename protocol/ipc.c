@@ -8,6 +8,7 @@
 
 _Static_assert(IPC_HEADER_SIZE + IPC_START_PAYLOAD_SIZE <= IPC_MAX_PACKET, "START fits a packet");
 _Static_assert(IPC_HEADER_SIZE + IPC_STATS_PAYLOAD_SIZE <= IPC_MAX_PACKET, "STATS fits a packet");
+_Static_assert(sizeof(((IpcStart *) 0)->data_key) == IPC_DATA_KEY_SIZE, "data_key size");
 
 /* Kernel MAX_ERRNO: anything below cannot be a negative errno, and bounding it
  * keeps -error well defined for the receiver. */
@@ -26,6 +27,8 @@ static long ipc_payload_size(uint32_t type) {
                 return IPC_FAILED_PAYLOAD_SIZE;
         case IPC_STATS:
                 return IPC_STATS_PAYLOAD_SIZE;
+        case IPC_STATE:
+                return IPC_STATE_PAYLOAD_SIZE;
         case IPC_STATS_REQ:
         case IPC_STOPPED:
                 return 0;
@@ -54,6 +57,11 @@ static uint64_t rd_u64(Reader *r) {
 
 /* A fixed-size string field: must hold a NUL and only zeros after it, so there
  * is exactly one encoding of every value (the fuzzer checks re-encoding). */
+static void rd_bytes(Reader *r, void *out, size_t size) {
+        memcpy(out, r->p, size);
+        r->p += size;
+}
+
 static bool rd_str(Reader *r, char *out, size_t size) {
         const uint8_t *nul = memchr(r->p, 0, size);
 
@@ -79,6 +87,11 @@ static void wr_u32(Writer *w, uint32_t v) {
 static void wr_u64(Writer *w, uint64_t v) {
         memcpy(w->p, &v, sizeof(v));
         w->p += sizeof(v);
+}
+
+static void wr_bytes(Writer *w, const void *p, size_t size) {
+        memcpy(w->p, p, size);
+        w->p += size;
 }
 
 static void wr_str(Writer *w, const char *s, size_t size) {
@@ -109,12 +122,18 @@ static int decode_start(Reader *r, IpcStart *s) {
         s->flags = rd_u32(r);
         if (!rd_str(r, s->uuid, sizeof(s->uuid)) || !rd_str(r, s->platform, sizeof(s->platform)))
                 return -EBADMSG;
+        rd_bytes(r, s->data_key, sizeof(s->data_key));
+        s->min_perm_seq = rd_u64(r);
+        s->vol_seq = rd_u64(r);
 
         if (s->domid >= IPC_DOMID_FIRST_RESERVED)
                 return -EBADMSG;
         if (!tpm_family_to_string((TpmFamily) s->family))
                 return -EBADMSG;
         if (s->flags & ~(uint32_t) IPC_START_FLAGS_ALL)
+                return -EBADMSG;
+        /* There is nothing to restore volatile state from without a state directory. */
+        if ((s->flags & IPC_START_RESTORE_VOLATILE) && !(s->flags & IPC_START_DURABLE))
                 return -EBADMSG;
         if (!uuid_valid(s->uuid) || !platform_valid(s->platform))
                 return -EBADMSG;
@@ -131,6 +150,25 @@ static int decode_stop(Reader *r, IpcStop *s) {
         return -EBADMSG;
 }
 
+static bool errno_valid(int32_t e) {
+        return e < 0 && e >= -IPC_ERRNO_MAX;
+}
+
+static int decode_state(Reader *r, IpcState *s) {
+        uint32_t e;
+
+        s->kind = rd_u32(r);
+        e = rd_u32(r);
+        memcpy(&s->error, &e, sizeof(e));
+        s->seq = rd_u64(r);
+        if (s->kind != IPC_STATE_KIND_PERMANENT && s->kind != IPC_STATE_KIND_VOLATILE)
+                return -EBADMSG;
+        /* A failed write has no sequence number: one encoding per message. */
+        if (s->error != 0 && (!errno_valid(s->error) || s->seq != 0))
+                return -EBADMSG;
+        return 0;
+}
+
 static int decode_failed(Reader *r, IpcFailed *f) {
         uint32_t e;
 
@@ -139,7 +177,7 @@ static int decode_failed(Reader *r, IpcFailed *f) {
         memcpy(&f->error, &e, sizeof(e));
         if (!ipc_stage_to_string((IpcStage) f->stage))
                 return -EBADMSG;
-        if (f->error >= 0 || f->error < -IPC_ERRNO_MAX)
+        if (!errno_valid(f->error))
                 return -EBADMSG;
         return 0;
 }
@@ -185,6 +223,9 @@ int ipc_decode(const uint8_t *buf, size_t len, IpcMsg *ret) {
                 m.stats.events = rd_u64(&r);
                 k = 0;
                 break;
+        case IPC_STATE:
+                k = decode_state(&r, &m.state);
+                break;
         case IPC_STATS_REQ:
         case IPC_STOPPED:
                 k = 0;
@@ -217,6 +258,9 @@ size_t ipc_encode(const IpcMsg *msg, uint8_t buf[static IPC_MAX_PACKET]) {
                 wr_u32(&w, msg->start.flags);
                 wr_str(&w, msg->start.uuid, sizeof(msg->start.uuid));
                 wr_str(&w, msg->start.platform, sizeof(msg->start.platform));
+                wr_bytes(&w, msg->start.data_key, sizeof(msg->start.data_key));
+                wr_u64(&w, msg->start.min_perm_seq);
+                wr_u64(&w, msg->start.vol_seq);
                 break;
         case IPC_STOP:
                 wr_u32(&w, msg->stop.mode);
@@ -234,6 +278,12 @@ size_t ipc_encode(const IpcMsg *msg, uint8_t buf[static IPC_MAX_PACKET]) {
                 wr_u64(&w, msg->stats.rejected);
                 wr_u64(&w, msg->stats.cancels);
                 wr_u64(&w, msg->stats.events);
+                break;
+        case IPC_STATE:
+                wr_u32(&w, msg->state.kind);
+                memcpy(&e, &msg->state.error, sizeof(e));
+                wr_u32(&w, e);
+                wr_u64(&w, msg->state.seq);
                 break;
         case IPC_STATS_REQ:
         case IPC_STOPPED:
@@ -254,6 +304,8 @@ const char *ipc_stage_to_string(IpcStage s) {
                 return "tpm";
         case IPC_STAGE_CONFINE:
                 return "confine";
+        case IPC_STAGE_STATE:
+                return "state";
         }
         return NULL;
 }
@@ -274,6 +326,8 @@ const char *ipc_type_to_string(IpcType t) {
                 return "stats";
         case IPC_STOPPED:
                 return "stopped";
+        case IPC_STATE:
+                return "state";
         }
         return NULL;
 }

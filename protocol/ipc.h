@@ -19,6 +19,7 @@
 #define IPC_MAX_PACKET 1024u
 #define IPC_PLATFORM_MAX 256u /* "xen" or "sim:DIR", NUL-terminated */
 #define IPC_UUID_LEN 37u      /* canonical 36 chars + NUL */
+#define IPC_DATA_KEY_SIZE 32u /* AES-256 (statefile.h) */
 
 typedef enum IpcType {
         /* supervisor -> worker */
@@ -30,11 +31,16 @@ typedef enum IpcType {
         IPC_FAILED = 17, /* IpcFailed: could not start; the worker exits after sending it */
         IPC_STATS = 18,  /* IpcStats */
         IPC_STOPPED = 19,
+        IPC_STATE = 20,  /* IpcState: a state blob was written durably (or could not be) */
 } IpcType;
 
 typedef enum IpcStartFlags {
         IPC_START_TPM_STARTUP = 1u << 0, /* TPM 2.0: send TPM2_Startup(CLEAR) ourselves (fresh power-on) */
         IPC_START_TRACE = 1u << 1,       /* log TPM payloads at debug level */
+        IPC_START_DURABLE = 1u << 2,     /* the START packet carries the vTPM's state directory fd
+                                          * (SCM_RIGHTS) and data_key; without it, state is in memory */
+        IPC_START_RESTORE_VOLATILE = 1u << 3, /* resume from the saved volatile state (seq == vol_seq)
+                                               * instead of a fresh power-on */
 } IpcStartFlags;
 
 typedef struct IpcStart {
@@ -46,6 +52,9 @@ typedef struct IpcStart {
         uint32_t flags;       /* IpcStartFlags */
         char uuid[IPC_UUID_LEN];
         char platform[IPC_PLATFORM_MAX];
+        uint8_t data_key[IPC_DATA_KEY_SIZE]; /* DURABLE: the vTPM's data key (wiped after use by both ends) */
+        uint64_t min_perm_seq;  /* DURABLE: refuse a permall blob older than this (rollback) */
+        uint64_t vol_seq;       /* RESTORE_VOLATILE: the volatile blob must have exactly this seq */
 } IpcStart;
 
 typedef enum IpcStopMode {
@@ -67,6 +76,7 @@ typedef enum IpcStage {
         IPC_STAGE_BIND = 3,
         IPC_STAGE_TPM = 4,
         IPC_STAGE_CONFINE = 5,
+        IPC_STAGE_STATE = 6, /* a state file is missing, corrupt, of another vTPM or rolled back */
 } IpcStage;
 
 typedef struct IpcFailed {
@@ -81,6 +91,12 @@ typedef struct IpcStats {
         uint64_t events;        /* event-channel events */
 } IpcStats;
 
+typedef struct IpcState {
+        uint32_t kind;  /* StateKind: PERMANENT or VOLATILE */
+        int32_t error;  /* 0: written durably with seq; else negative errno (e.g. -ENOSPC) */
+        uint64_t seq;
+} IpcState;
+
 typedef struct IpcMsg {
         IpcType type;
         union {
@@ -89,27 +105,39 @@ typedef struct IpcMsg {
                 IpcReady ready;
                 IpcFailed failed;
                 IpcStats stats;
+                IpcState state;
         };
 } IpcMsg;
 
 /* Wire payload sizes (field by field, no struct padding):
  *   START     u32 domid, devid, ring_ref, evtchn_port, family, flags;
  *             char uuid[37] (canonical lowercase, NUL at [36]);
- *             char platform[256] (NUL-terminated, zero-filled after the NUL)
+ *             char platform[256] (NUL-terminated, zero-filled after the NUL);
+ *             u8 data_key[32]; u64 min_perm_seq, vol_seq
+ *             (with IPC_START_DURABLE the packet also carries exactly one fd,
+ *             SCM_RIGHTS: the O_DIRECTORY fd of <root>/<uuid>; lib/ipc-socket.h)
  *   STOP      u32 mode          READY   u32 local_port
  *   FAILED    u32 stage, i32 error (-4095..-1)
  *   STATS     u64 commands, rejected, cancels, events
+ *   STATE     u32 kind, i32 error (0 or -4095..-1), u64 seq (0 when error != 0)
  *   STATS_REQ, STOPPED: empty
  * Validation also requires: domid < 0x7FF0 (DOMID_FIRST_RESERVED, xen.h),
- * family a TpmFamily, flags only IpcStartFlags bits, platform "xen" or
- * "sim:/...", known stop mode and stage. */
-#define IPC_START_PAYLOAD_SIZE (6u * 4u + IPC_UUID_LEN + IPC_PLATFORM_MAX)
+ * family a TpmFamily, flags only IpcStartFlags bits, RESTORE_VOLATILE only
+ * with DURABLE, platform "xen" or "sim:/...", known stop mode and stage,
+ * STATE kind PERMANENT (1) or VOLATILE (2). data_key and the seqs are
+ * free-form. */
+#define IPC_START_PAYLOAD_SIZE (6u * 4u + IPC_UUID_LEN + IPC_PLATFORM_MAX + IPC_DATA_KEY_SIZE + 2u * 8u)
 #define IPC_STOP_PAYLOAD_SIZE 4u
 #define IPC_READY_PAYLOAD_SIZE 4u
 #define IPC_FAILED_PAYLOAD_SIZE 8u
 #define IPC_STATS_PAYLOAD_SIZE 32u
+#define IPC_STATE_PAYLOAD_SIZE 16u
 #define IPC_DOMID_FIRST_RESERVED 0x7FF0u
-#define IPC_START_FLAGS_ALL (IPC_START_TPM_STARTUP | IPC_START_TRACE)
+#define IPC_START_FLAGS_ALL \
+        (IPC_START_TPM_STARTUP | IPC_START_TRACE | IPC_START_DURABLE | IPC_START_RESTORE_VOLATILE)
+/* IpcState.kind values: StateKind (protocol/statefile.h) PERMANENT and VOLATILE. */
+#define IPC_STATE_KIND_PERMANENT 1u
+#define IPC_STATE_KIND_VOLATILE 2u
 
 /* Decodes and validates one packet. -EBADMSG on any size or field error
  * (unknown type, wrong size, unterminated or malformed string, bad enum). */

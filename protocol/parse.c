@@ -55,3 +55,74 @@ int parse_uuid(const char *s, char ret[static 37]) {
         memcpy(ret, buf, sizeof(buf));
         return 0;
 }
+
+int parse_u32_hex_or_dec(const char *s, uint32_t *ret) {
+        uint32_t v = 0;
+        size_t n;
+
+        if (!s || s[0] != '0' || (s[1] != 'x' && s[1] != 'X'))
+                return parse_u32(s, ret);
+        n = strlen(s + 2);
+        if (n == 0 || n > 8)
+                return n ? -ERANGE : -EINVAL;
+        for (const char *p = s + 2; *p; p++) {
+                int d;
+                if (*p >= '0' && *p <= '9')
+                        d = *p - '0';
+                else if (*p >= 'a' && *p <= 'f')
+                        d = *p - 'a' + 10;
+                else if (*p >= 'A' && *p <= 'F')
+                        d = *p - 'A' + 10;
+                else
+                        return -EINVAL;
+                v = v << 4 | (uint32_t) d;
+        }
+        *ret = v;
+        return 0;
+}
+
+int parse_pcr_list(const char *s, uint32_t max_pcr, uint32_t *ret, size_t max_n, size_t *ret_n) {
+        uint32_t seen[64] = {}, out[64];
+        size_t n = 0;
+        const char *p = s;
+
+        if (!s || max_pcr > 64)
+                return -EINVAL;
+        if (!*s) {
+                *ret_n = 0;
+                return 0;
+        }
+        for (;;) {
+                char num[4];
+                const char *comma = strchr(p, ',');
+                size_t len = comma ? (size_t) (comma - p) : strlen(p);
+                uint32_t v;
+                int r;
+
+                if (len == 0 || len >= sizeof(num))
+                        return -EINVAL;
+                memcpy(num, p, len);
+                num[len] = '\0';
+                r = parse_u32(num, &v);
+                if (r < 0)
+                        return r;
+                if (v >= max_pcr)
+                        return -ERANGE;
+                if (seen[v])
+                        return -EINVAL;
+                seen[v] = 1;
+                if (n >= max_n)
+                        return -E2BIG;
+                n++;
+                if (!comma)
+                        break;
+                p = comma + 1;
+        }
+        n = 0;
+        for (uint32_t i = 0; i < max_pcr; i++)
+                if (seen[i])
+                        out[n++] = i;
+        memcpy(ret, out, n * sizeof(*ret));
+        *ret_n = n;
+        return 0;
+}

@@ -130,6 +130,10 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
         case DEV_EV_GIVE_UP:
                 fail(m, a, "worker crashed repeatedly, giving up on this device");
                 return;
+        case DEV_EV_STATE_FAILED:
+                m->worker = false;
+                fail(m, a, "the vTPM's state cannot be loaded; not starting it");
+                return;
         case DEV_EV_WORKER_FAILED:
                 m->worker = false;
                 fail(m, a, "could not map the frontend's ring or bind its event channel");

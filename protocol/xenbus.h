@@ -60,6 +60,7 @@ typedef enum DevEvent {
         DEV_EV_WORKER_FAILED, /* worker could not start (map/bind/TPM failed) */
         DEV_EV_WORKER_EXITED, /* worker died unexpectedly; the daemon restarts it itself */
         DEV_EV_GIVE_UP,       /* the daemon gave up restarting the worker */
+        DEV_EV_STATE_FAILED,  /* the vTPM's state cannot be loaded (missing key, corrupt, rolled back) */
         DEV_EV_DOMAIN_GONE,   /* @releaseDomain and the domain is no longer introduced */
 } DevEvent;
 

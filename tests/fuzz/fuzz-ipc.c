@@ -43,5 +43,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 abort();
         if (m.type == IPC_FAILED && (m.failed.error >= 0 || !ipc_stage_to_string((IpcStage) m.failed.stage)))
                 abort();
+        if (m.type == IPC_START && (m.start.flags & IPC_START_RESTORE_VOLATILE) &&
+            !(m.start.flags & IPC_START_DURABLE))
+                abort();
+        if (m.type == IPC_STATE &&
+            ((m.state.kind != IPC_STATE_KIND_PERMANENT && m.state.kind != IPC_STATE_KIND_VOLATILE) ||
+             m.state.error > 0 || (m.state.error != 0 && m.state.seq != 0)))
+                abort();
         return 0;
 }

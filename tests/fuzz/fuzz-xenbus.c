@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (before == DEV_GONE && m.phase != DEV_GONE)
                         abort();
 
-                if (ev == DEV_EV_WORKER_FAILED)
+                if (ev == DEV_EV_WORKER_FAILED || ev == DEV_EV_STATE_FAILED)
                         running = false;
                 if (a.stop_worker)
                         running = false;

@@ -365,3 +365,94 @@ bool sim_proc_alive(const SimProc *p) {
                 return false;
         return now.starttime == p->starttime;
 }
+
+int sim_str_load(const char *dir, const char *key, char **ret) {
+        _cleanup_free_ char *p = key_path(dir, key), *line = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        size_t cap = 0;
+
+        if (!p)
+                return -ENOMEM;
+        f = fopen(p, "re");
+        if (!f)
+                return negative_errno();
+        if (getline(&line, &cap, f) < 0)
+                return -EBADMSG;
+        line[strcspn(line, "\n")] = '\0';
+        *ret = TAKE_PTR(line);
+        return 0;
+}
+
+int sim_str_save(const char *dir, const char *key, const char *value) {
+        _cleanup_free_ char *p = key_path(dir, key), *buf = NULL;
+
+        if (!p)
+                return -ENOMEM;
+        if (strchr(value, '\n'))
+                return -EINVAL;
+        if (asprintf(&buf, "%s\n", value) < 0)
+                return -ENOMEM;
+        return sim_write_file_atomic(p, buf);
+}
+
+void sim_strv_free(char **l) {
+        for (size_t i = 0; l && l[i]; i++)
+                free(l[i]);
+        free(l);
+}
+
+int sim_strv_load(const char *dir, const char *key, char ***ret) {
+        _cleanup_free_ char *p = key_path(dir, key), *line = NULL;
+        _cleanup_fclose_ FILE *f = NULL;
+        char **l = NULL;
+        size_t cap = 0, n = 0;
+
+        if (!p)
+                return -ENOMEM;
+        f = fopen(p, "re");
+        if (!f)
+                return negative_errno();
+        l = calloc(1, sizeof(*l));
+        if (!l)
+                return -ENOMEM;
+        while (getline(&line, &cap, f) > 0) {
+                char **nl;
+
+                line[strcspn(line, "\n")] = '\0';
+                nl = reallocarray(l, n + 2, sizeof(*l));
+                if (!nl)
+                        goto oom;
+                l = nl;
+                l[n] = strdup(line);
+                if (!l[n])
+                        goto oom;
+                l[++n] = NULL;
+        }
+        *ret = l;
+        return 0;
+oom:
+        sim_strv_free(l);
+        return -ENOMEM;
+}
+
+int sim_strv_save(const char *dir, const char *key, char *const *l) {
+        _cleanup_free_ char *p = key_path(dir, key), *buf = NULL;
+        size_t len = 0;
+        FILE *f;
+
+        if (!p)
+                return -ENOMEM;
+        f = open_memstream(&buf, &len);
+        if (!f)
+                return -ENOMEM;
+        for (size_t i = 0; l[i]; i++) {
+                if (strchr(l[i], '\n')) {
+                        fclose(f);
+                        return -EINVAL;
+                }
+                fprintf(f, "%s\n", l[i]);
+        }
+        if (fclose(f) != 0)
+                return -ENOMEM;
+        return sim_write_file_atomic(p, buf);
+}

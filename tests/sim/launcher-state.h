@@ -4,8 +4,14 @@
  * atomically (write a temporary file, rename), read and written only while the
  * caller holds the DIR/sim.lock flock. And the process helpers it needs.
  *
- *   DIR/sim/xenstored, DIR/sim/vtpmd   "PID STARTTIME"
+ *   DIR/sim/xenstored, DIR/sim/vtpmd,
+ *   DIR/sim/swtpm                      "PID STARTTIME"
  *   DIR/sim/next-domid                 "N"
+ *   DIR/sim/host-tpm                   "swtpm" or "none" (key-file mode), fixed
+ *                                      by the first start: vtpmd's state in
+ *                                      DIR/state is only readable with the same
+ *   DIR/sim/vtpmd-args                 vtpmd's arguments (after the binary),
+ *                                      one per line, for restart-daemon
  *   DIR/sim/guests/NAME                key=value lines, see launcher-state.c
  *
  * A process counts as ours only while /proc/PID/stat shows the recorded start
@@ -56,11 +62,19 @@ int sim_guest_list(const char *dir, char ***ret);
 int sim_guest_add_vtpm(SimGuest *g, uint32_t devid, const char *uuid, const char *family);
 void sim_guest_remove_vtpm(SimGuest *g, size_t index);
 
-/* key is "xenstored", "vtpmd" or "next-domid". */
+/* key is "xenstored", "vtpmd", "swtpm" or "next-domid". */
 int sim_proc_load(const char *dir, const char *key, SimProc *ret);
 int sim_proc_save(const char *dir, const char *key, const SimProc *p);
 int sim_u32_load(const char *dir, const char *key, uint32_t *ret);
 int sim_u32_save(const char *dir, const char *key, uint32_t v);
+
+/* One-line string value; -ENOENT if no record. */
+int sim_str_load(const char *dir, const char *key, char **ret);
+int sim_str_save(const char *dir, const char *key, const char *value);
+/* A NULL-terminated list, one entry per line (-EINVAL if one contains '\n'). */
+int sim_strv_load(const char *dir, const char *key, char ***ret);
+int sim_strv_save(const char *dir, const char *key, char *const *l);
+void sim_strv_free(char **l);
 
 /* Atomic replace of PATH with DATA (tmp + rename). */
 int sim_write_file_atomic(const char *path, const char *data);

@@ -7,9 +7,12 @@
  *
  *   test-worker PATH-TO-vtpmd-worker
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <ftw.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -19,8 +22,11 @@
 
 #include "evtchn.h"
 #include "gnttab.h"
+#include "crypto.h"
 #include "ipc.h"
+#include "ipc-socket.h"
 #include "platform.h"
+#include "statestore.h"
 #include "tpmif.h"
 #include "util.h"
 
@@ -32,7 +38,11 @@
 static const char *worker_path;
 static char sim_dir[] = "/tmp/vtpmd-test-worker-XXXXXX";
 static bool sim_dir_made;
-static pid_t children[8];
+static pid_t children[64];
+static char state_root[] = "/tmp/vtpmd-test-worker-state-XXXXXX";
+static bool state_root_made;
+static char tmpfs_dir[] = "/tmp/vtpmd-test-worker-tmpfs-XXXXXX";
+static bool tmpfs_dir_made, tmpfs_mounted;
 static size_t n_children;
 
 typedef struct Guest {
@@ -61,6 +71,12 @@ static void cleanup(void) {
                 }
         if (sim_dir_made)
                 (void) nftw(sim_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        if (state_root_made)
+                (void) nftw(state_root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        if (tmpfs_mounted)
+                (void) umount2(tmpfs_dir, MNT_DETACH);
+        if (tmpfs_dir_made)
+                (void) nftw(tmpfs_dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 _printf_(1, 2) _noreturn_ static void fail(const char *fmt, ...) {
@@ -135,19 +151,52 @@ static void send_msg(const Child *c, const IpcMsg *m) {
         CHECK(send(c->fd, buf, n, MSG_NOSIGNAL) == (ssize_t) n, "send to worker: %m");
 }
 
-/* 1 and *m, 0 on EOF; fails the test on timeout. */
+/* The IPC_STATE reports of the vTPM in use: what a supervisor records. */
+typedef struct StateTrack {
+        uint64_t max_seq;  /* newest seq reported for any kind */
+        uint64_t perm_seq; /* newest durable permall */
+        uint64_t vol_seq;  /* newest durable volatile */
+        unsigned n_perm, n_vol, n_errors;
+        int last_error;
+} StateTrack;
+static StateTrack track;
+
+static void track_state(const IpcState *st) {
+        if (st->error < 0) {
+                track.n_errors++;
+                track.last_error = st->error;
+                return;
+        }
+        /* Every durable write of one vTPM uses a newer seq than any before. */
+        CHECK(st->seq > track.max_seq, "STATE seq %" PRIu64 " not above %" PRIu64, st->seq, track.max_seq);
+        track.max_seq = st->seq;
+        if (st->kind == IPC_STATE_KIND_PERMANENT) {
+                track.perm_seq = st->seq;
+                track.n_perm++;
+        } else {
+                track.vol_seq = st->seq;
+                track.n_vol++;
+        }
+}
+
+/* 1 and *m, 0 on EOF; fails the test on timeout. IPC_STATE reports are
+ * tracked (track_state) and never returned. */
 static int recv_msg(const Child *c, IpcMsg *m, int timeout_ms) {
-        struct pollfd p = { .fd = c->fd, .events = POLLIN };
-        int r = poll(&p, 1, timeout_ms);
-        CHECK(r >= 0, "poll: %m");
-        CHECK(r > 0, "no message from the worker within %d ms", timeout_ms);
-        uint8_t buf[IPC_MAX_PACKET];
-        ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
-        if (n == 0 || (n < 0 && errno == ECONNRESET))
-                return 0;
-        CHECK(n > 0, "recv: %m");
-        CHECK(ipc_decode(buf, (size_t) n, m) == 0, "worker sent an invalid message");
-        return 1;
+        for (;;) {
+                struct pollfd p = { .fd = c->fd, .events = POLLIN };
+                int r = poll(&p, 1, timeout_ms);
+                CHECK(r >= 0, "poll: %m");
+                CHECK(r > 0, "no message from the worker within %d ms", timeout_ms);
+                uint8_t buf[IPC_MAX_PACKET];
+                ssize_t n = recv(c->fd, buf, sizeof(buf), 0);
+                if (n == 0 || (n < 0 && errno == ECONNRESET))
+                        return 0;
+                CHECK(n > 0, "recv: %m");
+                CHECK(ipc_decode(buf, (size_t) n, m) == 0, "worker sent an invalid message");
+                if (m->type != IPC_STATE)
+                        return 1;
+                track_state(&m->state);
+        }
 }
 
 static void send_start(const Child *c, const Guest *g, uint32_t ring_ref, uint32_t flags) {
@@ -580,6 +629,603 @@ static void case_start_failures(Guest *g) {
         printf("ok   unknown ring-ref -> FAILED{MAP} (%s), exit 1\n", strerror(-m.failed.error));
 }
 
+/* ---- durable state (IPC_START_DURABLE) ---- */
+
+#define UUID_A "6b0d7c1e-3f52-4a9b-8e27-5d4c3b2a1f00"
+#define UUID_B "6b0d7c1e-3f52-4a9b-8e27-5d4c3b2a1f01"
+#define UUID_C "6b0d7c1e-3f52-4a9b-8e27-5d4c3b2a1f02"
+#define NV_INDEX 0x01500016u
+#define NV_SIZE 32u
+#define PCR_INDEX 16u
+#define TPM2_CC_NV_DEFINE_SPACE 0x12au
+#define TPM2_CC_NV_WRITE 0x137u
+#define TPM2_CC_NV_READ 0x14eu
+#define TPM2_CC_PCR_EXTEND 0x182u
+#define TPM2_CC_PCR_READ 0x17eu
+#define TPM2_CC_GET_CAPABILITY 0x17au
+#define TPM2_RS_PW 0x40000009u
+#define TPM2_RH_OWNER 0x40000001u
+#define TPM2_CAP_TPM_PROPERTIES 6u
+#define TPM2_PT_LOCKOUT_COUNTER 0x20eu
+#define TPMA_NV_AUTHWRITE (1u << 2)
+#define TPMA_NV_AUTHREAD (1u << 18)
+#define NV_AUTH "pw"
+/* What the guest stores; it must never appear in a state file. */
+static const char nv_marker[NV_SIZE + 1] = "GUEST-SECRET-NV-MARKER-31415926!";
+
+static uint8_t data_key[CRYPTO_KEY_SIZE];
+static StateRoot *root;
+
+typedef struct Vtpm {
+        const char *uuid;
+        StateDir *dir; /* the "supervisor's" handle, unlocked while a worker runs */
+        char path[256];
+} Vtpm;
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
+
+typedef struct Cmd {
+        uint8_t b[TPM_MAX_PACKET];
+        size_t n;
+} Cmd;
+
+static void c_u8(Cmd *c, uint8_t v) {
+        c->b[c->n++] = v;
+}
+static void c_u16(Cmd *c, uint16_t v) {
+        tpm_put_be16(c->b + c->n, v);
+        c->n += 2;
+}
+static void c_u32(Cmd *c, uint32_t v) {
+        tpm_put_be32(c->b + c->n, v);
+        c->n += 4;
+}
+static void c_bytes(Cmd *c, const void *p, size_t n) {
+        memcpy(c->b + c->n, p, n);
+        c->n += n;
+}
+static void c_begin(Cmd *c, uint16_t tag, uint32_t cc) {
+        c->n = 0;
+        c_u16(c, tag);
+        c_u32(c, 0);
+        c_u32(c, cc);
+}
+/* One password session (TPM_RS_PW) as the authorization area. */
+static void c_pw_session(Cmd *c, const char *pw) {
+        size_t len = strlen(pw);
+        c_u32(c, (uint32_t) (4 + 2 + 1 + 2 + len));
+        c_u32(c, TPM2_RS_PW);
+        c_u16(c, 0);
+        c_u8(c, 0);
+        c_u16(c, (uint16_t) len);
+        c_bytes(c, pw, len);
+}
+
+/* Runs a command; TPM_RC_RETRY (the first use of a DA-protected auth sets
+ * daUsed, research libtpms-swtpm.md §1.7) is retried like a TSS does. */
+static uint32_t tpm_run(Guest *g, Cmd *c, uint8_t *resp, size_t *ret_len) {
+        tpm_put_be32(c->b + 2, (uint32_t) c->n);
+        for (int i = 0;; i++) {
+                uint32_t rc = guest_transact(g, c->b, c->n, resp, ret_len);
+                if (rc != TPM2_RC_RETRY || i == 5)
+                        return rc;
+        }
+}
+
+static void nv_define(Guest *g) {
+        uint8_t resp[TPM_MAX_PACKET];
+        size_t n;
+        Cmd c;
+        c_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_NV_DEFINE_SPACE);
+        c_u32(&c, TPM2_RH_OWNER);
+        c_pw_session(&c, "");
+        c_u16(&c, 2);
+        c_bytes(&c, NV_AUTH, 2);
+        c_u16(&c, 14); /* TPM2B_NV_PUBLIC */
+        c_u32(&c, NV_INDEX);
+        c_u16(&c, 0x000b); /* sha256 */
+        c_u32(&c, TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD); /* no NO_DA: DA-protected */
+        c_u16(&c, 0);
+        c_u16(&c, NV_SIZE);
+        uint32_t rc = tpm_run(g, &c, resp, &n);
+        CHECK(rc == 0, "NV_DefineSpace answered 0x%x", rc);
+}
+
+static uint32_t nv_write(Guest *g, const char *data) {
+        uint8_t resp[TPM_MAX_PACKET];
+        size_t n;
+        Cmd c;
+        c_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_NV_WRITE);
+        c_u32(&c, NV_INDEX);
+        c_u32(&c, NV_INDEX);
+        c_pw_session(&c, NV_AUTH);
+        c_u16(&c, NV_SIZE);
+        c_bytes(&c, data, NV_SIZE);
+        c_u16(&c, 0);
+        return tpm_run(g, &c, resp, &n);
+}
+
+static uint32_t nv_read(Guest *g, char out[NV_SIZE + 1]) {
+        uint8_t resp[TPM_MAX_PACKET];
+        size_t n = 0;
+        Cmd c;
+        c_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_NV_READ);
+        c_u32(&c, NV_INDEX);
+        c_u32(&c, NV_INDEX);
+        c_pw_session(&c, NV_AUTH);
+        c_u16(&c, NV_SIZE);
+        c_u16(&c, 0);
+        uint32_t rc = tpm_run(g, &c, resp, &n);
+        if (rc != 0)
+                return rc;
+        /* header, parameterSize, TPM2B_MAX_NV_BUFFER */
+        CHECK(n >= 16 + NV_SIZE && tpm_be16(resp + 14) == NV_SIZE, "NV_Read response of %zu bytes", n);
+        memcpy(out, resp + 16, NV_SIZE);
+        out[NV_SIZE] = 0;
+        return 0;
+}
+
+static void expect_nv(Guest *g, const char *want) {
+        char got[NV_SIZE + 1];
+        uint32_t rc = nv_read(g, got);
+        CHECK(rc == 0, "NV_Read answered 0x%x", rc);
+        CHECK(memcmp(got, want, NV_SIZE) == 0, "NV index holds \"%s\", expected \"%s\"", got, want);
+}
+
+static void pcr_extend(Guest *g, uint8_t fill) {
+        uint8_t resp[TPM_MAX_PACKET], digest[32];
+        size_t n;
+        Cmd c;
+        memset(digest, fill, sizeof(digest));
+        c_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_PCR_EXTEND);
+        c_u32(&c, PCR_INDEX);
+        c_pw_session(&c, "");
+        c_u32(&c, 1);
+        c_u16(&c, 0x000b);
+        c_bytes(&c, digest, sizeof(digest));
+        uint32_t rc = tpm_run(g, &c, resp, &n);
+        CHECK(rc == 0, "PCR_Extend answered 0x%x", rc);
+}
+
+static void pcr_read(Guest *g, uint8_t out[32]) {
+        uint8_t resp[TPM_MAX_PACKET];
+        size_t n = 0;
+        Cmd c;
+        c_begin(&c, TPM2_ST_NO_SESSIONS, TPM2_CC_PCR_READ);
+        c_u32(&c, 1);
+        c_u16(&c, 0x000b);
+        c_u8(&c, 3);
+        c_u8(&c, 0);
+        c_u8(&c, 0);
+        c_u8(&c, 1u << (PCR_INDEX - 16)); /* PCR 16 */
+        uint32_t rc = tpm_run(g, &c, resp, &n);
+        CHECK(rc == 0, "PCR_Read answered 0x%x", rc);
+        /* header, updateCounter, selection (4+6), TPML_DIGEST count, TPM2B size */
+        CHECK(n >= 30 + 32 && tpm_be32(resp + 24) == 1 && tpm_be16(resp + 28) == 32, "PCR_Read response");
+        memcpy(out, resp + 30, 32);
+}
+
+static uint32_t lockout_counter(Guest *g) {
+        uint8_t resp[TPM_MAX_PACKET];
+        size_t n = 0;
+        Cmd c;
+        c_begin(&c, TPM2_ST_NO_SESSIONS, TPM2_CC_GET_CAPABILITY);
+        c_u32(&c, TPM2_CAP_TPM_PROPERTIES);
+        c_u32(&c, TPM2_PT_LOCKOUT_COUNTER);
+        c_u32(&c, 1);
+        uint32_t rc = tpm_run(g, &c, resp, &n);
+        CHECK(rc == 0, "GetCapability answered 0x%x", rc);
+        CHECK(n >= 27 && tpm_be32(resp + 15) == 1 && tpm_be32(resp + 19) == TPM2_PT_LOCKOUT_COUNTER,
+              "GetCapability(TPM_PT_LOCKOUT_COUNTER) response");
+        return tpm_be32(resp + 23);
+}
+
+static uint32_t get_random_rc(Guest *g) {
+        uint8_t cmd[TPM_HEADER_SIZE + 2], resp[TPM_MAX_PACKET];
+        size_t n = 0;
+        int len = tpm2_build_get_random(8, cmd, sizeof(cmd));
+        CHECK(len > 0, "build");
+        return guest_transact(g, cmd, (size_t) len, resp, &n);
+}
+
+/* ---- files ---- */
+
+static void vtpm_make(Vtpm *v, StateRoot *r, const char *uuid) {
+        v->uuid = uuid;
+        CHECK_OK(statedir_create(r, uuid, &v->dir));
+        CHECK_OK(statedir_unlock(v->dir)); /* the worker takes it */
+        snprintf(v->path, sizeof(v->path), "%s/%s", stateroot_path(r), uuid);
+}
+
+static bool file_read(const Vtpm *v, const char *name, uint8_t **ret, size_t *ret_len) {
+        char p[512];
+        snprintf(p, sizeof(p), "%s/%s", v->path, name);
+        _cleanup_fclose_ FILE *f = fopen(p, "re");
+        if (!f)
+                return false;
+        uint8_t *buf = malloc(STATEFILE_MAX_PAYLOAD + STATEFILE_OVERHEAD);
+        CHECK(buf, "malloc");
+        *ret_len = fread(buf, 1, STATEFILE_MAX_PAYLOAD + STATEFILE_OVERHEAD, f);
+        *ret = buf;
+        return true;
+}
+
+static void file_write(const Vtpm *v, const char *name, const uint8_t *buf, size_t len) {
+        char p[512];
+        snprintf(p, sizeof(p), "%s/%s", v->path, name);
+        _cleanup_fclose_ FILE *f = fopen(p, "we");
+        CHECK(f && fwrite(buf, 1, len, f) == len, "writing %s: %m", p);
+}
+
+static bool file_exists(const Vtpm *v, const char *name) {
+        char p[512];
+        snprintf(p, sizeof(p), "%s/%s", v->path, name);
+        return access(p, F_OK) == 0;
+}
+
+/* No file of the vTPM may hold the guest's NV data in plaintext. */
+static void expect_no_plaintext(const Vtpm *v) {
+        _cleanup_(closedirp) DIR *d = opendir(v->path);
+        struct dirent *de;
+        unsigned files = 0;
+        CHECK(d, "opendir %s: %m", v->path);
+        while ((de = readdir(d))) {
+                uint8_t *buf = NULL;
+                size_t len = 0;
+                if (de->d_name[0] == '.' && (de->d_name[1] == 0 || de->d_name[1] == '.'))
+                        continue;
+                if (!file_read(v, de->d_name, &buf, &len))
+                        continue;
+                files++;
+                CHECK(!memmem(buf, len, nv_marker, 16), "%s/%s holds the guest's NV data in plaintext", v->path,
+                      de->d_name);
+                free(buf);
+        }
+        CHECK(files > 0, "no state files in %s", v->path);
+}
+
+/* ---- worker lifecycle ---- */
+
+static void send_start_durable(const Child *c, const Guest *g, const Vtpm *v, uint32_t flags, uint64_t min_perm_seq,
+                               uint64_t vol_seq) {
+        IpcMsg m = { .type = IPC_START };
+        m.start.domid = GUEST_DOMID;
+        m.start.ring_ref = g->ref;
+        m.start.evtchn_port = g->port;
+        m.start.family = TPM_FAMILY_2_0;
+        m.start.flags = IPC_START_DURABLE | flags;
+        snprintf(m.start.uuid, sizeof(m.start.uuid), "%s", v->uuid);
+        snprintf(m.start.platform, sizeof(m.start.platform), "sim:%s", sim_dir);
+        memcpy(m.start.data_key, data_key, sizeof(data_key));
+        m.start.min_perm_seq = min_perm_seq;
+        m.start.vol_seq = vol_seq;
+        CHECK_OK(ipc_socket_send(c->fd, &m, statedir_fd(v->dir)));
+        explicit_wipe(&m, sizeof(m));
+}
+
+/* A fresh power-on from permall (after a stop with RESET, a crash, or new). */
+static Child start_cold(const Guest *g, const Vtpm *v) {
+        Child c = spawn_worker();
+        send_start_durable(&c, g, v, IPC_START_TPM_STARTUP, track.perm_seq, 0);
+        expect_ready(&c);
+        return c;
+}
+
+/* The resume after a daemon stop, as the supervisor would ask for it. */
+static Child start_resume(const Guest *g, const Vtpm *v) {
+        Child c = spawn_worker();
+        send_start_durable(&c, g, v, IPC_START_RESTORE_VOLATILE, track.perm_seq, track.vol_seq);
+        expect_ready(&c);
+        return c;
+}
+
+static void expect_start_refused(const Guest *g, const Vtpm *v, uint32_t flags, uint64_t min_perm_seq,
+                                 uint64_t vol_seq, int error, const char *what) {
+        Child c = spawn_worker();
+        IpcMsg m;
+        send_start_durable(&c, g, v, flags, min_perm_seq, vol_seq);
+        CHECK(recv_msg(&c, &m, READY_TIMEOUT_MS) == 1, "%s: EOF instead of FAILED", what);
+        CHECK(m.type == IPC_FAILED, "%s: started (type %u) instead of FAILED", what, m.type);
+        CHECK(m.failed.stage == IPC_STAGE_STATE && m.failed.error == error,
+              "%s: FAILED{%s, %s}, expected FAILED{state, %s}", what,
+              strempty(ipc_stage_to_string(m.failed.stage)), strerror(-m.failed.error), strerror(-error));
+        int status = wait_exit(&c, COMMAND_TIMEOUT_MS);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 1, "%s: worker status 0x%x", what, status);
+        printf("ok   %s -> FAILED{state, %s}, exit 1\n", what, strerror(-error));
+}
+
+static void stop_with(Child *c, IpcStopMode mode) {
+        unsigned perm0 = track.n_perm, vol0 = track.n_vol;
+        IpcMsg m = { .type = IPC_STOP, .stop = { .mode = mode } };
+        send_msg(c, &m);
+        CHECK(recv_msg(c, &m, COMMAND_TIMEOUT_MS) == 1 && m.type == IPC_STOPPED, "no STOPPED");
+        int status = wait_exit(c, COMMAND_TIMEOUT_MS);
+        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker status 0x%x", status);
+        if (mode == IPC_STOP_SUSPEND)
+                CHECK(track.n_vol == vol0 + 1, "SUSPEND reported no durable volatile state");
+        else
+                /* TPM2_Shutdown(CLEAR) is an NV write: libtpms stores permall. */
+                CHECK(track.n_perm > perm0, "RESET reported no permall write (no TPM2_Shutdown?)");
+}
+
+static void kill_worker(Child *c) {
+        CHECK(kill(c->pid, SIGKILL) == 0, "kill: %m");
+        int status = wait_exit(c, COMMAND_TIMEOUT_MS);
+        CHECK(WIFSIGNALED(status), "worker status 0x%x", status);
+}
+
+/* ---- cases ---- */
+
+static void case_durable_lifecycle(Guest *g, Vtpm *v) {
+        uint8_t pcr0[32], pcr1[32], pcr[32], zero[32] = {};
+        uint32_t lockout;
+
+        track = (StateTrack){};
+        Child c = start_cold(g, v);
+        CHECK(track.n_perm >= 1, "a new vTPM reported no permall write");
+        CHECK(file_exists(v, "permall"), "no permall after manufacturing");
+        nv_define(g);
+        uint32_t rc = nv_write(g, nv_marker);
+        CHECK(rc == 0, "NV_Write answered 0x%x", rc);
+        expect_nv(g, nv_marker);
+        pcr_read(g, pcr0);
+        pcr_extend(g, 0x5a);
+        pcr_read(g, pcr1);
+        CHECK(memcmp(pcr0, pcr1, 32) != 0, "PCR_Extend changed nothing");
+        lockout = lockout_counter(g);
+        printf("ok   new durable vTPM: NV index written (DA-protected, daUsed), PCR %u extended, lockout counter %u\n",
+               PCR_INDEX, lockout);
+
+        /* Daemon stop and start: the guest sees no reset. */
+        for (int i = 0; i < 3; i++) {
+                if (i == 1) {
+                        /* SIGTERM is a daemon stop too */
+                        CHECK(kill(c.pid, SIGTERM) == 0, "kill: %m");
+                        unsigned vol0 = track.n_vol;
+                        IpcMsg m;
+                        CHECK(recv_msg(&c, &m, COMMAND_TIMEOUT_MS) == 1 && m.type == IPC_STOPPED, "no STOPPED");
+                        int status = wait_exit(&c, COMMAND_TIMEOUT_MS);
+                        CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker status 0x%x", status);
+                        CHECK(track.n_vol == vol0 + 1, "SIGTERM saved no volatile state");
+                } else
+                        stop_with(&c, IPC_STOP_SUSPEND);
+                CHECK(file_exists(v, "volatile"), "no volatile file after a daemon stop");
+                if (i == 0)
+                        expect_no_plaintext(v);
+                c = start_resume(g, v);
+                CHECK(!file_exists(v, "volatile"), "volatile file kept after the resume");
+                expect_nv(g, nv_marker);
+                pcr_read(g, pcr);
+                CHECK(memcmp(pcr, pcr1, 32) == 0, "PCR %u changed across a daemon stop", PCR_INDEX);
+                CHECK(lockout_counter(g) == lockout, "lockout counter rose across a daemon stop");
+        }
+        printf("ok   3 daemon stops (SUSPEND, SIGTERM) and resumes: NV kept, PCR %u unchanged, lockout counter %u\n",
+               PCR_INDEX, lockout);
+
+        /* Guest reboots: orderly resets. */
+        for (int i = 0; i < 5; i++) {
+                stop_with(&c, IPC_STOP_RESET);
+                c = start_cold(g, v);
+                expect_nv(g, nv_marker);
+                pcr_read(g, pcr);
+                CHECK(memcmp(pcr, zero, 32) == 0, "PCR %u not reset by a guest reboot", PCR_INDEX);
+                CHECK(lockout_counter(g) == lockout, "lockout counter rose across a RESET (cycle %d)", i + 1);
+                pcr_extend(g, (uint8_t) i);
+        }
+        printf("ok   5 RESET+restart cycles: NV kept, PCR %u reset, lockout counter unchanged (%u)\n", PCR_INDEX,
+               lockout);
+
+        /* A crash is a power loss: volatile state gone, and (the control that
+         * shows the DA setup above is real) the lockout counter rises. */
+        kill_worker(&c);
+        c = start_cold(g, v);
+        expect_nv(g, nv_marker);
+        pcr_read(g, pcr);
+        CHECK(memcmp(pcr, zero, 32) == 0, "PCR %u survived a worker crash", PCR_INDEX);
+        uint32_t after_crash = lockout_counter(g);
+        CHECK(after_crash == lockout + 1, "lockout counter %u after a crash, expected %u", after_crash, lockout + 1);
+        printf("ok   SIGKILL then cold start: NV kept, PCR reset, lockout counter %u -> %u (non-orderly)\n", lockout,
+               after_crash);
+
+        stop_with(&c, IPC_STOP_RESET);
+        expect_no_plaintext(v);
+        printf("ok   no state file holds the guest's NV data in plaintext; STATE seqs grew (newest %" PRIu64 ")\n",
+               track.max_seq);
+}
+
+static void case_durable_refusals(Guest *g, Vtpm *v, Vtpm *other) {
+        uint8_t *orig = NULL, *buf = NULL;
+        size_t orig_len = 0, len = 0;
+        StateTrack saved;
+
+        CHECK(file_read(v, "permall", &orig, &orig_len), "no permall");
+
+        /* Rollback: the supervisor knows of a newer permall. */
+        expect_start_refused(g, v, IPC_START_TPM_STARTUP, track.perm_seq + 1, 0, -ESTALE,
+                             "permall older than min_perm_seq");
+
+        /* A permall copied from another vTPM (same data key, so only the UUID tells). */
+        saved = track;
+        track = (StateTrack){};
+        Child c = start_cold(g, other);
+        stop_with(&c, IPC_STOP_RESET);
+        track = saved;
+        CHECK(file_read(other, "permall", &buf, &len), "no permall in the other vTPM");
+        file_write(v, "permall", buf, len);
+        expect_start_refused(g, v, IPC_START_TPM_STARTUP, track.perm_seq, 0, -EXDEV, "permall of another vTPM");
+        uint8_t *now = NULL;
+        size_t now_len = 0;
+        CHECK(file_read(v, "permall", &now, &now_len) && now_len == len && memcmp(now, buf, len) == 0,
+              "the refused file was modified");
+        free(now);
+        free(buf);
+
+        /* Truncated. */
+        file_write(v, "permall", orig, orig_len - 5);
+        expect_start_refused(g, v, IPC_START_TPM_STARTUP, track.perm_seq, 0, -EBADMSG, "truncated permall");
+        CHECK(file_read(v, "permall", &now, &now_len) && now_len == orig_len - 5, "the truncated file was modified");
+        free(now);
+
+        /* One bit of the ciphertext flipped. */
+        buf = malloc(orig_len);
+        CHECK(buf, "malloc");
+        memcpy(buf, orig, orig_len);
+        buf[STATEFILE_HEADER_SIZE + 7] ^= 0x10;
+        file_write(v, "permall", buf, orig_len);
+        expect_start_refused(g, v, IPC_START_TPM_STARTUP, track.perm_seq, 0, -EKEYREJECTED, "bit-flipped permall");
+        CHECK(file_read(v, "permall", &now, &now_len) && now_len == orig_len && memcmp(now, buf, orig_len) == 0,
+              "the bit-flipped file was modified");
+        free(now);
+        free(buf);
+
+        /* Deleted although the supervisor has a record of it: no silent new TPM. */
+        char p[512];
+        snprintf(p, sizeof(p), "%s/permall", v->path);
+        CHECK(unlink(p) == 0, "unlink: %m");
+        expect_start_refused(g, v, IPC_START_TPM_STARTUP, track.perm_seq, 0, -ENOENT, "permall missing");
+
+        /* Back to the good file: it starts. */
+        file_write(v, "permall", orig, orig_len);
+        free(orig);
+
+        /* Locked by another process (a second owner). */
+        StateDir *second = NULL;
+        CHECK_OK(statedir_open(root, v->uuid, &second));
+        expect_start_refused(g, v, IPC_START_TPM_STARTUP, track.perm_seq, 0, -EBUSY, "state directory locked");
+        statedir_close(second);
+
+        /* A volatile file whose seq is not the recorded one is never resumed. */
+        c = start_cold(g, v);
+        expect_nv(g, nv_marker);
+        stop_with(&c, IPC_STOP_SUSPEND);
+        uint64_t vseq = track.vol_seq;
+        uint8_t *vol = NULL;
+        size_t vol_len = 0;
+        CHECK(file_read(v, "volatile", &vol, &vol_len), "no volatile file");
+        expect_start_refused(g, v, IPC_START_RESTORE_VOLATILE, track.perm_seq, vseq + 3, -ESTALE,
+                             "volatile with a newer recorded seq");
+        expect_start_refused(g, v, IPC_START_RESTORE_VOLATILE, track.perm_seq, vseq - 1, -ESTALE,
+                             "volatile with an older recorded seq");
+        CHECK(file_read(v, "volatile", &buf, &len) && len == vol_len && memcmp(buf, vol, len) == 0,
+              "the refused volatile file was modified");
+        free(buf);
+        free(vol);
+        /* A cold start removes the stale volatile file. */
+        c = start_cold(g, v);
+        CHECK(!file_exists(v, "volatile"), "a cold start kept a stale volatile file");
+        expect_nv(g, nv_marker);
+        stop_with(&c, IPC_STOP_RESET);
+        printf("ok   a cold start removes a stale volatile file; NV intact\n");
+}
+
+/* Mount a small tmpfs in a mount namespace of our own, so the mount goes
+ * away with the test and never shows up for other tests. */
+static void mount_small_tmpfs(const char *path) {
+        if (unshare(CLONE_NEWNS) < 0) {
+                CHECK(errno == EPERM, "unshare(CLONE_NEWNS): %m");
+                uid_t uid = geteuid();
+                gid_t gid = getegid();
+                CHECK(unshare(CLONE_NEWUSER | CLONE_NEWNS) == 0,
+                      "cannot mount a tmpfs for the full-disk case: not root and no user namespaces: %m");
+                char map[64];
+                FILE *f;
+                snprintf(map, sizeof(map), "0 %u 1", (unsigned) uid);
+                CHECK((f = fopen("/proc/self/uid_map", "we")) && fputs(map, f) >= 0 && fclose(f) == 0, "uid_map");
+                CHECK((f = fopen("/proc/self/setgroups", "we")) && fputs("deny", f) >= 0 && fclose(f) == 0,
+                      "setgroups");
+                snprintf(map, sizeof(map), "0 %u 1", (unsigned) gid);
+                CHECK((f = fopen("/proc/self/gid_map", "we")) && fputs(map, f) >= 0 && fclose(f) == 0, "gid_map");
+        }
+        CHECK(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) == 0, "making mounts private: %m");
+        CHECK(mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "size=128k,mode=0700") == 0, "mount tmpfs: %m");
+        tmpfs_mounted = true;
+}
+
+static void case_full_disk(Guest *g) {
+        static const char value_a[NV_SIZE + 1] = "value-a-before-the-disk-filled-!";
+        static const char value_b[NV_SIZE + 1] = "value-b-written-when-it-was-full";
+        char rootpath[sizeof(tmpfs_dir) + 8], filler[sizeof(tmpfs_dir) + 16];
+        StateRoot *r = NULL;
+        Vtpm v = {};
+
+        CHECK(mkdtemp(tmpfs_dir), "mkdtemp: %m");
+        tmpfs_dir_made = true;
+        mount_small_tmpfs(tmpfs_dir);
+        snprintf(rootpath, sizeof(rootpath), "%s/root", tmpfs_dir);
+        snprintf(filler, sizeof(filler), "%s/filler", tmpfs_dir);
+        CHECK_OK(stateroot_open(rootpath, &r));
+        vtpm_make(&v, r, UUID_C);
+
+        track = (StateTrack){};
+        Child c = start_cold(g, &v);
+        nv_define(g);
+        CHECK(nv_write(g, value_a) == 0, "NV_Write failed");
+        uint8_t *before = NULL, *after = NULL;
+        size_t before_len = 0, after_len = 0;
+        CHECK(file_read(&v, "permall", &before, &before_len), "no permall");
+
+        /* Fill the file system to the last byte. */
+        int fd = open(filler, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        CHECK(fd >= 0, "open filler: %m");
+        static uint8_t chunk[4096];
+        for (size_t sz = sizeof(chunk); sz > 0; sz /= 2)
+                while (write(fd, chunk, sz) == (ssize_t) sz)
+                        ;
+        CHECK(errno == ENOSPC, "filling the tmpfs: %m");
+        close(fd);
+
+        unsigned errors0 = track.n_errors;
+        uint32_t rc = nv_write(g, value_b);
+        CHECK(rc == TPM2_RC_FAILURE, "NV_Write on a full disk answered 0x%x, expected TPM_RC_FAILURE", rc);
+        rc = get_random_rc(g);
+        CHECK(rc == TPM2_RC_FAILURE, "GetRandom while the disk is still full answered 0x%x", rc);
+        get_stats(&c); /* the STATE reports before this answer are in now */
+        CHECK(track.n_errors > errors0 && track.last_error == -ENOSPC, "no STATE{permanent, -ENOSPC} report");
+        CHECK(file_read(&v, "permall", &after, &after_len) && after_len == before_len &&
+              memcmp(before, after, before_len) == 0, "permall changed by a failed write");
+        CHECK(!file_exists(&v, "permall.tmp"), "a failed write left permall.tmp behind");
+        free(after);
+        printf("ok   disk full: NV_Write -> TPM_RC_FAILURE, STATE{permanent, -ENOSPC}, previous permall intact\n");
+
+        CHECK(unlink(filler) == 0, "unlink filler: %m");
+        rc = get_random_rc(g);
+        CHECK(rc == 0, "GetRandom after space returned answered 0x%x", rc);
+        expect_nv(g, value_a);
+        CHECK(nv_write(g, value_b) == 0, "NV_Write after recovery failed");
+        expect_nv(g, value_b);
+        stop_with(&c, IPC_STOP_RESET);
+        c = start_cold(g, &v);
+        expect_nv(g, value_b);
+        stop_with(&c, IPC_STOP_RESET);
+        free(before);
+        printf("ok   space back: the vTPM re-initialises from permall, the failed write is not there, new writes are durable\n");
+
+        statedir_close(v.dir);
+        stateroot_close(r);
+        CHECK(umount2(tmpfs_dir, MNT_DETACH) == 0, "umount: %m");
+        tmpfs_mounted = false;
+}
+
+static void case_durable(Guest *g) {
+        Vtpm a = {}, b = {};
+
+        CHECK(mkdtemp(state_root), "mkdtemp: %m");
+        state_root_made = true;
+        CHECK_OK(crypto_random(data_key, sizeof(data_key)));
+        CHECK_OK(stateroot_open(state_root, &root));
+        vtpm_make(&a, root, UUID_A);
+        vtpm_make(&b, root, UUID_B);
+
+        case_durable_lifecycle(g, &a);
+        case_durable_refusals(g, &a, &b);
+        case_full_disk(g);
+
+        statedir_close(a.dir);
+        statedir_close(b.dir);
+        root = stateroot_close(root);
+        explicit_wipe(data_key, sizeof(data_key));
+}
+
 int main(int argc, char **argv) {
         Guest g = {};
         Child c;
@@ -608,6 +1254,7 @@ int main(int argc, char **argv) {
         case_sigterm(&g);
         case_supervisor_eof(&g);
         case_start_failures(&g);
+        case_durable(&g);
 
         evtchn_close(g.evtchn);
         gntshr_close(g.gntshr);

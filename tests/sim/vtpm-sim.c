@@ -4,16 +4,25 @@
  * simulated xenstored, vtpmd, and simulated guests, and plays xl for them
  * (toolstack.h does what libxl does).
  *
- *   vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2]
+ *   vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2] [--no-host-tpm]
  *   vtpm-sim attach  --dir DIR NAME [--uuid UUID] [--tpm 2.0|1.2]
  *   vtpm-sim detach  --dir DIR NAME [--uuid UUID | --devid N]
  *   vtpm-sim reboot  --dir DIR NAME
  *   vtpm-sim destroy --dir DIR NAME
  *   vtpm-sim status  --dir DIR [--json]
  *   vtpm-sim stop    --dir DIR
+ *   vtpm-sim restart-daemon   --dir DIR
+ *   vtpm-sim restart-host-tpm --dir DIR
+ *
+ * The host TPM is a real swtpm with its state in DIR/hosttpm (kept across stop
+ * and start, so it keeps its seeds, like a machine's TPM across reboots);
+ * vtpmd keeps its vTPM state in DIR/state. With --no-host-tpm (fixed by the
+ * first start of a DIR) vtpmd uses the key file DIR/master.key instead.
  *
  * Environment: VTPMD, VTPM_XENSTORED, VTPM_SIM_GUEST (binaries; default: the
- * build tree next to this program), VTPMD_LOG_LEVEL (passed as --log-level),
+ * build tree next to this program), VTPM_SIM_SWTPM (default: swtpm from PATH),
+ * VTPM_SIM_SWTPM_LOGLEVEL (swtpm's --log level; 20 dumps every command),
+ * VTPMD_LOG_LEVEL (passed as --log-level),
  * VTPM_SIM_TIMEOUT_SCALE (multiplies libxl's 10 s timeouts),
  * VTPM_SIM_CONNECT_TIMEOUT (seconds to wait for Connected, default 30),
  * VTPM_SIM_GUEST_TIMEOUT_SCALE (passed to the guests as --timeout-scale; they
@@ -50,6 +59,10 @@
 #define XENSTORED_START_TIMEOUT_MS 30000u
 #define GUEST_SHUTDOWN_TIMEOUT_MS 10000u /* the guest waits 5 s for backend Closing */
 #define DAEMON_STOP_TIMEOUT_MS 15000u
+/* Like a unit's TimeoutStopSec: longer than vtpmd's own 15 s for its workers
+ * to save their state, so a SIGKILL means vtpmd itself hung. */
+#define DAEMON_RESTART_STOP_TIMEOUT_MS 20000u
+#define SWTPM_START_TIMEOUT_MS 10000u
 #define KILL_TIMEOUT_MS 5000u
 #define LOG_TAIL_LINES 20
 
@@ -57,6 +70,8 @@ typedef struct Sim {
         char *dir;
         char *xsdir;
         char *xs_socket;
+        char *hosttpm_dir;
+        char *swtpm_socket;
         char *self_dir;
         int lock_fd;
         double scale;
@@ -67,13 +82,8 @@ typedef struct Sim {
 #define MIN(a, b) ((a) < (b) ? (a) : (b))
 #endif
 
-static void strv_free(char **l) {
-        for (size_t i = 0; l && l[i]; i++)
-                free(l[i]);
-        free(l);
-}
 static inline void strv_freep(char ***l) {
-        strv_free(*l);
+        sim_strv_free(*l);
 }
 #define _cleanup_strv_free_ _cleanup_(strv_freep)
 
@@ -276,6 +286,8 @@ static char *in_use_reason(const Sim *s) {
                 return xasprintf("vtpm-xenstored (pid %d) is running", (int) p.pid);
         if (daemon_alive(s, "vtpmd", &p))
                 return xasprintf("vtpmd (pid %d) is running", (int) p.pid);
+        if (daemon_alive(s, "swtpm", &p))
+                return xasprintf("swtpm (pid %d) is running", (int) p.pid);
         if (sim_guest_list(s->dir, &names) < 0)
                 return NULL;
         for (size_t i = 0; names[i]; i++) {
@@ -534,12 +546,13 @@ static int stop_all(Sim *s) {
         SimGuest **gs = NULL;
         SimProc *procs = NULL;
         size_t n = 0, np = 0, left = 0;
-        SimProc xsd = {}, vtpmd = {};
-        bool have_xsd, have_vtpmd;
+        SimProc xsd = {}, vtpmd = {}, swtpm = {};
+        bool have_xsd, have_vtpmd, have_swtpm;
         int r;
 
         have_xsd = daemon_alive(s, "xenstored", &xsd);
         have_vtpmd = daemon_alive(s, "vtpmd", &vtpmd);
+        have_swtpm = daemon_alive(s, "swtpm", &swtpm);
 
         r = sim_guest_list(s->dir, &names);
         if (r < 0)
@@ -594,6 +607,11 @@ static int stop_all(Sim *s) {
                 left += terminate(&vtpmd, 1, SIGTERM, DAEMON_STOP_TIMEOUT_MS);
                 left += reap_session(vtpmd.pid, DAEMON_STOP_TIMEOUT_MS);
         }
+        /* After vtpmd, like a host TPM that outlives the daemon using it. */
+        if (have_swtpm) {
+                left += terminate(&swtpm, 1, SIGTERM, DAEMON_STOP_TIMEOUT_MS);
+                left += reap_session(swtpm.pid, KILL_TIMEOUT_MS);
+        }
         if (have_xsd) {
                 left += terminate(&xsd, 1, SIGTERM, DAEMON_STOP_TIMEOUT_MS);
                 left += reap_session(xsd.pid, KILL_TIMEOUT_MS);
@@ -603,10 +621,12 @@ static int stop_all(Sim *s) {
                 _cleanup_free_ char *b = xasprintf("%s/sim/xenstored", s->dir);
                 _cleanup_free_ char *c = xasprintf("%s/vtpmd.pid", s->dir);
                 _cleanup_free_ char *d = xasprintf("%s/notify.sock", s->dir);
+                _cleanup_free_ char *e = xasprintf("%s/sim/swtpm", s->dir);
                 if (left == 0) {
                         (void) unlink(a);
                         (void) unlink(b);
                         (void) unlink(c);
+                        (void) unlink(e);
                 }
                 (void) unlink(d);
         }
@@ -673,20 +693,228 @@ static int start_xenstored(Sim *s) {
         return 0;
 }
 
-/* Until vTPMs carry their own metadata (vtpmd-ctl create --tpm), the family
- * given to `start` is vtpmd's default for every vTPM of the simulation. */
-static int start_vtpmd(Sim *s, const char *family) {
+/* Unix socket paths are bounded by sun_path; swtpm and vtpmd fail obscurely
+ * on a longer one, so say it here. */
+static int check_socket_path(const char *path) {
+        struct sockaddr_un sa;
+
+        if (strlen(path) >= sizeof(sa.sun_path)) {
+                fprintf(stderr, "vtpm-sim: %s is too long for a socket path (max %zu bytes); "
+                        "use a shorter --dir\n", path, sizeof(sa.sun_path) - 1);
+                return -ENAMETOOLONG;
+        }
+        return 0;
+}
+
+/* 0 once something accepts connections on the Unix socket at path. */
+static int socket_connectable(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+
+        if (check_socket_path(path) < 0)
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, path, strlen(path) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return negative_errno();
+        return 0;
+}
+
+static char *find_swtpm(void) {
+        const char *e = getenv("VTPM_SIM_SWTPM"), *path = getenv("PATH");
+        _cleanup_free_ char *copy = NULL;
+
+        if (e && *e)
+                return xasprintf("%s", e);
+        copy = xasprintf("%s", path && *path ? path : "/usr/local/bin:/usr/bin:/bin");
+        for (char *save = NULL, *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+                char *c = xasprintf("%s/swtpm", d);
+                if (access(c, X_OK) == 0)
+                        return c;
+                free(c);
+        }
+        /* spawn() then reports ENOENT naming it. */
+        return xasprintf("swtpm");
+}
+
+/* The host TPM: swtpm on DIR/hosttpm, which persists, so every start (and
+ * restart-host-tpm) brings back the same TPM with the same seeds. */
+static int start_swtpm(Sim *s) {
+        _cleanup_free_ char *bin = find_swtpm();
+        _cleanup_free_ char *log = xasprintf("%s/swtpm.log", s->hosttpm_dir);
+        _cleanup_free_ char *ctrl = xasprintf("%s.ctrl", s->swtpm_socket);
+        _cleanup_free_ char *server_arg = xasprintf("type=unixio,path=%s", s->swtpm_socket);
+        _cleanup_free_ char *ctrl_arg = xasprintf("type=unixio,path=%s", ctrl);
+        _cleanup_free_ char *state_arg = xasprintf("dir=%s", s->hosttpm_dir);
+        _cleanup_free_ char *log_arg = NULL;
+        const char *level = getenv("VTPM_SIM_SWTPM_LOGLEVEL");
+        static const char *const unset[] = { "NOTIFY_SOCKET", "XENSTORED_PATH", NULL };
+        uint64_t deadline;
+        SimProc proc = {};
+        uint32_t lv;
+        pid_t pid;
+        int r;
+
+        if (level && *level) {
+                if (parse_u32_max(level, 1000, &lv) < 0) {
+                        fprintf(stderr, "vtpm-sim: invalid VTPM_SIM_SWTPM_LOGLEVEL '%s'\n", level);
+                        return -EINVAL;
+                }
+                log_arg = xasprintf("file=%s,level=%u", log, lv);
+        } else
+                log_arg = xasprintf("file=%s", log);
+        if (check_socket_path(ctrl) < 0)
+                return -ENAMETOOLONG;
+        if (mkdir(s->hosttpm_dir, 0700) < 0 && errno != EEXIST) {
+                r = negative_errno();
+                fprintf(stderr, "vtpm-sim: cannot create %s: %s\n", s->hosttpm_dir, strerror(-r));
+                return r;
+        }
+        /* Left behind by a swtpm that was killed; a live one holds
+         * DIR/hosttpm/.lock, and the caller made sure none runs. */
+        (void) unlink(s->swtpm_socket);
+        (void) unlink(ctrl);
+
+        {
+                char *argv[] = { bin, "socket", "--tpm2", "--server", server_arg, "--ctrl", ctrl_arg,
+                                 "--tpmstate", state_arg, "--flags", "startup-clear", "--log", log_arg,
+                                 NULL };
+                r = spawn(argv, log, NULL, unset, &pid);
+        }
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: cannot start swtpm (%s): %s\n", bin, strerror(-r));
+                return r;
+        }
+        (void) sim_proc_from_pid(pid, &proc);
+        proc.pid = pid;
+        r = sim_proc_save(s->dir, "swtpm", &proc);
+        if (r < 0) {
+                (void) terminate(&proc, 1, SIGKILL, KILL_TIMEOUT_MS);
+                return r;
+        }
+
+        /* Both sockets accept once swtpm entered its main loop; the swtpm
+         * TCTI needs both. */
+        deadline = now_ms() + SWTPM_START_TIMEOUT_MS;
+        for (;;) {
+                int status;
+
+                if (waitpid(pid, &status, WNOHANG) == pid) {
+                        fprintf(stderr, "vtpm-sim: swtpm (%s) exited before its socket %s was ready "
+                                "(status 0x%x)\n", bin, s->swtpm_socket, status);
+                        print_log_tail("swtpm", log);
+                        return -ECHILD;
+                }
+                if (socket_connectable(s->swtpm_socket) == 0 && socket_connectable(ctrl) == 0)
+                        return 0;
+                if (now_ms() >= deadline) {
+                        fprintf(stderr, "vtpm-sim: swtpm did not open %s within %u ms\n",
+                                s->swtpm_socket, SWTPM_START_TIMEOUT_MS);
+                        print_log_tail("swtpm", log);
+                        (void) terminate(&proc, 1, SIGKILL, KILL_TIMEOUT_MS);
+                        return -ETIMEDOUT;
+                }
+                tick();
+        }
+}
+
+/* SIGTERM: swtpm saves its state and exits cleanly. */
+static int stop_swtpm(Sim *s) {
+        _cleanup_free_ char *key = xasprintf("%s/sim/swtpm", s->dir);
+        SimProc p;
+
+        if (!daemon_alive(s, "swtpm", &p))
+                return 0;
+        if (terminate(&p, 1, SIGTERM, DAEMON_STOP_TIMEOUT_MS) > 0 ||
+            reap_session(p.pid, KILL_TIMEOUT_MS) > 0) {
+                fprintf(stderr, "vtpm-sim: swtpm (pid %d) cannot be stopped\n", (int) p.pid);
+                return -EBUSY;
+        }
+        (void) unlink(key);
+        return 0;
+}
+
+static bool host_tpm_enabled(const Sim *s) {
+        _cleanup_free_ char *m = NULL;
+
+        /* Before the first start the default applies. */
+        return sim_str_load(s->dir, "host-tpm", &m) < 0 || !streq(m, "none");
+}
+
+/* The key source is fixed by the first start of DIR: vtpmd's state there is
+ * sealed to that host TPM, or wrapped with that key file. */
+static int resolve_host_tpm(const Sim *s, bool no_host_tpm) {
+        _cleanup_free_ char *m = NULL;
+        int r;
+
+        r = sim_str_load(s->dir, "host-tpm", &m);
+        if (r == -ENOENT) {
+                r = sim_str_save(s->dir, "host-tpm", no_host_tpm ? "none" : "swtpm");
+                if (r < 0)
+                        fprintf(stderr, "vtpm-sim: cannot record the host TPM mode: %s\n", strerror(-r));
+                return r;
+        }
+        if (r < 0 || (!streq(m, "swtpm") && !streq(m, "none"))) {
+                fprintf(stderr, "vtpm-sim: %s/sim/host-tpm is unreadable\n", s->dir);
+                return r < 0 ? r : -EBADMSG;
+        }
+        if (no_host_tpm && streq(m, "swtpm")) {
+                fprintf(stderr, "vtpm-sim: %s was first started with a host TPM (swtpm in %s); its vTPM "
+                        "state is sealed to it, so --no-host-tpm cannot be used on it\n",
+                        s->dir, s->hosttpm_dir);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* vtpmd's arguments after the binary. Until vTPMs carry their own metadata
+ * (vtpmd-ctl create --tpm), the family given to `start` is vtpmd's default
+ * for every vTPM of the simulation. */
+static char **vtpmd_args(const Sim *s, const char *family) {
+        const char *level = getenv("VTPMD_LOG_LEVEL");
+        char **a = calloc(16, sizeof(char *));
+        size_t n = 0;
+
+        if (!a) {
+                fputs("vtpm-sim: out of memory\n", stderr);
+                exit(1);
+        }
+        a[n++] = xasprintf("--platform");
+        a[n++] = xasprintf("sim:%s", s->dir);
+        a[n++] = xasprintf("--state-dir");
+        a[n++] = xasprintf("%s/state", s->dir);
+        if (host_tpm_enabled(s)) {
+                a[n++] = xasprintf("--host-tpm");
+                a[n++] = xasprintf("swtpm:path=%s", s->swtpm_socket);
+        } else {
+                a[n++] = xasprintf("--key-source");
+                a[n++] = xasprintf("file:%s/master.key", s->dir);
+        }
+        if (family) {
+                a[n++] = xasprintf("--default-tpm");
+                a[n++] = xasprintf("%s", family);
+        }
+        if (level) {
+                a[n++] = xasprintf("--log-level");
+                a[n++] = xasprintf("%s", level);
+        }
+        return a;
+}
+
+/* args: as recorded in DIR/sim/vtpmd-args. The binary is looked up anew, so
+ * VTPMD=new-build restart-daemon is an upgrade. */
+static int start_vtpmd(Sim *s, char *const *args) {
         _cleanup_free_ char *bin = find_binary(s, "VTPMD", "../../daemon/vtpmd");
         _cleanup_free_ char *log = xasprintf("%s/vtpmd.log", s->dir);
         _cleanup_free_ char *sock = xasprintf("%s/notify.sock", s->dir);
-        _cleanup_free_ char *platform = xasprintf("sim:%s", s->dir);
         _cleanup_free_ char *env_notify = xasprintf("NOTIFY_SOCKET=%s", sock);
         _cleanup_free_ char *env_xs = xasprintf("XENSTORED_PATH=%s", s->xs_socket);
         _cleanup_free_ char *pidfile = xasprintf("%s/vtpmd.pid", s->dir);
         _cleanup_close_ int fd = -1;
-        const char *level = getenv("VTPMD_LOG_LEVEL");
-        char *argv[8] = { bin, "--platform", platform };
-        int argc = 3;
+        _cleanup_free_ char **argv = NULL;
+        size_t argc = 0;
         char *envs[] = { env_notify, env_xs, NULL };
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         uint64_t deadline;
@@ -694,14 +922,13 @@ static int start_vtpmd(Sim *s, const char *family) {
         pid_t pid;
         int r;
 
-        if (family) {
-                argv[argc++] = "--default-tpm";
-                argv[argc++] = (char *) family;
-        }
-        if (level) {
-                argv[argc++] = "--log-level";
-                argv[argc++] = (char *) level;
-        }
+        while (args[argc])
+                argc++;
+        argv = calloc(argc + 2, sizeof(char *));
+        if (!argv)
+                return -ENOMEM;
+        argv[0] = bin;
+        memcpy(argv + 1, args, argc * sizeof(char *));
         if (strlen(sock) >= sizeof(sa.sun_path)) {
                 fprintf(stderr, "vtpm-sim: %s is too long for a socket path\n", sock);
                 return -ENAMETOOLONG;
@@ -787,8 +1014,10 @@ static int load_or_new_guest(const Sim *s, const char *name, SimGuest **ret) {
         return r;
 }
 
-static int cmd_start(Sim *s, unsigned n_guests, const char *family) {
+static int cmd_start(Sim *s, unsigned n_guests, const char *family, bool no_host_tpm) {
         _cleanup_(toolstack_freep) Toolstack *ts = NULL;
+        _cleanup_strv_free_ char **args = NULL;
+        _cleanup_free_ char *state_dir = xasprintf("%s/state", s->dir);
         _cleanup_free_ char *why = NULL;
         _cleanup_free_ char *guests_dir = xasprintf("%s/sim/guests", s->dir);
         _cleanup_free_ char *simdir = xasprintf("%s/sim", s->dir);
@@ -813,6 +1042,14 @@ static int cmd_start(Sim *s, unsigned n_guests, const char *family) {
                         "Run 'vtpm-sim stop --dir %s' first.\n", s->dir, why, s->dir);
                 return 1;
         }
+        if (resolve_host_tpm(s, no_host_tpm) < 0)
+                return 1;
+        /* tpm2-tss splits a TCTI config at ',' (key=value pairs). */
+        if (host_tpm_enabled(s) && strchr(s->swtpm_socket, ',')) {
+                fprintf(stderr, "vtpm-sim: %s contains ',', which the swtpm TCTI cannot take\n",
+                        s->swtpm_socket);
+                return 1;
+        }
         /* A fresh xenstored knows no domains: leftovers of a crashed run go. */
         (void) stop_all(s);
         {
@@ -823,9 +1060,22 @@ static int cmd_start(Sim *s, unsigned n_guests, const char *family) {
         if (r < 0)
                 goto fail;
 
+        /* Kept across stop and start: the vTPMs' state lives there. */
+        if (mkdir(state_dir, 0700) < 0 && errno != EEXIST) {
+                fprintf(stderr, "vtpm-sim: cannot create %s: %m\n", state_dir);
+                goto fail;
+        }
+        if (host_tpm_enabled(s) && start_swtpm(s) < 0)
+                goto fail;
         if (start_xenstored(s) < 0)
                 goto fail;
-        if (start_vtpmd(s, family) < 0)
+        args = vtpmd_args(s, family);
+        r = sim_strv_save(s->dir, "vtpmd-args", args);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: cannot record vtpmd's arguments: %s\n", strerror(-r));
+                goto fail;
+        }
+        if (start_vtpmd(s, args) < 0)
                 goto fail;
         r = write_env(s);
         if (r < 0) {
@@ -1085,11 +1335,83 @@ static int cmd_reboot(Sim *s, const char *name) {
         return 0;
 }
 
+/* Like systemctl restart vtpmd: SIGTERM, up to 20 s to exit, then SIGKILL;
+ * the guests, xenstored and swtpm stay up. */
+static int cmd_restart_daemon(Sim *s) {
+        _cleanup_strv_free_ char **args = NULL;
+        SimProc old = {};
+        uint64_t t_term, t_gone, t_ready;
+        bool was_up;
+        int r;
+
+        if (sim_lock(s, LOCK_EX) < 0 || require_running(s) < 0)
+                return 1;
+        r = sim_strv_load(s->dir, "vtpmd-args", &args);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: no recorded vtpmd arguments in %s/sim/vtpmd-args: %s "
+                        "(started by an older vtpm-sim? stop and start it)\n", s->dir, strerror(-r));
+                return 1;
+        }
+        t_term = now_ms();
+        was_up = daemon_alive(s, "vtpmd", &old);
+        if (was_up) {
+                (void) kill(old.pid, SIGTERM);
+                if (!wait_gone(&old, DAEMON_RESTART_STOP_TIMEOUT_MS)) {
+                        fprintf(stderr, "vtpm-sim: vtpmd (pid %d) did not exit within %u ms of SIGTERM, "
+                                "sending SIGKILL\n", (int) old.pid, DAEMON_RESTART_STOP_TIMEOUT_MS);
+                        (void) kill(old.pid, SIGKILL);
+                        if (!wait_gone(&old, KILL_TIMEOUT_MS)) {
+                                fprintf(stderr, "vtpm-sim: vtpmd (pid %d) survived SIGKILL\n", (int) old.pid);
+                                return 1;
+                        }
+                }
+                /* What systemd's cgroup kill would do to workers left behind. */
+                if (reap_session(old.pid, KILL_TIMEOUT_MS) > 0)
+                        return 1;
+        } else
+                fprintf(stderr, "vtpm-sim: vtpmd was not running; starting it\n");
+        t_gone = now_ms();
+        if (start_vtpmd(s, args) < 0) {
+                fprintf(stderr, "vtpm-sim: vtpmd did not come back; the guests are still running "
+                        "without a backend\n");
+                return 1;
+        }
+        t_ready = now_ms();
+        {
+                SimProc now = {};
+                (void) sim_proc_load(s->dir, "vtpmd", &now);
+                printf("vtpmd restarted: pid %d (was %d), down %llu ms (stop %llu ms, start to READY=1 %llu ms)\n",
+                       (int) now.pid, (int) old.pid, (unsigned long long) (t_ready - t_term),
+                       (unsigned long long) (t_gone - t_term), (unsigned long long) (t_ready - t_gone));
+        }
+        return 0;
+}
+
+/* vtpmd holds no host-TPM connection once started, so this is safe while it
+ * runs; its next start must unseal from the restarted swtpm. */
+static int cmd_restart_host_tpm(Sim *s) {
+        SimProc old = {}, now = {};
+
+        if (sim_lock(s, LOCK_EX) < 0 || require_running(s) < 0)
+                return 1;
+        if (!host_tpm_enabled(s)) {
+                fprintf(stderr, "vtpm-sim: %s runs without a host TPM (--no-host-tpm)\n", s->dir);
+                return 1;
+        }
+        (void) daemon_alive(s, "swtpm", &old);
+        if (stop_swtpm(s) < 0 || start_swtpm(s) < 0)
+                return 1;
+        (void) sim_proc_load(s->dir, "swtpm", &now);
+        printf("swtpm restarted: pid %d (was %d), state %s\n", (int) now.pid, (int) old.pid,
+               s->hosttpm_dir);
+        return 0;
+}
+
 static int cmd_status(Sim *s, bool json) {
         _cleanup_strv_free_ char **names = NULL;
         _cleanup_(toolstack_freep) Toolstack *ts = NULL;
-        SimProc xsd = {}, vtpmd = {};
-        bool xsd_up, vtpmd_up;
+        SimProc xsd = {}, vtpmd = {}, swtpm = {};
+        bool xsd_up, vtpmd_up, swtpm_up, host_tpm;
         json_object *root = NULL, *jg = NULL;
 
         if (sim_lock(s, LOCK_SH) < 0) {
@@ -1098,8 +1420,11 @@ static int cmd_status(Sim *s, bool json) {
         }
         (void) sim_proc_load(s->dir, "xenstored", &xsd);
         (void) sim_proc_load(s->dir, "vtpmd", &vtpmd);
+        (void) sim_proc_load(s->dir, "swtpm", &swtpm);
         xsd_up = sim_proc_alive(&xsd);
         vtpmd_up = sim_proc_alive(&vtpmd);
+        swtpm_up = sim_proc_alive(&swtpm);
+        host_tpm = host_tpm_enabled(s);
         if (xsd_up)
                 (void) toolstack_for(s, false, &ts);
         if (sim_guest_list(s->dir, &names) < 0)
@@ -1117,11 +1442,26 @@ static int cmd_status(Sim *s, bool json) {
                 json_object_object_add(o, "pid", json_object_new_int(vtpmd.pid));
                 json_object_object_add(o, "running", json_object_new_boolean(vtpmd_up));
                 json_object_object_add(root, "vtpmd", o);
+                o = json_object_new_object();
+                json_object_object_add(o, "pid", json_object_new_int(swtpm.pid));
+                json_object_object_add(o, "running", json_object_new_boolean(swtpm_up));
+                json_object_object_add(o, "enabled", json_object_new_boolean(host_tpm));
+                if (host_tpm) {
+                        _cleanup_free_ char *t = xasprintf("swtpm:path=%s", s->swtpm_socket);
+                        json_object_object_add(o, "tcti", json_object_new_string(t));
+                        json_object_object_add(o, "state_dir", json_object_new_string(s->hosttpm_dir));
+                }
+                json_object_object_add(root, "swtpm", o);
                 jg = json_object_new_array();
                 json_object_object_add(root, "guests", jg);
         } else {
                 printf("xenstored pid %d %s\n", (int) xsd.pid, xsd_up ? "running" : "stopped");
                 printf("vtpmd     pid %d %s\n", (int) vtpmd.pid, vtpmd_up ? "running" : "stopped");
+                if (host_tpm)
+                        printf("swtpm     pid %d %s (host TPM swtpm:path=%s)\n", (int) swtpm.pid,
+                               swtpm_up ? "running" : "stopped", s->swtpm_socket);
+                else
+                        printf("swtpm     none (--no-host-tpm: key file %s/master.key)\n", s->dir);
                 printf("%-12s %5s %7s %-8s %5s %-36s %-3s %-14s %-14s\n", "NAME", "DOMID", "PID",
                        "STATE", "DEVID", "UUID", "TPM", "FRONTEND", "BACKEND");
         }
@@ -1206,13 +1546,15 @@ static int cmd_stop(Sim *s) {
 }
 
 _noreturn_ static void usage(int code) {
-        fputs("usage: vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2]\n"
+        fputs("usage: vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2] [--no-host-tpm]\n"
               "       vtpm-sim attach  --dir DIR NAME [--uuid UUID] [--tpm 2.0|1.2]\n"
               "       vtpm-sim detach  --dir DIR NAME [--uuid UUID | --devid N]\n"
               "       vtpm-sim reboot  --dir DIR NAME\n"
               "       vtpm-sim destroy --dir DIR NAME\n"
               "       vtpm-sim status  --dir DIR [--json]\n"
-              "       vtpm-sim stop    --dir DIR\n",
+              "       vtpm-sim stop    --dir DIR\n"
+              "       vtpm-sim restart-daemon   --dir DIR\n"
+              "       vtpm-sim restart-host-tpm --dir DIR\n",
               code ? stderr : stdout);
         exit(code);
 }
@@ -1229,7 +1571,7 @@ static int self_dir(char **ret) {
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_DIR = 1, OPT_GUESTS, OPT_TPM, OPT_UUID, OPT_JSON, OPT_DEVID };
+        enum { OPT_DIR = 1, OPT_GUESTS, OPT_TPM, OPT_UUID, OPT_JSON, OPT_DEVID, OPT_NO_HOST_TPM };
         static const struct option opts[] = {
                 { "dir", required_argument, NULL, OPT_DIR },
                 { "guests", required_argument, NULL, OPT_GUESTS },
@@ -1237,13 +1579,14 @@ int main(int argc, char **argv) {
                 { "uuid", required_argument, NULL, OPT_UUID },
                 { "devid", required_argument, NULL, OPT_DEVID },
                 { "json", no_argument, NULL, OPT_JSON },
+                { "no-host-tpm", no_argument, NULL, OPT_NO_HOST_TPM },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
         const char *cmd, *dir = NULL, *family = NULL, *uuid = NULL, *name = NULL;
         uint32_t guests = 1;
         int64_t devid = -1;
-        bool json = false;
+        bool json = false, no_host_tpm = false;
         Sim s = { .lock_fd = -1 };
         int c, r;
 
@@ -1285,6 +1628,9 @@ int main(int argc, char **argv) {
                 case OPT_JSON:
                         json = true;
                         break;
+                case OPT_NO_HOST_TPM:
+                        no_host_tpm = true;
+                        break;
                 case 'h':
                         usage(0);
                 default:
@@ -1300,6 +1646,10 @@ int main(int argc, char **argv) {
                           streq(cmd, "destroy");
         if (needs_name != !!name)
                 usage(2);
+        if (no_host_tpm && !streq(cmd, "start")) {
+                fprintf(stderr, "vtpm-sim: --no-host-tpm only applies to start\n");
+                return 2;
+        }
         if (name && !sim_name_valid(name)) {
                 fprintf(stderr, "vtpm-sim: invalid guest name '%s'\n", name);
                 return 2;
@@ -1316,6 +1666,8 @@ int main(int argc, char **argv) {
         }
         s.xsdir = xasprintf("%s/xenstore", s.dir);
         s.xs_socket = xasprintf("%s/socket", s.xsdir);
+        s.hosttpm_dir = xasprintf("%s/hosttpm", s.dir);
+        s.swtpm_socket = xasprintf("%s/tpm.sock", s.hosttpm_dir);
         if (self_dir(&s.self_dir) < 0) {
                 fprintf(stderr, "vtpm-sim: cannot find my own binary: %m\n");
                 return 1;
@@ -1336,7 +1688,7 @@ int main(int argc, char **argv) {
         signal(SIGPIPE, SIG_IGN);
 
         if (streq(cmd, "start"))
-                r = cmd_start(&s, guests, family);
+                r = cmd_start(&s, guests, family, no_host_tpm);
         else if (streq(cmd, "attach"))
                 r = cmd_attach(&s, name, uuid, family);
         else if (streq(cmd, "detach"))
@@ -1349,6 +1701,10 @@ int main(int argc, char **argv) {
                 r = cmd_status(&s, json);
         else if (streq(cmd, "stop"))
                 r = cmd_stop(&s);
+        else if (streq(cmd, "restart-daemon"))
+                r = cmd_restart_daemon(&s);
+        else if (streq(cmd, "restart-host-tpm"))
+                r = cmd_restart_host_tpm(&s);
         else
                 usage(2);
 
@@ -1356,6 +1712,8 @@ int main(int argc, char **argv) {
         free(s.dir);
         free(s.xsdir);
         free(s.xs_socket);
+        free(s.hosttpm_dir);
+        free(s.swtpm_socket);
         free(s.self_dir);
         return r;
 }

@@ -10,7 +10,10 @@
 #define OFF_FLAGS 28
 #define OFF_UUID 32
 #define OFF_PLATFORM (OFF_UUID + 37)
-#define START_LEN (8 + 6 * 4 + 37 + 256)
+#define OFF_KEY (OFF_PLATFORM + 256)
+#define OFF_MIN_PERM_SEQ (OFF_KEY + 32)
+#define OFF_VOL_SEQ (OFF_MIN_PERM_SEQ + 8)
+#define START_LEN (8 + 6 * 4 + 37 + 256 + 32 + 8 + 8)
 
 static IpcMsg start_msg(void) {
         IpcMsg m;
@@ -56,7 +59,7 @@ static int roundtrip(const IpcMsg *m, size_t want_len, IpcMsg *out) {
 TEST(start_roundtrip) {
         IpcMsg m = start_msg(), d;
 
-        ASSERT_EQ(IPC_START_PAYLOAD_SIZE, 317);
+        ASSERT_EQ(IPC_START_PAYLOAD_SIZE, 365);
         ASSERT_OK(roundtrip(&m, START_LEN, &d));
         ASSERT_EQ(d.type, IPC_START);
         ASSERT_EQ(d.start.domid, 3);
@@ -88,14 +91,17 @@ TEST(start_wire_layout) {
         memcpy(&v, buf, 4);
         ASSERT_EQ(v, IPC_START);
         memcpy(&v, buf + 4, 4);
-        ASSERT_EQ(v, 317);
+        ASSERT_EQ(v, 365);
         memcpy(&v, buf + OFF_DOMID, 4);
         ASSERT_EQ(v, 3);
         memcpy(&v, buf + OFF_FLAGS, 4);
         ASSERT_EQ(v, 3);
         ASSERT_MEMEQ(buf + OFF_UUID, UUID, 37);
         ASSERT_MEMEQ(buf + OFF_PLATFORM, "sim:/tmp/vtpmd-sim.XXXX", 24);
-        for (size_t i = OFF_PLATFORM + 24; i < START_LEN; i++)
+        for (size_t i = OFF_PLATFORM + 24; i < OFF_KEY; i++)
+                ASSERT_EQ(buf[i], 0);
+        /* not DURABLE: no key, no seqs */
+        for (size_t i = OFF_KEY; i < START_LEN; i++)
                 ASSERT_EQ(buf[i], 0);
 }
 
@@ -116,8 +122,8 @@ TEST(encode_truncates_unterminated_strings) {
 
         memset(m.start.platform, 'x', sizeof(m.start.platform));
         ASSERT_EQ(ipc_encode(&m, buf), START_LEN);
-        ASSERT_EQ(buf[START_LEN - 1], 0);
-        ASSERT_EQ(buf[START_LEN - 2], 'x');
+        ASSERT_EQ(buf[OFF_KEY - 1], 0);
+        ASSERT_EQ(buf[OFF_KEY - 2], 'x');
 }
 
 TEST(small_types_roundtrip) {
@@ -141,7 +147,7 @@ TEST(small_types_roundtrip) {
 
         memset(&m, 0, sizeof(m));
         m.type = IPC_FAILED;
-        for (unsigned s = IPC_STAGE_PARAMS; s <= IPC_STAGE_CONFINE; s++) {
+        for (unsigned s = IPC_STAGE_PARAMS; s <= IPC_STAGE_STATE; s++) {
                 m.failed.stage = s;
                 m.failed.error = -ENOENT;
                 ASSERT_OK(roundtrip(&m, 16, &d));
@@ -220,7 +226,7 @@ TEST(reject_payload_on_empty_types) {
 }
 
 TEST(reject_unknown_types) {
-        const uint32_t bad[] = { 0, 4, 15, 20, 0x80000001u, 0xffffffffu };
+        const uint32_t bad[] = { 0, 4, 15, 21, 0x80000001u, 0xffffffffu };
         uint8_t buf[IPC_MAX_PACKET] = { 0 };
         IpcMsg d;
 
@@ -260,7 +266,7 @@ TEST(reject_start_fields) {
 
         /* unknown flag bits */
         n = encode_start(buf);
-        put_u32(buf + OFF_FLAGS, 1u << 2);
+        put_u32(buf + OFF_FLAGS, 1u << 4);
         ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
         put_u32(buf + OFF_FLAGS, 0x80000003u);
         ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
@@ -324,7 +330,7 @@ TEST(reject_start_platform) {
         ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
         /* NUL then junk */
         n = encode_start(buf);
-        buf[START_LEN - 1] = 'z';
+        buf[OFF_KEY - 1] = 'z';
         ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
 }
 
@@ -343,7 +349,7 @@ TEST(reject_stop_mode) {
 }
 
 TEST(reject_failed_fields) {
-        const uint32_t bad_stage[] = { 0, 6, 0xffffffffu };
+        const uint32_t bad_stage[] = { 0, 7, 0xffffffffu };
         const int32_t bad_error[] = { 0, 1, 4095, INT32_MAX, -4096, INT32_MIN };
         uint8_t buf[16];
         IpcMsg d;
@@ -365,14 +371,14 @@ TEST(reject_failed_fields) {
 }
 
 TEST(reject_wrong_sizes_per_type) {
-        const uint32_t types[] = { IPC_START, IPC_STOP, IPC_READY, IPC_FAILED, IPC_STATS };
-        const uint32_t sizes[] = { 317, 4, 4, 8, 32 };
+        const uint32_t types[] = { IPC_START, IPC_STOP, IPC_READY, IPC_FAILED, IPC_STATS, IPC_STATE };
+        const uint32_t sizes[] = { 365, 4, 4, 8, 32, 16 };
         uint8_t buf[IPC_MAX_PACKET] = { 0 };
         IpcMsg d;
 
-        for (size_t i = 0; i < 5; i++) {
+        for (size_t i = 0; i < 6; i++) {
                 put_u32(buf, types[i]);
-                for (uint32_t s = 0; s <= 320; s++) {
+                for (uint32_t s = 0; s <= 370; s++) {
                         if (s == sizes[i])
                                 continue;
                         put_u32(buf + 4, s);
@@ -384,8 +390,143 @@ TEST(reject_wrong_sizes_per_type) {
 TEST(strings) {
         ASSERT_STREQ(ipc_stage_to_string(IPC_STAGE_PARAMS), "params");
         ASSERT_STREQ(ipc_stage_to_string(IPC_STAGE_CONFINE), "confine");
+        ASSERT_STREQ(ipc_stage_to_string(IPC_STAGE_STATE), "state");
+        ASSERT_STREQ(ipc_type_to_string(IPC_STATE), "state");
         ASSERT_TRUE(ipc_stage_to_string((IpcStage) 0) == NULL);
         ASSERT_STREQ(ipc_type_to_string(IPC_START), "start");
         ASSERT_STREQ(ipc_type_to_string(IPC_STOPPED), "stopped");
         ASSERT_TRUE(ipc_type_to_string((IpcType) 0) == NULL);
+}
+
+static void put_u64(uint8_t *p, uint64_t v) {
+        memcpy(p, &v, sizeof(v));
+}
+
+TEST(start_durable_roundtrip) {
+        IpcMsg m = start_msg(), d;
+        uint8_t buf[IPC_MAX_PACKET];
+        uint64_t v;
+
+        m.start.flags = IPC_START_DURABLE | IPC_START_RESTORE_VOLATILE | IPC_START_TPM_STARTUP;
+        for (size_t i = 0; i < sizeof(m.start.data_key); i++)
+                m.start.data_key[i] = (uint8_t) (0xa0 + i);
+        m.start.min_perm_seq = 0x1122334455667788ull;
+        m.start.vol_seq = UINT64_MAX;
+        ASSERT_OK(roundtrip(&m, START_LEN, &d));
+        ASSERT_EQ(d.start.flags, IPC_START_DURABLE | IPC_START_RESTORE_VOLATILE | IPC_START_TPM_STARTUP);
+        ASSERT_MEMEQ(d.start.data_key, m.start.data_key, 32);
+        ASSERT_TRUE(d.start.min_perm_seq == 0x1122334455667788ull);
+        ASSERT_TRUE(d.start.vol_seq == UINT64_MAX);
+
+        /* the wire layout: key then the two seqs, host order, unaligned */
+        ASSERT_EQ(ipc_encode(&m, buf), START_LEN);
+        ASSERT_MEMEQ(buf + OFF_KEY, m.start.data_key, 32);
+        memcpy(&v, buf + OFF_MIN_PERM_SEQ, 8);
+        ASSERT_TRUE(v == 0x1122334455667788ull);
+        memcpy(&v, buf + OFF_VOL_SEQ, 8);
+        ASSERT_TRUE(v == UINT64_MAX);
+
+        /* DURABLE alone, seqs zero: a new vTPM */
+        m.start.flags = IPC_START_DURABLE;
+        m.start.min_perm_seq = m.start.vol_seq = 0;
+        ASSERT_OK(roundtrip(&m, START_LEN, &d));
+        ASSERT_EQ(d.start.flags, IPC_START_DURABLE);
+}
+
+TEST(start_key_and_seqs_free_form) {
+        uint8_t buf[IPC_MAX_PACKET];
+        IpcMsg d;
+        size_t n = encode_start(buf);
+
+        /* without DURABLE too: the decoder does not judge the key or the seqs */
+        memset(buf + OFF_KEY, 0xff, 32);
+        put_u64(buf + OFF_MIN_PERM_SEQ, 7);
+        put_u64(buf + OFF_VOL_SEQ, 3);
+        ASSERT_OK(ipc_decode(buf, n, &d));
+        ASSERT_EQ(d.start.data_key[31], 0xff);
+        ASSERT_EQ(d.start.min_perm_seq, 7);
+        ASSERT_EQ(d.start.vol_seq, 3);
+}
+
+TEST(reject_restore_volatile_without_durable) {
+        uint8_t buf[IPC_MAX_PACKET];
+        IpcMsg d;
+        size_t n = encode_start(buf);
+
+        put_u32(buf + OFF_FLAGS, IPC_START_RESTORE_VOLATILE);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        put_u32(buf + OFF_FLAGS, IPC_START_RESTORE_VOLATILE | IPC_START_TPM_STARTUP | IPC_START_TRACE);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        put_u32(buf + OFF_FLAGS, IPC_START_RESTORE_VOLATILE | IPC_START_DURABLE);
+        ASSERT_OK(ipc_decode(buf, n, &d));
+        put_u32(buf + OFF_FLAGS, IPC_START_FLAGS_ALL);
+        ASSERT_OK(ipc_decode(buf, n, &d));
+        put_u32(buf + OFF_FLAGS, IPC_START_FLAGS_ALL | (1u << 4));
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+}
+
+TEST(state_roundtrip) {
+        IpcMsg m, d;
+        uint8_t buf[IPC_MAX_PACKET];
+        uint32_t v;
+
+        memset(&m, 0, sizeof(m));
+        m.type = IPC_STATE;
+        m.state.kind = IPC_STATE_KIND_PERMANENT;
+        m.state.seq = 0x0102030405060708ull;
+        ASSERT_OK(roundtrip(&m, 8 + 16, &d));
+        ASSERT_EQ(d.type, IPC_STATE);
+        ASSERT_EQ(d.state.kind, IPC_STATE_KIND_PERMANENT);
+        ASSERT_EQ(d.state.error, 0);
+        ASSERT_TRUE(d.state.seq == 0x0102030405060708ull);
+
+        m.state.kind = IPC_STATE_KIND_VOLATILE;
+        m.state.seq = 0;
+        ASSERT_OK(roundtrip(&m, 8 + 16, &d));
+        ASSERT_EQ(d.state.kind, IPC_STATE_KIND_VOLATILE);
+
+        m.state.kind = IPC_STATE_KIND_PERMANENT;
+        m.state.error = -ENOSPC;
+        ASSERT_OK(roundtrip(&m, 8 + 16, &d));
+        ASSERT_EQ(d.state.error, -ENOSPC);
+        ASSERT_EQ(d.state.seq, 0);
+
+        ASSERT_EQ(ipc_encode(&m, buf), 24);
+        memcpy(&v, buf + 4, 4);
+        ASSERT_EQ(v, 16);
+        memcpy(&v, buf + 8, 4);
+        ASSERT_EQ(v, 1);
+        memcpy(&v, buf + 12, 4);
+        ASSERT_EQ(v, (uint32_t) -ENOSPC);
+}
+
+TEST(reject_state_fields) {
+        const uint32_t bad_kind[] = { 0, 3, 4, 5, 0xffffffffu };
+        const int32_t bad_error[] = { 1, 4095, INT32_MAX, -4096, INT32_MIN };
+        uint8_t buf[24];
+        IpcMsg d;
+
+        put_u32(buf, IPC_STATE);
+        put_u32(buf + 4, 16);
+        put_u32(buf + 8, IPC_STATE_KIND_VOLATILE);
+        put_u32(buf + 12, 0);
+        put_u64(buf + 16, 9);
+        ASSERT_OK(ipc_decode(buf, 24, &d));
+        ASSERT_EQ(d.state.seq, 9);
+        for (size_t i = 0; i < sizeof(bad_kind) / sizeof(bad_kind[0]); i++) {
+                put_u32(buf + 8, bad_kind[i]);
+                ASSERT_ERR(ipc_decode(buf, 24, &d), -EBADMSG);
+        }
+        put_u32(buf + 8, IPC_STATE_KIND_PERMANENT);
+        put_u64(buf + 16, 0);
+        for (size_t i = 0; i < sizeof(bad_error) / sizeof(bad_error[0]); i++) {
+                memcpy(buf + 12, &bad_error[i], 4);
+                ASSERT_ERR(ipc_decode(buf, 24, &d), -EBADMSG);
+        }
+        /* a failed write carries no seq */
+        put_u32(buf + 12, (uint32_t) -EIO);
+        ASSERT_OK(ipc_decode(buf, 24, &d));
+        put_u64(buf + 16, 1);
+        ASSERT_ERR(ipc_decode(buf, 24, &d), -EBADMSG);
+        ASSERT_ERR(ipc_decode(buf, 23, &d), -EBADMSG);
 }

@@ -93,3 +93,35 @@ TEST(uuid_rejects) {
         ASSERT_ERR(parse_uuid(NULL, out), -EINVAL);
         ASSERT_EQ(out[0], 'z'); /* untouched on failure */
 }
+
+TEST(hex_or_decimal_handles) {
+        uint32_t v;
+        ASSERT_OK(parse_u32_hex_or_dec("0x81000001", &v));
+        ASSERT_EQ(v, 0x81000001u);
+        ASSERT_OK(parse_u32_hex_or_dec("0X1800156", &v));
+        ASSERT_EQ(v, 0x1800156u);
+        ASSERT_OK(parse_u32_hex_or_dec("42", &v));
+        ASSERT_EQ(v, 42);
+        ASSERT_ERR(parse_u32_hex_or_dec("0x", &v), -EINVAL);
+        ASSERT_ERR(parse_u32_hex_or_dec("0x123456789", &v), -ERANGE);
+        ASSERT_ERR(parse_u32_hex_or_dec("0xg1", &v), -EINVAL);
+        ASSERT_ERR(parse_u32_hex_or_dec("-1", &v), -EINVAL);
+}
+
+TEST(pcr_lists) {
+        uint32_t p[24];
+        size_t n;
+        ASSERT_OK(parse_pcr_list("7,0,2", 24, p, 24, &n));
+        ASSERT_EQ(n, 3);
+        ASSERT_EQ(p[0], 0);
+        ASSERT_EQ(p[1], 2);
+        ASSERT_EQ(p[2], 7);
+        ASSERT_OK(parse_pcr_list("", 24, p, 24, &n));
+        ASSERT_EQ(n, 0);
+        ASSERT_ERR(parse_pcr_list("0,0", 24, p, 24, &n), -EINVAL);
+        ASSERT_ERR(parse_pcr_list("24", 24, p, 24, &n), -ERANGE);
+        ASSERT_ERR(parse_pcr_list("1,,2", 24, p, 24, &n), -EINVAL);
+        ASSERT_ERR(parse_pcr_list("1,", 24, p, 24, &n), -EINVAL);
+        ASSERT_ERR(parse_pcr_list(" 1", 24, p, 24, &n), -EINVAL);
+        ASSERT_ERR(parse_pcr_list("1,2,3", 24, p, 2, &n), -E2BIG);
+}

@@ -389,3 +389,16 @@ TEST(resume_without_protocol_v2_fails) {
         ASSERT_TRUE(a.error != NULL);
         ASSERT_EQ(a.write_state, XENBUS_CLOSED);
 }
+
+TEST(state_failure_closes_with_error) {
+        DevMachine m;
+        DevView v;
+        DevActions a;
+
+        connect(&m, &v);
+        dev_machine_step(&m, DEV_EV_STATE_FAILED, &v, &a);
+        ASSERT_TRUE(a.error != NULL);
+        ASSERT_FALSE(a.stop_worker);
+        ASSERT_EQ(a.write_state, XENBUS_CLOSED);
+        ASSERT_EQ(m.phase, DEV_FAILED);
+}

@@ -1,0 +1,523 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Master key, rollback manifest and host counter; per-vTPM data keys.
+ *
+ * Commit protocol of the manifest (research tss-sealing.md §3.3): the host
+ * counter holds `committed`; every manifest written since carries
+ * committed + 1; an increment makes the counter catch up. At start:
+ *   manifest.counter == counter      clean
+ *   manifest.counter == counter + 1  a commit was interrupted: increment, go on
+ *   anything else                    rollback or another TPM: refuse to start
+ * Increments are rate-limited (counter_interval) so a guest cannot wear out
+ * the host TPM's NV; the manifest itself is rewritten whenever it changes.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "parse.h"
+#include "state.h"
+#include "util.h"
+#include "vtpmd.h"
+
+#define MASTER_SEALED "master.sealed"
+
+static const char *state_strerror(int r) {
+        switch (r) {
+        case -ENOENT:
+                return "missing";
+        case -EBADMSG:
+                return "truncated or malformed";
+        case -EPROTONOSUPPORT:
+                return "written by an unknown format version";
+        case -EMEDIUMTYPE:
+                return "holds another kind of state (a file renamed over another)";
+        case -EXDEV:
+                return "belongs to another vTPM";
+        case -EKEYREJECTED:
+                return "authentication failed (wrong key or modified contents)";
+        case -ESTALE:
+                return "older than the newest state recorded (rolled back)";
+        default:
+                return strerror(-r);
+        }
+}
+
+/* ---- master key ---- */
+
+static int hexval(char c) {
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+static int key_from_file(const char *path, uint8_t key[CRYPTO_KEY_SIZE]) {
+        _cleanup_close_ int fd = -1;
+        uint8_t buf[CRYPTO_KEY_SIZE * 2 + 2];
+        struct stat st;
+        ssize_t n;
+        int r;
+
+        fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0 && errno == ENOENT) {
+                r = crypto_random(key, CRYPTO_KEY_SIZE);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to generate a master key");
+                fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+                if (fd < 0)
+                        return log_error_errno(-errno, "Failed to create key file %s", path);
+                if (fchmod(fd, 0600) < 0 || write(fd, key, CRYPTO_KEY_SIZE) != CRYPTO_KEY_SIZE || fsync(fd) < 0) {
+                        r = negative_errno();
+                        (void) unlink(path);
+                        crypto_wipe(key, CRYPTO_KEY_SIZE);
+                        return log_error_errno(r, "Failed to write key file %s", path);
+                }
+                log_msg(LOG_WARNING, "Created a new master key in %s", path);
+                return 0;
+        }
+        if (fd < 0)
+                return log_error_errno(-errno, "Failed to open key file %s", path);
+        if (fstat(fd, &st) < 0)
+                return log_error_errno(-errno, "Failed to stat key file %s", path);
+        if (st.st_mode & 0077) {
+                log_msg(LOG_ERR, "Key file %s is accessible by group or others (mode %04o); refusing it", path,
+                        (unsigned) (st.st_mode & 07777));
+                return -EPERM;
+        }
+        n = read(fd, buf, sizeof(buf));
+        if (n < 0)
+                return log_error_errno(-errno, "Failed to read key file %s", path);
+        if (n == CRYPTO_KEY_SIZE) {
+                memcpy(key, buf, CRYPTO_KEY_SIZE);
+                crypto_wipe(buf, sizeof(buf));
+                return 0;
+        }
+        if (n == 2 * CRYPTO_KEY_SIZE || (n == 2 * CRYPTO_KEY_SIZE + 1 && buf[n - 1] == '\n')) {
+                for (size_t i = 0; i < CRYPTO_KEY_SIZE; i++) {
+                        int hi = hexval((char) buf[2 * i]), lo = hexval((char) buf[2 * i + 1]);
+                        if (hi < 0 || lo < 0)
+                                goto bad;
+                        key[i] = (uint8_t) (hi << 4 | lo);
+                }
+                crypto_wipe(buf, sizeof(buf));
+                return 0;
+        }
+bad:
+        crypto_wipe(buf, sizeof(buf));
+        crypto_wipe(key, CRYPTO_KEY_SIZE);
+        log_msg(LOG_ERR, "Key file %s must hold exactly 32 bytes, or 64 hex digits", path);
+        return -EINVAL;
+}
+
+static int key_from_tpm(VtpmState *s, const StateConfig *c, bool have_vtpms) {
+        _cleanup_free_ uint8_t *blob = NULL;
+        const char *tcti = c->host_tpm.tcti ?: HOST_TPM_DEFAULT_TCTI;
+        size_t len = 0;
+        int r;
+
+        r = host_tpm_open(&c->host_tpm, &s->tpm);
+        if (r < 0) {
+                log_msg(LOG_ERR, "Cannot use the host TPM at %s: %s", tcti,
+                        r == -ENODEV ? "no TPM answers there" : strerror(-r));
+                return r;
+        }
+        r = stateroot_read_raw(s->root, MASTER_SEALED, &blob, &len);
+        if (r == -ENOENT) {
+                if (have_vtpms) {
+                        log_msg(LOG_ERR, "%s/%s is missing but the state root holds vTPMs; their keys cannot be "
+                                "recovered without it. Refusing to start (restore the file from backup).",
+                                stateroot_path(s->root), MASTER_SEALED);
+                        return -ENOENT;
+                }
+                r = crypto_random(s->master_key, CRYPTO_KEY_SIZE);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to generate a master key");
+                r = host_tpm_seal(s->tpm, s->master_key, &blob, &len);
+                if (r < 0) {
+                        log_msg(LOG_ERR, "Failed to seal a new master key to the host TPM at %s: %s", tcti,
+                                host_tpm_last_error(s->tpm));
+                        return r;
+                }
+                r = stateroot_write_raw(s->root, MASTER_SEALED, blob, len);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to write %s/%s", stateroot_path(s->root), MASTER_SEALED);
+                log_msg(LOG_NOTICE, "Sealed a new master key to the host TPM at %s", tcti);
+                return 0;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to read %s/%s", stateroot_path(s->root), MASTER_SEALED);
+        r = host_tpm_unseal(s->tpm, blob, len, s->master_key);
+        if (r < 0) {
+                const char *why = r == -EKEYREJECTED ? "it was sealed to another TPM, or this TPM was cleared"
+                                  : r == -EPERM      ? "the host's PCRs no longer match the sealing policy"
+                                  : r == -EBADMSG    ? "the file is malformed"
+                                                     : "the host TPM failed";
+                log_msg(LOG_ERR, "Cannot unseal the master key %s/%s: %s (%s)", stateroot_path(s->root),
+                        MASTER_SEALED, why, host_tpm_last_error(s->tpm));
+                return r;
+        }
+        return 0;
+}
+
+/* ---- manifest ---- */
+
+static int manifest_load(VtpmState *s, bool have_vtpms, bool *ret_found) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len = 0;
+        uint64_t seq;
+        int r;
+
+        r = stateroot_read(s->root, STATE_KIND_MANIFEST, s->master_key, &buf, &len, &seq);
+        if (r == -ENOENT) {
+                *ret_found = false;
+                if (have_vtpms && s->tpm) {
+                        log_msg(LOG_ERR, "%s/manifest is missing but the state root holds vTPMs: refusing to start "
+                                "(the state root may have been rolled back or tampered with)",
+                                stateroot_path(s->root));
+                        return -ENOENT;
+                }
+                return 0;
+        }
+        if (r < 0) {
+                log_msg(LOG_ERR, "State file %s/manifest %s; refusing to start", stateroot_path(s->root),
+                        state_strerror(r));
+                return r;
+        }
+        r = state_manifest_parse(buf, len, &s->manifest);
+        crypto_wipe(buf, len);
+        if (r < 0) {
+                log_msg(LOG_ERR, "State file %s/manifest has a malformed body; refusing to start",
+                        stateroot_path(s->root));
+                return r;
+        }
+        *ret_found = true;
+        return 0;
+}
+
+/* Writes the manifest committed to `counter` (committed + 1 for a change not yet
+ * anchored by an increment, committed to re-anchor after a foreign increment). */
+static int manifest_write_at(VtpmState *s, uint64_t counter) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        size_t len = 0;
+        int r;
+
+        s->manifest.counter = counter;
+        r = state_manifest_encode(&s->manifest, &buf, &len);
+        if (r < 0)
+                return log_error_errno(r, "Failed to encode the manifest");
+        r = stateroot_write(s->root, STATE_KIND_MANIFEST, s->master_key, s->manifest.counter, buf, len);
+        if (r < 0)
+                return log_error_errno(r, "Failed to write %s/manifest", stateroot_path(s->root));
+        s->dirty = false;
+        return 0;
+}
+
+static int manifest_write(VtpmState *s) {
+        return manifest_write_at(s, s->tpm ? s->committed_counter + 1 : 0);
+}
+
+static int counter_increment(VtpmState *s) {
+        uint64_t v;
+        int r = host_tpm_counter_increment(s->tpm, &v);
+
+        if (r < 0)
+                return log_error_errno(r, "Failed to increment the host TPM's rollback counter: %s",
+                                       host_tpm_last_error(s->tpm));
+        if (v != s->committed_counter + 1)
+                log_msg(LOG_WARNING, "Host rollback counter went from %" PRIu64 " to %" PRIu64
+                        " (someone else incremented it)", s->committed_counter, v);
+        s->committed_counter = v;
+        s->last_increment_ns = now_ns();
+        /* The manifest on disk now carries exactly the counter: a clean state. A
+         * foreign increment leaves it behind; the next start would refuse it,
+         * so rewrite it with the new value at once. */
+        if (s->manifest.counter != v)
+                s->dirty = true;
+        return 0;
+}
+
+static int manifest_check_counter(VtpmState *s, bool found) {
+        uint64_t n;
+        int r;
+
+        if (!s->tpm) {
+                log_msg(LOG_WARNING, "Key-file mode: vTPM state has no rollback protection (no host TPM counter)");
+                return 0;
+        }
+        if (!found) {
+                /* First start: anchor a new manifest to the counter. */
+                r = host_tpm_counter_ensure(s->tpm, &n);
+                if (r < 0)
+                        return log_error_errno(r, "Failed to set up the host TPM's rollback counter: %s",
+                                               host_tpm_last_error(s->tpm));
+                s->committed_counter = n;
+                r = manifest_write(s);
+                if (r < 0)
+                        return r;
+                return counter_increment(s);
+        }
+        r = host_tpm_counter_read(s->tpm, &n);
+        if (r == -ENOENT) {
+                log_msg(LOG_ERR, "The host TPM has no rollback counter although %s/manifest exists: the TPM was "
+                        "cleared or replaced. Refusing to start.", stateroot_path(s->root));
+                return r;
+        }
+        if (r < 0)
+                return log_error_errno(r, "Failed to read the host TPM's rollback counter: %s",
+                                       host_tpm_last_error(s->tpm));
+        if (s->manifest.counter == n) {
+                s->committed_counter = n;
+                return 0;
+        }
+        if (s->manifest.counter == n + 1) {
+                log_msg(LOG_INFO, "Completing an interrupted manifest commit (counter %" PRIu64 ")", n + 1);
+                s->committed_counter = n;
+                return counter_increment(s);
+        }
+        log_msg(LOG_ERR, "%s/manifest is committed to counter %" PRIu64 " but the host TPM's counter is %" PRIu64
+                ": the state root was %s. Refusing to start.", stateroot_path(s->root), s->manifest.counter, n,
+                s->manifest.counter < n ? "rolled back to an older copy" : "made with another TPM");
+        return -ESTALE;
+}
+
+int vtpm_state_open(const StateConfig *c, VtpmState **ret) {
+        _cleanup_free_ char **uuids = NULL;
+        VtpmState *s;
+        bool have_vtpms, found = false;
+        int r;
+
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return log_error_errno(-ENOMEM, "Out of memory");
+        s->counter_interval_ns = c->counter_interval_ns;
+
+        r = stateroot_open(c->state_dir, &s->root);
+        if (r < 0) {
+                log_msg(LOG_ERR, "Cannot open the state directory %s: %s", c->state_dir,
+                        r == -EBUSY ? "another vtpmd is using it" : strerror(-r));
+                goto fail;
+        }
+        r = stateroot_list(s->root, &uuids);
+        if (r < 0) {
+                log_error_errno(r, "Failed to list %s", c->state_dir);
+                goto fail;
+        }
+        have_vtpms = uuids && uuids[0];
+        for (size_t i = 0; uuids && uuids[i]; i++)
+                free(uuids[i]);
+
+        if (c->key_source == KEY_SOURCE_FILE) {
+                log_msg(LOG_WARNING, "Key-file mode: the master key is %s, not sealed to a TPM. Use this only for "
+                        "development or on hosts without a TPM.", c->key_file);
+                r = key_from_file(c->key_file, s->master_key);
+        } else
+                r = key_from_tpm(s, c, have_vtpms);
+        if (r < 0)
+                goto fail;
+
+        r = manifest_load(s, have_vtpms, &found);
+        if (r < 0)
+                goto fail;
+        r = manifest_check_counter(s, found);
+        if (r < 0)
+                goto fail;
+        if (!found && !s->tpm) {
+                r = manifest_write(s);
+                if (r < 0)
+                        goto fail;
+        }
+        if (s->tpm)
+                s->host_tpm_commands = host_tpm_commands(s->tpm);
+        *ret = s;
+        return 0;
+fail:
+        vtpm_state_close(s);
+        return r < 0 ? r : -EIO;
+}
+
+VtpmState *vtpm_state_close(VtpmState *s) {
+        if (!s)
+                return NULL;
+        if (s->root && (s->dirty || (s->tpm && s->manifest.counter == s->committed_counter + 1)))
+                (void) vtpm_state_commit(s, true);
+        state_manifest_done(&s->manifest);
+        host_tpm_close(s->tpm);
+        stateroot_close(s->root);
+        crypto_wipe(s->master_key, sizeof(s->master_key));
+        free(s);
+        return NULL;
+}
+
+int vtpm_state_commit(VtpmState *s, bool force) {
+        int r;
+
+        if (s->dirty) {
+                r = manifest_write(s);
+                if (r < 0)
+                        return r;
+        }
+        if (s->tpm && s->manifest.counter == s->committed_counter + 1 &&
+            (force || now_ns() - s->last_increment_ns >= s->counter_interval_ns)) {
+                r = counter_increment(s);
+                if (r < 0)
+                        return r;
+                if (s->dirty)
+                        /* Someone else moved the counter: re-anchor at its value. */
+                        return manifest_write_at(s, s->committed_counter);
+        }
+        return 0;
+}
+
+/* ---- one vTPM ---- */
+
+static StateManifestEntry *entry_get(VtpmState *s, const char *uuid, bool add) {
+        uint8_t u[STATEFILE_UUID_SIZE];
+        StateManifestEntry *e, n = {};
+
+        if (statefile_uuid_from_string(uuid, u) < 0)
+                return NULL;
+        e = state_manifest_find(&s->manifest, u);
+        if (e || !add)
+                return e;
+        memcpy(n.uuid, u, sizeof(u));
+        if (state_manifest_set(&s->manifest, &n) < 0)
+                return NULL;
+        s->dirty = true;
+        return state_manifest_find(&s->manifest, u);
+}
+
+void vtpm_state_record(VtpmState *s, const char *uuid, StateKind kind, uint64_t seq) {
+        StateManifestEntry *e = entry_get(s, uuid, true);
+
+        if (!e)
+                return;
+        if (kind == STATE_KIND_PERMANENT && seq > e->perm_seq) {
+                e->perm_seq = seq;
+                s->dirty = true;
+        } else if (kind == STATE_KIND_VOLATILE) {
+                e->vol_seq = seq;
+                s->dirty = true;
+        }
+}
+
+void vtpm_state_volatile_consumed(VtpmState *s, const char *uuid) {
+        StateManifestEntry *e = entry_get(s, uuid, false);
+
+        if (e && e->vol_seq) {
+                e->vol_seq = 0;
+                s->dirty = true;
+        }
+}
+
+static int vtpm_create(VtpmState *s, const char *uuid, TpmFamily family, StateDir **ret_dir,
+                       uint8_t data_key[CRYPTO_KEY_SIZE]) {
+        StateDir *dir = NULL;
+        uint8_t meta[STATE_META_SIZE];
+        StateMeta m = { .family = family };
+        struct timespec ts;
+        int r;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        m.created_usec = (uint64_t) ts.tv_sec * 1000000ull + (uint64_t) ts.tv_nsec / 1000;
+        r = statedir_create(s->root, uuid, &dir);
+        if (r < 0)
+                return r;
+        r = crypto_random(data_key, CRYPTO_KEY_SIZE);
+        if (r >= 0)
+                r = statedir_write(dir, STATE_KIND_DATA_KEY, s->master_key, 1, data_key, CRYPTO_KEY_SIZE);
+        if (r >= 0) {
+                state_meta_encode(&m, meta);
+                r = statedir_write(dir, STATE_KIND_META, data_key, 1, meta, sizeof(meta));
+        }
+        if (r < 0) {
+                (void) statedir_destroy(dir);
+                statedir_close(dir);
+                crypto_wipe(data_key, CRYPTO_KEY_SIZE);
+                return r;
+        }
+        *ret_dir = dir;
+        return 0;
+}
+
+int vtpm_state_prepare(VtpmState *s, const char *uuid, bool create, TpmFamily family, uint32_t domid,
+                       uint32_t devid, VtpmKeys *ret) {
+        StateDir *dir = NULL;
+        _cleanup_free_ uint8_t *key = NULL, *meta = NULL;
+        size_t key_len = 0, meta_len = 0;
+        uint64_t seq;
+        StateMeta m;
+        StateManifestEntry *e;
+        VtpmKeys k = { .dir_fd = -1 };
+        int r;
+
+        r = statedir_open(s->root, uuid, &dir);
+        if (r == -ENOENT && create) {
+                r = vtpm_create(s, uuid, family, &dir, k.data_key);
+                if (r < 0) {
+                        log_dev(LOG_ERR, domid, devid, uuid, "Failed to create vTPM state in %s/%s: %s",
+                                stateroot_path(s->root), uuid, strerror(-r));
+                        return r;
+                }
+                k.created = true;
+                k.family = family;
+                log_dev(LOG_NOTICE, domid, devid, uuid, "Created vTPM (TPM %s) in %s/%s",
+                        tpm_family_to_string(family), stateroot_path(s->root), uuid);
+        } else if (r < 0) {
+                if (r != -EBUSY)
+                        log_dev(LOG_ERR, domid, devid, uuid, "Cannot open vTPM state %s/%s: %s",
+                                stateroot_path(s->root), uuid, strerror(-r));
+                return r;
+        } else {
+                r = statedir_read(dir, STATE_KIND_DATA_KEY, s->master_key, &key, &key_len, &seq);
+                if (r >= 0 && key_len != CRYPTO_KEY_SIZE)
+                        r = -EBADMSG;
+                if (r < 0) {
+                        log_dev(LOG_ERR, domid, devid, uuid, "State file %s/key %s; not starting this vTPM, the "
+                                "file is kept for inspection", uuid, state_strerror(r));
+                        goto fail;
+                }
+                memcpy(k.data_key, key, CRYPTO_KEY_SIZE);
+                crypto_wipe(key, key_len);
+                r = statedir_read(dir, STATE_KIND_META, k.data_key, &meta, &meta_len, &seq);
+                if (r >= 0)
+                        r = state_meta_parse(meta, meta_len, &m);
+                if (r < 0) {
+                        log_dev(LOG_ERR, domid, devid, uuid, "State file %s/meta %s; not starting this vTPM, the "
+                                "file is kept for inspection", uuid, state_strerror(r));
+                        goto fail;
+                }
+                k.family = m.family;
+        }
+
+        e = entry_get(s, uuid, true);
+        k.min_perm_seq = e ? e->perm_seq : 0;
+        k.vol_seq = e ? e->vol_seq : 0;
+        k.dir_fd = fcntl(statedir_fd(dir), F_DUPFD_CLOEXEC, 3);
+        if (k.dir_fd < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        /* The worker takes the directory's lock itself. */
+        statedir_close(dir);
+        *ret = k;
+        return 0;
+fail:
+        crypto_wipe(k.data_key, sizeof(k.data_key));
+        statedir_close(dir);
+        return r;
+}
+
+void vtpm_keys_done(VtpmKeys *k) {
+        crypto_wipe(k->data_key, sizeof(k->data_key));
+        k->dir_fd = safe_close(k->dir_fd);
+}

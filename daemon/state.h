@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The supervisor's side of vTPM state: the master key (sealed to the host TPM,
+ * or a development key file), the rollback manifest and the host-TPM counter,
+ * and the per-vTPM directory and data key handed to each worker.
+ *
+ * Threat model (what is protected, and the window) is in docs/state.md.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "sealer.h"
+#include "statestore.h"
+#include "tpm.h"
+
+typedef enum KeySource {
+        KEY_SOURCE_TPM,
+        KEY_SOURCE_FILE,
+} KeySource;
+
+typedef struct StateConfig {
+        const char *state_dir;
+        KeySource key_source;
+        const char *key_file;       /* KEY_SOURCE_FILE */
+        HostTpmConfig host_tpm;     /* KEY_SOURCE_TPM */
+        uint64_t counter_interval_ns; /* at most one host-TPM counter increment per interval */
+        TpmFamily default_family;
+} StateConfig;
+
+typedef struct VtpmState {
+        StateRoot *root;
+        HostTpm *tpm; /* NULL in key-file mode */
+        uint8_t master_key[CRYPTO_KEY_SIZE];
+        StateManifest manifest;
+        uint64_t committed_counter; /* the host counter's value; manifests carry committed + 1 */
+        uint64_t last_increment_ns;
+        uint64_t counter_interval_ns;
+        bool dirty;                 /* the manifest on disk is behind the one in memory */
+        unsigned host_tpm_commands; /* at start, for the boot-storm figure */
+} VtpmState;
+
+/* What a worker needs for one vTPM. */
+typedef struct VtpmKeys {
+        int dir_fd;                        /* O_DIRECTORY of <root>/<uuid>, unlocked, owned by the caller */
+        uint8_t data_key[CRYPTO_KEY_SIZE]; /* wipe after use */
+        TpmFamily family;
+        uint64_t min_perm_seq;
+        uint64_t vol_seq; /* 0: no saved volatile state */
+        bool created;     /* the vTPM was created just now */
+} VtpmKeys;
+
+/* Opens the state root, obtains the master key, checks the manifest against
+ * the host counter. On failure logs one clear line and returns < 0 (the daemon
+ * exits); nothing on disk has been changed then. */
+int vtpm_state_open(const StateConfig *c, VtpmState **ret);
+/* Commits the manifest (and the counter) and frees everything. */
+VtpmState *vtpm_state_close(VtpmState *s);
+
+/* Opens (or, with create, creates) the vTPM's directory and unwraps its data key.
+ * Logs the exact file and reason on failure (with domid/devid). */
+int vtpm_state_prepare(VtpmState *s, const char *uuid, bool create, TpmFamily family, uint32_t domid,
+                       uint32_t devid, VtpmKeys *ret);
+void vtpm_keys_done(VtpmKeys *k);
+
+/* A worker reported a durable write (kind PERMANENT or VOLATILE, seq). */
+void vtpm_state_record(VtpmState *s, const char *uuid, StateKind kind, uint64_t seq);
+/* The saved volatile state was consumed by a worker (it removed the file). */
+void vtpm_state_volatile_consumed(VtpmState *s, const char *uuid);
+/* Writes the manifest if dirty; increments the host counter if the interval
+ * allows it or force is set. Returns < 0 on failure (logged). */
+int vtpm_state_commit(VtpmState *s, bool force);

@@ -1,0 +1,847 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "parse.h"
+#include "statestore.h"
+#include "util.h"
+
+#define LOCK_NAME ".lock"
+#define TMP_SUFFIX ".tmp"
+/* Largest file we read: a blob of the largest payload. Bounded so a planted
+ * huge file cannot make us allocate without limit. */
+#define READ_MAX ((size_t) STATEFILE_OVERHEAD + STATEFILE_MAX_PAYLOAD)
+
+struct StateRoot {
+        int fd;
+        int lock_fd;
+        char *path;
+};
+
+struct StateDir {
+        int fd;
+        int lock_fd;
+        char uuid[37];
+        uint8_t uuid_bin[STATEFILE_UUID_SIZE];
+};
+
+static const StateKind dir_kinds[] = {
+        STATE_KIND_DATA_KEY,
+        STATE_KIND_META,
+        STATE_KIND_PERMANENT,
+        STATE_KIND_VOLATILE,
+};
+
+static const uint8_t zero_uuid[STATEFILE_UUID_SIZE];
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(StateRoot *, stateroot_close)
+DEFINE_TRIVIAL_CLEANUP_FUNC(StateDir *, statedir_close)
+
+static bool kind_in_dir(StateKind k) {
+        switch (k) {
+        case STATE_KIND_PERMANENT:
+        case STATE_KIND_VOLATILE:
+        case STATE_KIND_DATA_KEY:
+        case STATE_KIND_META:
+                return true;
+        case STATE_KIND_MANIFEST:
+                return false;
+        }
+        return false;
+}
+
+/* ---- files ---- */
+
+static int take_lock(int dir_fd, int *ret_fd) {
+        _cleanup_close_ int fd = -1;
+        struct flock fl = {
+                .l_type = F_WRLCK,
+                .l_whence = SEEK_SET,
+                .l_start = 0,
+                .l_len = 0,
+        };
+
+        fd = openat(dir_fd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return negative_errno();
+        if (fchmod(fd, 0600) < 0)
+                return negative_errno();
+        /* OFD locks belong to the open file description, not the process: two
+         * opens in one process conflict, and a fork does not silently share
+         * ownership with a process that opened the file itself. */
+        if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
+                if (errno == EAGAIN || errno == EACCES)
+                        return -EBUSY;
+                return negative_errno();
+        }
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+        while (n > 0) {
+                ssize_t k = write(fd, p, n);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (k == 0)
+                        return -EIO;
+                p += k;
+                n -= (size_t) k;
+        }
+        return 0;
+}
+
+static int tmp_name(const char *name, char **ret) {
+        char *t;
+
+        if (asprintf(&t, "%s" TMP_SUFFIX, name) < 0)
+                return -ENOMEM;
+        *ret = t;
+        return 0;
+}
+
+static int unlink_if_exists(int dir_fd, const char *name) {
+        if (unlinkat(dir_fd, name, 0) < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                return negative_errno();
+        }
+        return 1;
+}
+
+/* name.tmp, write, fsync, rename over name, fsync the directory. Before the
+ * rename every failure removes the tmp file and leaves name untouched. */
+static int write_file_atomic(int dir_fd, const char *name, const uint8_t *data, size_t len) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        int r;
+
+        r = tmp_name(name, &tmp);
+        if (r < 0)
+                return r;
+        /* A tmp file left by a crash (or planted as a symlink) must not be written through. */
+        r = unlink_if_exists(dir_fd, tmp);
+        if (r < 0)
+                return r;
+
+        fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd < 0)
+                return negative_errno();
+        /* The mode must not depend on the caller's umask. */
+        if (fchmod(fd, 0600) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        r = write_all(fd, data, len);
+        if (r < 0)
+                goto fail;
+        if (fsync(fd) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        /* close() can report a deferred write error (NFS): it counts. */
+        if (close(TAKE_FD(fd)) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        if (renameat(dir_fd, tmp, dir_fd, name) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        /* Without this the rename itself may not survive a power cut. */
+        if (fsync(dir_fd) < 0)
+                return negative_errno();
+        return 0;
+
+fail:
+        (void) unlinkat(dir_fd, tmp, 0);
+        return r;
+}
+
+/* Reads a whole regular file of at most max bytes into a malloc'd buffer. */
+static int read_file(int dir_fd, const char *name, size_t max, int too_big, uint8_t **ret, size_t *ret_len) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct stat st;
+        size_t size, got = 0;
+
+        /* O_NONBLOCK: a FIFO planted under a state file's name must not hang us in open(). */
+        fd = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
+                /* A symlink where a state file should be: not ours, refuse it as malformed. */
+                if (errno == ELOOP)
+                        return -EBADMSG;
+                return negative_errno();
+        }
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EBADMSG;
+        if (st.st_size < 0 || (uint64_t) st.st_size > max)
+                return too_big;
+        size = (size_t) st.st_size;
+
+        buf = malloc(size ? size : 1);
+        if (!buf)
+                return -ENOMEM;
+        while (got < size) {
+                ssize_t k = read(fd, buf + got, size - got);
+                if (k < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return negative_errno();
+                }
+                if (k == 0)
+                        break; /* shrank under us: the parser sees a short file */
+                got += (size_t) k;
+        }
+        *ret = TAKE_PTR(buf);
+        *ret_len = got;
+        return 0;
+}
+
+static int fsync_unlink(int dir_fd, const char *name) {
+        int r = unlink_if_exists(dir_fd, name);
+        if (r <= 0)
+                return r;
+        if (fsync(dir_fd) < 0)
+                return negative_errno();
+        return 1;
+}
+
+/* ---- blobs ---- */
+
+static int blob_write(int dir_fd, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
+                      const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq, const void *data, size_t len) {
+        _cleanup_free_ uint8_t *blob = NULL;
+        StateHeader h;
+        int r;
+
+        if (!key || (!data && len > 0))
+                return -EINVAL;
+        if (len > STATEFILE_MAX_PAYLOAD)
+                return -EMSGSIZE;
+
+        h = (StateHeader){
+                .version = STATEFILE_VERSION,
+                .kind = kind,
+                .flags = 0,
+                .seq = seq,
+                .length = (uint32_t) len,
+        };
+        memcpy(h.uuid, uuid, STATEFILE_UUID_SIZE);
+        /* GCM with a repeated nonce under one key leaks the XOR of plaintexts
+         * and the authentication key: a fresh one every time, or no write. */
+        r = crypto_random(h.nonce, sizeof(h.nonce));
+        if (r < 0)
+                return r;
+
+        blob = malloc(STATEFILE_OVERHEAD + len);
+        if (!blob)
+                return -ENOMEM;
+        statefile_header_encode(&h, blob);
+        r = crypto_aead_encrypt(key, h.nonce, blob, STATEFILE_HEADER_SIZE, data, len, blob + STATEFILE_HEADER_SIZE,
+                                blob + STATEFILE_HEADER_SIZE + len);
+        if (r < 0)
+                return r;
+        return write_file_atomic(dir_fd, state_kind_filename(kind), blob, STATEFILE_OVERHEAD + len);
+}
+
+static int blob_load(int dir_fd, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE], uint8_t **ret_blob,
+                     size_t *ret_len, StateHeader *ret_h) {
+        _cleanup_free_ uint8_t *blob = NULL;
+        StateHeader h;
+        size_t len;
+        int r;
+
+        r = read_file(dir_fd, state_kind_filename(kind), READ_MAX, -EBADMSG, &blob, &len);
+        if (r < 0)
+                return r;
+        r = statefile_parse(blob, len, &h);
+        if (r < 0)
+                return r;
+        if (h.kind != kind)
+                return -EMEDIUMTYPE;
+        if (memcmp(h.uuid, uuid, STATEFILE_UUID_SIZE) != 0)
+                return -EXDEV;
+        if (ret_blob)
+                *ret_blob = TAKE_PTR(blob);
+        if (ret_len)
+                *ret_len = len;
+        *ret_h = h;
+        return 0;
+}
+
+static int blob_read(int dir_fd, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
+                     const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len, uint64_t *ret_seq) {
+        _cleanup_free_ uint8_t *blob = NULL;
+        _cleanup_free_ uint8_t *pt = NULL; /* holds plaintext only once it is returned */
+        StateHeader h;
+        size_t len;
+        int r;
+
+        if (!key || !ret || !ret_len)
+                return -EINVAL;
+        r = blob_load(dir_fd, kind, uuid, &blob, &len, &h);
+        if (r < 0)
+                return r;
+
+        pt = malloc(h.length ? h.length : 1);
+        if (!pt)
+                return -ENOMEM;
+        /* crypto_aead_decrypt wipes pt itself when authentication fails. */
+        r = crypto_aead_decrypt(key, h.nonce, blob, STATEFILE_HEADER_SIZE, blob + STATEFILE_HEADER_SIZE, h.length,
+                                blob + STATEFILE_HEADER_SIZE + h.length, pt);
+        if (r < 0)
+                return r;
+
+        *ret = TAKE_PTR(pt);
+        *ret_len = h.length;
+        if (ret_seq)
+                *ret_seq = h.seq;
+        return 0;
+}
+
+/* ---- root ---- */
+
+static int mkdir_p(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+
+        size_t n;
+
+        if (!p)
+                return -ENOMEM;
+        /* "a/b/" must create "a/b" as the root (0700), not as a parent. */
+        n = strlen(p);
+        while (n > 1 && p[n - 1] == '/')
+                p[--n] = '\0';
+        for (char *s = p + 1; *s; s++) {
+                if (*s != '/')
+                        continue;
+                *s = '\0';
+                if (mkdir(p, 0755) < 0 && errno != EEXIST)
+                        return negative_errno();
+                *s = '/';
+        }
+        if (mkdir(p, 0700) < 0) {
+                if (errno == EEXIST)
+                        return 0;
+                return negative_errno();
+        }
+        return 1;
+}
+
+/* Makes a new directory entry durable: without it the first vTPM created on
+ * a fresh host could vanish with its root in a power cut. */
+static int fsync_parent(const char *path) {
+        _cleanup_free_ char *p = strdup(path);
+        _cleanup_close_ int fd = -1;
+        char *slash;
+        size_t n;
+
+        if (!p)
+                return -ENOMEM;
+        n = strlen(p);
+        while (n > 1 && p[n - 1] == '/')
+                p[--n] = '\0';
+        slash = strrchr(p, '/');
+        if (!slash)
+                fd = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        else {
+                slash[slash == p ? 1 : 0] = '\0';
+                fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        }
+        if (fd < 0 || fsync(fd) < 0)
+                return negative_errno();
+        return 0;
+}
+
+int stateroot_open(const char *path, StateRoot **ret) {
+        _cleanup_(stateroot_closep) StateRoot *r = NULL;
+        int k;
+
+        if (!path || !*path || !ret)
+                return -EINVAL;
+
+        /* Parents are ordinary system directories (0755); only the root itself
+         * holds secrets. An existing root keeps the mode its admin gave it. */
+        k = mkdir_p(path);
+        if (k < 0)
+                return k;
+        if (k > 0) {
+                if (chmod(path, 0700) < 0)
+                        return negative_errno();
+                k = fsync_parent(path);
+                if (k < 0)
+                        return k;
+        }
+
+        r = calloc(1, sizeof(*r));
+        if (!r)
+                return -ENOMEM;
+        r->fd = r->lock_fd = -1;
+        r->path = strdup(path);
+        if (!r->path)
+                return -ENOMEM;
+        r->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (r->fd < 0)
+                return negative_errno();
+        k = take_lock(r->fd, &r->lock_fd);
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(r);
+        return 0;
+}
+
+StateRoot *stateroot_close(StateRoot *r) {
+        if (!r)
+                return NULL;
+        safe_close(r->lock_fd);
+        safe_close(r->fd);
+        free(r->path);
+        free(r);
+        return NULL;
+}
+
+int stateroot_fd(const StateRoot *r) {
+        return r->fd;
+}
+
+const char *stateroot_path(const StateRoot *r) {
+        return r->path;
+}
+
+static bool is_canonical_uuid(const char *name) {
+        char canon[37];
+        return parse_uuid(name, canon) >= 0 && streq(canon, name);
+}
+
+static int cmp_str(const void *a, const void *b) {
+        return strcmp(*(char *const *) a, *(char *const *) b);
+}
+
+static void strv_free(char **v) {
+        if (!v)
+                return;
+        for (char **p = v; *p; p++)
+                free(*p);
+        free(v);
+}
+
+static void closedirp(DIR **d) {
+        if (*d)
+                closedir(*d);
+}
+
+static void strv_freep(char ***v) {
+        strv_free(*v);
+}
+
+int stateroot_list(StateRoot *r, char ***ret) {
+        _cleanup_(closedirp) DIR *d = NULL;
+        _cleanup_(strv_freep) char **v = NULL;
+        size_t n = 0;
+        struct dirent *de;
+        int fd;
+
+        /* A fresh open: fdopendir would take over r->fd and share its offset. */
+        fd = openat(r->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return negative_errno();
+        }
+        v = calloc(1, sizeof(char *));
+        if (!v)
+                return -ENOMEM;
+
+        for (;;) {
+                struct stat st;
+                char **nv;
+
+                errno = 0;
+                de = readdir(d);
+                if (!de) {
+                        if (errno != 0)
+                                return negative_errno();
+                        break;
+                }
+                if (!is_canonical_uuid(de->d_name))
+                        continue;
+                /* Only real directories: a symlink named like a vTPM is not one. */
+                if (fstatat(r->fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        return negative_errno();
+                }
+                if (!S_ISDIR(st.st_mode))
+                        continue;
+                nv = realloc(v, (n + 2) * sizeof(char *));
+                if (!nv)
+                        return -ENOMEM;
+                v = nv;
+                v[n] = strdup(de->d_name);
+                if (!v[n])
+                        return -ENOMEM;
+                v[++n] = NULL;
+        }
+        qsort(v, n, sizeof(char *), cmp_str);
+        *ret = TAKE_PTR(v);
+        return 0;
+}
+
+int stateroot_write(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq,
+                    const void *data, size_t len) {
+        if (kind != STATE_KIND_MANIFEST)
+                return -EINVAL;
+        return blob_write(r->fd, kind, zero_uuid, key, seq, data, len);
+}
+
+int stateroot_read(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
+                   uint64_t *ret_seq) {
+        if (kind != STATE_KIND_MANIFEST)
+                return -EINVAL;
+        return blob_read(r->fd, kind, zero_uuid, key, ret, ret_len, ret_seq);
+}
+
+/* A plain file name of ours: no path, no hidden or tmp names (those are the store's own). */
+static bool raw_name_ok(const char *name) {
+        size_t n;
+
+        if (!name || !*name || name[0] == '.' || strchr(name, '/'))
+                return false;
+        n = strlen(name);
+        if (n + strlen(TMP_SUFFIX) > NAME_MAX)
+                return false;
+        if (n >= strlen(TMP_SUFFIX) && streq(name + n - strlen(TMP_SUFFIX), TMP_SUFFIX))
+                return false;
+        if (is_canonical_uuid(name))
+                return false;
+        return true;
+}
+
+int stateroot_write_raw(StateRoot *r, const char *name, const void *data, size_t len) {
+        if (!raw_name_ok(name) || (!data && len > 0))
+                return -EINVAL;
+        if (len > READ_MAX)
+                return -EMSGSIZE;
+        return write_file_atomic(r->fd, name, data, len);
+}
+
+int stateroot_read_raw(StateRoot *r, const char *name, uint8_t **ret, size_t *ret_len) {
+        if (!raw_name_ok(name) || !ret || !ret_len)
+                return -EINVAL;
+        return read_file(r->fd, name, READ_MAX, -EFBIG, ret, ret_len);
+}
+
+/* ---- per-vTPM directories ---- */
+
+static int statedir_new(int fd, const char *canon, StateDir **ret) {
+        StateDir *d;
+        int r;
+
+        d = calloc(1, sizeof(*d));
+        if (!d)
+                return -ENOMEM;
+        d->fd = fd;
+        d->lock_fd = -1;
+        memcpy(d->uuid, canon, sizeof(d->uuid));
+        r = statefile_uuid_from_string(canon, d->uuid_bin);
+        if (r < 0) {
+                free(d);
+                return r;
+        }
+        *ret = d;
+        return 0;
+}
+
+int statedir_create(StateRoot *r, const char *uuid, StateDir **ret) {
+        _cleanup_(statedir_closep) StateDir *d = NULL;
+        _cleanup_close_ int fd = -1;
+        char canon[37];
+        int k;
+
+        k = parse_uuid(uuid, canon);
+        if (k < 0)
+                return k;
+        if (mkdirat(r->fd, canon, 0700) < 0)
+                return negative_errno();
+        /* umask must not decide who can list a vTPM's files. */
+        if (fchmodat(r->fd, canon, 0700, 0) < 0) {
+                k = negative_errno();
+                goto fail;
+        }
+        fd = openat(r->fd, canon, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0) {
+                k = negative_errno();
+                goto fail;
+        }
+        k = statedir_new(fd, canon, &d);
+        if (k < 0)
+                goto fail;
+        TAKE_FD(fd);
+        k = take_lock(d->fd, &d->lock_fd);
+        if (k < 0)
+                goto fail;
+        /* The new directory entry must survive a power cut like any write. */
+        if (fsync(r->fd) < 0) {
+                k = negative_errno();
+                goto fail;
+        }
+        *ret = TAKE_PTR(d);
+        return 0;
+
+fail:
+        /* Someone else got hold of it between mkdir and lock: theirs now. */
+        if (k != -EBUSY) {
+                if (d)
+                        (void) unlinkat(d->fd, LOCK_NAME, 0);
+                (void) unlinkat(r->fd, canon, AT_REMOVEDIR);
+        }
+        return k;
+}
+
+int statedir_open(StateRoot *r, const char *uuid, StateDir **ret) {
+        _cleanup_(statedir_closep) StateDir *d = NULL;
+        _cleanup_close_ int fd = -1;
+        char canon[37];
+        int k;
+
+        k = parse_uuid(uuid, canon);
+        if (k < 0)
+                return k;
+        fd = openat(r->fd, canon, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        k = statedir_new(fd, canon, &d);
+        if (k < 0)
+                return k;
+        TAKE_FD(fd);
+        k = take_lock(d->fd, &d->lock_fd);
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+int statedir_from_fd(int dir_fd, const char *uuid, StateDir **ret) {
+        _cleanup_close_ int fd = dir_fd; /* consumed on every path */
+        _cleanup_(statedir_closep) StateDir *d = NULL;
+        char canon[37];
+        struct stat st;
+        int k, flags;
+
+        if (fd < 0)
+                return -EBADF;
+        k = parse_uuid(uuid, canon);
+        if (k < 0)
+                return k;
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISDIR(st.st_mode))
+                return -ENOTDIR;
+        /* Inherited across exec on purpose; from here on it must not leak further. */
+        flags = fcntl(fd, F_GETFD);
+        if (flags < 0 || fcntl(fd, F_SETFD, flags | FD_CLOEXEC) < 0)
+                return negative_errno();
+        k = statedir_new(fd, canon, &d);
+        if (k < 0)
+                return k;
+        TAKE_FD(fd);
+        k = take_lock(d->fd, &d->lock_fd);
+        if (k < 0)
+                return k;
+        *ret = TAKE_PTR(d);
+        return 0;
+}
+
+int statedir_unlock(StateDir *d) {
+        d->lock_fd = safe_close(d->lock_fd);
+        return 0;
+}
+
+StateDir *statedir_close(StateDir *d) {
+        if (!d)
+                return NULL;
+        safe_close(d->lock_fd);
+        safe_close(d->fd);
+        free(d);
+        return NULL;
+}
+
+int statedir_fd(const StateDir *d) {
+        return d->fd;
+}
+
+const char *statedir_uuid(const StateDir *d) {
+        return d->uuid;
+}
+
+int statedir_write(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq, const void *data,
+                   size_t len) {
+        if (!kind_in_dir(kind))
+                return -EINVAL;
+        return blob_write(d->fd, kind, d->uuid_bin, key, seq, data, len);
+}
+
+int statedir_read(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
+                  uint64_t *ret_seq) {
+        if (!kind_in_dir(kind))
+                return -EINVAL;
+        return blob_read(d->fd, kind, d->uuid_bin, key, ret, ret_len, ret_seq);
+}
+
+int statedir_peek(StateDir *d, StateKind kind, StateHeader *ret) {
+        if (!kind_in_dir(kind) || !ret)
+                return -EINVAL;
+        return blob_load(d->fd, kind, d->uuid_bin, NULL, NULL, ret);
+}
+
+int statedir_remove(StateDir *d, StateKind kind) {
+        _cleanup_free_ char *tmp = NULL;
+        int r;
+
+        if (!kind_in_dir(kind))
+                return -EINVAL;
+        r = tmp_name(state_kind_filename(kind), &tmp);
+        if (r < 0)
+                return r;
+        r = unlink_if_exists(d->fd, tmp);
+        if (r < 0)
+                return r;
+        r = fsync_unlink(d->fd, state_kind_filename(kind));
+        return r < 0 ? r : 0;
+}
+
+int statedir_erase_key(StateDir *d) {
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ uint8_t *junk = NULL;
+        struct stat st;
+        int r;
+
+        fd = openat(d->fd, state_kind_filename(STATE_KIND_DATA_KEY),
+                    O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+        if (fd < 0) {
+                if (errno == ENOENT)
+                        return 0;
+                return negative_errno();
+        }
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EBADMSG;
+        if (st.st_size < 0 || (uint64_t) st.st_size > READ_MAX)
+                return -EFBIG;
+        if (st.st_size > 0) {
+                junk = malloc((size_t) st.st_size);
+                if (!junk)
+                        return -ENOMEM;
+                r = crypto_random(junk, (size_t) st.st_size);
+                if (r < 0)
+                        return r;
+                r = write_all(fd, junk, (size_t) st.st_size);
+                if (r < 0)
+                        return r;
+                if (fsync(fd) < 0)
+                        return negative_errno();
+        }
+        r = fsync_unlink(d->fd, state_kind_filename(STATE_KIND_DATA_KEY));
+        return r < 0 ? r : 0;
+}
+
+/* Names the store may create in a vTPM directory. */
+static bool known_dir_entry(const char *name) {
+        if (streq(name, ".") || streq(name, "..") || streq(name, LOCK_NAME))
+                return true;
+        for (size_t i = 0; i < ELEMENTSOF(dir_kinds); i++) {
+                const char *f = state_kind_filename(dir_kinds[i]);
+                size_t n = strlen(f);
+                if (streq(name, f))
+                        return true;
+                if (strncmp(name, f, n) == 0 && streq(name + n, TMP_SUFFIX))
+                        return true;
+        }
+        return false;
+}
+
+int statedir_destroy(StateDir *d) {
+        _cleanup_close_ int parent = -1;
+        _cleanup_(closedirp) DIR *dir = NULL;
+        struct dirent *de;
+        int fd, r;
+
+        /* Check first, remove after: a stranger's file means this is not a
+         * directory we own outright, and nothing is touched. */
+        fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        dir = fdopendir(fd);
+        if (!dir) {
+                safe_close(fd);
+                return negative_errno();
+        }
+        for (;;) {
+                errno = 0;
+                de = readdir(dir);
+                if (!de) {
+                        if (errno != 0)
+                                return negative_errno();
+                        break;
+                }
+                if (!known_dir_entry(de->d_name))
+                        return -ENOTEMPTY;
+        }
+
+        parent = openat(d->fd, "..", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (parent < 0)
+                return negative_errno();
+
+        for (size_t i = 0; i < ELEMENTSOF(dir_kinds); i++) {
+                _cleanup_free_ char *tmp = NULL;
+                r = tmp_name(state_kind_filename(dir_kinds[i]), &tmp);
+                if (r < 0)
+                        return r;
+                r = unlink_if_exists(d->fd, tmp);
+                if (r < 0)
+                        return r;
+                r = unlink_if_exists(d->fd, state_kind_filename(dir_kinds[i]));
+                if (r < 0)
+                        return r;
+        }
+        r = unlink_if_exists(d->fd, LOCK_NAME);
+        if (r < 0)
+                return r;
+        if (unlinkat(parent, d->uuid, AT_REMOVEDIR) < 0)
+                return negative_errno();
+        if (fsync(parent) < 0)
+                return negative_errno();
+        return 0;
+}
+
+int statedir_size(StateDir *d, uint64_t *ret) {
+        uint64_t total = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(dir_kinds); i++) {
+                struct stat st;
+                if (fstatat(d->fd, state_kind_filename(dir_kinds[i]), &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        return negative_errno();
+                }
+                if (S_ISREG(st.st_mode) && st.st_size > 0)
+                        total += (uint64_t) st.st_size;
+        }
+        *ret = total;
+        return 0;
+}

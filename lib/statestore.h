@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The state root and one directory per vTPM:
+ *
+ *   <root>/                 0700, locked by the daemon (<root>/.lock, F_OFD_SETLK)
+ *   <root>/master.sealed    the master key sealed to the host TPM (lib/sealer.h), or absent in key-file mode
+ *   <root>/manifest         MANIFEST blob (rollback manifest), encrypted with the master key
+ *   <root>/<uuid>/          0700, one per vTPM, locked by its owner (<uuid>/.lock, F_OFD_SETLK)
+ *   <root>/<uuid>/key       DATA_KEY blob: the vTPM's data key, encrypted with the master key
+ *   <root>/<uuid>/meta      META blob, encrypted with the data key
+ *   <root>/<uuid>/permall   PERMANENT blob, encrypted with the data key
+ *   <root>/<uuid>/volatile  VOLATILE blob, encrypted with the data key (only after a daemon stop)
+ *
+ * Files are 0600. Every write is: write "<name>.tmp", fsync it, rename over
+ * "<name>", fsync the directory; when it returns 0 the data is durable. A
+ * failed write leaves the previous file untouched (and removes the tmp file).
+ * Reads never modify anything: a bad file stays for inspection.
+ *
+ * Errors of statedir_read / stateroot_read (the caller logs them with the path):
+ *   -ENOENT           no such file
+ *   -EBADMSG          truncated or malformed (statefile_parse)
+ *   -EPROTONOSUPPORT  written by an unknown format version
+ *   -EMEDIUMTYPE      a blob of another kind (a file renamed over another)
+ *   -EXDEV            a blob of another vTPM (its UUID differs)
+ *   -EKEYREJECTED     authentication failed: wrong key or modified contents
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "crypto.h"
+#include "statefile.h"
+
+typedef struct StateRoot StateRoot;
+typedef struct StateDir StateDir;
+
+/* Creates the root (mkdir -p, 0700) if needed and takes its lock: -EBUSY if
+ * another process holds it. */
+int stateroot_open(const char *path, StateRoot **ret);
+StateRoot *stateroot_close(StateRoot *r);
+int stateroot_fd(const StateRoot *r);
+const char *stateroot_path(const StateRoot *r);
+/* The vTPM directories (names that are canonical lowercase UUIDs), sorted; a
+ * NULL-terminated malloc'd array of malloc'd strings. */
+int stateroot_list(StateRoot *r, char ***ret);
+
+/* Root-level blobs (kind MANIFEST under name "manifest"), uuid all zero. */
+int stateroot_write(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq,
+                    const void *data, size_t len);
+int stateroot_read(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
+                   uint64_t *ret_seq);
+/* Raw files at the root (the sealed master key: its own format), atomic and durable. */
+int stateroot_write_raw(StateRoot *r, const char *name, const void *data, size_t len);
+int stateroot_read_raw(StateRoot *r, const char *name, uint8_t **ret, size_t *ret_len);
+
+/* Creates <root>/<uuid> (-EEXIST if it exists) and opens it. */
+int statedir_create(StateRoot *r, const char *uuid, StateDir **ret);
+/* Opens and locks <root>/<uuid>: -ENOENT, -EBUSY (locked by another process). */
+int statedir_open(StateRoot *r, const char *uuid, StateDir **ret);
+/* Worker side: takes ownership of an inherited directory fd (O_DIRECTORY) and locks it.
+ * The fd is consumed on every path: closed on failure too. It is set O_CLOEXEC. */
+int statedir_from_fd(int dir_fd, const char *uuid, StateDir **ret);
+/* Releases the lock (so a worker can take it) without closing the object. */
+int statedir_unlock(StateDir *d);
+StateDir *statedir_close(StateDir *d);
+int statedir_fd(const StateDir *d);
+const char *statedir_uuid(const StateDir *d);
+
+/* Encrypts data with key under a header {kind, seq, uuid, fresh nonce} and writes it durably. */
+int statedir_write(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq, const void *data,
+                   size_t len);
+/* Reads, checks, decrypts. *ret is malloc'd (the caller wipes and frees it). */
+int statedir_read(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
+                  uint64_t *ret_seq);
+/* Reads only the (unauthenticated) header: for `show`-style listing. */
+int statedir_peek(StateDir *d, StateKind kind, StateHeader *ret);
+int statedir_remove(StateDir *d, StateKind kind); /* durable; 0 if it did not exist */
+/* Crypto-shredding: overwrites the DATA_KEY file in place with random bytes,
+ * fsyncs, then unlinks it (durably). 0 if there is no key file. After this the
+ * vTPM's blobs cannot be decrypted even with the master key. */
+int statedir_erase_key(StateDir *d);
+/* Removes every file and the directory. The caller erases the key first
+ * (statedir_erase_key). -ENOTEMPTY, and nothing removed, if the directory
+ * holds a file the store did not create. */
+int statedir_destroy(StateDir *d);
+
+/* Size in bytes of all blobs of a vTPM (for `show`). */
+int statedir_size(StateDir *d, uint64_t *ret);
