@@ -28,27 +28,6 @@
 
 #define MASTER_SEALED "master.sealed"
 
-static const char *state_strerror(int r) {
-        switch (r) {
-        case -ENOENT:
-                return "missing";
-        case -EBADMSG:
-                return "truncated or malformed";
-        case -EPROTONOSUPPORT:
-                return "written by an unknown format version";
-        case -EMEDIUMTYPE:
-                return "holds another kind of state (a file renamed over another)";
-        case -EXDEV:
-                return "belongs to another vTPM";
-        case -EKEYREJECTED:
-                return "authentication failed (wrong key or modified contents)";
-        case -ESTALE:
-                return "older than the newest state recorded (rolled back)";
-        default:
-                return strerror(-r);
-        }
-}
-
 /* ---- master key ---- */
 
 static int hexval(char c) {
@@ -190,7 +169,7 @@ static int manifest_load(VtpmState *s, bool have_vtpms, bool *ret_found) {
         }
         if (r < 0) {
                 log_msg(LOG_ERR, "State file %s/manifest %s; refusing to start", stateroot_path(s->root),
-                        state_strerror(r));
+                        statestore_strerror(r));
                 return r;
         }
         r = state_manifest_parse(buf, len, &s->manifest);
@@ -483,7 +462,7 @@ int vtpm_state_prepare(VtpmState *s, const char *uuid, bool create, TpmFamily fa
                         r = -EBADMSG;
                 if (r < 0) {
                         log_dev(LOG_ERR, domid, devid, uuid, "State file %s/key %s; not starting this vTPM, the "
-                                "file is kept for inspection", uuid, state_strerror(r));
+                                "file is kept for inspection", uuid, statestore_strerror(r));
                         goto fail;
                 }
                 memcpy(k.data_key, key, CRYPTO_KEY_SIZE);
@@ -493,7 +472,7 @@ int vtpm_state_prepare(VtpmState *s, const char *uuid, bool create, TpmFamily fa
                         r = state_meta_parse(meta, meta_len, &m);
                 if (r < 0) {
                         log_dev(LOG_ERR, domid, devid, uuid, "State file %s/meta %s; not starting this vTPM, the "
-                                "file is kept for inspection", uuid, state_strerror(r));
+                                "file is kept for inspection", uuid, statestore_strerror(r));
                         goto fail;
                 }
                 k.family = m.family;

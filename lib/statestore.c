@@ -40,6 +40,20 @@ static const StateKind dir_kinds[] = {
 
 static const uint8_t zero_uuid[STATEFILE_UUID_SIZE];
 
+/* Public, unencrypted files of a vTPM directory (statedir_write_public). */
+static const char *const public_names[] = {
+        STATEDIR_EK_CERT_RSA2048,
+        STATEDIR_EK_CERT_ECC_P256,
+        STATEDIR_EK_HASHES,
+};
+
+static bool public_name(const char *name) {
+        for (size_t i = 0; i < ELEMENTSOF(public_names); i++)
+                if (streq(name, public_names[i]))
+                        return true;
+        return false;
+}
+
 DEFINE_TRIVIAL_CLEANUP_FUNC(StateRoot *, stateroot_close)
 DEFINE_TRIVIAL_CLEANUP_FUNC(StateDir *, statedir_close)
 
@@ -51,6 +65,7 @@ static bool kind_in_dir(StateKind k) {
         case STATE_KIND_META:
                 return true;
         case STATE_KIND_MANIFEST:
+        case STATE_KIND_CA_KEY:
                 return false;
         }
         return false;
@@ -503,14 +518,14 @@ int stateroot_list(StateRoot *r, char ***ret) {
 
 int stateroot_write(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq,
                     const void *data, size_t len) {
-        if (kind != STATE_KIND_MANIFEST)
+        if (kind != STATE_KIND_MANIFEST && kind != STATE_KIND_CA_KEY)
                 return -EINVAL;
         return blob_write(r->fd, kind, zero_uuid, key, seq, data, len);
 }
 
 int stateroot_read(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
                    uint64_t *ret_seq) {
-        if (kind != STATE_KIND_MANIFEST)
+        if (kind != STATE_KIND_MANIFEST && kind != STATE_KIND_CA_KEY)
                 return -EINVAL;
         return blob_read(r->fd, kind, zero_uuid, key, ret, ret_len, ret_seq);
 }
@@ -772,6 +787,11 @@ static bool known_dir_entry(const char *name) {
                 if (strncmp(name, f, n) == 0 && streq(name + n, TMP_SUFFIX))
                         return true;
         }
+        for (size_t i = 0; i < ELEMENTSOF(public_names); i++) {
+                size_t n = strlen(public_names[i]);
+                if (strncmp(name, public_names[i], n) == 0 && (name[n] == 0 || streq(name + n, TMP_SUFFIX)))
+                        return true;
+        }
         return false;
 }
 
@@ -819,6 +839,18 @@ int statedir_destroy(StateDir *d) {
                 if (r < 0)
                         return r;
         }
+        for (size_t i = 0; i < ELEMENTSOF(public_names); i++) {
+                _cleanup_free_ char *tmp = NULL;
+                r = tmp_name(public_names[i], &tmp);
+                if (r < 0)
+                        return r;
+                r = unlink_if_exists(d->fd, tmp);
+                if (r < 0)
+                        return r;
+                r = unlink_if_exists(d->fd, public_names[i]);
+                if (r < 0)
+                        return r;
+        }
         r = unlink_if_exists(d->fd, LOCK_NAME);
         if (r < 0)
                 return r;
@@ -844,4 +876,33 @@ int statedir_size(StateDir *d, uint64_t *ret) {
         }
         *ret = total;
         return 0;
+}
+
+const char *statestore_strerror(int r) {
+        switch (r) {
+        case -ENOENT:
+                return "missing";
+        case -EBADMSG:
+                return "truncated or malformed";
+        case -EPROTONOSUPPORT:
+                return "written by an unknown format version";
+        case -EMEDIUMTYPE:
+                return "holds a blob of another kind";
+        case -EXDEV:
+                return "belongs to another vTPM (UUID differs)";
+        case -EKEYREJECTED:
+                return "authentication failed (wrong key or modified contents)";
+        case -ESTALE:
+                return "older than the newest state recorded (rolled back)";
+        default:
+                return strerror(-r);
+        }
+}
+
+int statedir_write_public(StateDir *d, const char *name, const void *data, size_t len) {
+        if (!public_name(name) || (!data && len > 0))
+                return -EINVAL;
+        if (len > READ_MAX)
+                return -EMSGSIZE;
+        return write_file_atomic(d->fd, name, data, len);
 }

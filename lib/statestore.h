@@ -46,7 +46,7 @@ const char *stateroot_path(const StateRoot *r);
  * NULL-terminated malloc'd array of malloc'd strings. */
 int stateroot_list(StateRoot *r, char ***ret);
 
-/* Root-level blobs (kind MANIFEST under name "manifest"), uuid all zero. */
+/* Root-level blobs (kind MANIFEST under name "manifest", CA_KEY under "ca-key"), uuid all zero. */
 int stateroot_write(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq,
                     const void *data, size_t len);
 int stateroot_read(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
@@ -88,3 +88,16 @@ int statedir_destroy(StateDir *d);
 
 /* Size in bytes of all blobs of a vTPM (for `show`). */
 int statedir_size(StateDir *d, uint64_t *ret);
+
+/* Public (unencrypted, 0600) files a vTPM directory may hold next to its
+ * blobs, written at manufacturing for `show`: the EK certificates (PEM) and
+ * the EK public-key hashes. Atomic and durable like the blobs; removed by
+ * statedir_destroy. -EINVAL for any other name. */
+#define STATEDIR_EK_CERT_RSA2048 "ek-rsa2048.pem"
+#define STATEDIR_EK_CERT_ECC_P256 "ek-ecc-p256.pem"
+#define STATEDIR_EK_HASHES "ek-sha256" /* lines "rsa2048 <hex>" / "ecc-p256 <hex>" */
+int statedir_write_public(StateDir *d, const char *name, const void *data, size_t len);
+
+/* What a state-file error means, for log lines: "missing", "authentication
+ * failed (wrong key or modified contents)", ... (-ESTALE: rolled back). */
+const char *statestore_strerror(int r);

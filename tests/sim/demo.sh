@@ -50,6 +50,18 @@ run tpm2_flushcontext -T "$G1" -t
 run tpm2_checkquote -u "$Q/ak.pem" -m "$Q/msg" -s "$Q/sig" -f "$Q/pcrs" -g sha256 -q 1badcafe
 echo "quote verified"
 
+bold "Durable state: an NV index survives a full stop and start of the simulated host"
+printf 'written before the host stopped' >"$DIR/nv.in"
+run tpm2_nvdefine -T "$G1" 0x1500016 -C o -s 64 -a "ownerread|ownerwrite" >/dev/null
+run tpm2_nvwrite -T "$G1" 0x1500016 -C o -i "$DIR/nv.in"
+run "$SIM" stop --dir "$DIR"
+run "$SIM" start --dir "$DIR"
+G1=$(cat "$DIR/guest1.tcti")
+run tpm2_nvread -T "$G1" 0x1500016 -C o -s 31
+echo
+echo "The vTPM's state on disk is encrypted (AES-256-GCM) under a key sealed to the host TPM (here a real swtpm):"
+run ls -l "$DIR/state" "$DIR/state/$(ls "$DIR/state" | grep -E '^[0-9a-f-]{36}$' | head -1)"
+
 bold "What vtpmd logged"
 grep -v '^vtpmd-worker' "$DIR/vtpmd.log" | sed 's/^/  /'
 

@@ -14,6 +14,10 @@ on_exit() {
 	local p
 	for p in "${WATCHERS[@]}"; do kill "$p" 2>/dev/null; done
 	"$VTPM_SIM" stop --dir "$D2" >/dev/null 2>&1
+	if [ "$FAILED" -ne 0 ] && [ -f "$SIMDIR/hosttpm/swtpm.log" ]; then
+		echo "# --- last lines of $SIMDIR/hosttpm/swtpm.log"
+		tail -n 25 "$SIMDIR/hosttpm/swtpm.log" | sed 's/^/#   /'
+	fi
 	cleanup
 }
 trap on_exit EXIT

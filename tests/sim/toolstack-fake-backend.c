@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <systemd/sd-daemon.h>
@@ -128,6 +129,12 @@ static void step_device(struct xs_handle *xs, uint32_t domid, const char *devid)
                         return;
         }
         fprintf(stderr, "be %u/%s %d -> %d (fe=%d online=%d)\n", domid, devid, s, ns, fs, online);
+        if (ns == 2) {
+                /* Like vtpmd's --initwait-ms: libxl must be able to read exactly
+                 * InitWait before a hot-attached frontend moves us on. */
+                struct timespec dwell = { .tv_nsec = 100 * 1000 * 1000 };
+                (void) nanosleep(&dwell, NULL);
+        }
 }
 
 static void rescan(struct xs_handle *xs) {

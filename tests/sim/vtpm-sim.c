@@ -1085,7 +1085,20 @@ static int cmd_start(Sim *s, unsigned n_guests, const char *family, bool no_host
         if (toolstack_for(s, true, &ts) < 0)
                 goto fail;
 
-        gs = calloc(n_guests ?: 1, sizeof(*gs));
+        if (n_guests == 0) {
+                /* A DIR that ran before comes back with all its guests. */
+                char **names = NULL;
+                if (sim_guest_list(s->dir, &names) >= 0 && names)
+                        for (char **p = names; *p; p++) {
+                                unsigned k;
+                                if (sscanf(*p, "guest%u", &k) == 1 && k > n_guests && k <= 1000)
+                                        n_guests = k;
+                        }
+                sim_strv_free(names);
+                if (n_guests == 0)
+                        n_guests = 1;
+        }
+        gs = calloc(n_guests, sizeof(*gs));
         if (!gs)
                 goto fail;
         for (unsigned i = 1; i <= n_guests; i++) {
@@ -1584,7 +1597,7 @@ int main(int argc, char **argv) {
                 {}
         };
         const char *cmd, *dir = NULL, *family = NULL, *uuid = NULL, *name = NULL;
-        uint32_t guests = 1;
+        uint32_t guests = 0; /* start: 0 = every guest the DIR knows, or 1 */
         int64_t devid = -1;
         bool json = false, no_host_tpm = false;
         Sim s = { .lock_fd = -1 };
