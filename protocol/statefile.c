@@ -35,7 +35,7 @@ static void put_be64(uint8_t *p, uint64_t v) {
 }
 
 static bool state_kind_known(uint16_t k) {
-        return k >= STATE_KIND_PERMANENT && k <= STATE_KIND_MANIFEST;
+        return k >= STATE_KIND_PERMANENT && k <= STATE_KIND_CA_KEY;
 }
 
 void statefile_header_encode(const StateHeader *h, uint8_t out[STATEFILE_HEADER_SIZE]) {
@@ -144,6 +144,8 @@ const char *state_kind_to_string(StateKind k) {
                 return "metadata";
         case STATE_KIND_MANIFEST:
                 return "manifest";
+        case STATE_KIND_CA_KEY:
+                return "CA key";
         }
         return NULL;
 }
@@ -160,6 +162,8 @@ const char *state_kind_filename(StateKind k) {
                 return "meta";
         case STATE_KIND_MANIFEST:
                 return "manifest";
+        case STATE_KIND_CA_KEY:
+                return "ca-key";
         }
         return NULL;
 }

@@ -46,6 +46,7 @@ typedef enum StateKind {
         STATE_KIND_DATA_KEY = 3,  /* the vTPM's data key, encrypted with the master key */
         STATE_KIND_META = 4,      /* StateMeta, encrypted with the data key */
         STATE_KIND_MANIFEST = 5,  /* StateManifest, encrypted with the master key (root level) */
+        STATE_KIND_CA_KEY = 6,    /* the local CA's private key (DER), encrypted with the master key (root level) */
 } StateKind;
 
 typedef struct StateHeader {

@@ -17,6 +17,7 @@
 
 static const StateKind all_kinds[] = {
         STATE_KIND_PERMANENT, STATE_KIND_VOLATILE, STATE_KIND_DATA_KEY, STATE_KIND_META, STATE_KIND_MANIFEST,
+        STATE_KIND_CA_KEY,
 };
 
 /* A structurally valid blob (ciphertext and tag are arbitrary bytes: parsing does not decrypt). */
@@ -141,7 +142,7 @@ TEST(parse_rejects_other_versions) {
 
 TEST(parse_rejects_unknown_kinds) {
         ASSERT_ERR(parse_modified(STATE_KIND_PERMANENT, OFF_KIND + 1, 0), -EMEDIUMTYPE);
-        ASSERT_ERR(parse_modified(STATE_KIND_PERMANENT, OFF_KIND + 1, 6), -EMEDIUMTYPE);
+        ASSERT_ERR(parse_modified(STATE_KIND_PERMANENT, OFF_KIND + 1, 7), -EMEDIUMTYPE);
         ASSERT_ERR(parse_modified(STATE_KIND_PERMANENT, OFF_KIND, 1), -EMEDIUMTYPE);
         ASSERT_ERR(parse_modified(STATE_KIND_PERMANENT, OFF_KIND + 1, 0xff), -EMEDIUMTYPE);
 }
@@ -225,8 +226,10 @@ TEST(kind_names) {
         ASSERT_STREQ(state_kind_filename(STATE_KIND_DATA_KEY), "key");
         ASSERT_STREQ(state_kind_filename(STATE_KIND_META), "meta");
         ASSERT_STREQ(state_kind_filename(STATE_KIND_MANIFEST), "manifest");
+        ASSERT_STREQ(state_kind_to_string(STATE_KIND_CA_KEY), "CA key");
+        ASSERT_STREQ(state_kind_filename(STATE_KIND_CA_KEY), "ca-key");
         ASSERT_TRUE(state_kind_to_string((StateKind) 0) == NULL);
-        ASSERT_TRUE(state_kind_filename((StateKind) 6) == NULL);
+        ASSERT_TRUE(state_kind_filename((StateKind) 7) == NULL);
 }
 
 TEST(meta_roundtrip) {
