@@ -19,6 +19,7 @@
 #include <xenstore.h>
 
 #include "log.h"
+#include "spawn.h"
 #include "state.h"
 #include "parse.h"
 #include "util.h"
@@ -394,6 +395,12 @@ static int worker_io_cb(sd_event_source *s, int fd, uint32_t revents, void *user
                                         strerror(-m.state.error));
                 return 1;
         }
+        if (m.type == IPC_READY) {
+                /* The worker consumed (or, when not resuming, discarded) any saved
+                 * volatile state: also a superseded one, the file is gone either way. */
+                vtpm_state_volatile_consumed(w->daemon->state, w->uuid);
+                daemon_state_changed(w->daemon);
+        }
         if (!dev || dev->worker != w)
                 return 1;
         switch (m.type) {
@@ -401,9 +408,6 @@ static int worker_io_cb(sd_event_source *s, int fd, uint32_t revents, void *user
                 w->ready = true;
                 dev_log(dev, LOG_DEBUG, "Worker (pid %d) mapped ring-ref %u and bound port %u (local %u)",
                         (int) w->pid, dev->machine.ring_ref, dev->machine.evtchn, m.ready.local_port);
-                /* The worker consumed (or, when not resuming, discarded) any saved volatile state. */
-                vtpm_state_volatile_consumed(dev->daemon->state, w->uuid);
-                daemon_state_changed(dev->daemon);
                 dev->busy_retries = 0;
                 device_step(dev, DEV_EV_WORKER_READY);
                 break;
@@ -443,6 +447,8 @@ static int worker_io_cb(sd_event_source *s, int fd, uint32_t revents, void *user
         case IPC_STOP:
         case IPC_STATS_REQ:
         case IPC_STATE:
+        case IPC_COMMAND:
+        case IPC_RESPONSE:
                 break;
         }
         return 1;
@@ -506,14 +512,13 @@ static bool previous_worker_running(Daemon *d, const char *uuid) {
 
 static void device_spawn_worker(Device *dev) {
         Daemon *d = dev->daemon;
-        _cleanup_close_ int fd_parent = -1, fd_child = -1;
+        _cleanup_close_ int fd_parent = -1;
         VtpmKeys keys = { .dir_fd = -1 };
         bool restore;
         Worker *w;
-        int pair[2], r;
+        int r;
         pid_t pid;
         IpcMsg m = { .type = IPC_START };
-        char *argv[] = { d->worker_path, NULL };
 
         if (previous_worker_running(d, dev->uuid)) {
                 /* Its volatile state and its lock must be released first. */
@@ -526,6 +531,16 @@ static void device_spawn_worker(Device *dev) {
                 device_retry_busy(dev);
                 return;
         }
+        if (r == -ENOENT && !d->auto_create) {
+                /* libxl invents a random UUID per boot when none is configured: never a fresh vTPM silently. */
+                char why[160];
+                snprintf(why, sizeof(why), "unknown vTPM %s: create it with vtpmd-ctl create --uuid %s", dev->uuid,
+                         dev->uuid);
+                dev_log(dev, LOG_ERR, "%s", why);
+                device_step(dev, DEV_EV_STATE_FAILED);
+                device_write_error(dev, ENOENT, why);
+                return;
+        }
         if (r < 0) {
                 device_step(dev, DEV_EV_STATE_FAILED);
                 return;
@@ -534,35 +549,19 @@ static void device_spawn_worker(Device *dev) {
          * reset: a daemon restart re-attaching, or a frontend resume. */
         restore = keys.vol_seq != 0 && (dev->machine.quiet || dev->resume_pending);
         dev->resume_pending = false;
+        if (keys.vol_seq != 0 && !restore) {
+                /* A fresh power-on: the worker discards the saved volatile state
+                 * before anything else, even if it then fails to map the ring. */
+                vtpm_state_volatile_consumed(d->state, dev->uuid);
+                daemon_state_changed(d);
+        }
 
-        if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) < 0) {
-                dev_log(dev, LOG_ERR, "Failed to create worker socket pair: %m");
+        r = spawn_worker(d->worker_path, &pid, &fd_parent);
+        if (r < 0) {
+                dev_log(dev, LOG_ERR, "Failed to start worker %s: %s", d->worker_path, strerror(-r));
                 vtpm_keys_done(&keys);
                 device_step(dev, DEV_EV_WORKER_FAILED);
                 return;
-        }
-        fd_parent = pair[0];
-        fd_child = pair[1];
-
-        pid = fork();
-        if (pid < 0) {
-                dev_log(dev, LOG_ERR, "Failed to fork worker: %m");
-                vtpm_keys_done(&keys);
-                device_step(dev, DEV_EV_WORKER_FAILED);
-                return;
-        }
-        if (pid == 0) {
-                /* Only async-signal-safe calls from here on: the daemon has threads. */
-                sigset_t all;
-                sigemptyset(&all);
-                sigprocmask(SIG_SETMASK, &all, NULL);
-                if (fd_child == 3) {
-                        if (fcntl(3, F_SETFD, 0) < 0)
-                                _exit(127);
-                } else if (dup2(fd_child, 3) < 0)
-                        _exit(127);
-                execv(d->worker_path, argv);
-                _exit(127);
         }
 
         w = calloc(1, sizeof(*w));
@@ -846,4 +845,25 @@ unsigned daemon_count_phase(Daemon *d, DevPhase p) {
         for (Device *dev = d->devices; dev; dev = dev->next)
                 n += dev->machine.phase == p;
         return n;
+}
+
+/* For vtpmd-ctl: ask the worker for fresh figures (they arrive as IPC_STATS). */
+void device_request_stats(Device *dev) {
+        IpcMsg m = { .type = IPC_STATS_REQ };
+
+        if (dev->worker && dev->worker->ready)
+                (void) worker_send(dev->worker, &m);
+}
+
+/* For vtpmd-ctl destroy --force: close the device like a failed one (error
+ * node, backend Closed, worker stopped). */
+void device_fail(Device *dev, const char *why) {
+        DevView v = dev->view;
+        DevActions a;
+
+        v.now_ns = now_ns();
+        v.backend_present = true;
+        v.config_error = why;
+        dev_machine_step(&dev->machine, DEV_EV_XENSTORE, &v, &a);
+        device_apply(dev, &a);
 }

@@ -5,7 +5,6 @@
  * never maps guest memory and never runs libtpms.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,42 +17,17 @@
 #include <xenstore.h>
 
 #include "config.h"
+#include "control.h"
 #include "log.h"
 #include "parse.h"
 #include "platform.h"
 #include "state.h"
 #include "util.h"
+#include "vtpmd-config.h"
 #include "vtpmd.h"
 
-#define DEFAULT_INITWAIT_DWELL_MS 100u
-#define DEFAULT_COUNTER_INTERVAL_S 60u
 #define COMMIT_DELAY_USEC (1000ull * 1000ull)
 #define STOP_TIMEOUT_USEC (15ull * 1000000ull)
-
-static void help(void) {
-        printf("Usage: vtpmd [OPTIONS]\n"
-               "\n"
-               "Xen vTPM backend: serves every guest's vtpm device with its own libtpms instance.\n"
-               "\n"
-               "  --platform xen|sim:DIR   Xen to talk to (default: xen)\n"
-               "  --domid N                the backend domain this daemon serves (default: 0)\n"
-               "  --default-tpm 2.0|1.2    TPM family of new vTPMs (default: 2.0)\n"
-               "  --log-level LEVEL        err, warning, notice, info, debug (default: info)\n"
-               "  --trace                  log TPM payloads at debug level (contains guest secrets)\n"
-               "  --initwait-ms MS         keep InitWait visible at least this long (default: %u)\n"
-               "  --worker PATH            the vtpmd-worker binary\n"
-               "  --state-dir PATH         vTPM state root (default: " VTPMD_STATEDIR ")\n"
-               "  --key-source tpm|file:PATH  master key sealed to the host TPM (default), or a key file\n"
-               "  --host-tpm TCTI          host TPM 2.0 (default: " HOST_TPM_DEFAULT_TCTI ")\n"
-               "  --srk-handle HANDLE      persistent SRK (default: create the TCG template primary)\n"
-               "  --pcr-policy LIST        seal the master key to these sha256 PCRs, e.g. 0,2,7 (default: none)\n"
-               "  --nv-index HANDLE        host NV counter for rollback protection (default: 0x%08x)\n"
-               "  --counter-interval SEC   at most one counter increment per interval (default: %u)\n"
-               "  --auto-create yes|no     create state for unknown vTPM UUIDs (default: yes)\n"
-               "  -h, --help               show this help\n"
-               "  --version                show the version\n",
-               DEFAULT_INITWAIT_DWELL_MS, HOST_TPM_DEFAULT_NV_INDEX, DEFAULT_COUNTER_INTERVAL_S);
-}
 
 static char *find_worker(void) {
         const char *env = getenv("VTPMD_WORKER");
@@ -169,168 +143,39 @@ static int signal_cb(sd_event_source *s, const struct signalfd_siginfo *si, void
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_PLATFORM = 0x100, OPT_DOMID, OPT_DEFAULT_TPM, OPT_LOG_LEVEL, OPT_TRACE, OPT_INITWAIT, OPT_WORKER,
-               OPT_VERSION, OPT_STATE_DIR, OPT_KEY_SOURCE, OPT_HOST_TPM, OPT_SRK_HANDLE, OPT_PCR_POLICY,
-               OPT_NV_INDEX, OPT_COUNTER_INTERVAL, OPT_AUTO_CREATE };
-        static const struct option options[] = {
-                { "platform", required_argument, NULL, OPT_PLATFORM },
-                { "domid", required_argument, NULL, OPT_DOMID },
-                { "default-tpm", required_argument, NULL, OPT_DEFAULT_TPM },
-                { "log-level", required_argument, NULL, OPT_LOG_LEVEL },
-                { "trace", no_argument, NULL, OPT_TRACE },
-                { "initwait-ms", required_argument, NULL, OPT_INITWAIT },
-                { "worker", required_argument, NULL, OPT_WORKER },
-                { "state-dir", required_argument, NULL, OPT_STATE_DIR },
-                { "key-source", required_argument, NULL, OPT_KEY_SOURCE },
-                { "host-tpm", required_argument, NULL, OPT_HOST_TPM },
-                { "srk-handle", required_argument, NULL, OPT_SRK_HANDLE },
-                { "pcr-policy", required_argument, NULL, OPT_PCR_POLICY },
-                { "nv-index", required_argument, NULL, OPT_NV_INDEX },
-                { "counter-interval", required_argument, NULL, OPT_COUNTER_INTERVAL },
-                { "auto-create", required_argument, NULL, OPT_AUTO_CREATE },
-                { "help", no_argument, NULL, 'h' },
-                { "version", no_argument, NULL, OPT_VERSION },
-                {},
-        };
-        Daemon d = {
-                .default_family = TPM_FAMILY_2_0,
-                .initwait_dwell_ns = DEFAULT_INITWAIT_DWELL_MS * 1000000ull,
-                .auto_create = true,
-        };
-        StateConfig sc = {
-                .state_dir = VTPMD_STATEDIR,
-                .key_source = KEY_SOURCE_TPM,
-                .counter_interval_ns = DEFAULT_COUNTER_INTERVAL_S * 1000000000ull,
-        };
-        const char *platform_spec = "xen";
+        _cleanup_free_ char *config_error = NULL;
+        VtpmdConfig cfg;
+        Daemon d = {};
+        StateConfig sc;
         Platform *platform = NULL;
         sigset_t mask;
-        uint32_t v;
-        int c, r;
+        int r;
 
         log_open("vtpmd");
-        while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0) {
-                switch (c) {
-                case OPT_PLATFORM:
-                        platform_spec = optarg;
-                        break;
-                case OPT_DOMID:
-                        if (parse_u32_max(optarg, UINT16_MAX, &d.self_domid) < 0) {
-                                fprintf(stderr, "vtpmd: --domid: not a domain id: %s\n", optarg);
-                                return EXIT_FAILURE;
-                        }
-                        break;
-                case OPT_DEFAULT_TPM:
-                        if (tpm_family_from_string(optarg, &d.default_family) < 0) {
-                                fprintf(stderr, "vtpmd: --default-tpm: expected 2.0 or 1.2, got %s\n", optarg);
-                                return EXIT_FAILURE;
-                        }
-                        break;
-                case OPT_LOG_LEVEL:
-                        r = log_level_from_string(optarg);
-                        if (r < 0) {
-                                fprintf(stderr, "vtpmd: --log-level: unknown level %s\n", optarg);
-                                return EXIT_FAILURE;
-                        }
-                        log_set_max_level(r);
-                        break;
-                case OPT_TRACE:
-                        d.trace = true;
-                        break;
-                case OPT_INITWAIT:
-                        if (parse_u32_max(optarg, 60000, &v) < 0) {
-                                fprintf(stderr, "vtpmd: --initwait-ms: expected 0..60000, got %s\n", optarg);
-                                return EXIT_FAILURE;
-                        }
-                        d.initwait_dwell_ns = (uint64_t) v * 1000000ull;
-                        break;
-                case OPT_WORKER:
-                        d.worker_path = strdup(optarg);
-                        break;
-                case OPT_STATE_DIR:
-                        if (optarg[0] != '/') {
-                                fprintf(stderr, "vtpmd: --state-dir: must be an absolute path: %s\n", optarg);
-                                return EXIT_FAILURE;
-                        }
-                        sc.state_dir = optarg;
-                        break;
-                case OPT_KEY_SOURCE:
-                        if (streq(optarg, "tpm"))
-                                sc.key_source = KEY_SOURCE_TPM;
-                        else if (strncmp(optarg, "file:", 5) == 0 && optarg[5] == '/') {
-                                sc.key_source = KEY_SOURCE_FILE;
-                                sc.key_file = optarg + 5;
-                        } else {
-                                fprintf(stderr, "vtpmd: --key-source: expected tpm or file:/ABSOLUTE/PATH, got %s\n",
-                                        optarg);
-                                return EXIT_FAILURE;
-                        }
-                        break;
-                case OPT_HOST_TPM:
-                        if (!*optarg) {
-                                fprintf(stderr, "vtpmd: --host-tpm: empty TCTI\n");
-                                return EXIT_FAILURE;
-                        }
-                        sc.host_tpm.tcti = optarg;
-                        break;
-                case OPT_SRK_HANDLE:
-                        if (parse_u32_hex_or_dec(optarg, &sc.host_tpm.srk_handle) < 0 ||
-                            (sc.host_tpm.srk_handle >> 24) != 0x81) {
-                                fprintf(stderr, "vtpmd: --srk-handle: expected a persistent handle 0x81xxxxxx, got %s\n",
-                                        optarg);
-                                return EXIT_FAILURE;
-                        }
-                        break;
-                case OPT_PCR_POLICY:
-                        r = parse_pcr_list(optarg, 24, sc.host_tpm.pcrs, HOST_TPM_MAX_PCRS, &sc.host_tpm.n_pcrs);
-                        if (r < 0) {
-                                fprintf(stderr, "vtpmd: --pcr-policy: expected distinct PCRs 0-23 like 0,2,7, got %s\n",
-                                        optarg);
-                                return EXIT_FAILURE;
-                        }
-                        break;
-                case OPT_NV_INDEX:
-                        if (parse_u32_hex_or_dec(optarg, &sc.host_tpm.nv_index) < 0 ||
-                            sc.host_tpm.nv_index < 0x01800000u || sc.host_tpm.nv_index > 0x01bfffffu) {
-                                fprintf(stderr, "vtpmd: --nv-index: expected an owner NV index 0x01800000-0x01bfffff, "
-                                        "got %s\n", optarg);
-                                return EXIT_FAILURE;
-                        }
-                        break;
-                case OPT_COUNTER_INTERVAL:
-                        if (parse_u32_max(optarg, 86400, &v) < 0) {
-                                fprintf(stderr, "vtpmd: --counter-interval: expected 0..86400 seconds, got %s\n",
-                                        optarg);
-                                return EXIT_FAILURE;
-                        }
-                        sc.counter_interval_ns = (uint64_t) v * 1000000000ull;
-                        break;
-                case OPT_AUTO_CREATE:
-                        if (!streq(optarg, "yes") && !streq(optarg, "no")) {
-                                fprintf(stderr, "vtpmd: --auto-create: expected yes or no, got %s\n", optarg);
-                                return EXIT_FAILURE;
-                        }
-                        d.auto_create = streq(optarg, "yes");
-                        break;
-                case 'h':
-                        help();
-                        return EXIT_SUCCESS;
-                case OPT_VERSION:
-                        printf("vtpmd " VTPMD_VERSION "\n");
-                        return EXIT_SUCCESS;
-                default:
-                        fprintf(stderr, "Try 'vtpmd --help'.\n");
-                        return EXIT_FAILURE;
-                }
+        config_init(&cfg);
+        r = config_parse_argv(&cfg, argc, argv, &config_error);
+        if (r != 0) {
+                if (r < 0)
+                        fprintf(stderr, "vtpmd: %s\n", config_error ?: strerror(-r));
+                config_done(&cfg);
+                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
         }
-        if (optind < argc) {
-                fprintf(stderr, "vtpmd: unexpected argument: %s\n", argv[optind]);
-                return EXIT_FAILURE;
-        }
+        log_set_max_level(cfg.log_level);
+        d.self_domid = cfg.self_domid;
+        d.default_family = cfg.default_family;
+        d.initwait_dwell_ns = cfg.initwait_dwell_ns;
+        d.auto_create = cfg.auto_create;
+        d.trace = cfg.trace;
+        d.control_path = strdup(cfg.control_path);
+        d.control_gid = cfg.control_gid;
+        d.have_control_gid = cfg.have_control_gid;
+        if (cfg.worker_path)
+                d.worker_path = strdup(cfg.worker_path);
+        sc = cfg.state;
 
-        r = platform_parse(platform_spec, d.self_domid, &platform);
+        r = platform_parse(cfg.platform_spec, d.self_domid, &platform);
         if (r < 0) {
-                log_msg(LOG_ERR, "Invalid --platform \"%s\": %s (expected xen or sim:DIR)", platform_spec,
+                log_msg(LOG_ERR, "Invalid --platform \"%s\": %s (expected xen or sim:DIR)", cfg.platform_spec,
                         strerror(-r));
                 return EXIT_FAILURE;
         }
@@ -338,7 +183,7 @@ int main(int argc, char **argv) {
         platform_free(platform);
         if (!d.worker_path)
                 d.worker_path = find_worker();
-        if (!d.platform_spec || !d.worker_path)
+        if (!d.platform_spec || !d.worker_path || !d.control_path)
                 return log_error_errno(-ENOMEM, "Out of memory"), EXIT_FAILURE;
         if (access(d.worker_path, X_OK) < 0) {
                 log_error_errno(-errno, "Worker binary %s is not executable", d.worker_path);
@@ -385,6 +230,10 @@ int main(int argc, char **argv) {
         /* Replay what already exists (the watch's first fire does it again, harmlessly). */
         device_scan_all(&d);
 
+        r = control_open(&d, d.control_path, d.control_gid, d.have_control_gid, &d.control);
+        if (r < 0)
+                return EXIT_FAILURE;
+
         log_msg(LOG_INFO, "vtpmd " VTPMD_VERSION " serving %s on %s, %u device(s) found; state in %s, %u host-TPM "
                 "command(s) at start", d.be_root, d.platform_spec, d.n_devices, sc.state_dir,
                 d.state->host_tpm_commands);
@@ -393,10 +242,13 @@ int main(int argc, char **argv) {
 
         r = sd_event_loop(d.event);
 
+        d.control = control_close(d.control);
         d.state = vtpm_state_close(d.state);
         xs_close(d.xs);
         sd_event_unref(d.event);
         free(d.platform_spec);
         free(d.worker_path);
+        free(d.control_path);
+        config_done(&cfg);
         return r < 0 ? EXIT_FAILURE : r;
 }

@@ -68,6 +68,10 @@ struct Daemon {
         bool trace;
         bool shutting_down;
         bool auto_create;                /* create state for unknown vTPM UUIDs */
+        char *control_path;              /* the control socket */
+        gid_t control_gid;               /* group allowed on the control socket, if have_control_gid */
+        bool have_control_gid;
+        struct Control *control;         /* control.h */
         struct VtpmState *state;
         sd_event_source *commit_source;
         Device *devices;
@@ -84,6 +88,8 @@ void device_scan_all(Daemon *d);
 void device_domains_released(Daemon *d);
 Device *device_free(Device *dev);
 unsigned daemon_count_phase(Daemon *d, DevPhase p);
+void device_request_stats(Device *dev);
+void device_fail(Device *dev, const char *why);
 
 /* state.c hooks used by device.c */
 void daemon_state_changed(Daemon *d);

@@ -187,6 +187,11 @@ static bool worker_durable(const Worker *w) {
         return w->start.flags & IPC_START_DURABLE;
 }
 
+/* No guest: the supervisor manufactures the vTPM over COMMAND/RESPONSE. */
+static bool worker_offline(const Worker *w) {
+        return w->start.flags & IPC_START_OFFLINE;
+}
+
 /* Debug lines (state housekeeping) go with the trace switch. */
 #define log_debug(w, ...)                       \
         do {                                    \
@@ -214,27 +219,6 @@ static int ipc_recv(int fd, IpcMsg *ret, int *ret_fd) {
 
 /* ---- durable state ---- */
 
-static const char *state_error_to_string(int error) {
-        switch (error) {
-        case -ENOENT:
-                return "missing";
-        case -EBADMSG:
-                return "truncated or malformed";
-        case -EPROTONOSUPPORT:
-                return "written by an unknown format version";
-        case -EMEDIUMTYPE:
-                return "holds a blob of another kind";
-        case -EXDEV:
-                return "belongs to another vTPM (UUID differs)";
-        case -EKEYREJECTED:
-                return "authentication failed (wrong key or modified contents)";
-        case -ESTALE:
-                return "older than the newest state recorded (rollback)";
-        default:
-                return strerror(-error);
-        }
-}
-
 static void log_state_refused(const Worker *w, StateKind kind, int error) {
         if (error == -ENOENT) {
                 log_line("state file %s/%s: missing although the supervisor has a record of it; "
@@ -243,7 +227,7 @@ static void log_state_refused(const Worker *w, StateKind kind, int error) {
                 return;
         }
         log_line("state file %s/%s: %s; not starting this vTPM, the file is kept for inspection", w->start.uuid,
-                 strempty(state_kind_filename(kind)), state_error_to_string(error));
+                 strempty(state_kind_filename(kind)), statestore_strerror(error));
 }
 
 /* The store's report of every write: tell the supervisor (it records the
@@ -702,9 +686,11 @@ static IpcStage worker_setup(Worker *w, int *ret_error) {
                 FAIL(IPC_STAGE_PARAMS, -EINVAL);
         w->family = (TpmFamily) w->start.family;
 
-        r = platform_parse(w->start.platform, 0, &w->platform);
-        if (r < 0)
-                FAIL(IPC_STAGE_PARAMS, r);
+        if (!worker_offline(w)) {
+                r = platform_parse(w->start.platform, 0, &w->platform);
+                if (r < 0)
+                        FAIL(IPC_STAGE_PARAMS, r);
+        }
 
         /* Before the guest's page: a vTPM whose state is refused is not started. */
         if (worker_durable(w)) {
@@ -712,6 +698,9 @@ static IpcStage worker_setup(Worker *w, int *ret_error) {
                 if (r < 0)
                         FAIL(IPC_STAGE_STATE, r);
         }
+
+        if (worker_offline(w))
+                goto tpm;
 
         r = gnttab_open(w->platform, &w->gnttab);
         if (r < 0)
@@ -738,6 +727,7 @@ static IpcStage worker_setup(Worker *w, int *ret_error) {
                 FAIL(IPC_STAGE_BIND, r);
         w->bound = true;
 
+tpm:
         if (!w->store) {
                 r = tpm_store_memory_new(&w->store);
                 if (r < 0)
@@ -769,6 +759,11 @@ static IpcStage worker_setup(Worker *w, int *ret_error) {
                         FAIL(IPC_STAGE_TPM, r);
                 }
         }
+
+        /* Offline, the I/O thread runs each command itself: there is no
+         * guest to stay responsive to, and no cancel. */
+        if (worker_offline(w))
+                return 0;
 
         w->done_fd = eventfd(0, EFD_CLOEXEC);
         if (w->done_fd < 0)
@@ -853,10 +848,111 @@ static bool worker_on_ipc(Worker *w) {
         case IPC_STATS:
         case IPC_STOPPED:
         case IPC_STATE:
+        case IPC_COMMAND:
+        case IPC_RESPONSE:
                 break;
         }
         log_line("ignoring unexpected %s message", strempty(ipc_type_to_string(m.type)));
         return false;
+}
+
+/* ---- offline: manufacturing by the supervisor ---- */
+
+/* One COMMAND: always answered by exactly one RESPONSE (a TPM failure
+ * response if the TPM gave nothing usable), so the supervisor's TSS never
+ * waits for an answer that does not come. */
+static int worker_offline_command(Worker *w, const IpcTpm *cmd) {
+        IpcMsg resp = { .type = IPC_RESPONSE };
+        size_t n = 0;
+        TpmHeader h;
+        int r = -EIO;
+
+        if (worker_trace(w))
+                log_hex("command", cmd->data, cmd->len);
+        if (w->tpm_broken && worker_recover(w))
+                w->tpm_broken = false;
+        if (!w->tpm_broken) {
+                r = tpm_instance_process(w->tpm, cmd->data, cmd->len, resp.tpm.data, sizeof(resp.tpm.data), &n, 0);
+                if (tpm_store_durable_take_error(w->store) < 0)
+                        w->tpm_broken = true;
+        }
+        if (r < 0 || tpm_header_parse(resp.tpm.data, n, &h) < 0 || h.size != n) {
+                log_line("TPM gave no usable response (%s, %zu bytes); answering TPM failure",
+                         r < 0 ? strerror(-r) : "bad size", n);
+                tpm_error_response(w->family, tpm_rc_failure(w->family), resp.tpm.data);
+                n = TPM_HEADER_SIZE;
+        } else
+                w->stats.commands++;
+        resp.tpm.len = (uint32_t) n;
+        if (worker_trace(w))
+                log_hex("response", resp.tpm.data, n);
+        return ipc_send(w->ipc_fd, &resp);
+}
+
+static int worker_serve_offline(Worker *w) {
+        for (;;) {
+                struct pollfd p[2] = {
+                        { .fd = w->ipc_fd, .events = POLLIN },
+                        { .fd = w->signal_fd, .events = POLLIN },
+                };
+                if (poll(p, ELEMENTSOF(p), -1) < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        log_line("poll failed: %m");
+                        return -errno;
+                }
+                if (p[1].revents) {
+                        struct signalfd_siginfo si;
+                        if (read(w->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+                                worker_stop(w, IPC_STOP_RESET, strsignal((int) si.ssi_signo), true);
+                                return 0;
+                        }
+                }
+                if (!p[0].revents)
+                        continue;
+
+                IpcMsg m;
+                int r = ipc_recv(w->ipc_fd, &m, NULL);
+                if (r == -EAGAIN || r == -EINTR)
+                        continue;
+                if (r == 0 || (r < 0 && r != -EBADMSG)) {
+                        /* Nothing to resume for a vTPM being manufactured: an orderly
+                         * shutdown keeps what was written. */
+                        worker_stop(w, IPC_STOP_RESET, "supervisor gone", false);
+                        return 0;
+                }
+                if (r < 0) {
+                        log_line("ignoring invalid message from the supervisor");
+                        continue;
+                }
+                switch (m.type) {
+                case IPC_COMMAND:
+                        r = worker_offline_command(w, &m.tpm);
+                        if (r < 0) {
+                                log_line("sending RESPONSE failed: %s", strerror(-r));
+                                worker_stop(w, IPC_STOP_RESET, "supervisor gone", false);
+                                return 0;
+                        }
+                        break;
+                case IPC_STOP:
+                        worker_stop(w, (IpcStopMode) m.stop.mode, "requested", true);
+                        return 0;
+                case IPC_STATS_REQ: {
+                        IpcMsg s = { .type = IPC_STATS, .stats = w->stats };
+                        (void) ipc_send(w->ipc_fd, &s);
+                        break;
+                }
+                case IPC_START:
+                case IPC_READY:
+                case IPC_FAILED:
+                case IPC_STATS:
+                case IPC_STOPPED:
+                case IPC_STATE:
+                case IPC_RESPONSE:
+                        log_line("ignoring unexpected %s message", strempty(ipc_type_to_string(m.type)));
+                        break;
+                }
+        }
 }
 
 static int worker_serve(Worker *w) {
@@ -979,8 +1075,13 @@ int main(int argc, char **argv) {
                 return r < 0 ? 1 : 0;
 
         log_set_prefix(&w->start);
-        log_line("starting: platform %s, ring-ref %u, port %u, TPM %s", w->start.platform, w->start.ring_ref,
-                 w->start.evtchn_port, strempty(tpm_family_to_string((TpmFamily) w->start.family)));
+        if (worker_offline(w))
+                log_line("starting offline (manufacturing), TPM %s",
+                         strempty(tpm_family_to_string((TpmFamily) w->start.family)));
+        else
+                log_line("starting: platform %s, ring-ref %u, port %u, TPM %s", w->start.platform,
+                         w->start.ring_ref, w->start.evtchn_port,
+                         strempty(tpm_family_to_string((TpmFamily) w->start.family)));
 
         int error = 0;
         IpcStage stage = worker_setup(w, &error);
@@ -1000,7 +1101,7 @@ int main(int argc, char **argv) {
                 log_line("sending READY failed: %s", strerror(-r));
         log_line("ready: local port %u", w->local_port);
 
-        r = worker_serve(w);
+        r = worker_offline(w) ? worker_serve_offline(w) : worker_serve(w);
         if (r < 0) {
                 worker_release(w);
                 return 1;

@@ -5,16 +5,21 @@
 
 #include "ipc.h"
 #include "parse.h"
+#include "tpm.h"
 
 _Static_assert(IPC_HEADER_SIZE + IPC_START_PAYLOAD_SIZE <= IPC_MAX_PACKET, "START fits a packet");
 _Static_assert(IPC_HEADER_SIZE + IPC_STATS_PAYLOAD_SIZE <= IPC_MAX_PACKET, "STATS fits a packet");
 _Static_assert(sizeof(((IpcStart *) 0)->data_key) == IPC_DATA_KEY_SIZE, "data_key size");
+_Static_assert(IPC_TPM_MAX == TPM_MAX_PACKET, "a TPM packet fits a COMMAND/RESPONSE");
 
 /* Kernel MAX_ERRNO: anything below cannot be a negative errno, and bounding it
  * keeps -error well defined for the receiver. */
 #define IPC_ERRNO_MAX 4095
 
-/* Returns the exact payload size of a type, or -1 if the type is unknown. */
+#define IPC_SIZE_VARIABLE (-2L)
+
+/* Returns the exact payload size of a type, IPC_SIZE_VARIABLE for the TPM
+ * packets, or -1 if the type is unknown. */
 static long ipc_payload_size(uint32_t type) {
         switch ((IpcType) type) {
         case IPC_START:
@@ -32,6 +37,9 @@ static long ipc_payload_size(uint32_t type) {
         case IPC_STATS_REQ:
         case IPC_STOPPED:
                 return 0;
+        case IPC_COMMAND:
+        case IPC_RESPONSE:
+                return IPC_SIZE_VARIABLE;
         }
         return -1;
 }
@@ -137,6 +145,25 @@ static int decode_start(Reader *r, IpcStart *s) {
                 return -EBADMSG;
         if (!uuid_valid(s->uuid) || !platform_valid(s->platform))
                 return -EBADMSG;
+        /* An offline worker has no guest: nothing to map or bind, but a state
+         * directory to manufacture into, and a fresh power-on. */
+        if (s->flags & IPC_START_OFFLINE) {
+                if (!(s->flags & IPC_START_DURABLE) || (s->flags & IPC_START_RESTORE_VOLATILE))
+                        return -EBADMSG;
+                if (s->domid != 0 || s->devid != 0 || s->ring_ref != 0 || s->evtchn_port != 0)
+                        return -EBADMSG;
+        }
+        return 0;
+}
+
+/* size was checked against IPC_TPM_MAX by the caller. */
+static int decode_tpm(Reader *r, uint32_t size, IpcTpm *t) {
+        TpmHeader h;
+
+        if (size < TPM_HEADER_SIZE || tpm_header_parse(r->p, size, &h) < 0 || h.size != size)
+                return -EBADMSG;
+        t->len = size;
+        rd_bytes(r, t->data, size);
         return 0;
 }
 
@@ -196,7 +223,12 @@ int ipc_decode(const uint8_t *buf, size_t len, IpcMsg *ret) {
         type = rd_u32(&r);
         size = rd_u32(&r);
         expected = ipc_payload_size(type);
-        if (expected < 0 || size != (size_t) expected || size != len - IPC_HEADER_SIZE)
+        if (expected == IPC_SIZE_VARIABLE) {
+                if (size > IPC_TPM_MAX)
+                        return -EBADMSG;
+        } else if (expected < 0 || size != (size_t) expected)
+                return -EBADMSG;
+        if (size != len - IPC_HEADER_SIZE)
                 return -EBADMSG;
 
         memset(&m, 0, sizeof(m));
@@ -230,6 +262,10 @@ int ipc_decode(const uint8_t *buf, size_t len, IpcMsg *ret) {
         case IPC_STOPPED:
                 k = 0;
                 break;
+        case IPC_COMMAND:
+        case IPC_RESPONSE:
+                k = decode_tpm(&r, size, &m.tpm);
+                break;
         }
         if (k < 0)
                 return k;
@@ -243,6 +279,11 @@ size_t ipc_encode(const IpcMsg *msg, uint8_t buf[static IPC_MAX_PACKET]) {
         long size = ipc_payload_size((uint32_t) msg->type);
         uint32_t e;
 
+        if (size == IPC_SIZE_VARIABLE) {
+                if (msg->tpm.len < TPM_HEADER_SIZE || msg->tpm.len > IPC_TPM_MAX)
+                        return 0;
+                size = (long) msg->tpm.len;
+        }
         if (size < 0)
                 return 0;
 
@@ -288,6 +329,10 @@ size_t ipc_encode(const IpcMsg *msg, uint8_t buf[static IPC_MAX_PACKET]) {
         case IPC_STATS_REQ:
         case IPC_STOPPED:
                 break;
+        case IPC_COMMAND:
+        case IPC_RESPONSE:
+                wr_bytes(&w, msg->tpm.data, msg->tpm.len);
+                break;
         }
         return (size_t) (w.p - buf);
 }
@@ -328,6 +373,10 @@ const char *ipc_type_to_string(IpcType t) {
                 return "stopped";
         case IPC_STATE:
                 return "state";
+        case IPC_COMMAND:
+                return "command";
+        case IPC_RESPONSE:
+                return "response";
         }
         return NULL;
 }

@@ -16,7 +16,8 @@
 #include "tpm.h"
 
 #define IPC_HEADER_SIZE 8u
-#define IPC_MAX_PACKET 1024u
+#define IPC_TPM_MAX 4096u /* TPM_MAX_PACKET: a command or response of an OFFLINE worker */
+#define IPC_MAX_PACKET (IPC_HEADER_SIZE + IPC_TPM_MAX)
 #define IPC_PLATFORM_MAX 256u /* "xen" or "sim:DIR", NUL-terminated */
 #define IPC_UUID_LEN 37u      /* canonical 36 chars + NUL */
 #define IPC_DATA_KEY_SIZE 32u /* AES-256 (statefile.h) */
@@ -26,12 +27,14 @@ typedef enum IpcType {
         IPC_START = 1, /* IpcStart: map, bind, start the TPM; answer READY or FAILED */
         IPC_STOP = 2,  /* IpcStop: shut the instance down and exit 0 */
         IPC_STATS_REQ = 3,
+        IPC_COMMAND = 5, /* IpcTpm: OFFLINE only: one TPM command; answered by one RESPONSE */
         /* worker -> supervisor */
         IPC_READY = 16,  /* IpcReady: mapped, bound, TPM running; the supervisor may write Connected */
         IPC_FAILED = 17, /* IpcFailed: could not start; the worker exits after sending it */
         IPC_STATS = 18,  /* IpcStats */
         IPC_STOPPED = 19,
         IPC_STATE = 20,  /* IpcState: a state blob was written durably (or could not be) */
+        IPC_RESPONSE = 22, /* IpcTpm: the TPM's answer to the last COMMAND */
 } IpcType;
 
 typedef enum IpcStartFlags {
@@ -41,6 +44,8 @@ typedef enum IpcStartFlags {
                                           * (SCM_RIGHTS) and data_key; without it, state is in memory */
         IPC_START_RESTORE_VOLATILE = 1u << 3, /* resume from the saved volatile state (seq == vol_seq)
                                                * instead of a fresh power-on */
+        IPC_START_OFFLINE = 1u << 4, /* no guest: the supervisor sends TPM commands itself (COMMAND/
+                                      * RESPONSE, locality 0) to manufacture the vTPM; needs DURABLE */
 } IpcStartFlags;
 
 typedef struct IpcStart {
@@ -97,6 +102,13 @@ typedef struct IpcState {
         uint64_t seq;
 } IpcState;
 
+/* The raw bytes of one TPM command or response (a TPM header whose size
+ * field is len, TPM_HEADER_SIZE <= len <= IPC_TPM_MAX). */
+typedef struct IpcTpm {
+        uint32_t len;
+        uint8_t data[IPC_TPM_MAX];
+} IpcTpm;
+
 typedef struct IpcMsg {
         IpcType type;
         union {
@@ -106,6 +118,7 @@ typedef struct IpcMsg {
                 IpcFailed failed;
                 IpcStats stats;
                 IpcState state;
+                IpcTpm tpm; /* COMMAND, RESPONSE */
         };
 } IpcMsg;
 
@@ -121,11 +134,14 @@ typedef struct IpcMsg {
  *   STATS     u64 commands, rejected, cancels, events
  *   STATE     u32 kind, i32 error (0 or -4095..-1), u64 seq (0 when error != 0)
  *   STATS_REQ, STOPPED: empty
+ *   COMMAND, RESPONSE  the TPM bytes (10..4096), whose header size field
+ *             equals the payload size
  * Validation also requires: domid < 0x7FF0 (DOMID_FIRST_RESERVED, xen.h),
  * family a TpmFamily, flags only IpcStartFlags bits, RESTORE_VOLATILE only
  * with DURABLE, platform "xen" or "sim:/...", known stop mode and stage,
- * STATE kind PERMANENT (1) or VOLATILE (2). data_key and the seqs are
- * free-form. */
+ * STATE kind PERMANENT (1) or VOLATILE (2). OFFLINE only with DURABLE, not
+ * with RESTORE_VOLATILE, and with domid, devid, ring_ref and evtchn_port 0
+ * (there is no guest; one encoding). data_key and the seqs are free-form. */
 #define IPC_START_PAYLOAD_SIZE (6u * 4u + IPC_UUID_LEN + IPC_PLATFORM_MAX + IPC_DATA_KEY_SIZE + 2u * 8u)
 #define IPC_STOP_PAYLOAD_SIZE 4u
 #define IPC_READY_PAYLOAD_SIZE 4u
@@ -134,7 +150,8 @@ typedef struct IpcMsg {
 #define IPC_STATE_PAYLOAD_SIZE 16u
 #define IPC_DOMID_FIRST_RESERVED 0x7FF0u
 #define IPC_START_FLAGS_ALL \
-        (IPC_START_TPM_STARTUP | IPC_START_TRACE | IPC_START_DURABLE | IPC_START_RESTORE_VOLATILE)
+        (IPC_START_TPM_STARTUP | IPC_START_TRACE | IPC_START_DURABLE | IPC_START_RESTORE_VOLATILE | \
+         IPC_START_OFFLINE)
 /* IpcState.kind values: StateKind (protocol/statefile.h) PERMANENT and VOLATILE. */
 #define IPC_STATE_KIND_PERMANENT 1u
 #define IPC_STATE_KIND_VOLATILE 2u
@@ -144,7 +161,8 @@ typedef struct IpcMsg {
 int ipc_decode(const uint8_t *buf, size_t len, IpcMsg *ret);
 
 /* Encodes msg into buf (at least IPC_MAX_PACKET bytes). Returns the length;
- * 0 only if msg->type is not an IpcType (a caller bug). Strings are written
+ * 0 only if msg->type is not an IpcType or a COMMAND/RESPONSE length is out
+ * of range (a caller bug; the TPM header is not checked here). Strings are written
  * NUL-terminated and zero-filled (truncated if the struct's are not). */
 size_t ipc_encode(const IpcMsg *msg, uint8_t buf[static IPC_MAX_PACKET]);
 

@@ -249,6 +249,11 @@ def write_report(res, out, notes):
              % (res["date"], " (QUICK MODE: few iterations, values meaningless)" if res["quick"] else "",
                 m["cpu"], m["cores"], m["kernel"], m["libtpms"], m["swtpm"], m["tpm2_tss"], m["state_fs"],
                 res["reps"]))
+    busy = max(m.get("loadavg_start", 0), m.get("loadavg_end", 0))
+    if busy > m["cores"]:
+        r.append("**The machine was busy with other work during this run (load average %s at the start, %s at the "
+                 "end, on %d cores): the figures carry that noise; the interleaved ratios are the robust ones.**\n"
+                 % (m.get("loadavg_start"), m.get("loadavg_end"), m["cores"]))
     r.append("## Targets\n")
     r.append(targets_table(res) + "\n")
     r.append("## 1. Round-trip latency (µs)\n")
@@ -312,7 +317,8 @@ def write_report(res, out, notes):
     d = res["durable_write"]
     r.append("## 7. Durable write overhead\n")
     r.append("NV_Write (16 B) through vtpmd p50 %s µs against a bare write+fsync+rename+dir-fsync of a %d-byte "
-             "file (the size of the vTPM's permall) on the same file system p50 %s µs (p99 %s µs): ratio p50 %s, "
+             "file (the size of the vTPM's permall) on the same file system, done by the client right after each "
+             "NV_Write, p50 %s µs (p99 %s µs): ratio p50 %s, "
              "p99 %s; swtpm's NV_Write / bare %s.\n" % (
                  fmt(d["nv_write_p50_us"]), d["file_bytes"], fmt(d["bare_p50_us"]), fmt(d["bare_p99_us"]),
                  fmt(d["nv_write_over_bare_p50"]), fmt(d["nv_write_over_bare_p99"]),
@@ -362,6 +368,7 @@ set style data linespoints
 set xlabel 'guests'
 set ylabel 'commands/s'
 set logscale x 2
+set xrange [0.8:40]
 set yrange [0:*]
 plot '%(out)s/throughput.dat' using 1:2:3:4 with yerrorlines title 'vtpmd total'
 """ % {"out": out, "machine": res["machine"]["cpu"]}

@@ -79,6 +79,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 FAILED=0
+LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 die() { FAILED=1; echo "run-bench: $*" >&2; exit 1; }
 log() { echo "run-bench: $*" >&2; }
 # raw FIG KEY=VALUE... JSON: appends one record (JSON values) to raw.jsonl.
@@ -136,7 +137,9 @@ machine_info() {
 		--arg swtpm "$(dpkg-query -W -f='${Version}' swtpm 2>/dev/null)" \
 		--arg tss "$(dpkg-query -W -f='${Version}' libtss2-esys-3.0.2-0 2>/dev/null)" \
 		--arg fs "$(df -T "$WORK" | awk 'NR == 2 { print $2 " on " $1 }')" \
-		'{cpu: $cpu, cores: $cores, kernel: $kernel, libtpms: $libtpms, swtpm: $swtpm, tpm2_tss: $tss, state_fs: $fs}'
+		--argjson load0 "$LOAD_START" --argjson load1 "$(cut -d' ' -f1 /proc/loadavg)" \
+		'{cpu: $cpu, cores: $cores, kernel: $kernel, libtpms: $libtpms, swtpm: $swtpm, tpm2_tss: $tss, state_fs: $fs,
+		  loadavg_start: $load0, loadavg_end: $load1}'
 }
 
 # The simulated guest models Linux xen-tpmfront, which has no interrupt-driven
@@ -151,6 +154,27 @@ GUEST_EVENT=$WORK/vtpm-sim-guest-event
 printf '#!/bin/sh\nexec "%s" --wait event "$@"\n' "$GUEST_REAL" >"$GUEST_EVENT"
 chmod +x "$GUEST_EVENT"
 export VTPM_SIM_GUEST=$GUEST_EVENT
+
+# Each simulation's vtpmd gets its own control socket in its DIR, so the
+# simulations here (and anyone else's) do not collide on the default
+# /run/vtpmd/control, unless the launcher already passes one.
+VTPMD_REAL=$VTPMD
+VTPMD=$WORK/vtpmd-own-control
+cat >"$VTPMD" <<EOF
+#!/bin/sh
+dir= prev= has=
+for a in "\$@"; do
+	[ "\$prev" = --platform ] && dir=\${a#sim:}
+	[ "\$a" = --control ] && has=1
+	prev=\$a
+done
+if [ -z "\$has" ] && [ -n "\$dir" ] && "$VTPMD_REAL" --help 2>&1 | grep -q -- '--control '; then
+	exec "$VTPMD_REAL" --control "\$dir/control" "\$@"
+fi
+exec "$VTPMD_REAL" "\$@"
+EOF
+chmod +x "$VTPMD"
+export VTPMD
 
 # ---------------------------------------------------------------------------
 # Figures 1, 2, 7: one guest, one swtpm, libtpms in-process, interleaved.
@@ -168,6 +192,8 @@ VPID=$(vtpmd_pid "$A")
 WPID=$(workers_of "$VPID" | head -1)
 [ -n "$WPID" ] || die "no vtpmd-worker under vtpmd $VPID"
 HZ=$(getconf CLK_TCK)
+PERM=$(find "$A/state" -name permall -type f -printf '%s\n' 2>/dev/null | sort -n | tail -1)
+[ -n "$PERM" ] || die "no permall in $A/state: is vTPM state durable?"
 OPS="getrandom pcrextend nvwrite createprimary"
 # Inode and mtime of the contender's permanent-state file.
 state_stamp() {
@@ -191,7 +217,12 @@ for rep in $(seq 1 "$REPS"); do
 		[ "$op" = getrandom ] && who_list="$order vtpmd_poll"
 		for who in $who_list; do
 			case $who in
-			vtpmd) args="--socket $GSOCK" ;;
+			vtpmd)
+				args="--socket $GSOCK"
+				# Figure 7: each NV_Write followed by a bare durable write of a
+				# file of the vTPM's permall size, in the same directory tree.
+				[ "$op" = nvwrite ] && args="$args --dir $BARE --size $PERM"
+				;;
 			vtpmd_poll) args="--socket $P/guest1.sock" ;;
 			swtpm) args="--socket $SW/tpm.sock" ;;
 			inproc) args="--inproc" ;;
@@ -199,6 +230,9 @@ for rep in $(seq 1 "$REPS"); do
 			before=$(state_stamp "$who")
 			j=$("$VTPM_BENCH" latency --op "$op" --count "$n" --warmup 3 $args) || die "latency $op $who failed"
 			raw latency rep "$rep" contender "\"$who\"" op "\"$op\"" "$j"
+			if [ "$who" = vtpmd ] && [ "$op" = nvwrite ]; then
+				raw bare rep "$rep" "$(echo "$j" | jq -c .bare)"
+			fi
 			# Did the NV_Writes reach the disk? (A replaced or rewritten state file.)
 			if [ "$op" = nvwrite ] && [ "$who" != inproc ]; then
 				[ "$before" != "$(state_stamp "$who")" ] && w=true || w=false
@@ -206,11 +240,6 @@ for rep in $(seq 1 "$REPS"); do
 			fi
 		done
 	done
-	# Figure 7's baseline, right after the durable NV_Writes of this repetition.
-	PERM=$(find "$A/state" -name permall -type f -printf '%s\n' 2>/dev/null | sort -n | tail -1)
-	[ -n "$PERM" ] || die "no permall in $A/state: is vTPM state durable?"
-	j=$("$VTPM_BENCH" fsync --dir "$BARE" --size "$PERM" --count "$N_NV") || die "bare durable write failed"
-	raw bare rep "$rep" "$j"
 
 	# Figure 2: CPU per GetRandom, vtpmd (supervisor + worker) and swtpm.
 	for who in $order; do

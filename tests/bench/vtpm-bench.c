@@ -5,7 +5,9 @@
  *
  *   vtpm-bench latency --op OP --count N [--warmup N] (--socket PATH | --inproc)
  *       round trips of one command (bench-cmds.h), acting as the guest's TPM
- *       user on a TPM data socket, or calling libtpms in this process
+ *       user on a TPM data socket, or calling libtpms in this process; with
+ *       --dir, each command is followed by a bare durable write (as fsync
+ *       below) timed on its own, so the two share the disk's moment
  *   vtpm-bench throughput --duration-ms MS SOCKET...
  *       one thread per socket sending GetRandom(8) back to back; total commands/s
  *   vtpm-bench fsync --dir DIR --size BYTES --count N
@@ -124,9 +126,16 @@ static int target_transact(Target *t, const uint8_t *cmd, size_t len, uint8_t *r
         return 0;
 }
 
-static int cmd_latency(const char *op_name, unsigned long count, unsigned long warmup, const char *socket_path) {
+static int durable_replace(int dfd, const uint8_t *buf, size_t size);
+
+/* bare_dir: after each command, a bare durable write of bare_size bytes there,
+ * timed on its own, so both see the same moment of the disk. */
+static int cmd_latency(const char *op_name, unsigned long count, unsigned long warmup, const char *socket_path,
+                       const char *bare_dir, unsigned long bare_size) {
         uint8_t cmd[BENCH_CMD_MAX], flush[BENCH_CMD_MAX], resp[TPM_MAX_PACKET];
-        _cleanup_free_ uint64_t *t = NULL;
+        _cleanup_free_ uint64_t *t = NULL, *tb = NULL;
+        _cleanup_free_ uint8_t *bare = NULL;
+        _cleanup_close_ int bare_fd = -1;
         uint32_t seq0 = (uint32_t) now_ns() * 2654435761u;
         Target tg;
         BenchOp op;
@@ -142,6 +151,15 @@ static int cmd_latency(const char *op_name, unsigned long count, unsigned long w
         t = calloc(count, sizeof(*t));
         if (len < 0 || !t)
                 return 1;
+        if (bare_dir) {
+                bare_fd = open(bare_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                tb = calloc(count, sizeof(*tb));
+                bare = calloc(1, bare_size ?: 1);
+                if (bare_fd < 0 || !tb || !bare) {
+                        fprintf(stderr, "vtpm-bench: %s: %m\n", bare_dir);
+                        return 1;
+                }
+        }
         r = target_open(socket_path, &tg);
         if (r < 0) {
                 fprintf(stderr, "vtpm-bench: %s: %s\n", socket_path ?: "libtpms in-process", strerror(-r));
@@ -174,6 +192,19 @@ static int cmd_latency(const char *op_name, unsigned long count, unsigned long w
                 }
                 if (i >= warmup)
                         t[i - warmup] = end - begin;
+                if (bare_dir) {
+                        bare[0] = (uint8_t) i;
+                        begin = now_ns();
+                        r = durable_replace(bare_fd, bare, bare_size);
+                        end = now_ns();
+                        if (r < 0) {
+                                fprintf(stderr, "vtpm-bench: durable write in %s: %s\n", bare_dir, strerror(-r));
+                                target_close(&tg);
+                                return 1;
+                        }
+                        if (i >= warmup)
+                                tb[i - warmup] = end - begin;
+                }
                 if (op == BENCH_OP_CREATE_PRIMARY) {
                         /* Untimed: the object handle follows the header. */
                         int flen = rlen >= 14 ? bench_build_flush(tpm_be32(resp + 10), flush, sizeof(flush)) : -EBADMSG;
@@ -188,6 +219,12 @@ static int cmd_latency(const char *op_name, unsigned long count, unsigned long w
         target_close(&tg);
         printf("{\"op\":\"%s\",\"target\":\"%s\",", op_name, socket_path ? "socket" : "inproc");
         print_summary(t, count, 1000.0, "us");
+        if (bare_dir) {
+                (void) unlinkat(bare_fd, "bench.dat", 0);
+                printf(",\"bare\":{\"bytes\":%lu,", bare_size);
+                print_summary(tb, count, 1000.0, "us");
+                printf("}");
+        }
         printf("}\n");
         return 0;
 }
@@ -455,7 +492,7 @@ static int cmd_watch_connect(const char *xs_socket, unsigned long guests, unsign
 
 _noreturn_ static void usage(int code) {
         fputs("usage: vtpm-bench latency --op getrandom|pcrextend|nvwrite|createprimary --count N [--warmup N]\n"
-              "                          (--socket PATH | --inproc)\n"
+              "                          (--socket PATH | --inproc) [--dir DIR --size BYTES]\n"
               "       vtpm-bench throughput --duration-ms MS SOCKET...\n"
               "       vtpm-bench fsync --dir DIR --size BYTES --count N\n"
               "       vtpm-bench watch-connect --xs-socket PATH --guests N [--timeout-ms MS]\n",
@@ -547,7 +584,7 @@ int main(int argc, char **argv) {
         if (streq(cmd, "latency")) {
                 if (!op || count == 0 || optind != argc || (!!sock == inproc))
                         usage(2);
-                return cmd_latency(op, count, warmup, sock);
+                return cmd_latency(op, count, warmup, sock, dir, size);
         }
         if (streq(cmd, "throughput")) {
                 if (duration == 0 || optind >= argc)

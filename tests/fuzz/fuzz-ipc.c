@@ -46,6 +46,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (m.type == IPC_START && (m.start.flags & IPC_START_RESTORE_VOLATILE) &&
             !(m.start.flags & IPC_START_DURABLE))
                 abort();
+        if (m.type == IPC_START && (m.start.flags & IPC_START_OFFLINE) &&
+            (!(m.start.flags & IPC_START_DURABLE) || (m.start.flags & IPC_START_RESTORE_VOLATILE) ||
+             m.start.domid || m.start.devid || m.start.ring_ref || m.start.evtchn_port))
+                abort();
+        if ((m.type == IPC_COMMAND || m.type == IPC_RESPONSE) &&
+            (m.tpm.len < 10 || m.tpm.len > IPC_TPM_MAX || m.tpm.len != size - IPC_HEADER_SIZE ||
+             ((uint32_t) m.tpm.data[2] << 24 | (uint32_t) m.tpm.data[3] << 16 | (uint32_t) m.tpm.data[4] << 8 |
+              m.tpm.data[5]) != m.tpm.len))
+                abort();
         if (m.type == IPC_STATE &&
             ((m.state.kind != IPC_STATE_KIND_PERMANENT && m.state.kind != IPC_STATE_KIND_VOLATILE) ||
              m.state.error > 0 || (m.state.error != 0 && m.state.seq != 0)))

@@ -25,7 +25,8 @@ fi
 args=()
 while [ \$# -gt 0 ]; do
 	case \$1 in
-	--state-dir | --host-tpm | --key-source) shift 2 ;;
+	--state-dir | --host-tpm | --key-source | --control) shift 2 ;;
+	--no-config) shift ;;
 	*) args+=("\$1"); shift ;;
 	esac
 done

@@ -89,9 +89,9 @@ pcr=$(pcr16 guest1)
 check "PCR 16 extended" test -n "$pcr" -a "$pcr" != "$ZERO"
 # Every write under the frontend dir is an event (the first one is the watch's
 # own initial fire); every value the states take is recorded by a poller.
-xs xenstore-watch "$fe" >"$SIMDIR/fe.events" 2>&1 &
+XENSTORED_PATH="$SIMDIR/xenstore/socket" xenstore-watch "$fe" >"$SIMDIR/fe.events" 2>&1 &
 WATCHERS+=($!)
-xs xenstore-watch "$be/state" >"$SIMDIR/be.events" 2>&1 &
+XENSTORED_PATH="$SIMDIR/xenstore/socket" xenstore-watch "$be/state" >"$SIMDIR/be.events" 2>&1 &
 WATCHERS+=($!)
 while :; do
 	echo "guest $(cat "$SIMDIR/guest1.guest-state" 2>/dev/null)"

@@ -883,6 +883,10 @@ static char **vtpmd_args(const Sim *s, const char *family) {
         }
         a[n++] = xasprintf("--platform");
         a[n++] = xasprintf("sim:%s", s->dir);
+        /* Never the host's /etc/vtpmd/vtpmd.conf or /run/vtpmd/control: simulations run side by side. */
+        a[n++] = xasprintf("--no-config");
+        a[n++] = xasprintf("--control");
+        a[n++] = xasprintf("%s/control", s->dir);
         a[n++] = xasprintf("--state-dir");
         a[n++] = xasprintf("%s/state", s->dir);
         if (host_tpm_enabled(s)) {
@@ -998,7 +1002,8 @@ static int start_vtpmd(Sim *s, char *const *args) {
 
 static int write_env(const Sim *s) {
         _cleanup_free_ char *p = xasprintf("%s/env", s->dir);
-        _cleanup_free_ char *c = xasprintf("export XENSTORED_PATH=%s\n", s->xs_socket);
+        _cleanup_free_ char *c = xasprintf("export XENSTORED_PATH=%s\nexport VTPMD_CONTROL=%s/control\n",
+                                            s->xs_socket, s->dir);
 
         return sim_write_file_atomic(p, c);
 }

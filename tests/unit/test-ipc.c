@@ -459,9 +459,9 @@ TEST(reject_restore_volatile_without_durable) {
         ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
         put_u32(buf + OFF_FLAGS, IPC_START_RESTORE_VOLATILE | IPC_START_DURABLE);
         ASSERT_OK(ipc_decode(buf, n, &d));
-        put_u32(buf + OFF_FLAGS, IPC_START_FLAGS_ALL);
+        put_u32(buf + OFF_FLAGS, IPC_START_FLAGS_ALL & ~(uint32_t) IPC_START_OFFLINE);
         ASSERT_OK(ipc_decode(buf, n, &d));
-        put_u32(buf + OFF_FLAGS, IPC_START_FLAGS_ALL | (1u << 4));
+        put_u32(buf + OFF_FLAGS, IPC_START_FLAGS_ALL | (1u << 5));
         ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
 }
 
@@ -529,4 +529,130 @@ TEST(reject_state_fields) {
         put_u64(buf + 16, 1);
         ASSERT_ERR(ipc_decode(buf, 24, &d), -EBADMSG);
         ASSERT_ERR(ipc_decode(buf, 23, &d), -EBADMSG);
+}
+
+/* ---- offline workers: START{OFFLINE}, COMMAND, RESPONSE ---- */
+
+static IpcMsg offline_start_msg(void) {
+        IpcMsg m = start_msg();
+
+        m.start.domid = m.start.devid = m.start.ring_ref = m.start.evtchn_port = 0;
+        m.start.flags = IPC_START_OFFLINE | IPC_START_DURABLE | IPC_START_TPM_STARTUP;
+        strcpy(m.start.platform, "xen");
+        return m;
+}
+
+TEST(start_offline_roundtrip) {
+        IpcMsg m = offline_start_msg(), d;
+
+        ASSERT_OK(roundtrip(&m, START_LEN, &d));
+        ASSERT_EQ(d.start.flags, IPC_START_OFFLINE | IPC_START_DURABLE | IPC_START_TPM_STARTUP);
+        ASSERT_EQ(d.start.ring_ref, 0);
+        ASSERT_STREQ(d.start.platform, "xen");
+}
+
+TEST(reject_start_offline_fields) {
+        IpcMsg m = offline_start_msg();
+        uint8_t buf[IPC_MAX_PACKET];
+        IpcMsg d;
+        size_t n = ipc_encode(&m, buf);
+
+        ASSERT_OK(ipc_decode(buf, n, &d));
+        /* a guest's fields have no meaning offline: one encoding, all zero */
+        for (size_t off = OFF_DOMID; off < OFF_FAMILY; off += 4) {
+                put_u32(buf + off, 1);
+                ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+                put_u32(buf + off, 0);
+        }
+        ASSERT_OK(ipc_decode(buf, n, &d));
+        /* offline needs a state directory to manufacture into, and a power-on */
+        put_u32(buf + OFF_FLAGS, IPC_START_OFFLINE);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        put_u32(buf + OFF_FLAGS, IPC_START_OFFLINE | IPC_START_DURABLE | IPC_START_RESTORE_VOLATILE);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        put_u32(buf + OFF_FLAGS, IPC_START_OFFLINE | IPC_START_DURABLE);
+        ASSERT_OK(ipc_decode(buf, n, &d));
+}
+
+/* A TPM2_GetRandom(8) command, or any TPM packet of total size len. */
+static IpcMsg tpm_msg(IpcType type, uint32_t len) {
+        IpcMsg m;
+
+        memset(&m, 0, sizeof(m));
+        m.type = type;
+        m.tpm.len = len;
+        m.tpm.data[0] = 0x80;
+        m.tpm.data[1] = 0x01;
+        m.tpm.data[2] = (uint8_t) (len >> 24);
+        m.tpm.data[3] = (uint8_t) (len >> 16);
+        m.tpm.data[4] = (uint8_t) (len >> 8);
+        m.tpm.data[5] = (uint8_t) len;
+        m.tpm.data[9] = 0x7b;
+        for (uint32_t i = 10; i < len; i++)
+                m.tpm.data[i] = (uint8_t) i;
+        return m;
+}
+
+TEST(tpm_packets_roundtrip) {
+        const IpcType types[] = { IPC_COMMAND, IPC_RESPONSE };
+        const uint32_t lens[] = { 10, 12, 4088, IPC_TPM_MAX };
+        IpcMsg d;
+
+        ASSERT_EQ(IPC_MAX_PACKET, 8 + 4096);
+        for (size_t t = 0; t < 2; t++)
+                for (size_t i = 0; i < 4; i++) {
+                        IpcMsg m = tpm_msg(types[t], lens[i]);
+                        ASSERT_OK(roundtrip(&m, 8 + lens[i], &d));
+                        ASSERT_EQ(d.type, types[t]);
+                        ASSERT_EQ(d.tpm.len, lens[i]);
+                        ASSERT_MEMEQ(d.tpm.data, m.tpm.data, lens[i]);
+                }
+        ASSERT_STREQ(ipc_type_to_string(IPC_COMMAND), "command");
+        ASSERT_STREQ(ipc_type_to_string(IPC_RESPONSE), "response");
+}
+
+TEST(reject_tpm_packets) {
+        uint8_t buf[IPC_MAX_PACKET + 16];
+        IpcMsg m = tpm_msg(IPC_COMMAND, 12), d;
+        size_t n = ipc_encode(&m, buf);
+
+        ASSERT_EQ(n, 20);
+        ASSERT_OK(ipc_decode(buf, n, &d));
+        /* the TPM header's size must be the payload's */
+        buf[8 + 5] = 13;
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        buf[8 + 5] = 11;
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        buf[8 + 5] = 12;
+        /* the frame's size must be the packet's */
+        ASSERT_ERR(ipc_decode(buf, n - 1, &d), -EBADMSG);
+        put_u32(buf + 4, 11);
+        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        /* shorter than a TPM header */
+        m = tpm_msg(IPC_RESPONSE, 10);
+        n = ipc_encode(&m, buf);
+        ASSERT_OK(ipc_decode(buf, n, &d));
+        put_u32(buf + 4, 9);
+        buf[8 + 5] = 9;
+        ASSERT_ERR(ipc_decode(buf, n - 1, &d), -EBADMSG);
+        put_u32(buf + 4, 0);
+        ASSERT_ERR(ipc_decode(buf, 8, &d), -EBADMSG);
+        /* over a TPM packet */
+        m = tpm_msg(IPC_COMMAND, IPC_TPM_MAX);
+        n = ipc_encode(&m, buf);
+        put_u32(buf + 4, IPC_TPM_MAX + 1);
+        buf[8 + 4] = 0x10;
+        buf[8 + 5] = 0x01;
+        buf[n] = 0;
+        ASSERT_ERR(ipc_decode(buf, n + 1, &d), -EBADMSG);
+}
+
+TEST(encode_rejects_bad_tpm_length) {
+        uint8_t buf[IPC_MAX_PACKET];
+        IpcMsg m = tpm_msg(IPC_COMMAND, 10);
+
+        m.tpm.len = 9;
+        ASSERT_EQ(ipc_encode(&m, buf), 0);
+        m.tpm.len = IPC_TPM_MAX + 1;
+        ASSERT_EQ(ipc_encode(&m, buf), 0);
 }

@@ -871,3 +871,51 @@ TEST(erase_key_overwrites_before_unlinking) {
         ASSERT_TRUE(memcmp(before, after, nb) != 0);
         ASSERT_TRUE(memcmp(after, STATEFILE_MAGIC, STATEFILE_MAGIC_SIZE) != 0);
 }
+
+/* ---- the local CA's key and a vTPM's public certificate files (manufacturing) ---- */
+
+TEST(ca_key_blob_at_root) {
+        _cleanup_fx_ Fx f;
+        _cleanup_free_ uint8_t *out = NULL;
+        _cleanup_free_ char *path = NULL, *manifest = NULL;
+        size_t len = 0;
+        uint64_t seq = 0;
+
+        ASSERT_OK(fx_init(&f));
+        ASSERT_ERR(stateroot_read(f.root, STATE_KIND_CA_KEY, key1, &out, &len, &seq), -ENOENT);
+        ASSERT_OK(stateroot_write(f.root, STATE_KIND_CA_KEY, key1, 1, "secret-ca-key", 13));
+        path = path_join(f.root_path, "ca-key");
+        ASSERT_TRUE(exists_at(path));
+        ASSERT_OK(stateroot_read(f.root, STATE_KIND_CA_KEY, key1, &out, &len, &seq));
+        ASSERT_EQ(len, 13);
+        ASSERT_MEMEQ(out, "secret-ca-key", 13);
+        free(TAKE_PTR(out));
+        /* another key, or the blob passed off as the manifest: refused */
+        ASSERT_ERR(stateroot_read(f.root, STATE_KIND_CA_KEY, key2, &out, &len, &seq), -EKEYREJECTED);
+        ASSERT_ERR(statedir_write(f.a, STATE_KIND_CA_KEY, key1, 1, "x", 1), -EINVAL);
+        manifest = path_join(f.root_path, "manifest");
+        ASSERT_EQ(rename(path, manifest), 0);
+        ASSERT_ERR(stateroot_read(f.root, STATE_KIND_MANIFEST, key1, &out, &len, &seq), -EMEDIUMTYPE);
+}
+
+TEST(public_files_written_and_destroyed) {
+        _cleanup_fx_ Fx f;
+        _cleanup_free_ char *dir_path = NULL, *pem = NULL;
+
+        ASSERT_OK(fx_init(&f));
+        ASSERT_OK(statedir_write(f.a, STATE_KIND_PERMANENT, key1, 1, "x", 1));
+        ASSERT_OK(statedir_write_public(f.a, STATEDIR_EK_CERT_RSA2048, "-----BEGIN", 10));
+        ASSERT_OK(statedir_write_public(f.a, STATEDIR_EK_CERT_ECC_P256, "-----BEGIN", 10));
+        ASSERT_OK(statedir_write_public(f.a, STATEDIR_EK_HASHES, "rsa2048 00\n", 11));
+        pem = fx_file(&f, STATEDIR_EK_CERT_RSA2048);
+        ASSERT_TRUE(exists_at(pem));
+        /* only the known names, no paths */
+        ASSERT_ERR(statedir_write_public(f.a, "notes.txt", "x", 1), -EINVAL);
+        ASSERT_ERR(statedir_write_public(f.a, "../ek-rsa2048.pem", "x", 1), -EINVAL);
+        ASSERT_ERR(statedir_write_public(f.a, "key", "x", 1), -EINVAL);
+        /* they are the store's own: destroy removes them with the blobs */
+        ASSERT_OK(statedir_erase_key(f.a));
+        ASSERT_OK(statedir_destroy(f.a));
+        dir_path = path_join(f.root_path, UUID_A);
+        ASSERT_FALSE(exists_at(dir_path));
+}

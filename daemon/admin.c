@@ -1,0 +1,1056 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vtpmd-ctl's operations. Each one checks everything it can (UUID known, not
+ * attached, file usable, blob well-formed and authentic) before it changes
+ * anything on disk, so a refused request leaves the state root as it was.
+ *
+ * A running worker holds its vTPM directory's lock, so "attached" is decided
+ * by the lock (statedir_open -EBUSY) as well as by the device table. Reads
+ * for list/show must work while a worker holds the lock: they open the blobs
+ * read-only through the state root instead of statedir_open.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <xenstore.h>
+
+#include "admin.h"
+#include "ca.h"
+#include "config.h"
+#include "crypto.h"
+#include "log.h"
+#include "manufacture.h"
+#include "state.h"
+#include "statefile.h"
+#include "statestore.h"
+#include "util.h"
+#include "vtpmd.h"
+
+_Static_assert((unsigned) CTL_EK_RSA2048 == (unsigned) MANUFACTURE_EK_RSA2048 &&
+               (unsigned) CTL_EK_ECC_P256 == (unsigned) MANUFACTURE_EK_ECC_P256, "EK bits");
+_Static_assert((unsigned) CTL_BANK_SHA1 == (unsigned) MANUFACTURE_BANK_SHA1 &&
+               (unsigned) CTL_BANK_SHA256 == (unsigned) MANUFACTURE_BANK_SHA256 &&
+               (unsigned) CTL_BANK_SHA384 == (unsigned) MANUFACTURE_BANK_SHA384 &&
+               (unsigned) CTL_BANK_SHA512 == (unsigned) MANUFACTURE_BANK_SHA512, "bank bits");
+_Static_assert(CTL_EXPORT_META_SIZE == STATE_META_SIZE, "meta size");
+_Static_assert(CTL_EXPORT_MAX_PERMALL == STATEFILE_MAX_PAYLOAD, "permall size");
+
+#define WAIT_POLL_USEC 20000ull
+#define WAIT_LIMIT_NS (15ull * 1000000000ull)
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(StateDir *, statedir_close);
+DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
+
+static void finish(AdminCall *c, int error, const char *message, json_object *result) {
+        c->timer = sd_event_source_disable_unref(c->timer);
+        c->fd = safe_close(c->fd);
+        ctl_request_done(&c->req);
+        c->finish(c, error, message, result);
+}
+
+static void finish_errorf(AdminCall *c, int error, const char *fmt, ...) _printf_(3, 4);
+static void finish_errorf(AdminCall *c, int error, const char *fmt, ...) {
+        char buf[CTL_MAX_ERROR];
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsnprintf(buf, sizeof(buf), fmt, ap);
+        va_end(ap);
+        finish(c, error, buf, NULL);
+}
+
+static void secret_freep(uint8_t **p, size_t n) {
+        if (*p) {
+                crypto_wipe(*p, n);
+                free(*p);
+                *p = NULL;
+        }
+}
+
+/* ---- looking things up ---- */
+
+static const char *phase_to_string(DevPhase p) {
+        switch (p) {
+        case DEV_NEW:
+                return "new";
+        case DEV_INIT_WAIT:
+                return "initwait";
+        case DEV_CONNECTING:
+                return "connecting";
+        case DEV_CONNECTED:
+                return "connected";
+        case DEV_CLOSING:
+                return "closing";
+        case DEV_CLOSED:
+                return "closed";
+        case DEV_FAILED:
+                return "failed";
+        case DEV_GONE:
+                return "gone";
+        }
+        return "unknown";
+}
+
+static bool phase_active(DevPhase p) {
+        switch (p) {
+        case DEV_INIT_WAIT:
+        case DEV_CONNECTING:
+        case DEV_CONNECTED:
+        case DEV_CLOSING:
+                return true;
+        case DEV_NEW:
+        case DEV_CLOSED:
+        case DEV_FAILED:
+        case DEV_GONE:
+                return false;
+        }
+        return false;
+}
+
+/* The device using the vTPM (attached: a worker or an active phase), else any device naming it. */
+static Device *device_of(Daemon *d, const char *uuid, bool *ret_active) {
+        Device *any = NULL;
+
+        for (Device *dev = d->devices; dev; dev = dev->next) {
+                if (!dev->uuid[0] || !streq(dev->uuid, uuid))
+                        continue;
+                if (dev->worker || phase_active(dev->machine.phase)) {
+                        *ret_active = true;
+                        return dev;
+                }
+                if (!any)
+                        any = dev;
+        }
+        *ret_active = false;
+        return any;
+}
+
+static bool worker_of(Daemon *d, const char *uuid) {
+        for (Worker *w = d->workers; w; w = w->next)
+                if (streq(w->uuid, uuid))
+                        return true;
+        return false;
+}
+
+static bool vtpm_exists(Daemon *d, const char *uuid) {
+        struct stat st;
+        return fstatat(stateroot_fd(d->state->root), uuid, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+}
+
+/* statedir_read without taking the directory's lock (read-only; a worker may hold it). */
+static int read_blob(Daemon *d, const char *uuid, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE],
+                     uint8_t **ret, size_t *ret_len, uint64_t *ret_seq) {
+        char path[64];
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ uint8_t *buf = NULL;
+        uint8_t *pt;
+        uint8_t want[STATEFILE_UUID_SIZE];
+        StateHeader h;
+        struct stat st;
+        size_t got = 0;
+        int r;
+
+        snprintf(path, sizeof(path), "%s/%s", uuid, state_kind_filename(kind));
+        fd = openat(stateroot_fd(d->state->root), path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode) || st.st_size < (off_t) STATEFILE_OVERHEAD ||
+            st.st_size > (off_t) (STATEFILE_OVERHEAD + STATEFILE_MAX_PAYLOAD))
+                return -EBADMSG;
+        buf = malloc((size_t) st.st_size);
+        if (!buf)
+                return -ENOMEM;
+        while (got < (size_t) st.st_size) {
+                ssize_t n = read(fd, buf + got, (size_t) st.st_size - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? negative_errno() : -EBADMSG;
+                got += (size_t) n;
+        }
+        r = statefile_parse(buf, got, &h);
+        if (r < 0)
+                return r;
+        if (h.kind != kind)
+                return -EMEDIUMTYPE;
+        if (statefile_uuid_from_string(uuid, want) < 0 || memcmp(want, h.uuid, sizeof(want)) != 0)
+                return -EXDEV;
+        pt = malloc(h.length ? h.length : 1);
+        if (!pt)
+                return -ENOMEM;
+        r = crypto_aead_decrypt(key, h.nonce, buf, STATEFILE_HEADER_SIZE, buf + STATEFILE_HEADER_SIZE, h.length,
+                                buf + STATEFILE_HEADER_SIZE + h.length, pt);
+        if (r < 0) {
+                crypto_wipe(pt, h.length);
+                free(pt);
+                return r;
+        }
+        *ret = pt;
+        *ret_len = h.length;
+        if (ret_seq)
+                *ret_seq = h.seq;
+        return 0;
+}
+
+/* The data key and metadata of a vTPM; on failure *ret_what names the file. */
+static int read_key_meta(Daemon *d, const char *uuid, uint8_t data_key[CRYPTO_KEY_SIZE], StateMeta *ret_meta,
+                         const char **ret_what) {
+        uint8_t *key = NULL, *meta = NULL;
+        size_t key_len = 0, meta_len = 0;
+        int r;
+
+        *ret_what = "key";
+        r = read_blob(d, uuid, STATE_KIND_DATA_KEY, d->state->master_key, &key, &key_len, NULL);
+        if (r >= 0 && key_len != CRYPTO_KEY_SIZE)
+                r = -EBADMSG;
+        if (r < 0)
+                goto out;
+        memcpy(data_key, key, CRYPTO_KEY_SIZE);
+        *ret_what = "meta";
+        r = read_blob(d, uuid, STATE_KIND_META, data_key, &meta, &meta_len, NULL);
+        if (r >= 0)
+                r = state_meta_parse(meta, meta_len, ret_meta);
+        if (r < 0)
+                crypto_wipe(data_key, CRYPTO_KEY_SIZE);
+out:
+        secret_freep(&key, key_len);
+        secret_freep(&meta, meta_len);
+        return r;
+}
+
+static uint64_t dir_size(Daemon *d, const char *uuid) {
+        static const StateKind kinds[] = { STATE_KIND_DATA_KEY, STATE_KIND_META, STATE_KIND_PERMANENT,
+                                           STATE_KIND_VOLATILE };
+        uint64_t total = 0;
+        char path[64];
+        struct stat st;
+
+        for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
+                snprintf(path, sizeof(path), "%s/%s", uuid, state_kind_filename(kinds[i]));
+                if (fstatat(stateroot_fd(d->state->root), path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+                        total += (uint64_t) st.st_size;
+        }
+        return total;
+}
+
+static char *device_error_node(Daemon *d, const Device *dev) {
+        char path[160];
+        unsigned len;
+        char *s;
+
+        snprintf(path, sizeof(path), "/local/domain/%u/error/backend/vtpm/%u/%u/error", d->self_domid, dev->domid,
+                 dev->devid);
+        s = xs_read(d->xs, XBT_NULL, path, &len);
+        return s;
+}
+
+/* One row of list, or with details the object of show. */
+static json_object *vtpm_info(Daemon *d, const char *uuid, bool details) {
+        json_object *o = json_object_new_object();
+        uint8_t data_key[CRYPTO_KEY_SIZE];
+        const char *what = NULL, *state;
+        _cleanup_free_ char *last_error = NULL;
+        StateMeta m;
+        bool active;
+        Device *dev = device_of(d, uuid, &active);
+        int r;
+
+        if (!o)
+                return NULL;
+        r = read_key_meta(d, uuid, data_key, &m, &what);
+        crypto_wipe(data_key, sizeof(data_key));
+
+        json_object_object_add(o, "uuid", json_object_new_string(uuid));
+        json_object_object_add(o, "tpm", r >= 0 ? json_object_new_string(tpm_family_to_string(m.family)) : NULL);
+        if (dev && active) {
+                json_object_object_add(o, "domid", json_object_new_int64(dev->domid));
+                json_object_object_add(o, "devid", json_object_new_int64(dev->devid));
+                state = phase_to_string(dev->machine.phase);
+                if (dev->worker)
+                        device_request_stats(dev); /* the figures arrive for the next list */
+        } else {
+                json_object_object_add(o, "domid", NULL);
+                json_object_object_add(o, "devid", NULL);
+                state = dev && dev->machine.phase == DEV_FAILED ? "failed" : "detached";
+        }
+        if (r < 0)
+                state = "unreadable";
+        json_object_object_add(o, "state", json_object_new_string(state));
+        json_object_object_add(o, "commands", dev && active ? json_object_new_int64((int64_t) dev->stats.commands) : NULL);
+        if (!details)
+                return o;
+
+        if (r >= 0) {
+                char when[64];
+                time_t t = (time_t) (m.created_usec / 1000000ull);
+                struct tm tm;
+
+                if (gmtime_r(&t, &tm) && strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
+                        json_object_object_add(o, "created", json_object_new_string(when));
+                else
+                        json_object_object_add(o, "created", NULL);
+        } else
+                json_object_object_add(o, "created", NULL);
+        json_object_object_add(o, "state_size", json_object_new_int64((int64_t) dir_size(d, uuid)));
+        /* Not recorded by the state store yet (manufacturing reports them; see manufacture.h). */
+        json_object_object_add(o, "ek_rsa_sha256", NULL);
+        json_object_object_add(o, "ek_ecc_sha256", NULL);
+        if (r < 0) {
+                char buf[CTL_MAX_ERROR];
+                snprintf(buf, sizeof(buf), "state file %s/%s %s", uuid, what, statestore_strerror(r));
+                last_error = strdup(buf);
+        } else if (dev && dev->machine.phase == DEV_FAILED)
+                last_error = device_error_node(d, dev);
+        json_object_object_add(o, "last_error", last_error ? json_object_new_string(last_error) : NULL);
+        if (dev && dev->worker) {
+                json_object_object_add(o, "rejected", json_object_new_int64((int64_t) dev->stats.rejected));
+                json_object_object_add(o, "cancels", json_object_new_int64((int64_t) dev->stats.cancels));
+        }
+        return o;
+}
+
+/* Common checks of an op on one existing, detached vTPM: on failure the call is finished. */
+static bool check_known(AdminCall *c) {
+        if (!vtpm_exists(c->daemon, c->req.uuid)) {
+                finish_errorf(c, -ENOENT, "unknown vTPM %s", c->req.uuid);
+                return false;
+        }
+        return true;
+}
+
+static bool check_detached(AdminCall *c, const char *what) {
+        bool active;
+        Device *dev = device_of(c->daemon, c->req.uuid, &active);
+
+        if (dev && active) {
+                finish_errorf(c, -EBUSY, "vTPM %s is attached to domain %u device %u; detach it before %s",
+                              c->req.uuid, dev->domid, dev->devid, what);
+                return false;
+        }
+        return true;
+}
+
+static int rerun_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        AdminCall *c = userdata;
+
+        c->timer = sd_event_source_disable_unref(c->timer);
+        admin_run(c);
+        return 0;
+}
+
+/* Opens (locks) the detached vTPM's directory; finishes the call on failure.
+ * Right after a detach the vTPM's worker is still saving its state: the call
+ * is run again when it has stopped (bounded), instead of failing. */
+static StateDir *open_detached(AdminCall *c) {
+        StateDir *dir = NULL;
+        int r = worker_of(c->daemon, c->req.uuid) ? -EBUSY : statedir_open(c->daemon->state->root, c->req.uuid, &dir);
+
+        if (r == -EBUSY) {
+                if (c->deadline_ns == 0)
+                        c->deadline_ns = now_ns() + WAIT_LIMIT_NS;
+                if (now_ns() < c->deadline_ns &&
+                    sd_event_add_time_relative(c->daemon->event, &c->timer, CLOCK_MONOTONIC, WAIT_POLL_USEC, 0,
+                                               rerun_cb, c) >= 0)
+                        return NULL;
+                finish_errorf(c, -EBUSY, "vTPM %s is in use by a worker; try again when it has stopped",
+                              c->req.uuid);
+                return NULL;
+        }
+        if (r == -ENOENT) {
+                finish_errorf(c, -ENOENT, "unknown vTPM %s", c->req.uuid);
+                return NULL;
+        }
+        if (r < 0) {
+                finish_errorf(c, r, "cannot open vTPM %s: %s", c->req.uuid, strerror(-r));
+                return NULL;
+        }
+        return dir;
+}
+
+static void manifest_changed(Daemon *d) {
+        /* Durable before the reply; the counter increment follows, rate-limited. */
+        (void) vtpm_state_commit(d->state, false);
+        daemon_state_changed(d);
+}
+
+static void manifest_forget(Daemon *d, const char *uuid) {
+        uint8_t u[STATEFILE_UUID_SIZE];
+
+        if (statefile_uuid_from_string(uuid, u) >= 0 && state_manifest_find(&d->state->manifest, u)) {
+                (void) state_manifest_remove(&d->state->manifest, u);
+                d->state->dirty = true;
+        }
+}
+
+/* Removes a vTPM completely: key shredded first, then the files. */
+static int vtpm_erase(Daemon *d, StateDir *dir, const char *uuid) {
+        int r = statedir_erase_key(dir);
+
+        if (r < 0)
+                return r;
+        r = statedir_destroy(dir);
+        /* Unrecoverable now, whatever the directory still holds. */
+        manifest_forget(d, uuid);
+        manifest_changed(d);
+        return r;
+}
+
+/* ---- create ---- */
+
+static void random_uuid(char ret[CTL_UUID_LEN]) {
+        uint8_t u[STATEFILE_UUID_SIZE];
+
+        (void) crypto_random(u, sizeof(u));
+        u[6] = (uint8_t) ((u[6] & 0x0f) | 0x40); /* version 4 */
+        u[8] = (uint8_t) ((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+        statefile_uuid_to_string(u, ret);
+}
+
+static json_object *created_result(const char *uuid, TpmFamily family) {
+        json_object *o = json_object_new_object();
+
+        if (o) {
+                json_object_object_add(o, "uuid", json_object_new_string(uuid));
+                json_object_object_add(o, "tpm", json_object_new_string(tpm_family_to_string(family)));
+        }
+        return o;
+}
+
+/* Undo a create whose manufacturing failed: nothing of it may stay. */
+static void create_rollback(Daemon *d, const char *uuid) {
+        _cleanup_(statedir_closep) StateDir *dir = NULL;
+
+        if (statedir_open(d->state->root, uuid, &dir) >= 0)
+                (void) vtpm_erase(d, dir, uuid);
+        else
+                log_msg(LOG_ERR, "vTPM %s: could not remove it after failed manufacturing", uuid);
+}
+
+static void manufacture_done(void *userdata, int error, const ManufactureResult *res) {
+        AdminCall *c = userdata;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        TpmFamily family = c->req.has_family ? c->req.family : c->daemon->default_family;
+
+        if (error < 0) {
+                create_rollback(c->daemon, c->req.uuid);
+                finish_errorf(c, error, "manufacturing vTPM %s failed: %s (see vtpmd's log); nothing was created",
+                              c->req.uuid, strerror(-error));
+                return;
+        }
+        o = created_result(c->req.uuid, family);
+        if (o && res && res->ek_rsa_sha256[0])
+                json_object_object_add(o, "ek_rsa_sha256", json_object_new_string(res->ek_rsa_sha256));
+        if (o && res && res->ek_ecc_sha256[0])
+                json_object_object_add(o, "ek_ecc_sha256", json_object_new_string(res->ek_ecc_sha256));
+        log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, c->req.uuid, "Manufactured vTPM on request of vtpmd-ctl");
+        finish(c, 0, NULL, o);
+}
+
+static void op_create(AdminCall *c) {
+        Daemon *d = c->daemon;
+        CtlRequest *q = &c->req;
+        TpmFamily family = q->has_family ? q->family : d->default_family;
+        bool manufacture = q->eks || q->pcr_banks || q->ek_cert || q->platform_cert;
+        VtpmKeys keys = { .dir_fd = -1 };
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        int r;
+
+        if (manufacture && family != TPM_FAMILY_2_0) {
+                finish_errorf(c, -EINVAL, "only TPM 2.0 vTPMs are manufactured (EKs, certificates, PCR banks)");
+                return;
+        }
+        if (!q->has_uuid) {
+                random_uuid(q->uuid);
+                q->has_uuid = true;
+        }
+        if (vtpm_exists(d, q->uuid)) {
+                finish_errorf(c, -EEXIST, "vTPM %s already exists", q->uuid);
+                return;
+        }
+        /* A record without a directory is what a destroy interrupted by a crash leaves. */
+        manifest_forget(d, q->uuid);
+        r = vtpm_state_prepare(d->state, q->uuid, true, family, UINT32_MAX, UINT32_MAX, &keys);
+        if (r < 0) {
+                finish_errorf(c, r, "cannot create vTPM %s: %s", q->uuid, strerror(-r));
+                return;
+        }
+        vtpm_keys_done(&keys);
+        manifest_changed(d);
+
+        if (manufacture) {
+                ManufactureOptions mo = {
+                        .family = family,
+                        .eks = q->eks,
+                        .pcr_banks = q->pcr_banks,
+                        .ek_certs = q->ek_cert,
+                        .platform_cert = q->platform_cert,
+                };
+                r = manufacture_vtpm(d, q->uuid, &mo, manufacture_done, c);
+                if (r < 0) {
+                        create_rollback(d, q->uuid);
+                        finish_errorf(c, r, "cannot start manufacturing vTPM %s: %s; nothing was created", q->uuid,
+                                      strerror(-r));
+                }
+                return; /* manufacture_done finishes */
+        }
+        log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, q->uuid, "Created vTPM (TPM %s) on request of vtpmd-ctl",
+                tpm_family_to_string(family));
+        o = created_result(q->uuid, family);
+        finish(c, 0, NULL, o);
+}
+
+/* ---- list, show, status, ca-cert ---- */
+
+static void free_strv(char **v) {
+        for (size_t i = 0; v && v[i]; i++)
+                free(v[i]);
+        free(v);
+}
+
+static void op_list(AdminCall *c) {
+        Daemon *d = c->daemon;
+        _cleanup_(json_object_putp) json_object *res = NULL;
+        char **uuids = NULL;
+        int64_t n = 0;
+        int r;
+
+        r = stateroot_list(d->state->root, &uuids);
+        if (r < 0) {
+                finish_errorf(c, r, "cannot list %s: %s", stateroot_path(d->state->root), strerror(-r));
+                return;
+        }
+        for (size_t i = 0; uuids && uuids[i]; i++) {
+                json_object *o = vtpm_info(d, uuids[i], false);
+                if (o) {
+                        c->item(c, o);
+                        json_object_put(o);
+                        n++;
+                }
+        }
+        free_strv(uuids);
+        res = json_object_new_object();
+        if (res)
+                json_object_object_add(res, "count", json_object_new_int64(n));
+        finish(c, 0, NULL, res);
+}
+
+static void op_show(AdminCall *c) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+
+        if (!check_known(c))
+                return;
+        o = vtpm_info(c->daemon, c->req.uuid, true);
+        if (!o) {
+                finish_errorf(c, -ENOMEM, "out of memory");
+                return;
+        }
+        finish(c, 0, NULL, o);
+}
+
+static void op_status(AdminCall *c) {
+        Daemon *d = c->daemon;
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        char **uuids = NULL;
+        int64_t n = 0;
+        uint64_t counter;
+        unsigned attached = 0;
+        int r;
+
+        if (!o) {
+                finish_errorf(c, -ENOMEM, "out of memory");
+                return;
+        }
+        if (stateroot_list(d->state->root, &uuids) >= 0)
+                for (size_t i = 0; uuids && uuids[i]; i++)
+                        n++;
+        free_strv(uuids);
+        for (Device *dev = d->devices; dev; dev = dev->next)
+                attached += dev->worker || phase_active(dev->machine.phase);
+
+        json_object_object_add(o, "version", json_object_new_string(VTPMD_VERSION));
+        json_object_object_add(o, "state_dir", json_object_new_string(stateroot_path(d->state->root)));
+        json_object_object_add(o, "key_source", json_object_new_string(d->state->tpm ? "tpm" : "file"));
+        if (d->state->tpm) {
+                /* One NV read: the host TPM answers and still holds our rollback counter. */
+                r = host_tpm_counter_read(d->state->tpm, &counter);
+                json_object_object_add(o, "host_tpm", json_object_new_string(r >= 0 ? "reachable" : "unreachable"));
+                if (r < 0)
+                        json_object_object_add(o, "host_tpm_error",
+                                               json_object_new_string(host_tpm_last_error(d->state->tpm)));
+        } else
+                json_object_object_add(o, "host_tpm", json_object_new_string("none (key-file mode)"));
+        json_object_object_add(o, "vtpms", json_object_new_int64(n));
+        json_object_object_add(o, "devices", json_object_new_int64(d->n_devices));
+        json_object_object_add(o, "attached", json_object_new_int64(attached));
+        json_object_object_add(o, "connected", json_object_new_int64(daemon_count_phase(d, DEV_CONNECTED)));
+        json_object_object_add(o, "failed", json_object_new_int64(daemon_count_phase(d, DEV_FAILED)));
+        json_object_object_add(o, "auto_create", json_object_new_boolean(d->auto_create));
+        finish(c, 0, NULL, o);
+}
+
+static void op_ca_cert(AdminCall *c) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        _cleanup_free_ char *pem = NULL;
+        int r;
+
+        r = ca_certificate_pem(c->daemon, &pem);
+        if (r < 0) {
+                finish_errorf(c, r, "cannot read the CA certificate: %s", strerror(-r));
+                return;
+        }
+        o = json_object_new_object();
+        if (o)
+                json_object_object_add(o, "pem", json_object_new_string(pem));
+        finish(c, 0, NULL, o);
+}
+
+/* ---- destroy ---- */
+
+static void destroy_now(AdminCall *c) {
+        _cleanup_(statedir_closep) StateDir *dir = open_detached(c);
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        int r;
+
+        if (!dir)
+                return;
+        r = vtpm_erase(c->daemon, dir, c->req.uuid);
+        if (r < 0) {
+                finish_errorf(c, r, "vTPM %s: its key is erased but its directory could not be removed: %s%s",
+                              c->req.uuid, strerror(-r),
+                              r == -ENOTEMPTY ? " (it holds files vtpmd did not create)" : "");
+                return;
+        }
+        log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, c->req.uuid, "Destroyed vTPM on request of vtpmd-ctl");
+        o = created_result(c->req.uuid, TPM_FAMILY_2_0);
+        if (o)
+                json_object_object_del(o, "tpm");
+        finish(c, 0, NULL, o);
+}
+
+/* Waits for the worker to exit (and its last messages to be read) before erasing. */
+static int destroy_wait_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        AdminCall *c = userdata;
+        Daemon *d = c->daemon;
+
+        if (!worker_of(d, c->req.uuid)) {
+                destroy_now(c);
+                return 0;
+        }
+        if (now_ns() > c->deadline_ns) {
+                finish_errorf(c, -EBUSY, "vTPM %s: its worker did not stop; nothing was destroyed", c->req.uuid);
+                return 0;
+        }
+        (void) sd_event_source_set_time_relative(s, WAIT_POLL_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static void op_destroy(AdminCall *c) {
+        Daemon *d = c->daemon;
+        bool active;
+        Device *dev;
+        int r;
+
+        if (!check_known(c))
+                return;
+        dev = device_of(d, c->req.uuid, &active);
+        if (dev && active && !c->req.force) {
+                finish_errorf(c, -EBUSY, "vTPM %s is attached to domain %u device %u; detach it first, or use "
+                              "--force", c->req.uuid, dev->domid, dev->devid);
+                return;
+        }
+        if (dev && active) {
+                log_dev(LOG_WARNING, dev->domid, dev->devid, dev->uuid, "Destroying the attached vTPM on request "
+                        "of vtpmd-ctl (--force): closing the device");
+                device_fail(dev, "vTPM destroyed by the administrator");
+        }
+        if (!worker_of(d, c->req.uuid)) {
+                destroy_now(c);
+                return;
+        }
+        c->deadline_ns = now_ns() + WAIT_LIMIT_NS;
+        r = sd_event_add_time_relative(d->event, &c->timer, CLOCK_MONOTONIC, WAIT_POLL_USEC, 0, destroy_wait_cb, c);
+        if (r < 0)
+                finish_errorf(c, r, "cannot wait for the worker: %s", strerror(-r));
+}
+
+/* ---- export and import ---- */
+
+static int check_fd(int fd, bool writable, struct stat *ret) {
+        int fl;
+
+        if (fd < 0)
+                return -EBADF;
+        if (fstat(fd, ret) < 0)
+                return negative_errno();
+        /* A FIFO or a device could block the event loop. */
+        if (!S_ISREG(ret->st_mode))
+                return -EINVAL;
+        fl = fcntl(fd, F_GETFL);
+        if (fl < 0)
+                return negative_errno();
+        if (writable ? (fl & O_ACCMODE) == O_RDONLY : (fl & O_ACCMODE) == O_WRONLY)
+                return -EBADF;
+        return 0;
+}
+
+static int key_check(const uint8_t key[CTL_KEY_SIZE], const uint8_t header[CTL_EXPORT_HEADER_SIZE],
+                     uint8_t ret[CTL_EXPORT_TAG_SIZE]) {
+        uint8_t empty[1];
+        return crypto_aead_encrypt(key, CTL_EXPORT_CHECK_NONCE, header, CTL_EXPORT_CHECK_AAD_SIZE, empty, 0, empty,
+                                   ret);
+}
+
+static void op_export(AdminCall *c) {
+        Daemon *d = c->daemon;
+        _cleanup_(statedir_closep) StateDir *dir = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        _cleanup_free_ uint8_t *out = NULL;
+        uint8_t *key = NULL, *meta = NULL, *perm = NULL, *payload = NULL;
+        size_t key_len = 0, meta_len = 0, perm_len = 0, payload_len = 0, total = 0, done = 0;
+        uint8_t data_key[CRYPTO_KEY_SIZE];
+        uint8_t hdr[CTL_EXPORT_HEADER_SIZE];
+        CtlExportHeader h = { .kdf = c->req.kdf };
+        StateManifestEntry *e;
+        struct stat st;
+        uint64_t seq = 0;
+        int r;
+
+        r = check_fd(c->fd, true, &st);
+        if (r < 0) {
+                finish_errorf(c, r, "export needs a regular file opened for writing");
+                return;
+        }
+        if (!check_known(c) || !check_detached(c, "exporting it"))
+                return;
+        dir = open_detached(c);
+        if (!dir)
+                return;
+
+        r = statedir_read(dir, STATE_KIND_DATA_KEY, d->state->master_key, &key, &key_len, NULL);
+        if (r >= 0 && key_len != CRYPTO_KEY_SIZE)
+                r = -EBADMSG;
+        if (r < 0) {
+                finish_errorf(c, r, "state file %s/key %s", c->req.uuid, statestore_strerror(r));
+                goto out;
+        }
+        memcpy(data_key, key, CRYPTO_KEY_SIZE);
+        r = statedir_read(dir, STATE_KIND_META, data_key, &meta, &meta_len, NULL);
+        if (r >= 0 && meta_len != STATE_META_SIZE)
+                r = -EBADMSG;
+        if (r < 0) {
+                finish_errorf(c, r, "state file %s/meta %s", c->req.uuid, statestore_strerror(r));
+                goto out;
+        }
+        r = statedir_read(dir, STATE_KIND_PERMANENT, data_key, &perm, &perm_len, &seq);
+        (void) statefile_uuid_from_string(c->req.uuid, h.uuid);
+        e = state_manifest_find(&d->state->manifest, h.uuid);
+        if (r >= 0 && e && seq < e->perm_seq)
+                r = -ESTALE;
+        if (r == -ENOENT && (!e || e->perm_seq == 0))
+                r = 0; /* never started: exported as such */
+        if (r < 0) {
+                finish_errorf(c, r, "state file %s/permall %s", c->req.uuid, statestore_strerror(r));
+                goto out;
+        }
+        r = ctl_export_payload_encode(meta, perm, perm_len, &payload, &payload_len);
+        if (r < 0) {
+                finish_errorf(c, r, "cannot encode the export: %s", strerror(-r));
+                goto out;
+        }
+
+        h.length = (uint32_t) payload_len;
+        ctl_export_header_encode(&h, hdr);
+        r = key_check(c->req.key, hdr, h.key_check);
+        if (r >= 0)
+                r = crypto_random(h.nonce, sizeof(h.nonce));
+        total = CTL_EXPORT_HEADER_SIZE + payload_len + CTL_EXPORT_TAG_SIZE;
+        out = malloc(total);
+        if (r >= 0 && !out)
+                r = -ENOMEM;
+        if (r >= 0) {
+                ctl_export_header_encode(&h, out);
+                r = crypto_aead_encrypt(c->req.key, h.nonce, out, CTL_EXPORT_HEADER_SIZE, payload, payload_len,
+                                        out + CTL_EXPORT_HEADER_SIZE, out + CTL_EXPORT_HEADER_SIZE + payload_len);
+        }
+        if (r < 0) {
+                finish_errorf(c, r, "cannot encrypt the export: %s", strerror(-r));
+                goto out;
+        }
+        if (ftruncate(c->fd, 0) < 0) {
+                r = negative_errno();
+                finish_errorf(c, r, "cannot write the export file: %s", strerror(-r));
+                goto out;
+        }
+        while (done < total) {
+                ssize_t n = pwrite(c->fd, out + done, total - done, (off_t) done);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        r = n < 0 ? negative_errno() : -EIO;
+                        break;
+                }
+                done += (size_t) n;
+        }
+        if (r >= 0 && fsync(c->fd) < 0)
+                r = negative_errno();
+        if (r < 0) {
+                finish_errorf(c, r, "cannot write the export file: %s", strerror(-r));
+                goto out;
+        }
+        log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, c->req.uuid, "Exported vTPM on request of vtpmd-ctl (%zu bytes)",
+                total);
+        o = created_result(c->req.uuid, TPM_FAMILY_2_0);
+        if (o) {
+                StateMeta m;
+                if (state_meta_parse(meta, meta_len, &m) >= 0)
+                        json_object_object_add(o, "tpm", json_object_new_string(tpm_family_to_string(m.family)));
+                json_object_object_add(o, "size", json_object_new_int64((int64_t) total));
+        }
+        finish(c, 0, NULL, o);
+out:
+        crypto_wipe(data_key, sizeof(data_key));
+        secret_freep(&key, key_len);
+        secret_freep(&meta, meta_len);
+        secret_freep(&perm, perm_len);
+        secret_freep(&payload, payload_len);
+}
+
+static int read_all(int fd, size_t size, uint8_t **ret) {
+        _cleanup_free_ uint8_t *buf = malloc(size ? size : 1);
+        size_t got = 0;
+
+        if (!buf)
+                return -ENOMEM;
+        while (got < size) {
+                ssize_t n = pread(fd, buf + got, size - got, (off_t) got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0)
+                        return negative_errno();
+                if (n == 0)
+                        return -EBADMSG;
+                got += (size_t) n;
+        }
+        *ret = TAKE_PTR(buf);
+        return 0;
+}
+
+static void op_import(AdminCall *c) {
+        Daemon *d = c->daemon;
+        _cleanup_(statedir_closep) StateDir *dir = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        _cleanup_free_ uint8_t *blob = NULL;
+        uint8_t *payload = NULL;
+        const uint8_t *meta, *perm;
+        size_t perm_len = 0, size;
+        uint8_t check[CTL_EXPORT_TAG_SIZE], data_key[CRYPTO_KEY_SIZE];
+        char uuid[CTL_UUID_LEN];
+        CtlExportHeader h;
+        StateMeta m;
+        struct stat st;
+        int r;
+
+        r = check_fd(c->fd, false, &st);
+        if (r < 0) {
+                finish_errorf(c, r, "import needs a regular file opened for reading");
+                return;
+        }
+        if (st.st_size < (off_t) CTL_EXPORT_HEADER_SIZE || st.st_size > (off_t) CTL_EXPORT_MAX_SIZE) {
+                finish_errorf(c, -EBADMSG, "not a vtpmd export (its size is wrong)");
+                return;
+        }
+        size = (size_t) st.st_size;
+        r = read_all(c->fd, size, &blob);
+        if (r < 0) {
+                finish_errorf(c, r, "cannot read the export file: %s", strerror(-r));
+                return;
+        }
+        r = ctl_export_header_parse(blob, size, false, &h);
+        if (r == -EPROTONOSUPPORT) {
+                finish_errorf(c, r, "the export was written by an unknown version of vtpmd");
+                return;
+        }
+        if (r < 0) {
+                finish_errorf(c, -EBADMSG, "not a vtpmd export, or truncated");
+                return;
+        }
+        r = key_check(c->req.key, blob, check);
+        if (r < 0) {
+                finish_errorf(c, r, "cannot decrypt: %s", strerror(-r));
+                return;
+        }
+        if (memcmp(check, h.key_check, sizeof(check)) != 0) {
+                finish_errorf(c, -EKEYREJECTED, "wrong passphrase or key for this export");
+                return;
+        }
+        payload = malloc(h.length);
+        if (!payload) {
+                finish_errorf(c, -ENOMEM, "out of memory");
+                return;
+        }
+        r = crypto_aead_decrypt(c->req.key, h.nonce, blob, CTL_EXPORT_HEADER_SIZE, blob + CTL_EXPORT_HEADER_SIZE,
+                                h.length, blob + CTL_EXPORT_HEADER_SIZE + h.length, payload);
+        if (r >= 0)
+                r = ctl_export_payload_parse(payload, h.length, &meta, &perm, &perm_len);
+        if (r >= 0)
+                r = state_meta_parse(meta, CTL_EXPORT_META_SIZE, &m);
+        if (r < 0) {
+                finish_errorf(c, -EBADMSG, "the export is corrupt (authentication failed or malformed contents)");
+                goto out;
+        }
+        statefile_uuid_to_string(h.uuid, uuid);
+        if (vtpm_exists(d, uuid)) {
+                finish_errorf(c, -EEXIST, "vTPM %s already exists on this host; destroy it first", uuid);
+                goto out;
+        }
+        if (device_of(d, uuid, &(bool){ false }) && worker_of(d, uuid)) {
+                finish_errorf(c, -EBUSY, "vTPM %s is in use by a worker", uuid);
+                goto out;
+        }
+
+        /* A fresh data key under this host's master key; the permanent state
+         * starts a new sequence, recorded in the manifest. */
+        r = statedir_create(d->state->root, uuid, &dir);
+        if (r < 0) {
+                finish_errorf(c, r, "cannot create vTPM %s: %s", uuid, strerror(-r));
+                goto out;
+        }
+        r = crypto_random(data_key, sizeof(data_key));
+        if (r >= 0)
+                r = statedir_write(dir, STATE_KIND_DATA_KEY, d->state->master_key, 1, data_key, sizeof(data_key));
+        if (r >= 0)
+                r = statedir_write(dir, STATE_KIND_META, data_key, 1, meta, CTL_EXPORT_META_SIZE);
+        if (r >= 0 && perm_len)
+                r = statedir_write(dir, STATE_KIND_PERMANENT, data_key, 1, perm, perm_len);
+        crypto_wipe(data_key, sizeof(data_key));
+        if (r < 0) {
+                (void) statedir_erase_key(dir);
+                (void) statedir_destroy(dir);
+                finish_errorf(c, r, "cannot write vTPM %s: %s; nothing was imported", uuid, strerror(-r));
+                goto out;
+        }
+        manifest_forget(d, uuid);
+        vtpm_state_record(d->state, uuid, STATE_KIND_PERMANENT, perm_len ? 1 : 0);
+        manifest_changed(d);
+        log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, uuid, "Imported vTPM (TPM %s) on request of vtpmd-ctl",
+                tpm_family_to_string(m.family));
+        o = created_result(uuid, m.family);
+        finish(c, 0, NULL, o);
+out:
+        secret_freep(&payload, h.length);
+}
+
+/* ---- reset ---- */
+
+/* A factory reset keeping the UUID: new seeds, empty NV, new data key (so an
+ * old copy of the permanent state no longer decrypts). */
+static void op_reset(AdminCall *c) {
+        Daemon *d = c->daemon;
+        _cleanup_(statedir_closep) StateDir *dir = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        uint8_t *key = NULL, *meta = NULL;
+        size_t key_len = 0, meta_len = 0;
+        uint8_t data_key[CRYPTO_KEY_SIZE], u[STATEFILE_UUID_SIZE];
+        StateManifestEntry e = {};
+        StateMeta m;
+        int r;
+
+        if (!check_known(c) || !check_detached(c, "resetting it"))
+                return;
+        dir = open_detached(c);
+        if (!dir)
+                return;
+        r = statedir_read(dir, STATE_KIND_DATA_KEY, d->state->master_key, &key, &key_len, NULL);
+        if (r >= 0 && key_len != CRYPTO_KEY_SIZE)
+                r = -EBADMSG;
+        if (r >= 0)
+                r = statedir_read(dir, STATE_KIND_META, key, &meta, &meta_len, NULL);
+        if (r >= 0)
+                r = state_meta_parse(meta, meta_len, &m);
+        if (r < 0) {
+                finish_errorf(c, r, "vTPM %s: its key or metadata is unreadable (%s); destroy it instead",
+                              c->req.uuid, statestore_strerror(r));
+                goto out;
+        }
+        r = statedir_remove(dir, STATE_KIND_VOLATILE);
+        if (r >= 0)
+                r = statedir_remove(dir, STATE_KIND_PERMANENT);
+        if (r >= 0)
+                r = statedir_erase_key(dir);
+        if (r >= 0)
+                r = crypto_random(data_key, sizeof(data_key));
+        if (r >= 0)
+                r = statedir_write(dir, STATE_KIND_DATA_KEY, d->state->master_key, 1, data_key, sizeof(data_key));
+        if (r >= 0)
+                r = statedir_write(dir, STATE_KIND_META, data_key, 1, meta, meta_len);
+        crypto_wipe(data_key, sizeof(data_key));
+        if (r < 0) {
+                log_dev(LOG_ERR, UINT32_MAX, UINT32_MAX, c->req.uuid, "Reset failed half-way: %s", strerror(-r));
+                finish_errorf(c, r, "vTPM %s: reset failed: %s", c->req.uuid, strerror(-r));
+                goto out;
+        }
+        /* No permanent state recorded: the next worker starts a new TPM. */
+        if (statefile_uuid_from_string(c->req.uuid, u) >= 0) {
+                memcpy(e.uuid, u, sizeof(u));
+                if (state_manifest_set(&d->state->manifest, &e) >= 0)
+                        d->state->dirty = true;
+        }
+        manifest_changed(d);
+        log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, c->req.uuid, "Reset vTPM on request of vtpmd-ctl");
+        o = created_result(c->req.uuid, m.family);
+        finish(c, 0, NULL, o);
+out:
+        secret_freep(&key, key_len);
+        secret_freep(&meta, meta_len);
+}
+
+void admin_run(AdminCall *c) {
+        switch (c->req.op) {
+        case CTL_OP_CREATE:
+                op_create(c);
+                return;
+        case CTL_OP_LIST:
+                op_list(c);
+                return;
+        case CTL_OP_SHOW:
+                op_show(c);
+                return;
+        case CTL_OP_DESTROY:
+                op_destroy(c);
+                return;
+        case CTL_OP_EXPORT:
+                op_export(c);
+                return;
+        case CTL_OP_IMPORT:
+                op_import(c);
+                return;
+        case CTL_OP_RESET:
+                op_reset(c);
+                return;
+        case CTL_OP_STATUS:
+                op_status(c);
+                return;
+        case CTL_OP_CA_CERT:
+                op_ca_cert(c);
+                return;
+        case _CTL_OP_MAX:
+                break;
+        }
+        finish_errorf(c, -EINVAL, "unknown operation");
+}
+
+void admin_cancel(AdminCall *c) {
+        c->timer = sd_event_source_disable_unref(c->timer);
+        c->fd = safe_close(c->fd);
+        ctl_request_done(&c->req);
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The administrative operations behind the control socket (vtpmd-ctl):
+ * create, list, show, destroy, export, import, reset, status, ca-cert, on top
+ * of the state store (state.h, statestore.h) and the device table.
+ *
+ * An AdminCall is one request. admin_run() answers it by calling finish
+ * exactly once, either before it returns or later from the event loop (create
+ * with manufacturing, destroy waiting for a worker to let go); after finish
+ * the call belongs to its owner again and admin never touches it. Every
+ * error leaves the state on disk as it was.
+ */
+#pragma once
+
+#include <stdint.h>
+#include <systemd/sd-event.h>
+
+#include "ctl.h"
+
+struct json_object;
+typedef struct Daemon Daemon;
+typedef struct AdminCall AdminCall;
+
+struct AdminCall {
+        Daemon *daemon;
+        CtlRequest req;
+        int fd; /* passed with the request (export: the output file; import: the input), or -1; admin closes it */
+        /* list rows; the item is borrowed */
+        void (*item)(AdminCall *c, struct json_object *item);
+        /* error < 0: message is one line; error == 0: result (borrowed, may be NULL) */
+        void (*finish)(AdminCall *c, int error, const char *message, struct json_object *result);
+        void *userdata;
+
+        /* admin's own, for calls that complete later */
+        sd_event_source *timer;
+        uint64_t deadline_ns;
+};
+
+void admin_run(AdminCall *c);
+/* Frees what admin holds for a call that has not finished (daemon shutdown). */
+void admin_cancel(AdminCall *c);

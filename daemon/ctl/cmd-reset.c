@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* vtpmd-ctl reset UUID: a detached vTPM back to factory state, keeping its UUID. */
+#include <getopt.h>
+#include <json-c/json.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "util.h"
+#include "vtpmd-ctl.h"
+
+static int run(CliContext *ctx, int argc, char **argv) {
+        static const struct option options[] = { CLI_COMMON_OPTIONS, {} };
+        CtlRequest req = { .op = CTL_OP_RESET };
+        CliReply reply = {};
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
+                r = cli_common_option(ctx, &cmd_reset, c, argv);
+                if (r == CLI_CONTINUE)
+                        continue;
+                return r >= 0 ? r : cli_fail("reset: unexpected option");
+        }
+        if (cli_positional(&cmd_reset, argc, argv, 1) < 0 || cli_parse_uuid(argv[optind], req.uuid) < 0)
+                return EXIT_FAILURE;
+        req.has_uuid = true;
+        if (cli_call(ctx, &req, -1, &reply) < 0)
+                return EXIT_FAILURE;
+        if (ctx->json)
+                cli_print_json(reply.result);
+        cli_reply_done(&reply);
+        return EXIT_SUCCESS;
+}
+
+const Command cmd_reset = {
+        .name = "reset",
+        .usage = "UUID",
+        .summary = "reset a detached vTPM to a new TPM (new seeds, empty NV), keeping its UUID",
+        .run = run,
+};

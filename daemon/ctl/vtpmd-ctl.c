@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* vtpmd-ctl: global options, the table of subcommands, and the socket exchange. */
+#include <errno.h>
+#include <getopt.h>
+#include <json-c/json.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "parse.h"
+#include "util.h"
+#include "vtpmd-ctl.h"
+
+#define DEFAULT_CONTROL "/run/vtpmd/control"
+#define REPLY_TIMEOUT_MS (300 * 1000) /* manufacturing with RSA key generation can take a while */
+
+static const Command *const commands[] = {
+        &cmd_create, &cmd_list, &cmd_show, &cmd_destroy, &cmd_export, &cmd_import, &cmd_reset, &cmd_status,
+        &cmd_ca_cert,
+};
+
+int cli_fail(const char *fmt, ...) {
+        va_list ap;
+
+        fputs("vtpmd-ctl: ", stderr);
+        va_start(ap, fmt);
+        vfprintf(stderr, fmt, ap);
+        va_end(ap);
+        fputc('\n', stderr);
+        return EXIT_FAILURE;
+}
+
+int cli_parse_uuid(const char *s, char ret[CTL_UUID_LEN]) {
+        if (parse_uuid(s, ret) < 0) {
+                cli_fail("not a UUID: \"%.64s\" (expected xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", s);
+                return -EINVAL;
+        }
+        return 0;
+}
+
+void cli_print_json(json_object *o) {
+        json_object *copy = NULL;
+
+        if (json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "ok", NULL)) {
+                (void) json_object_deep_copy(o, &copy, NULL);
+                if (copy) {
+                        json_object_object_del(copy, "ok");
+                        o = copy;
+                }
+        }
+        puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
+        json_object_put(copy);
+}
+
+const char *cli_str(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !v)
+                return "-";
+        return json_object_get_string(v);
+}
+
+void cli_usage(const Command *cmd) {
+        printf("Usage: vtpmd-ctl [--control PATH] [--json] %s%s%s\n\n%s\n", cmd->name, *cmd->usage ? " " : "",
+               cmd->usage, cmd->summary);
+}
+
+void cli_reply_done(CliReply *r) {
+        json_object_put(r->items);
+        json_object_put(r->result);
+        *r = (CliReply){};
+}
+
+static int send_request(int fd, const char *buf, size_t len, int pass_fd) {
+        union {
+                struct cmsghdr h;
+                uint8_t raw[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = (void *) buf, .iov_len = len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+
+        if (pass_fd >= 0) {
+                struct cmsghdr *c;
+                mh.msg_control = control.raw;
+                mh.msg_controllen = sizeof(control.raw);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
+        }
+        if (sendmsg(fd, &mh, MSG_NOSIGNAL) != (ssize_t) len)
+                return negative_errno();
+        return 0;
+}
+
+int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *buf = NULL;
+        _cleanup_free_ uint8_t *in = NULL;
+        CliReply out = {};
+        size_t len = 0;
+        int r;
+
+        if (strlen(ctx->control_path) >= sizeof(sa.sun_path)) {
+                cli_fail("control socket path too long: %s", ctx->control_path);
+                return -ENAMETOOLONG;
+        }
+        memcpy(sa.sun_path, ctx->control_path, strlen(ctx->control_path) + 1);
+        fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+        if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
+                r = negative_errno();
+                cli_fail("cannot connect to %s: %s%s", ctx->control_path, strerror(-r),
+                         r == -ENOENT || r == -ECONNREFUSED ? " (is vtpmd running?)" : "");
+                return r;
+        }
+        r = ctl_request_encode(req, &buf, &len);
+        if (r < 0) {
+                cli_fail("cannot encode the request: %s", strerror(-r));
+                return r;
+        }
+        r = send_request(fd, buf, len, pass_fd);
+        explicit_wipe(buf, len);
+        if (r < 0) {
+                cli_fail("cannot send the request to %s: %s", ctx->control_path, strerror(-r));
+                return r;
+        }
+        in = malloc(CTL_MAX_PACKET + 1);
+        out.items = json_object_new_array();
+        if (!in || !out.items) {
+                json_object_put(out.items);
+                cli_fail("out of memory");
+                return -ENOMEM;
+        }
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                CtlReply reply;
+                ssize_t n;
+
+                r = poll(&p, 1, REPLY_TIMEOUT_MS);
+                if (r < 0 && errno == EINTR)
+                        continue;
+                if (r <= 0) {
+                        r = r == 0 ? -ETIMEDOUT : negative_errno();
+                        cli_fail("no reply from vtpmd: %s", strerror(-r));
+                        break;
+                }
+                n = recv(fd, in, CTL_MAX_PACKET + 1, 0);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0) {
+                        r = n == 0 ? -ECONNRESET : negative_errno();
+                        cli_fail("vtpmd closed the connection without a reply");
+                        break;
+                }
+                if (ctl_reply_parse(in, (size_t) n, &reply) < 0) {
+                        r = -EBADMSG;
+                        cli_fail("malformed reply from vtpmd (%zd bytes)", n);
+                        break;
+                }
+                if (reply.kind == CTL_REPLY_ITEM) {
+                        json_object_array_add(out.items, reply.obj);
+                        continue;
+                }
+                if (reply.kind == CTL_REPLY_ERROR) {
+                        r = reply.error;
+                        cli_fail("%s", reply.message);
+                        break;
+                }
+                out.result = reply.obj;
+                *ret = out;
+                return 0;
+        }
+        cli_reply_done(&out);
+        return r;
+}
+
+static void help(void) {
+        printf("Usage: vtpmd-ctl [--control PATH] [--json] COMMAND [ARGS...]\n"
+               "\n"
+               "Manage the vTPMs of vtpmd, the Xen vTPM backend.\n"
+               "\n"
+               "Commands:\n");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
+                char left[96];
+                snprintf(left, sizeof(left), "%s %s", commands[i]->name, commands[i]->usage);
+                printf("  %-58s %s\n", left, commands[i]->summary);
+        }
+        printf("\n"
+               "Options:\n"
+               "  --control PATH   vtpmd's control socket (default: $VTPMD_CONTROL, else " DEFAULT_CONTROL ")\n"
+               "  --json           machine-readable output\n"
+               "  -h, --help       show this help ('vtpmd-ctl COMMAND --help' for a command)\n"
+               "  --version        show the version\n");
+}
+
+int main(int argc, char **argv) {
+        enum { OPT_CONTROL = 0x100, OPT_JSON, OPT_VERSION };
+        static const struct option options[] = {
+                { "control", required_argument, NULL, OPT_CONTROL },
+                { "json", no_argument, NULL, OPT_JSON },
+                { "help", no_argument, NULL, 'h' },
+                { "version", no_argument, NULL, OPT_VERSION },
+                {},
+        };
+        CliContext ctx = { .control_path = DEFAULT_CONTROL };
+        const char *env = getenv("VTPMD_CONTROL");
+        int c;
+
+        if (env && *env)
+                ctx.control_path = env;
+        opterr = 0;
+        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+                switch (c) {
+                case OPT_CONTROL:
+                        if (!*optarg)
+                                return cli_fail("--control: empty path");
+                        ctx.control_path = optarg;
+                        break;
+                case OPT_JSON:
+                        ctx.json = true;
+                        break;
+                case 'h':
+                        help();
+                        return EXIT_SUCCESS;
+                case OPT_VERSION:
+                        printf("vtpmd-ctl " VTPMD_VERSION "\n");
+                        return EXIT_SUCCESS;
+                default:
+                        return cli_fail("unknown option %s (see vtpmd-ctl --help)", argv[optind - 1]);
+                }
+        }
+        if (optind >= argc)
+                return cli_fail("no command given (see vtpmd-ctl --help)");
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                if (streq(argv[optind], commands[i]->name)) {
+                        int sub_argc = argc - optind;
+                        char **sub_argv = argv + optind;
+                        optind = 0; /* glibc: fully re-initialise getopt for the subcommand */
+                        return commands[i]->run(&ctx, sub_argc, sub_argv);
+                }
+        return cli_fail("unknown command \"%.64s\" (see vtpmd-ctl --help)", argv[optind]);
+}
+
+int cli_common_option(CliContext *ctx, const Command *cmd, int c, char **argv) {
+        switch (c) {
+        case CLI_OPT_JSON:
+                ctx->json = true;
+                return CLI_CONTINUE;
+        case 'h':
+                cli_usage(cmd);
+                return EXIT_SUCCESS;
+        case '?':
+        case ':':
+                return cli_fail("%s: %s option %s (see vtpmd-ctl %s --help)", cmd->name,
+                                c == ':' ? "missing argument to" : "unknown", argv[optind - 1], cmd->name);
+        default:
+                return -1;
+        }
+}
+
+int cli_positional(const Command *cmd, int argc, char **argv, int n) {
+        if (argc - optind == n)
+                return 0;
+        if (argc - optind < n)
+                cli_fail("%s: missing argument (usage: vtpmd-ctl %s %s)", cmd->name, cmd->name, cmd->usage);
+        else
+                cli_fail("%s: unexpected argument \"%.64s\"", cmd->name, argv[optind + n]);
+        return -EINVAL;
+}

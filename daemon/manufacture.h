@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Manufacturing a new vTPM, as swtpm_setup does for QEMU/libvirt guests
+ * (research libtpms-swtpm.md §2.8): EK(s) created in the endorsement
+ * hierarchy with the TCG default templates and made persistent at the TCG
+ * handles (RSA-2048 0x81010001, ECC P-256 0x81010002), EK certificates issued
+ * by vtpmd's local CA (daemon/ca.h) written to the TCG NV indices (RSA-2048
+ * 0x01c00002, ECC P-256 0x01c0000a) and write-locked, PCR banks allocated,
+ * optionally a platform certificate (0x01c08000), then TPM2_Shutdown so the
+ * result is durable.
+ *
+ * It runs asynchronously: a vtpmd-worker is started in offline mode on the
+ * vTPM's state directory (no guest), and the supervisor drives it with TPM
+ * commands over the worker's IPC socket (ESAPI over a TCTI that forwards to
+ * the worker), so the supervisor never links libtpms and never blocks.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tpm.h"
+
+typedef struct Daemon Daemon;
+
+enum {
+        MANUFACTURE_EK_RSA2048 = 1u << 0,
+        MANUFACTURE_EK_ECC_P256 = 1u << 1,
+};
+
+enum {
+        MANUFACTURE_BANK_SHA1 = 1u << 0,
+        MANUFACTURE_BANK_SHA256 = 1u << 1,
+        MANUFACTURE_BANK_SHA384 = 1u << 2,
+        MANUFACTURE_BANK_SHA512 = 1u << 3,
+};
+
+typedef struct ManufactureOptions {
+        TpmFamily family;    /* TPM 1.2 vTPMs get no EK/certs (only TPM 2.0 is manufactured) */
+        unsigned eks;        /* MANUFACTURE_EK_* (0: none) */
+        unsigned pcr_banks;  /* MANUFACTURE_BANK_* (0: leave libtpms' default) */
+        bool ek_certs;       /* issue and write EK certificates */
+        bool platform_cert;  /* issue and write a platform certificate */
+} ManufactureOptions;
+
+typedef struct ManufactureResult {
+        /* SHA-256 of the EK public keys (TPM2B_PUBLIC marshalled), hex; empty when not created */
+        char ek_rsa_sha256[65];
+        char ek_ecc_sha256[65];
+} ManufactureResult;
+
+typedef void (*ManufactureDone)(void *userdata, int error, const ManufactureResult *result);
+
+/* Starts manufacturing the (already created, not attached) vTPM `uuid`; calls
+ * done exactly once, from the event loop, with 0 or a negative errno (the
+ * reason is logged). Returns < 0 if it could not even start (done not called). */
+int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, ManufactureDone done,
+                     void *userdata);
+
+/* For `show`: the EK hashes recorded when the vTPM was manufactured (an
+ * empty string for an EK it does not have). Its EK certificates, if any,
+ * are the public files <state root>/<uuid>/ek-rsa2048.pem and
+ * ek-ecc-p256.pem (STATEDIR_EK_CERT_* in lib/statestore.h). -ENOENT if it
+ * was made without EKs, -EINVAL for a malformed UUID, -EBADMSG if the
+ * record is corrupt. Reads one small file; does not block on the vTPM. */
+int manufacture_info(Daemon *d, const char *uuid, ManufactureResult *ret);

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vtpmd's settings: defaults, then the configuration file (vtpmd.conf(5),
+ * /etc/vtpmd/vtpmd.conf unless --config says otherwise), then the command line,
+ * which wins. Every file key has a command-line flag, and both go through the
+ * same per-option parser, so a value means the same in both places.
+ *
+ * Note: the header name config.h is taken by meson's generated build
+ * configuration, hence vtpmd-config.h.
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "state.h"
+#include "tpm.h"
+
+#define VTPMD_DEFAULT_CONTROL_PATH "/run/vtpmd/control"
+#define VTPMD_DEFAULT_INITWAIT_MS 100u
+#define VTPMD_DEFAULT_COUNTER_INTERVAL_S 60u
+/* A configuration file is a few hundred bytes; refuse to slurp /dev/zero. */
+#define VTPMD_CONFIG_MAX_SIZE (1024u * 1024u)
+
+typedef struct VtpmdConfig {
+        /* command line only: development and tests */
+        const char *platform_spec; /* "xen" or "sim:DIR" */
+        uint32_t self_domid;
+        bool trace;
+        const char *worker_path; /* NULL: next to vtpmd, else the libexec directory */
+
+        /* file and command line */
+        TpmFamily default_family;
+        int log_level;
+        uint64_t initwait_dwell_ns;
+        bool auto_create;
+        const char *control_path;
+        gid_t control_gid;
+        bool have_control_gid;
+        StateConfig state; /* default_family is copied in by the caller */
+
+        /* every string above that is not a literal, freed by config_done() */
+        char **strings;
+        size_t n_strings;
+} VtpmdConfig;
+
+void config_init(VtpmdConfig *c);
+void config_done(VtpmdConfig *c);
+
+/* Applies `path` on top of c. A missing file is fine unless must_exist. On
+ * error returns < 0 with *ret_error = "PATH:LINE: message" (or "PATH: reason"
+ * for I/O errors), to be freed by the caller; c may then be partly updated. */
+int config_load_file(VtpmdConfig *c, const char *path, bool must_exist, char **ret_error);
+
+/* The whole command line: --config/--no-config first, then the file, then
+ * every other flag in order. Returns 0 to run, 1 if --help or --version was
+ * printed (exit 0), or < 0 with *ret_error (without a "vtpmd: " prefix). */
+int config_parse_argv(VtpmdConfig *c, int argc, char **argv, char **ret_error);

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* protocol/ctl: control requests, replies and the export blob. */
+#include <json-c/json.h>
+
+#include "ctl.h"
+#include "test.h"
+
+#define U "6a2b3c4d-1111-4222-8333-444455556666"
+#define KEY64 "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+static int parse(const char *s, CtlRequest *q) {
+        return ctl_request_parse((const uint8_t *) s, strlen(s), q);
+}
+
+TEST(request_create_full) {
+        CtlRequest q;
+        ASSERT_OK(parse("{\"op\":\"create\",\"tpm\":\"2.0\",\"uuid\":\"6A2B3C4D-1111-4222-8333-444455556666\","
+                        "\"ek\":[\"ecc-p256\",\"rsa2048\"],\"pcr_banks\":[\"sha256\"],\"ek_cert\":true}",
+                        &q));
+        ASSERT_EQ(q.op, CTL_OP_CREATE);
+        ASSERT_TRUE(q.has_uuid);
+        ASSERT_STREQ(q.uuid, U); /* canonical lowercase */
+        ASSERT_EQ(q.eks, CTL_EK_RSA2048 | CTL_EK_ECC_P256);
+        ASSERT_EQ(q.pcr_banks, CTL_BANK_SHA256);
+        ASSERT_TRUE(q.ek_cert);
+        ASSERT_FALSE(q.platform_cert);
+}
+
+TEST(request_rejects_bad_members) {
+        CtlRequest q;
+        static const char *const bad[] = {
+                "{\"op\":\"list\",\"uuid\":\"" U "\"}",                /* a member list does not take */
+                "{\"op\":\"show\"}",                                   /* missing uuid */
+                "{\"op\":\"show\",\"uuid\":\"" U "x\"}",               /* malformed uuid */
+                "{\"op\":\"show\",\"uuid\":5}",                        /* wrong type */
+                "{\"op\":\"destroy\",\"uuid\":\"" U "\",\"force\":1}", /* not a boolean */
+                "{\"op\":\"frob\"}",
+                "{\"uuid\":\"" U "\"}",
+                "{\"op\":\"create\",\"ek\":[\"rsa2048\",\"rsa2048\"]}", /* duplicate */
+                "{\"op\":\"create\",\"ek\":[]}",
+                "{\"op\":\"create\",\"ek_cert\":true}",                 /* a certificate needs its EK */
+                "{\"op\":\"create\",\"tpm\":\"1.2\",\"pcr_banks\":[\"sha1\"]}",
+                "{\"op\":\"import\",\"key\":\"00\"}",                   /* short key */
+                "{\"op\":\"import\",\"key\":\"" KEY64 "\",\"kdf\":{\"alg\":\"none\"}}",
+                "{\"op\":\"export\",\"uuid\":\"" U "\",\"key\":\"" KEY64 "\",\"kdf\":{\"alg\":\"pbkdf2-sha256\","
+                "\"iterations\":10,\"salt\":\"00112233445566778899aabbccddeeff\"}}", /* too few iterations */
+                "{\"op\":\"list\"}x",
+                "[\"op\",\"list\"]",
+                "",
+        };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                if (parse(bad[i], &q) != -EBADMSG)
+                        TEST_FAIL_("accepted: %s", bad[i]);
+        ASSERT_ERR(ctl_request_parse((const uint8_t *) "{\"op\":\"list\"}\0", 14, &q), -EBADMSG);
+}
+
+TEST(request_roundtrip_export) {
+        CtlRequest q = { .op = CTL_OP_EXPORT, .has_uuid = true, .has_key = true,
+                         .kdf = { .alg = CTL_KDF_PBKDF2_SHA256, .iterations = 600000 } };
+        CtlRequest p;
+        char *s = NULL;
+        size_t n = 0;
+
+        memcpy(q.uuid, U, sizeof(U));
+        for (unsigned i = 0; i < CTL_KEY_SIZE; i++)
+                q.key[i] = (uint8_t) i;
+        for (unsigned i = 0; i < CTL_SALT_SIZE; i++)
+                q.kdf.salt[i] = (uint8_t) (0xf0 + i);
+        ASSERT_OK(ctl_request_encode(&q, &s, &n));
+        ASSERT_OK(ctl_request_parse((const uint8_t *) s, n, &p));
+        free(s);
+        ASSERT_EQ(p.op, CTL_OP_EXPORT);
+        ASSERT_STREQ(p.uuid, U);
+        ASSERT_MEMEQ(p.key, q.key, CTL_KEY_SIZE);
+        ASSERT_EQ(p.kdf.alg, CTL_KDF_PBKDF2_SHA256);
+        ASSERT_EQ(p.kdf.iterations, 600000);
+        ASSERT_MEMEQ(p.kdf.salt, q.kdf.salt, CTL_SALT_SIZE);
+}
+
+TEST(encode_refuses_incomplete) {
+        CtlRequest q = { .op = CTL_OP_SHOW };
+        char *s = NULL;
+        size_t n;
+        ASSERT_ERR(ctl_request_encode(&q, &s, &n), -EINVAL);
+}
+
+TEST(cli_lists) {
+        unsigned m;
+        ASSERT_OK(ctl_parse_ek_list("both", &m));
+        ASSERT_EQ(m, CTL_EK_RSA2048 | CTL_EK_ECC_P256);
+        ASSERT_OK(ctl_parse_ek_list("ecc-p256", &m));
+        ASSERT_EQ(m, CTL_EK_ECC_P256);
+        ASSERT_ERR(ctl_parse_ek_list("rsa2048,", &m), -EINVAL);
+        ASSERT_OK(ctl_parse_bank_list("sha1,sha512", &m));
+        ASSERT_EQ(m, CTL_BANK_SHA1 | CTL_BANK_SHA512);
+        ASSERT_ERR(ctl_parse_bank_list("sha256,sha256", &m), -EINVAL);
+        ASSERT_ERR(ctl_parse_bank_list("", &m), -EINVAL);
+        ASSERT_ERR(ctl_parse_bank_list("both", &m), -EINVAL);
+}
+
+TEST(reply_error_roundtrip_and_sanitised) {
+        char *s = NULL;
+        size_t n;
+        CtlReply r;
+
+        ASSERT_OK(ctl_reply_encode_error(-ENOENT, "unknown\nvTPM", &s, &n));
+        ASSERT_OK(ctl_reply_parse((const uint8_t *) s, n, &r));
+        free(s);
+        ASSERT_EQ(r.kind, CTL_REPLY_ERROR);
+        ASSERT_EQ(r.error, -ENOENT);
+        ASSERT_STREQ(r.message, "unknown vTPM"); /* one line, whatever the daemon passed */
+        ctl_reply_done(&r);
+}
+
+TEST(reply_item_and_ok) {
+        json_object *o = json_object_new_object();
+        char *s = NULL;
+        size_t n;
+        CtlReply r;
+
+        json_object_object_add(o, "uuid", json_object_new_string(U));
+        ASSERT_OK(ctl_reply_encode_item(o, &s, &n));
+        ASSERT_OK(ctl_reply_parse((const uint8_t *) s, n, &r));
+        free(s);
+        ASSERT_EQ(r.kind, CTL_REPLY_ITEM);
+        ASSERT_STREQ(json_object_get_string(json_object_object_get(r.obj, "uuid")), U);
+        ctl_reply_done(&r);
+        ASSERT_OK(ctl_reply_encode_ok(o, &s, &n));
+        ASSERT_OK(ctl_reply_parse((const uint8_t *) s, n, &r));
+        free(s);
+        ASSERT_EQ(r.kind, CTL_REPLY_OK);
+        ctl_reply_done(&r);
+        json_object_put(o);
+        ASSERT_ERR(ctl_reply_parse((const uint8_t *) "{\"ok\":false,\"errno\":0,\"error\":\"x\"}", 34, &r), -EBADMSG);
+}
+
+TEST(export_header_roundtrip_and_checks) {
+        CtlExportHeader h = { .kdf = { .alg = CTL_KDF_PBKDF2_SHA256, .iterations = 1000 }, .length = 40 };
+        uint8_t buf[CTL_EXPORT_HEADER_SIZE + 40 + CTL_EXPORT_TAG_SIZE] = {};
+        CtlExportHeader p;
+
+        h.uuid[0] = 0xab;
+        h.key_check[15] = 7;
+        ctl_export_header_encode(&h, buf);
+        ASSERT_OK(ctl_export_header_parse(buf, sizeof(buf), false, &p));
+        ASSERT_EQ(p.length, 40);
+        ASSERT_EQ(p.kdf.iterations, 1000);
+        ASSERT_EQ(p.uuid[0], 0xab);
+        ASSERT_EQ(p.key_check[15], 7);
+        ASSERT_OK(ctl_export_header_parse(buf, CTL_EXPORT_HEADER_SIZE, true, &p));
+        ASSERT_ERR(ctl_export_header_parse(buf, sizeof(buf) - 1, false, &p), -EBADMSG); /* truncated */
+        ASSERT_ERR(ctl_export_header_parse(buf, CTL_EXPORT_HEADER_SIZE, false, &p), -EBADMSG);
+        buf[9] = 2;
+        ASSERT_ERR(ctl_export_header_parse(buf, sizeof(buf), false, &p), -EPROTONOSUPPORT);
+        buf[9] = 1;
+        buf[0] = 'X';
+        ASSERT_ERR(ctl_export_header_parse(buf, sizeof(buf), false, &p), -EBADMSG);
+}
+
+TEST(export_payload) {
+        uint8_t meta[CTL_EXPORT_META_SIZE] = { 1, 2, 3 }, *b = NULL;
+        const uint8_t *m, *perm;
+        size_t n = 0, pl;
+
+        ASSERT_OK(ctl_export_payload_encode(meta, (const uint8_t *) "perm", 4, &b, &n));
+        ASSERT_EQ(n, CTL_EXPORT_META_SIZE + 4 + 4);
+        ASSERT_OK(ctl_export_payload_parse(b, n, &m, &perm, &pl));
+        ASSERT_EQ(pl, 4);
+        ASSERT_MEMEQ(perm, "perm", 4);
+        ASSERT_MEMEQ(m, meta, sizeof(meta));
+        ASSERT_ERR(ctl_export_payload_parse(b, n - 1, &m, &perm, &pl), -EBADMSG);
+        free(b);
+}
