@@ -284,9 +284,10 @@ void config_init(VtpmdConfig *c) {
                 .default_family = TPM_FAMILY_2_0,
                 .log_level = LOG_INFO,
                 .initwait_dwell_ns = VTPMD_DEFAULT_INITWAIT_MS * 1000000ull,
-                /* TODO(issue 5 item 4): default to no once the simulated
-                 * launcher creates its vTPMs with vtpmd-ctl create. */
-                .auto_create = true,
+                /* libxl invents a random UUID per boot when none is
+                 * configured: a fresh vTPM per boot is never what a user
+                 * wants, so unknown UUIDs are refused unless asked for. */
+                .auto_create = false,
                 .control_path = VTPMD_DEFAULT_CONTROL_PATH,
                 .state = {
                         .state_dir = VTPMD_STATEDIR,

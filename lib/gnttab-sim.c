@@ -93,9 +93,32 @@ static void revoke_locked(int dfd, int tfd, uint32_t ref, uint32_t gen) {
                 return;
         e.flags = 0;
         (void) entry_write(tfd, ref, &e);
-        char name[16];
+        char name[16], gone[24];
         ref_name(name, ref);
-        (void) unlinkat(dfd, name, 0);
+        /* A peer may still have the page mapped: keep the file as "<ref>.gone"
+         * so the ref is not handed out again until the peer unmaps. */
+        snprintf(gone, sizeof(gone), "%s.gone", name);
+        if (renameat(dfd, name, dfd, gone) < 0)
+                (void) unlinkat(dfd, name, 0);
+}
+
+/* Whether a revoked page of ref is still mapped by some peer (each mapping
+ * holds an OFD read lock on the page file; flock(2) locks are separate). */
+static bool revoked_still_mapped(int dfd, uint32_t ref) {
+        char gone[24];
+        struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+        int fd;
+        bool mapped;
+
+        snprintf(gone, sizeof(gone), "%" PRIu32 ".gone", ref);
+        fd = openat(dfd, gone, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return false;
+        mapped = fcntl(fd, F_OFD_GETLK, &fl) == 0 && fl.l_type != F_UNLCK;
+        close(fd);
+        if (!mapped)
+                (void) unlinkat(dfd, gone, 0);
+        return mapped;
 }
 
 /* ---- mapping side ---- */
@@ -108,14 +131,18 @@ typedef struct GnttabSim {
         bool restricted;
         uint32_t restrict_domid;
         void **maps;
+        int *map_fds; /* each holds an OFD read lock on its page file while mapped */
         size_t n_maps;
 } GnttabSim;
 
 static Gnttab *sim_gnttab_close(Gnttab *g) {
         GnttabSim *s = (GnttabSim *) g;
-        for (size_t i = 0; i < s->n_maps; i++)
+        for (size_t i = 0; i < s->n_maps; i++) {
                 munmap(s->maps[i], VTPM_XEN_PAGE_SIZE);
+                safe_close(s->map_fds[i]);
+        }
         free(s->maps);
+        free(s->map_fds);
         safe_close(s->lock_fd);
         safe_close(s->hv_fd);
         free(s);
@@ -133,6 +160,10 @@ static int sim_gnttab_map(Gnttab *g, uint32_t domid, uint32_t ref, bool writable
         if (!n)
                 return -ENOMEM;
         s->maps = n;
+        int *nf = realloc(s->map_fds, (s->n_maps + 1) * sizeof(*nf));
+        if (!nf)
+                return -ENOMEM;
+        s->map_fds = nf;
 
         int r = sim_lock(s->lock_fd, true);
         if (r < 0)
@@ -180,11 +211,18 @@ static int sim_gnttab_map(Gnttab *g, uint32_t domid, uint32_t ref, bool writable
                 r = negative_errno();
                 goto out;
         }
+        struct flock fl = { .l_type = F_RDLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+        if (fcntl(pfd, F_OFD_SETLK, &fl) < 0) {
+                r = negative_errno();
+                munmap(addr, VTPM_XEN_PAGE_SIZE);
+                goto out;
+        }
         r = 0;
 out:
         sim_unlock(s->lock_fd);
         if (r < 0)
                 return r;
+        s->map_fds[s->n_maps] = TAKE_FD(pfd);
         s->maps[s->n_maps++] = addr;
         *ret_addr = addr;
         return 0;
@@ -197,6 +235,8 @@ static int sim_gnttab_unmap(Gnttab *g, void *addr) {
                         continue;
                 if (munmap(addr, VTPM_XEN_PAGE_SIZE) < 0)
                         return negative_errno();
+                safe_close(s->map_fds[i]);
+                s->map_fds[i] = s->map_fds[s->n_maps - 1];
                 s->maps[i] = s->maps[--s->n_maps];
                 return 0;
         }
@@ -309,24 +349,22 @@ static int sim_gntshr_share(Gntshr *g, uint32_t domid, bool writable, uint32_t *
         if (r < 0)
                 goto out;
         r = -ENOSPC;
-        /* Take the least recently used free ref (lowest generation). Linux does
-         * not hand a ref out again while the peer still has it mapped, so a
-         * frontend that resumes publishes a new ring-ref; reusing the ref just
-         * revoked would hide the resume from the backend. */
-        for (uint32_t i = SIM_FIRST_REF, best_gen = UINT32_MAX; i < VTPM_SIM_GRANT_REFS; i++) {
+        /* The lowest free ref, like Linux's grant allocator, except one whose
+         * revoked page a peer still has mapped: Linux holds such a ref back
+         * (gnttab_end_foreign_access defers), which is why a resumed frontend
+         * publishes a new ring-ref while a re-attached one gets the old. */
+        for (uint32_t i = SIM_FIRST_REF; i < VTPM_SIM_GRANT_REFS; i++) {
                 GrantEntry c;
                 int k = entry_read(tfd, i, &c);
                 if (k < 0) {
                         r = k;
                         goto out;
                 }
-                if (!(c.flags & GRANT_IN_USE) && (r < 0 || c.gen < best_gen)) {
+                if (!(c.flags & GRANT_IN_USE) && !revoked_still_mapped(dfd, i)) {
                         ref = i;
                         e = c;
-                        best_gen = c.gen;
                         r = 0;
-                        if (c.gen == 0)
-                                break; /* never used */
+                        break;
                 }
         }
         if (r < 0)

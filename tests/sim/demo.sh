@@ -17,8 +17,18 @@ rm -rf "$DIR"
 mkdir -p "$DIR"
 trap '[ -n "${KEEP:-}" ] || "$SIM" stop --dir "$DIR" >/dev/null 2>&1 || true' EXIT
 
-bold "Start the simulated Xen host: xenstored, vtpmd, and two Linux guests with xen-tpmfront"
-run "$SIM" start --dir "$DIR" --guests 2
+CTL=$BUILD/daemon/vtpmd-ctl
+
+bold "Start the simulated Xen host: xenstored, a swtpm as the host TPM, vtpmd, and a Linux guest with xen-tpmfront"
+echo "(vtpm-sim creates guest1's vTPM with vtpmd-ctl before it attaches it, as an admin would)"
+run "$SIM" start --dir "$DIR" --guests 1
+. "$DIR/env"   # VTPMD_CONTROL: vtpmd-ctl talks to this host's vtpmd
+
+bold "The admin creates a manufactured vTPM (EK + EK certificate) and gives it to a new guest"
+U=$(run "$CTL" create --ek-cert)
+echo "$U"
+echo "In xl this is vtpm=[\"backend=0,uuid=$U\"]; here:"
+run "$SIM" attach --dir "$DIR" guest2 --uuid "$U"
 run "$SIM" status --dir "$DIR"
 
 G1=$(cat "$DIR/guest1.tcti")
@@ -38,6 +48,11 @@ bold "Extend PCR 16 in guest1; guest2's PCR 16 is untouched"
 run tpm2_pcrextend -T "$G1" 16:sha256=$(echo -n demo | sha256sum | cut -d' ' -f1)
 run tpm2_pcrread -T "$G1" sha256:16
 run tpm2_pcrread -T "$G2" sha256:16
+
+bold "guest2's EK certificate, read from its vTPM's NV, verifies against vtpmd's local CA"
+run tpm2_nvread -T "$G2" 0x01c00002 -C o -o "$DIR/ek.der" >/dev/null
+run "$CTL" ca-cert >"$DIR/ca.pem"
+run openssl verify -CAfile "$DIR/ca.pem" <(openssl x509 -inform der -in "$DIR/ek.der")
 
 bold "A signed quote of guest1's PCRs, verified with tpm2_checkquote"
 Q=$DIR/quote
@@ -61,6 +76,9 @@ run tpm2_nvread -T "$G1" 0x1500016 -C o -s 31
 echo
 echo "The vTPM's state on disk is encrypted (AES-256-GCM) under a key sealed to the host TPM (here a real swtpm):"
 run ls -l "$DIR/state" "$DIR/state/$(ls "$DIR/state" | grep -E '^[0-9a-f-]{36}$' | head -1)"
+
+bold "vtpmd-ctl list"
+run "$CTL" list
 
 bold "What vtpmd logged"
 grep -v '^vtpmd-worker' "$DIR/vtpmd.log" | sed 's/^/  /'

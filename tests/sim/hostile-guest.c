@@ -587,6 +587,15 @@ static void connect_device(void) {
         H.gxs = xs_open(0);
         CHECK(H.gxs, "connecting to xenstore as domain %u at %s: %m", H.domid, gsock);
 
+        /* vtpmd serves only vTPMs the admin created (auto-create is off). */
+        {
+                const char *ctl = getenv("VTPMD_CTL");
+                _cleanup_free_ char *cmd = NULL;
+                CHECK(ctl && *ctl, "VTPMD_CTL is not set (the path of vtpmd-ctl)");
+                CHECK(asprintf(&cmd, "'%s' --control '%s/control' create --uuid %s >/dev/null", ctl, H.dir, H.uuid) >= 0,
+                      "oom");
+                CHECK(system(cmd) == 0, "vtpmd-ctl create --uuid %s failed", H.uuid);
+        }
         CHECK_OK(toolstack_vtpm_add(H.ts, H.domid, H.uuid, &H.devid));
         snprintf(H.fe, sizeof(H.fe), "/local/domain/%u/device/vtpm/%u", H.domid, H.devid);
         snprintf(H.be, sizeof(H.be), "/local/domain/0/backend/vtpm/%u/%u", H.domid, H.devid);

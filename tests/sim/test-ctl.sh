@@ -174,9 +174,12 @@ ok "host B started (another swtpm, another master key)"
 check "the two hosts have different host TPMs" bash -c "! cmp -s '$A/hosttpm/tpm2-00.permall' '$B/hosttpm/tpm2-00.permall'"
 CB="$CTL --control $B/control"
 # B runs a guest of its own whose files change as it likes: what must not change is the set of vTPMs.
-snapB() { find "$B/state" -mindepth 1 -maxdepth 1 | sort; find "$B/state" -name "*.tmp"; }
+# (vtpmd rewrites its manifest through manifest.tmp whenever B's own guest writes state.)
+snapB() { find "$B/state" -mindepth 1 -maxdepth 1 ! -name manifest.tmp | sort; find "$B/state" -name "*.tmp" ! -name manifest.tmp; }
 cp "$SIMDIR/u.pass" "$SIMDIR/corrupt"
-printf '\x5a' | dd of="$SIMDIR/corrupt" bs=1 seek=100 conv=notrunc 2>/dev/null
+# Flip (not set) a byte, so the copy always differs from the original.
+b=$(od -An -tu1 -j100 -N1 "$SIMDIR/u.pass" | tr -d ' ')
+printf "\\$(printf '%03o' $((b ^ 0x5a)))" | dd of="$SIMDIR/corrupt" bs=1 seek=100 conv=notrunc 2>/dev/null
 head -c 120 "$SIMDIR/u.pass" >"$SIMDIR/truncated"
 before=$(snapB)
 bad "import with a wrong passphrase" "wrong passphrase or key" --control "$B/control" import "$SIMDIR/u.pass" --passphrase-file "$SIMDIR/wrong"
@@ -259,7 +262,8 @@ grep -q 'Permission denied' '$SIMDIR/err'"
 echo "--auto-create no" >"$A.extra"
 check "restart A's vtpmd with --auto-create no" "$VTPM_SIM" restart-daemon --dir "$A"
 NEWU=7d1e5a00-2222-4333-8444-555566667777
-VTPM_SIM_CONNECT_TIMEOUT=3 "$VTPM_SIM" attach --dir "$A" guest3 --uuid "$NEWU" >/dev/null 2>&1
+# (VTPM_SIM_NO_CTL: the launcher must not create it with vtpmd-ctl first, as it normally does)
+VTPM_SIM_NO_CTL=1 VTPM_SIM_CONNECT_TIMEOUT=3 "$VTPM_SIM" attach --dir "$A" guest3 --uuid "$NEWU" >/dev/null 2>&1
 check "an unknown UUID is refused with a clear log line" \
 	grep -q "unknown vTPM $NEWU: create it with vtpmd-ctl create --uuid $NEWU" "$A/vtpmd.log"
 dom3=$("$VTPM_SIM" status --dir "$A" --json | pyjson "print([g for g in d['guests'] if g['name']=='guest3'][0]['domid'])")

@@ -34,6 +34,8 @@ exec "$FAKE_BACKEND" "\${args[@]}"
 WRAPPER
 chmod +x "$WRAP/backend"
 export VTPMD=$WRAP/backend
+# The fake backend has no control socket: vtpm-sim must not try vtpmd-ctl.
+export VTPM_SIM_NO_CTL=1
 
 export VTPM_SIM_TIMEOUT_SCALE=0.2
 export VTPM_SIM_CONNECT_TIMEOUT=30

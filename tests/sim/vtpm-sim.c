@@ -216,6 +216,42 @@ static int spawn(char *const argv[], const char *log, char *const env_set[],
         return 0;
 }
 
+/* Makes sure vtpmd knows the vTPM, the way an admin does before xl attaches
+ * it (vtpmd refuses unknown UUIDs): `vtpmd-ctl show`, else `vtpmd-ctl create`.
+ * Its output goes to DIR/vtpmd-ctl.log. VTPM_SIM_NO_CTL=1 skips it (a fake
+ * backend without a control socket). */
+static int run_ctl(const Sim *s, char *const args[]) {
+        _cleanup_free_ char *bin = find_binary(s, "VTPMD_CTL", "../../daemon/vtpmd-ctl");
+        _cleanup_free_ char *log = xasprintf("%s/vtpmd-ctl.log", s->dir);
+        _cleanup_free_ char *ctl = xasprintf("%s/control", s->dir);
+        char *argv[16] = { bin, "--control", ctl };
+        size_t n = 3;
+        int status;
+        pid_t pid;
+
+        for (size_t i = 0; args[i] && n < ELEMENTSOF(argv) - 1; i++)
+                argv[n++] = args[i];
+        if (spawn(argv, log, NULL, NULL, &pid) < 0)
+                return -1;
+        if (waitpid(pid, &status, 0) < 0)
+                return -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int ensure_vtpm(const Sim *s, const char *uuid, const char *family) {
+        const char *skip = getenv("VTPM_SIM_NO_CTL");
+
+        if (skip && streq(skip, "1"))
+                return 0;
+        if (run_ctl(s, (char *[]){ "show", (char *) uuid, NULL }) == 0)
+                return 0;
+        if (run_ctl(s, (char *[]){ "create", "--uuid", (char *) uuid, "--tpm", (char *) (family ?: "2.0"), NULL }) ==
+            0)
+                return 0;
+        fprintf(stderr, "vtpm-sim: vtpmd-ctl create --uuid %s failed (see %s/vtpmd-ctl.log)\n", uuid, s->dir);
+        return -EIO;
+}
+
 /* Waits for a process to be gone; reaps it if it is our child. */
 static bool wait_gone(const SimProc *p, unsigned timeout_ms) {
         uint64_t deadline = now_ms() + timeout_ms;
@@ -358,7 +394,9 @@ static int launch_guest(const Sim *s, Toolstack *ts, SimGuest *g) {
         for (size_t i = 0; i < g->n_vtpms; i++) {
                 uint32_t devid;
 
-                r = toolstack_vtpm_add(ts, domid, g->vtpms[i].uuid, &devid);
+                r = ensure_vtpm(s, g->vtpms[i].uuid, g->vtpms[i].family);
+                if (r >= 0)
+                        r = toolstack_vtpm_add(ts, domid, g->vtpms[i].uuid, &devid);
                 if (r < 0) {
                         fprintf(stderr, "vtpm-sim: adding vTPM %s to %s (domain %u) failed: %s\n",
                                 g->vtpms[i].uuid, g->name, domid, strerror(-r));
@@ -1196,6 +1234,8 @@ static int cmd_attach(Sim *s, const char *name, const char *uuid, const char *fa
                 SimGuest *list[1] = { g };
 
                 if (!uuid && sim_uuid_random(canon) < 0)
+                        return 1;
+                if (ensure_vtpm(s, canon, family) < 0)
                         return 1;
                 r = toolstack_vtpm_add(ts, g->domid, canon, &devid);
                 if (r < 0) {

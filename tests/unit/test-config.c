@@ -98,7 +98,7 @@ TEST(defaults) {
         ASSERT_EQ(c.default_family, TPM_FAMILY_2_0);
         ASSERT_EQ(c.log_level, LOG_INFO);
         ASSERT_EQ(c.initwait_dwell_ns, 100ull * 1000000ull);
-        ASSERT_TRUE(c.auto_create); /* until vtpmd-ctl create is used by the launcher */
+        ASSERT_FALSE(c.auto_create); /* unknown vTPM UUIDs are refused by default */
         ASSERT_STREQ(c.control_path, "/run/vtpmd/control");
         ASSERT_FALSE(c.have_control_gid);
         ASSERT_STREQ(c.state.state_dir, VTPMD_STATEDIR);

@@ -1,0 +1,340 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
+#
+# The scenarios of issue 6, run in the rig's dom0 against real xl, xenstored and
+# Linux xen-tpmfront guests. Prints "XENRIG-RESULT ok|not ok N - text" per
+# scenario and "XENRIG-DIAG N text" for why; run.sh turns them into TAP lines.
+#
+# Order: a TPM 1.2 daemon phase (1, 2, and a destroy for 5), then a TPM 2.0 phase
+# (3 with a guest reboot, 6 daemon restart, 4 detach/attach, 7 two guests, 5 the
+# destroys). The family is per daemon for now, hence the two phases.
+#
+# Guests are driven through xenstore (see domu/init): guest_run writes a command
+# to /local/domain/<id>/data/cmd/N and waits, with a deadline, for data/rc/N.
+export PATH=/usr/lib/xen-4.17/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+RIG=/root/rig
+L=/var/log/rig
+VLOG=/var/log/vtpmd.log
+mkdir -p "$L"
+U12=6a9c0b1e-1212-4c3d-8e4f-00000000a012
+U20=6a9c0b1e-2020-4c3d-8e4f-00000000a020
+U20B=6a9c0b1e-2020-4c3d-8e4f-00000000b020
+NVIDX=0x1500016
+
+now() { cut -d' ' -f1 /proc/uptime; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+say() { echo "XENRIG [dom0 $(now)] $*"; }
+
+declare -A FAILS RAN
+fail() { local n=$1; shift; FAILS[$n]+="$*; "; RAN[$n]=1; echo "XENRIG-DIAG $n FAIL: $*"; }
+note() { local n=$1; shift; RAN[$n]=1; echo "XENRIG-DIAG $n $*"; }
+# check N DESCRIPTION COMMAND...: runs the command, records a failure if it fails
+check() { local n=$1 what=$2; shift 2; if "$@"; then note "$n" "ok: $what"; else fail "$n" "$what"; fi; }
+
+# ---- vtpmd --------------------------------------------------------------------
+VPID=
+vtpmd_start() {
+	local family=$1 before
+	before=$(grep -c ' serving ' "$VLOG" 2>/dev/null)
+	echo "=== [$(now)] vtpmd --default-tpm $family" >> "$VLOG"
+	# durable state in dom0's RAM (it outlives vtpmd restarts and guest reboots,
+	# which is what the scenarios need); the master key from a key file: dom0
+	# has no host TPM
+	vtpmd --no-config --platform xen --default-tpm "$family" --log-level debug \
+		--state-dir /var/lib/vtpmd --key-source file:/var/lib/vtpmd-master.key \
+		> >(while IFS= read -r line; do read -r u _ < /proc/uptime; echo "[$u] $line"; done >> "$VLOG") 2>&1 &
+	VPID=$!
+	local t0; t0=$(now)
+	until [ "$(grep -c ' serving ' "$VLOG")" -gt "${before:-0}" ]; do
+		kill -0 "$VPID" 2>/dev/null || { say "vtpmd exited at start"; return 1; }
+		[ "$(since "$t0" | cut -d. -f1)" -ge 20 ] && { say "vtpmd not ready after 20 s"; return 1; }
+		sleep 0.1
+	done
+	say "vtpmd pid $VPID ready ($family)"
+}
+vtpmd_stop() {
+	[ -n "$VPID" ] || return 0
+	kill -TERM "$VPID" 2>/dev/null
+	local t0; t0=$(now)
+	while kill -0 "$VPID" 2>/dev/null; do
+		if [ "$(since "$t0" | cut -d. -f1)" -ge 15 ]; then
+			say "vtpmd did not exit 15 s after SIGTERM"; kill -KILL "$VPID"; wait "$VPID"; VPID=; return 1
+		fi
+		sleep 0.1
+	done
+	wait "$VPID"; local rc=$?
+	say "vtpmd exited rc=$rc after $(since "$t0") s"
+	VPID=
+	return $rc
+}
+workers() { pgrep -c -x vtpmd-worker || true; }
+
+# ---- guests -------------------------------------------------------------------
+guest_cfg() { # name uuid
+	cat > "$RIG/$1.cfg" <<-CFG
+	name = "$1"
+	type = "pv"
+	kernel = "$RIG/vmlinuz-domU"
+	ramdisk = "$RIG/domu.cpio.gz"
+	extra = "console=hvc0 rdinit=/init loglevel=4"
+	memory = 192
+	vcpus = 1
+	on_crash = "preserve"
+	vtpm = [ "backend=0,uuid=$2" ]
+	CFG
+}
+domid() { xl domid "$1" 2>/dev/null; }
+fe_state() { xenstore-read "/local/domain/$1/device/vtpm/${2:-0}/state" 2>/dev/null; }
+be_state() { xenstore-read "/local/domain/0/backend/vtpm/$1/${2:-0}/state" 2>/dev/null; }
+
+# wait_until SECONDS COMMAND...: polls every 0.2 s
+wait_until() {
+	local tmo=$1 t0; shift; t0=$(now)
+	until "$@"; do
+		awk -v a="$t0" -v b="$(now)" -v t="$tmo" 'BEGIN { exit !(b - a > t) }' && return 1
+		sleep 0.2
+	done
+}
+fe_is() { [ "$(fe_state "$1")" = "$2" ]; }
+fe_is_3_or_4() { local s; s=$(fe_state "$1"); [ "$s" = 3 ] || [ "$s" = 4 ]; }
+guest_ready() { xenstore-read "/local/domain/$1/data/rig-ready" >/dev/null 2>&1; }
+
+# guest_run NAME TIMEOUT COMMAND: output in $GOUT, returns the command's rc, 124 on timeout
+declare -A SEQ
+guest_run() {
+	local name=$1 tmo=$2 cmd=$3 id n p t0 rc
+	id=$(domid "$name") || { GOUT="no domain $name"; return 125; }
+	n=$(( ${SEQ[$id]:-0} + 1 )); SEQ[$id]=$n
+	p=/local/domain/$id/data
+	xenstore-write "$p/cmd/$n" "$cmd"
+	t0=$(now)
+	until rc=$(xenstore-read "$p/rc/$n" 2>/dev/null); do
+		# sleeps until the node is written (or 2 s): tight polling slows TCG
+		timeout 2 xenstore-watch -n 2 "$p/rc/$n" >/dev/null 2>&1
+		if awk -v a="$t0" -v b="$(now)" -v t="$tmo" 'BEGIN { exit !(b - a > t) }'; then
+			GOUT="timeout after $tmo s: $cmd"
+			echo "[$(now)] $name($id) #$n TIMEOUT $cmd" >> "$L/guest-commands.log"
+			return 124
+		fi
+	done
+	# -R: raw, xenstore-read escapes newlines otherwise
+	GOUT=$(xenstore-read -R "$p/out/$n" 2>/dev/null)
+	{ echo "[$(now)] $name($id) #$n rc=$rc ($(since "$t0") s) \$ $cmd"; echo "$GOUT" | sed 's/^/    /'; } >> "$L/guest-commands.log"
+	return "$rc"
+}
+
+# create NAME UUID SCENARIO: xl create, then the frontend must reach Connected
+# within seconds of publishing its ring, and the guest's command loop must answer.
+create_guest() {
+	local name=$1 uuid=$2 n=$3 t0 rc id t3
+	guest_cfg "$name" "$uuid"
+	t0=$(now)
+	xl -v create "$RIG/$name.cfg" > "$L/xl-create-$name.log" 2>&1; rc=$?
+	note "$n" "xl create $name: rc=$rc in $(since "$t0") s"
+	[ $rc = 0 ] || { fail "$n" "xl create $name failed rc=$rc: $(grep -i -E 'error|unable' "$L/xl-create-$name.log" | head -3 | tr '\n' ' ')"; return 1; }
+	id=$(domid "$name")
+	# the guest kernel boots under TCG first; only the time from ring published
+	# (frontend 3) to Connected (4) measures the backend
+	wait_until 120 fe_is_3_or_4 "$id" || { fail "$n" "$name frontend never published its ring (state '$(fe_state "$id")')"; return 1; }
+	t3=$(now)
+	wait_until 60 fe_is "$id" 4 || { fail "$n" "$name frontend not Connected 60 s after state 3 (fe '$(fe_state "$id")', be '$(be_state "$id")')"; return 1; }
+	note "$n" "$name domid $id frontend Connected $(since "$t3") s after Initialised"
+	# An unserved probe costs 118 s. Under TCG on a busy 2-core host a TPM 1.2
+	# start (libtpms self-test) has taken 20 s, so the bound is generous.
+	awk -v a="$t3" -v b="$(now)" 'BEGIN { exit !(b - a < 45) }' || fail "$n" "$name frontend took $(since "$t3") s from Initialised to Connected (probe blocked?)"
+	wait_until 60 guest_ready "$id" || { fail "$n" "$name command loop not up"; return 1; }
+	return 0
+}
+
+destroy_guest() { # name: xl destroy in seconds, no "unable to remove", worker and backend dir gone
+	local name=$1 n=5 id t0 rc w0 el
+	id=$(domid "$name") || { fail $n "no domain $name to destroy"; return 1; }
+	w0=$(workers)
+	t0=$(now)
+	xl destroy "$name" > "$L/xl-destroy-$name.log" 2>&1; rc=$?
+	el=$(since "$t0")
+	note $n "xl destroy $name (domid $id): rc=$rc in $el s, workers before: $w0"
+	[ $rc = 0 ] || fail $n "xl destroy $name rc=$rc"
+	awk -v e="$el" 'BEGIN { exit !(e < 8) }' || fail $n "xl destroy $name took $el s (libxl waited for Closed?)"
+	grep -q -i 'unable to remove' "$L/xl-destroy-$name.log" && fail $n "xl destroy $name: $(grep -i 'unable' "$L/xl-destroy-$name.log" | head -1)"
+	workers_at_most() { [ "$(workers)" -le "$1" ]; }
+	wait_until 5 workers_at_most $((w0 - 1)) || fail $n "worker of $name still running 5 s after destroy ($(workers) workers, was $w0)"
+	xenstore-exists "/local/domain/0/backend/vtpm/$id" 2>/dev/null && fail $n "backend dir /local/domain/0/backend/vtpm/$id still there after destroy"
+	kill -0 "$VPID" 2>/dev/null || fail $n "vtpmd died"
+	return 0
+}
+
+pcrread() { # name alg:index -> hex value in $PCR
+	guest_run "$1" 150 "tpm2_pcrread $2" || { PCR="error: $GOUT"; return 1; }
+	PCR=$(echo "$GOUT" | sed -n 's/^ *[0-9]* *: *0x\([0-9A-Fa-f]*\).*/\1/p' | tr 'A-F' 'a-f' | head -1)
+	[ -n "$PCR" ] || { PCR="unparsed: $GOUT"; return 1; }
+}
+# SHA-256(a || b) of two hex strings (dom0's perl-base has no Digest::SHA)
+sha256_ext() { printf "$(echo "$1$2" | sed 's/../\\x&/g')" | sha256sum | cut -c1-64; }
+rand_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# Every change under the vtpm paths, with times, to compare with the simulation.
+xenstore-watch / 2>/dev/null | grep --line-buffered -E 'vtpm|releaseDomain|introduceDomain' |
+	while read -r p; do echo "[$(now)] $p = $(xenstore-read "$p" 2>/dev/null || echo '<gone>')"; done > "$L/xenstore-trace.log" 2>&1 &
+
+# =============================== TPM 1.2 phase ==================================
+say "phase 1: vtpmd --default-tpm 1.2"
+vtpmd_start 1.2 || fail 1 "vtpmd (1.2) did not start"
+
+say "scenario 1: xl create with vtpm=[backend=0,uuid=...]"
+if create_guest g12 "$U12" 1; then
+	guest_run g12 20 'ls -l /dev/tpm0 && test -c /dev/tpm0' || fail 1 "/dev/tpm0 missing in g12: $GOUT"
+	xenstore-ls -fp "/local/domain/0/backend/vtpm/$(domid g12)" > "$L/xenstore-backend-g12.txt" 2>&1
+	xenstore-ls -fp "/local/domain/$(domid g12)/device/vtpm" > "$L/xenstore-frontend-g12.txt" 2>&1
+	say "scenario 2: TPM 1.2 through the guest kernel's driver"
+	guest_run g12 300 rig-tpm12-check; rc=$?
+	echo "$GOUT" | sed 's/^/XENRIG-DIAG 2 /'
+	[ $rc = 0 ] || fail 2 "TPM 1.2 check in g12 failed (rc=$rc): $(echo "$GOUT" | grep FAIL | head -1)"
+	RAN[2]=1
+	destroy_guest g12
+else
+	fail 2 "no TPM 1.2 guest"
+fi
+vtpmd_stop || fail 5 "vtpmd (1.2) did not stop cleanly"
+
+# =============================== TPM 2.0 phase ==================================
+say "phase 2: vtpmd --default-tpm 2.0"
+vtpmd_start 2.0 || fail 3 "vtpmd (2.0) did not start"
+
+say "scenario 3: TPM 2.0 with tpm2-tools, NV across xl reboot"
+if create_guest g20 "$U20" 1; then
+	guest_run g20 20 'test -c /dev/tpm0 && ! test -e /dev/tpmrm0' || note 3 "device nodes: $GOUT"
+	if guest_run g20 150 'tpm2_getrandom --hex 16' && [ "$(echo -n "$GOUT" | tr -d '\n' | wc -c)" = 32 ]; then
+		note 3 "ok: getrandom $GOUT"
+	else fail 3 "tpm2_getrandom: $GOUT"; fi
+	pcrread g20 sha256:16 || fail 3 "pcrread before extend: $PCR"
+	p0=$PCR; d=$(rand_hex 32)
+	guest_run g20 150 "tpm2_pcrextend 16:sha256=$d" || fail 3 "tpm2_pcrextend: $GOUT"
+	pcrread g20 sha256:16 || fail 3 "pcrread after extend: $PCR"
+	exp=$(sha256_ext "$p0" "$d")
+	[ "$PCR" = "$exp" ] && note 3 "ok: PCR 16 = SHA-256(old || digest)" || fail 3 "PCR 16 after extend is $PCR, expected $exp"
+	guest_run g20 600 'tpm2_createprimary -C o -G ecc -c /tmp/primary.ctx >/tmp/cp.out 2>&1; rc=$?; test -s /tmp/primary.ctx || rc=1; [ $rc = 0 ] || tail -n 5 /tmp/cp.out; tpm2_flushcontext -t; exit $rc' \
+		&& note 3 "ok: createprimary (ECC)" || fail 3 "tpm2_createprimary: $GOUT"
+	nvdata=xenrig-nv-$(rand_hex 8)
+	guest_run g20 300 "tpm2_nvundefine $NVIDX -C o >/dev/null 2>&1; tpm2_nvdefine $NVIDX -C o -s ${#nvdata} -a 'ownerread|ownerwrite|authread|authwrite' >/dev/null && printf %s $nvdata > /tmp/nv && tpm2_nvwrite $NVIDX -C o -i /tmp/nv && tpm2_nvread $NVIDX -C o -s ${#nvdata}" \
+		&& [ "$GOUT" = "$nvdata" ] && note 3 "ok: NV index $NVIDX written and read back" || fail 3 "NV define/write/read: $GOUT"
+	id0=$(domid g20)
+	t0=$(now)
+	xl reboot g20 > "$L/xl-reboot-g20.log" 2>&1 || fail 3 "xl reboot g20: $(cat "$L/xl-reboot-g20.log")"
+	new_g20() { local i; i=$(domid g20) && [ "$i" != "$id0" ]; }
+	if wait_until 120 new_g20; then
+		id=$(domid g20)
+		note 3 "g20 rebooted: domid $id0 -> $id after $(since "$t0") s"
+		if wait_until 120 fe_is "$id" 4 && wait_until 60 guest_ready "$id"; then
+			pcrread g20 sha256:16 || fail 3 "pcrread after reboot: $PCR"
+			[ "$PCR" = "$(printf '%064d' 0)" ] && note 3 "ok: PCR 16 reset by the reboot" || fail 3 "PCR 16 after reboot is $PCR, expected zeros"
+			guest_run g20 150 "tpm2_nvread $NVIDX -C o -s ${#nvdata}"
+			[ "$GOUT" = "$nvdata" ] && note 3 "ok: NV index kept across xl reboot" \
+				|| fail 3 "NV index not kept across xl reboot (KNOWN-FAIL until durable state, issue 4): got '$GOUT'"
+		else
+			fail 3 "g20 after reboot: frontend '$(fe_state "$id")', guest ready: $(guest_ready "$id" && echo yes || echo no)"
+		fi
+	else
+		fail 3 "g20 did not come back after xl reboot: $(xl list 2>&1 | tr '\n' ' ')"
+	fi
+
+	say "scenario 6: restart vtpmd while g20 uses its TPM"
+	d=$(rand_hex 32)
+	guest_run g20 150 "tpm2_pcrextend 16:sha256=$d" || fail 6 "pcrextend before restart: $GOUT"
+	pcrread g20 sha256:16 || fail 6 "pcrread before restart: $PCR"
+	before=$PCR
+	# the guest keeps issuing commands while the daemon goes away and comes back
+	id=$(domid g20)
+	xenstore-write "/local/domain/$id/data/cmd/$(( ${SEQ[$id]} + 1 ))" 'i=0; ok=0; post=0; while [ $post -lt 3 ] && [ $i -lt 200 ]; do tpm2_getrandom --hex 4 >/dev/null 2>&1 && ok=$((ok+1)); i=$((i+1)); xenstore-read data/restarted >/dev/null 2>&1 && post=$((post+1)); done; echo "$ok/$i"'
+	bg_n=$(( ${SEQ[$id]} + 1 )); SEQ[$id]=$bg_n
+	fe0=$(fe_state "$id"); be0=$(be_state "$id")
+	vtpmd_stop || fail 6 "vtpmd did not stop cleanly"
+	vtpmd_start 2.0 || fail 6 "vtpmd did not start again"
+	xenstore-write "/local/domain/$id/data/restarted" 1
+	bg_done() { xenstore-exists "/local/domain/$id/data/rc/$bg_n"; }
+	wait_until 400 bg_done || fail 6 "the guest's command loop did not finish"
+	note 6 "getrandom loop across the restart: $(xenstore-read -R "/local/domain/$id/data/out/$bg_n")"
+	[ "$(fe_state "$id")/$(be_state "$id")" = "$fe0/$be0" ] || fail 6 "xenbus states moved: fe $fe0->$(fe_state "$id"), be $be0->$(be_state "$id")"
+	guest_run g20 150 'tpm2_getrandom --hex 16' && note 6 "ok: getrandom after restart" || fail 6 "getrandom after restart: $GOUT"
+	pcrread g20 sha256:16 || fail 6 "pcrread after restart: $PCR"
+	[ "$PCR" = "$before" ] && note 6 "ok: PCR 16 unchanged" \
+		|| fail 6 "PCR 16 changed across the daemon restart (KNOWN-FAIL until durable state, issue 4): $before -> $PCR"
+
+	say "scenario 4: xl vtpm-list, vtpm-detach, vtpm-attach"
+	id=$(domid g20)
+	xl vtpm-list g20 > "$L/vtpm-list.txt" 2>&1
+	grep -q "$U20" "$L/vtpm-list.txt" && note 4 "ok: vtpm-list: $(grep "$U20" "$L/vtpm-list.txt")" || fail 4 "xl vtpm-list does not show $U20: $(cat "$L/vtpm-list.txt")"
+	w0=$(workers)
+	t0=$(now)
+	xl -v vtpm-detach g20 0 > "$L/xl-vtpm-detach.log" 2>&1; rc=$?; el=$(since "$t0")
+	note 4 "xl vtpm-detach: rc=$rc in $el s"
+	[ $rc = 0 ] || fail 4 "xl vtpm-detach rc=$rc: $(tail -3 "$L/xl-vtpm-detach.log" | tr '\n' ' ')"
+	awk -v e="$el" 'BEGIN { exit !(e < 8) }' || fail 4 "xl vtpm-detach took $el s (libxl's 10 s timeout?)"
+	grep -q -i 'unable\|timed out\|timeout' "$L/xl-vtpm-detach.log" && fail 4 "xl vtpm-detach: $(grep -i 'unable\|time' "$L/xl-vtpm-detach.log" | head -1)"
+	guest_run g20 30 'i=0; while ls /dev/tpm[0-9]* >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.2; done; echo gone' \
+		&& note 4 "ok: /dev/tpm0 gone in the guest" || fail 4 "/dev/tpm0 still in the guest after detach: $GOUT"
+	workers_at_most() { [ "$(workers)" -le "$1" ]; }
+	wait_until 5 workers_at_most $((w0 - 1)) || fail 4 "worker still running after detach"
+	xenstore-exists "/local/domain/0/backend/vtpm/$id/0" && fail 4 "backend dir still there after detach"
+	t0=$(now)
+	xl -v vtpm-attach g20 "uuid=$U20" > "$L/xl-vtpm-attach.log" 2>&1; rc=$?; el=$(since "$t0")
+	note 4 "xl vtpm-attach: rc=$rc in $el s"
+	[ $rc = 0 ] || fail 4 "xl vtpm-attach rc=$rc: $(tail -3 "$L/xl-vtpm-attach.log" | tr '\n' ' ')"
+	devid=$(xenstore-list "/local/domain/$id/device/vtpm" 2>/dev/null | head -1)
+	fe_dev_is() { [ "$(fe_state "$id" "${devid:-0}")" = 4 ]; }
+	wait_until 60 fe_dev_is \
+		|| fail 4 "re-attached frontend (devid ${devid:-?}) not Connected: '$(fe_state "$id" "${devid:-0}")'"
+	guest_run g20 150 'i=0; until ls /dev/tpm[0-9]* >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.2; done; dev=$(ls /dev/tpm[0-9]* | head -1); echo $dev; tpm2_getrandom -T device:$dev --hex 16' \
+		&& note 4 "ok: after attach: $(echo $GOUT)" || fail 4 "TPM after vtpm-attach: $GOUT"
+
+	say "scenario 7: two guests, PCRs independent"
+	if create_guest g20b "$U20B" 7; then
+		say "scenario 7: reading PCR 15 in both guests"
+		guest_run g20 30 'ls /dev/tpm[0-9]* | head -1'
+		A="-T device:${GOUT:-/dev/tpm0}"
+		guest_run g20 150 "tpm2_pcrread $A sha256:15"; a0=$(echo "$GOUT" | sed -n 's/.*: *0x\([0-9A-Fa-f]*\).*/\1/p' | tr A-F a-f)
+		pcrread g20b sha256:15; b0=$PCR
+		d=$(rand_hex 32)
+		say "scenario 7: extending PCR 15 in g20"
+		guest_run g20 150 "tpm2_pcrextend $A 15:sha256=$d" || fail 7 "pcrextend in g20: $GOUT"
+		guest_run g20 150 "tpm2_pcrread $A sha256:15"; a1=$(echo "$GOUT" | sed -n 's/.*: *0x\([0-9A-Fa-f]*\).*/\1/p' | tr A-F a-f)
+		pcrread g20b sha256:15; b1=$PCR
+		note 7 "g20 PCR15 $a0 -> $a1; g20b PCR15 $b0 -> $b1"
+		[ "$a1" = "$(sha256_ext "$a0" "$d")" ] || fail 7 "extend in g20 did not give SHA-256(old || digest)"
+		[ -n "$b0" ] && [ "$b0" = "$b1" ] || fail 7 "g20b's PCR 15 changed when g20 extended its own"
+		d=$(rand_hex 32)
+		say "scenario 7: extending PCR 15 in g20b"
+		guest_run g20b 150 "tpm2_pcrextend 15:sha256=$d" || fail 7 "pcrextend in g20b: $GOUT"
+		guest_run g20 150 "tpm2_pcrread $A sha256:15"; a2=$(echo "$GOUT" | sed -n 's/.*: *0x\([0-9A-Fa-f]*\).*/\1/p' | tr A-F a-f)
+		[ "$a2" = "$a1" ] || fail 7 "g20's PCR 15 changed when g20b extended its own: $a1 -> $a2"
+		[ "$(workers)" -ge 2 ] || fail 7 "expected a worker per guest, found $(workers)"
+		destroy_guest g20b
+	fi
+	destroy_guest g20
+else
+	fail 3 "no TPM 2.0 guest"
+	fail 4 "no TPM 2.0 guest"
+	fail 6 "no TPM 2.0 guest"
+	fail 7 "no TPM 2.0 guest"
+fi
+kill -0 "$VPID" 2>/dev/null || fail 5 "vtpmd is not running at the end"
+vtpmd_stop || fail 5 "vtpmd (2.0) did not stop cleanly"
+
+DESC[1]='xl create with a vtpm: xl succeeds, frontend Connected within seconds, /dev/tpm0'
+DESC[2]='TPM 1.2 vTPM: sysfs caps/pcrs answer, raw TPM_Extend of PCR 16 gives SHA-1(old || digest)'
+DESC[3]='TPM 2.0 vTPM: getrandom, pcrextend/pcrread, createprimary, NV kept across xl reboot'
+DESC[4]='xl vtpm-list shows it; vtpm-detach in seconds, /dev/tpm0 gone; vtpm-attach brings it back'
+DESC[5]='xl destroy in seconds, worker gone, backend dir gone'
+DESC[6]='vtpmd restart while the guest uses TPM 2.0: commands succeed, PCRs unchanged'
+DESC[7]='two guests at once: a PCR extended in one is unchanged in the other'
+failed=0
+for n in 1 2 3 4 5 6 7; do
+	if [ -z "${RAN[$n]}" ]; then
+		echo "XENRIG-RESULT not ok $n - ${DESC[$n]} # did not run"; failed=$((failed + 1))
+	elif [ -n "${FAILS[$n]}" ]; then
+		echo "XENRIG-RESULT not ok $n - ${DESC[$n]}"; failed=$((failed + 1))
+	else
+		echo "XENRIG-RESULT ok $n - ${DESC[$n]}"
+	fi
+done
+exit $((failed > 0))
