@@ -77,9 +77,6 @@ echo
 echo "The vTPM's state on disk is encrypted (AES-256-GCM) under a key sealed to the host TPM (here a real swtpm):"
 run ls -l "$DIR/state" "$DIR/state/$(ls "$DIR/state" | grep -E '^[0-9a-f-]{36}$' | head -1)"
 
-bold "vtpmd-ctl list"
-run "$CTL" list
-
 bold "What vtpmd logged"
 grep -v '^vtpmd-worker' "$DIR/vtpmd.log" | sed 's/^/  /'
 
@@ -90,3 +87,6 @@ if [ -n "${KEEP:-}" ]; then
 else
 	bold "Stopping the simulation (KEEP=1 make demo leaves it running)"
 fi
+
+bold "The host's vTPMs: vtpmd-ctl list"
+run "$CTL" list
