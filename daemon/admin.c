@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <json-c/json.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,28 +76,6 @@ static void secret_freep(uint8_t **p, size_t n) {
 }
 
 /* ---- looking things up ---- */
-
-static const char *phase_to_string(DevPhase p) {
-        switch (p) {
-        case DEV_NEW:
-                return "new";
-        case DEV_INIT_WAIT:
-                return "initwait";
-        case DEV_CONNECTING:
-                return "connecting";
-        case DEV_CONNECTED:
-                return "connected";
-        case DEV_CLOSING:
-                return "closing";
-        case DEV_CLOSED:
-                return "closed";
-        case DEV_FAILED:
-                return "failed";
-        case DEV_GONE:
-                return "gone";
-        }
-        return "unknown";
-}
 
 static bool phase_active(DevPhase p) {
         switch (p) {
@@ -253,6 +232,36 @@ static char *device_error_node(Daemon *d, const Device *dev) {
         return s;
 }
 
+/* The EK hashes recorded at manufacturing and the certificate files; null when it has none. */
+static void ek_info(Daemon *d, const char *uuid, json_object *o) {
+        static const struct {
+                const char *file, *key;
+        } certs[] = {
+                { STATEDIR_EK_CERT_RSA2048, "ek_rsa_cert" },
+                { STATEDIR_EK_CERT_ECC_P256, "ek_ecc_cert" },
+        };
+        ManufactureResult ek;
+        struct stat st;
+        char path[PATH_MAX];
+
+        if (manufacture_info(d, uuid, &ek) < 0)
+                ek = (ManufactureResult){};
+        json_object_object_add(o, "ek_rsa_sha256",
+                               ek.ek_rsa_sha256[0] ? json_object_new_string(ek.ek_rsa_sha256) : NULL);
+        json_object_object_add(o, "ek_ecc_sha256",
+                               ek.ek_ecc_sha256[0] ? json_object_new_string(ek.ek_ecc_sha256) : NULL);
+        for (size_t i = 0; i < ELEMENTSOF(certs); i++) {
+                bool have;
+                snprintf(path, sizeof(path), "%s/%s", uuid, certs[i].file);
+                have = fstatat(stateroot_fd(d->state->root), path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                       S_ISREG(st.st_mode);
+                if (have)
+                        snprintf(path, sizeof(path), "%s/%s/%s", stateroot_path(d->state->root), uuid,
+                                 certs[i].file);
+                json_object_object_add(o, certs[i].key, have ? json_object_new_string(path) : NULL);
+        }
+}
+
 /* One row of list, or with details the object of show. */
 static json_object *vtpm_info(Daemon *d, const char *uuid, bool details) {
         json_object *o = json_object_new_object();
@@ -274,7 +283,7 @@ static json_object *vtpm_info(Daemon *d, const char *uuid, bool details) {
         if (dev && active) {
                 json_object_object_add(o, "domid", json_object_new_int64(dev->domid));
                 json_object_object_add(o, "devid", json_object_new_int64(dev->devid));
-                state = phase_to_string(dev->machine.phase);
+                state = dev_phase_to_string(dev->machine.phase);
                 if (dev->worker)
                         device_request_stats(dev); /* the figures arrive for the next list */
         } else {
@@ -301,9 +310,7 @@ static json_object *vtpm_info(Daemon *d, const char *uuid, bool details) {
         } else
                 json_object_object_add(o, "created", NULL);
         json_object_object_add(o, "state_size", json_object_new_int64((int64_t) dir_size(d, uuid)));
-        /* Not recorded by the state store yet (manufacturing reports them; see manufacture.h). */
-        json_object_object_add(o, "ek_rsa_sha256", NULL);
-        json_object_object_add(o, "ek_ecc_sha256", NULL);
+        ek_info(d, uuid, o);
         if (r < 0) {
                 char buf[CTL_MAX_ERROR];
                 snprintf(buf, sizeof(buf), "state file %s/%s %s", uuid, what, statestore_strerror(r));
@@ -952,66 +959,60 @@ out:
 
 /* ---- reset ---- */
 
-/* A factory reset keeping the UUID: new seeds, empty NV, new data key (so an
- * old copy of the permanent state no longer decrypts). */
+static void reset_done(void *userdata, int error, const ManufactureResult *res) {
+        AdminCall *c = userdata;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+
+        if (error < 0) {
+                finish_errorf(c, error, "resetting vTPM %s failed: %s (see vtpmd's log)", c->req.uuid,
+                              strerror(-error));
+                return;
+        }
+        /* A volatile state saved before the clear must never be resumed after it. */
+        vtpm_state_volatile_consumed(c->daemon->state, c->req.uuid);
+        manifest_changed(c->daemon);
+        o = created_result(c->req.uuid, TPM_FAMILY_2_0);
+        if (o && res && res->ek_rsa_sha256[0])
+                json_object_object_add(o, "ek_rsa_sha256", json_object_new_string(res->ek_rsa_sha256));
+        if (o && res && res->ek_ecc_sha256[0])
+                json_object_object_add(o, "ek_ecc_sha256", json_object_new_string(res->ek_ecc_sha256));
+        log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, c->req.uuid, "Reset (TPM2_Clear, EKs kept) vTPM on request "
+                "of vtpmd-ctl");
+        finish(c, 0, NULL, o);
+}
+
+/* A TPM clear keeping the vTPM's identity (manufacture_clear): the guest's
+ * owner hierarchy goes, its EKs and their certificates stay. */
 static void op_reset(AdminCall *c) {
         Daemon *d = c->daemon;
-        _cleanup_(statedir_closep) StateDir *dir = NULL;
-        _cleanup_(json_object_putp) json_object *o = NULL;
-        uint8_t *key = NULL, *meta = NULL;
-        size_t key_len = 0, meta_len = 0;
-        uint8_t data_key[CRYPTO_KEY_SIZE], u[STATEFILE_UUID_SIZE];
-        StateManifestEntry e = {};
+        uint8_t data_key[CRYPTO_KEY_SIZE];
+        const char *what = NULL;
+        StateDir *dir;
         StateMeta m;
         int r;
 
         if (!check_known(c) || !check_detached(c, "resetting it"))
                 return;
+        /* Waits for a worker still saving after a detach; the helper's worker takes the lock itself. */
         dir = open_detached(c);
         if (!dir)
                 return;
-        r = statedir_read(dir, STATE_KIND_DATA_KEY, d->state->master_key, &key, &key_len, NULL);
-        if (r >= 0 && key_len != CRYPTO_KEY_SIZE)
-                r = -EBADMSG;
-        if (r >= 0)
-                r = statedir_read(dir, STATE_KIND_META, key, &meta, &meta_len, NULL);
-        if (r >= 0)
-                r = state_meta_parse(meta, meta_len, &m);
-        if (r < 0) {
-                finish_errorf(c, r, "vTPM %s: its key or metadata is unreadable (%s); destroy it instead",
-                              c->req.uuid, statestore_strerror(r));
-                goto out;
-        }
-        r = statedir_remove(dir, STATE_KIND_VOLATILE);
-        if (r >= 0)
-                r = statedir_remove(dir, STATE_KIND_PERMANENT);
-        if (r >= 0)
-                r = statedir_erase_key(dir);
-        if (r >= 0)
-                r = crypto_random(data_key, sizeof(data_key));
-        if (r >= 0)
-                r = statedir_write(dir, STATE_KIND_DATA_KEY, d->state->master_key, 1, data_key, sizeof(data_key));
-        if (r >= 0)
-                r = statedir_write(dir, STATE_KIND_META, data_key, 1, meta, meta_len);
+        statedir_close(dir);
+        r = read_key_meta(d, c->req.uuid, data_key, &m, &what);
         crypto_wipe(data_key, sizeof(data_key));
         if (r < 0) {
-                log_dev(LOG_ERR, UINT32_MAX, UINT32_MAX, c->req.uuid, "Reset failed half-way: %s", strerror(-r));
-                finish_errorf(c, r, "vTPM %s: reset failed: %s", c->req.uuid, strerror(-r));
-                goto out;
+                finish_errorf(c, r, "vTPM %s: state file %s/%s %s; nothing was changed", c->req.uuid, c->req.uuid,
+                              what, statestore_strerror(r));
+                return;
         }
-        /* No permanent state recorded: the next worker starts a new TPM. */
-        if (statefile_uuid_from_string(c->req.uuid, u) >= 0) {
-                memcpy(e.uuid, u, sizeof(u));
-                if (state_manifest_set(&d->state->manifest, &e) >= 0)
-                        d->state->dirty = true;
-        }
-        manifest_changed(d);
-        log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, c->req.uuid, "Reset vTPM on request of vtpmd-ctl");
-        o = created_result(c->req.uuid, m.family);
-        finish(c, 0, NULL, o);
-out:
-        secret_freep(&key, key_len);
-        secret_freep(&meta, meta_len);
+        r = m.family == TPM_FAMILY_2_0 ? manufacture_clear(d, c->req.uuid, reset_done, c) : -EOPNOTSUPP;
+        if (r == -EOPNOTSUPP)
+                finish_errorf(c, r, "vTPM %s is a TPM 1.2: reset (a TPM clear keeping its identity) is only "
+                              "implemented for TPM 2.0; nothing was changed", c->req.uuid);
+        else if (r < 0)
+                finish_errorf(c, r, "cannot reset vTPM %s: %s (see vtpmd's log); nothing was changed", c->req.uuid,
+                              strerror(-r));
+        /* else reset_done finishes */
 }
 
 void admin_run(AdminCall *c) {

@@ -86,6 +86,7 @@ _Static_assert(sizeof(Report) <= 4096, "the report fits PIPE_BUF");
 
 typedef struct Manufacture {
         Daemon *daemon;
+        bool clear;
         char uuid[IPC_UUID_LEN];
         ManufactureDone done;
         void *userdata;
@@ -119,6 +120,9 @@ typedef struct Helper {
         uint64_t min_perm_seq;
         ManufactureOptions o;
         Ca *ca;
+        /* manufacture_clear: TPM2_Clear, then the EKs of `want` re-created and checked against it */
+        bool clear;
+        ManufactureResult want;
 
         pid_t worker_pid;
         int worker_fd;
@@ -637,14 +641,107 @@ static int helper_fail(Helper *h, const char *fmt, ...) {
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        mf_log(LOG_ERR, h->uuid, "manufacturing failed: %s", strempty(msg));
+        mf_log(LOG_ERR, h->uuid, "%s failed: %s", h->clear ? "reset (TPM2_Clear)" : "manufacturing", strempty(msg));
         return -EIO;
+}
+
+/* The EK the vTPM was manufactured with, from its recorded hash. */
+static const char *ek_want(const Helper *h, bool ecc) {
+        return ecc ? h->want.ek_ecc_sha256 : h->want.ek_rsa_sha256;
+}
+
+static bool rc_is_auth_failure(TSS2_RC rc) {
+        /* Format-one TPM errors carry the handle/session number in bits 8-11. */
+        if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER || !(rc & TPM2_RC_FMT1))
+                return false;
+        rc = (rc & 0x3fu) | TPM2_RC_FMT1;
+        return rc == TPM2_RC_AUTH_FAIL || rc == TPM2_RC_BAD_AUTH;
+}
+
+/* Before anything changes: the endorsement primary seed must still make the
+ * recorded EK, else the clear would leave a vTPM without its identity. A
+ * guest may have set an endorsement password (the clear removes it): then
+ * only the check after the clear is possible. */
+static int ek_precheck(Helper *h, bool ecc) {
+        const char *name = ecc ? "ECC P-256 EK" : "RSA 2048 EK";
+        TPM2B_PUBLIC in;
+        TPM2B_SENSITIVE_CREATE sens = { .size = 0 };
+        TPM2B_DATA outside = { .size = 0 };
+        TPML_PCR_SELECTION pcrs = { .count = 0 };
+        _cleanup_free_ TPM2B_PUBLIC *out = NULL;
+        _cleanup_free_ TPM2B_CREATION_DATA *cdata = NULL;
+        _cleanup_free_ TPM2B_DIGEST *chash = NULL;
+        _cleanup_free_ TPMT_TK_CREATION *ticket = NULL;
+        ESYS_TR obj = ESYS_TR_NONE;
+        char hex[65];
+        TSS2_RC rc;
+
+        ek_template(ecc, &in);
+        rc = Esys_CreatePrimary(h->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens,
+                                &in, &outside, &pcrs, &obj, &out, &cdata, &chash, &ticket);
+        if (rc_is_auth_failure(rc)) {
+                mf_log(LOG_INFO, h->uuid, "the endorsement hierarchy has a password: the %s is checked after "
+                       "the clear", name);
+                return 0;
+        }
+        if (rc != TSS2_RC_SUCCESS)
+                return helper_fail(h, "TPM2_CreatePrimary of the %s failed: %s; nothing was changed", name,
+                                   Tss2_RC_Decode(rc));
+        (void) Esys_FlushContext(h->esys, obj);
+        if (public_sha256(out, hex) < 0)
+                return helper_fail(h, "Failed to hash the %s public key", name);
+        if (!streq(hex, ek_want(h, ecc)))
+                return helper_fail(h, "the %s is not the one it was manufactured with (SHA-256 %s, recorded %s): "
+                                   "its endorsement seed changed; nothing was changed", name, hex, ek_want(h, ecc));
+        return 0;
+}
+
+/* TPM2_Clear under platform authorization: a new storage seed, the owner's
+ * NV indices and every owner or endorsement object gone, the owner,
+ * endorsement and lockout authorizations empty. The endorsement seed and
+ * the platform's NV indices (the EK certificates) stay, so each EK is the
+ * same key again: re-created from its template and made persistent. */
+static int helper_clear(Helper *h) {
+        TSS2_RC rc;
+        int r = 0;
+
+        for (int ecc = 0; ecc < 2 && r >= 0; ecc++)
+                if (ek_want(h, ecc)[0])
+                        r = ek_precheck(h, ecc);
+        if (r < 0)
+                return r;
+        /* A guest's TPM2_ClearControl(owner, YES) would make TPM2_Clear fail; the platform may undo it. */
+        rc = Esys_ClearControl(h->esys, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_NO);
+        if (rc != TSS2_RC_SUCCESS)
+                return helper_fail(h, "TPM2_ClearControl(platform, NO) failed: %s; nothing was changed",
+                                   Tss2_RC_Decode(rc));
+        rc = Esys_Clear(h->esys, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
+        if (rc != TSS2_RC_SUCCESS)
+                return helper_fail(h, "TPM2_Clear failed: %s", Tss2_RC_Decode(rc));
+        for (int ecc = 0; ecc < 2 && r >= 0; ecc++) {
+                if (!ek_want(h, ecc)[0])
+                        continue;
+                r = make_ek(h, ecc);
+                if (r >= 0 && !streq(ek_want(h, ecc), ecc ? h->report.result.ek_ecc_sha256
+                                                           : h->report.result.ek_rsa_sha256))
+                        r = helper_fail(h, "the TPM was cleared, but the re-created %s EK is not the one it was "
+                                        "manufactured with (recorded SHA-256 %s): the vTPM has lost its identity",
+                                        ecc ? "ECC P-256" : "RSA 2048", ek_want(h, ecc));
+        }
+        return r;
 }
 
 static int helper_run(Helper *h) {
         int r;
 
         r = helper_start_worker(h);
+        if (r >= 0 && h->clear) {
+                r = helper_clear(h);
+                int k = helper_stop_worker(h);
+                if (r >= 0 && k < 0)
+                        r = helper_fail(h, "The worker did not shut the TPM down cleanly: %s", strerror(-k));
+                return r;
+        }
         if (r < 0)
                 return r;
         r = get_properties(h);
@@ -729,7 +826,7 @@ static int child_cb(sd_event_source *s, const siginfo_t *si, void *userdata) {
                 return 0;
         }
         report.result.ek_rsa_sha256[64] = report.result.ek_ecc_sha256[64] = 0;
-        mf_log(LOG_INFO, m->uuid, "manufactured%s%s%s",
+        mf_log(LOG_INFO, m->uuid, "%s%s%s%s", m->clear ? "cleared, its identity kept" : "manufactured",
                 report.result.ek_rsa_sha256[0] ? ", RSA EK SHA-256 " : "", report.result.ek_rsa_sha256,
                 report.result.ek_ecc_sha256[0] ? " and an ECC EK" : "");
         manufacture_finish(m, 0, &report.result);
@@ -747,14 +844,16 @@ static int defer_cb(sd_event_source *s, void *userdata) {
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manufacture *, manufacture_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(Ca *, ca_free)
 
+static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions *opt, Ca *ca,
+                        const ManufactureResult *clear_want);
+
 int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, ManufactureDone done,
                      void *userdata) {
         _cleanup_(manufacture_freep) Manufacture *m = NULL;
         _cleanup_(ca_freep) Ca *ca = NULL;
         VtpmKeys keys = { .dir_fd = -1 };
         ManufactureOptions opt = *o;
-        int pipe_fds[2], r;
-        pid_t pid;
+        int r;
 
         if (!d || !d->state || !uuid || !done)
                 return -EINVAL;
@@ -796,9 +895,23 @@ int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, M
                         return r; /* logged */
                 }
         }
+        r = start_helper(m, &keys, &opt, ca, NULL);
+        if (r < 0)
+                return r;
+        TAKE_PTR(m);
+        return 0;
+}
+
+/* Forks the helper; takes (wipes and closes) keys. */
+static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions *opt, Ca *ca,
+                        const ManufactureResult *clear_want) {
+        Daemon *d = m->daemon;
+        int pipe_fds[2], r;
+        pid_t pid;
+
         if (pipe2(pipe_fds, O_CLOEXEC) < 0) {
                 r = negative_errno();
-                vtpm_keys_done(&keys);
+                vtpm_keys_done(keys);
                 return r;
         }
 
@@ -807,7 +920,7 @@ int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, M
                 r = negative_errno();
                 safe_close(pipe_fds[0]);
                 safe_close(pipe_fds[1]);
-                vtpm_keys_done(&keys);
+                vtpm_keys_done(keys);
                 return r;
         }
         if (pid == 0) {
@@ -816,28 +929,68 @@ int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, M
                         .worker_path = d->worker_path,
                         .platform = d->platform_spec ?: "xen",
                         .trace = d->trace,
-                        .dir_fd = keys.dir_fd,
-                        .min_perm_seq = keys.min_perm_seq,
-                        .o = opt,
+                        .dir_fd = keys->dir_fd,
+                        .min_perm_seq = keys->min_perm_seq,
+                        .o = *opt,
                         .ca = ca,
+                        .clear = !!clear_want,
                 };
+                if (clear_want)
+                        h.want = *clear_want;
                 safe_close(pipe_fds[0]);
-                memcpy(h.data_key, keys.data_key, sizeof(h.data_key));
-                explicit_wipe(keys.data_key, sizeof(keys.data_key));
+                memcpy(h.data_key, keys->data_key, sizeof(h.data_key));
+                explicit_wipe(keys->data_key, sizeof(keys->data_key));
                 helper_main(&h, pipe_fds[1]);
         }
 
         safe_close(pipe_fds[1]);
         m->pipe_fd = pipe_fds[0];
         m->pid = pid;
-        vtpm_keys_done(&keys);
+        vtpm_keys_done(keys);
         r = sd_event_add_child(d->event, &m->child_source, pid, WEXITED, child_cb, m);
         if (r < 0) {
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
                 return r;
         }
-        mf_log(LOG_INFO, uuid, "manufacturing (helper pid %d)", (int) pid);
+        mf_log(LOG_INFO, m->uuid, "%s (helper pid %d)",
+               clear_want ? "clearing the TPM, keeping its EKs" : "manufacturing", (int) pid);
+        return 0;
+}
+
+int manufacture_clear(Daemon *d, const char *uuid, ManufactureDone done, void *userdata) {
+        _cleanup_(manufacture_freep) Manufacture *m = NULL;
+        VtpmKeys keys = { .dir_fd = -1 };
+        ManufactureOptions none = { .family = TPM_FAMILY_2_0 };
+        ManufactureResult want = {};
+        int r;
+
+        if (!d || !d->state || !uuid || !done)
+                return -EINVAL;
+        r = manufacture_info(d, uuid, &want);
+        if (r == -ENOENT)
+                want = (ManufactureResult){}; /* never manufactured (or without EKs): only the clear */
+        else if (r < 0) {
+                mf_log(LOG_ERR, uuid, "its EK record %s is unreadable: %s", STATEDIR_EK_HASHES, strerror(-r));
+                return r;
+        }
+
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        *m = (Manufacture){ .daemon = d, .clear = true, .done = done, .userdata = userdata, .pipe_fd = -1 };
+        snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
+
+        r = vtpm_state_prepare(d->state, uuid, false, TPM_FAMILY_2_0, UINT32_MAX, UINT32_MAX, &keys);
+        if (r < 0)
+                return r; /* logged, unless -EBUSY */
+        if (keys.family != TPM_FAMILY_2_0) {
+                vtpm_keys_done(&keys);
+                return -EOPNOTSUPP;
+        }
+        r = start_helper(m, &keys, &none, NULL, &want);
+        if (r < 0)
+                return r;
         TAKE_PTR(m);
         return 0;
 }

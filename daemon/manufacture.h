@@ -57,6 +57,22 @@ typedef void (*ManufactureDone)(void *userdata, int error, const ManufactureResu
 int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, ManufactureDone done,
                      void *userdata);
 
+/* `vtpmd-ctl reset`: a TPM clear of the (detached, TPM 2.0) vTPM `uuid`
+ * that keeps its identity. In an offline worker, as in manufacture_vtpm:
+ * TPM2_ClearControl(platform, NO) and TPM2_Clear(platform) -- the owner
+ * hierarchy is gone (new storage seed, owner NV indices, owner and
+ * endorsement persistent objects, owner/endorsement/lockout authorizations),
+ * while the endorsement seed, the platform-created NV indices (the EK and
+ * platform certificates) and the PCR allocation stay -- then each EK it was
+ * manufactured with (manufacture_info) is re-created from the TCG template,
+ * checked against its recorded hash (before the clear too, when the
+ * endorsement hierarchy allows it; a mismatch before the clear changes
+ * nothing) and made persistent again at its TCG handle; then STOP{RESET}.
+ * done gets 0 and the EK hashes (empty if it had none), or a negative errno
+ * (the reason is logged). Returns < 0 if it could not start (done not
+ * called): -EOPNOTSUPP for a TPM 1.2 vTPM, -EBUSY if it is in use. */
+int manufacture_clear(Daemon *d, const char *uuid, ManufactureDone done, void *userdata);
+
 /* For `show`: the EK hashes recorded when the vTPM was manufactured (an
  * empty string for an EK it does not have). Its EK certificates, if any,
  * are the public files <state root>/<uuid>/ek-rsa2048.pem and

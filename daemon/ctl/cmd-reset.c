@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* vtpmd-ctl reset UUID: a detached vTPM back to factory state, keeping its UUID. */
+/* vtpmd-ctl reset UUID: a TPM clear of a detached vTPM, keeping its identity (UUID, EKs, certificates). */
 #include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
@@ -34,6 +34,6 @@ static int run(CliContext *ctx, int argc, char **argv) {
 const Command cmd_reset = {
         .name = "reset",
         .usage = "UUID",
-        .summary = "reset a detached vTPM to a new TPM (new seeds, empty NV), keeping its UUID",
+        .summary = "clear a detached TPM 2.0 vTPM (owner hierarchy, owner NV, keys), keeping its EKs and certificates",
         .run = run,
 };

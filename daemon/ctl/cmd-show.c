@@ -23,6 +23,8 @@ static int run(CliContext *ctx, int argc, char **argv) {
                 { "state_size", "State size" },
                 { "ek_rsa_sha256", "EK RSA SHA-256" },
                 { "ek_ecc_sha256", "EK ECC SHA-256" },
+                { "ek_rsa_cert", "EK RSA cert" },
+                { "ek_ecc_cert", "EK ECC cert" },
                 { "last_error", "Last error" },
         };
         CtlRequest req = { .op = CTL_OP_SHOW };
@@ -53,6 +55,6 @@ static int run(CliContext *ctx, int argc, char **argv) {
 const Command cmd_show = {
         .name = "show",
         .usage = "UUID",
-        .summary = "show a vTPM: the list fields, creation time, state size, EK hashes, last error",
+        .summary = "show a vTPM: the list fields, creation time, state size, EK hashes and certificates, last error",
         .run = run,
 };

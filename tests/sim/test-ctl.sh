@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # vtpmd-ctl against the real vtpmd on two simulated hosts (each with its own
 # swtpm as the host TPM): every subcommand in human and JSON form; export on
-# host A and import on host B with a guest's NV index intact; destroy shreds
+# host A and import on host B with a guest's NV index intact; reset clears
+# the owner's NV index (EKs kept: test-manufacture.sh); destroy shreds
 # the key and removes the directory; unknown UUIDs refused with
 # --auto-create no; bad input (malformed/unknown UUID, missing file, corrupt
 # blob, wrong passphrase, daemon not running) is one line on stderr, a
@@ -134,6 +135,7 @@ bad "export without a key" "exactly one of" export "$U" --to "$SIMDIR/e1"
 bad "import of a missing file" "No such file" import "$SIMDIR/none" --passphrase-file "$SIMDIR/pass"
 bad "import of something else" "not a vtpmd export" import "$SIMDIR/pass" --passphrase-file "$SIMDIR/pass"
 bad "reset of an attached vTPM" "attached to domain 1" reset "$G1"
+bad "reset of a TPM 1.2 vTPM" "is a TPM 1.2" reset "$U12"
 bad "destroy of an attached vTPM without --force" "attached to domain 1 device 0" destroy "$G1"
 bad "an unknown subcommand" "unknown command" frobnicate
 bad "an unknown option" "unknown option" list --frob

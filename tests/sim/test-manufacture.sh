@@ -6,7 +6,9 @@
 # verify with openssl against `vtpmd-ctl ca-cert`, certify exactly the EK's
 # key, and are write-locked; the PCR banks are the requested ones; the local
 # CA keeps its identity across a daemon restart and its key is not on disk in
-# the clear; destroy removes the certificate files too.
+# the clear; show prints the EK hashes and certificate files; reset clears the
+# owner hierarchy but keeps the EKs, their certificates and the PCR banks;
+# destroy removes the certificate files too.
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
 source "$(dirname "$0")/lib.sh"
 
@@ -113,6 +115,60 @@ check "after a reboot the EK and its locked certificate are still there" \
 check "daemon restart" "$VTPM_SIM" restart-daemon --dir "$H"
 check "the CA is the same after a daemon restart" bash -c "'$CTL' ca-cert | cmp -s - '$W/ca.pem'"
 
+# ---- show: the EK hashes and certificate files ----
+check "show (human) prints the EK hashes create printed" \
+	bash -c "'$CTL' show '$U' >'$W/show.txt' && grep -qx 'EK RSA SHA-256 *$RSA_HASH' '$W/show.txt' && grep -qx 'EK ECC SHA-256 *$ECC_HASH' '$W/show.txt'"
+check "show (human) prints the EK certificate paths" \
+	bash -c "grep -qx 'EK RSA cert *$H/state/$U/ek-rsa2048.pem' '$W/show.txt' && grep -qx 'EK ECC cert *$H/state/$U/ek-ecc-p256.pem' '$W/show.txt'"
+check "show --json has the EK hashes and certificate paths" bash -c "'$CTL' --json show '$U' | python3 -c \"import json,sys; d=json.load(sys.stdin); \
+assert d['ek_rsa_sha256']=='$RSA_HASH' and d['ek_ecc_sha256']=='$ECC_HASH' and \
+d['ek_rsa_cert']=='$H/state/$U/ek-rsa2048.pem' and d['ek_ecc_cert']=='$H/state/$U/ek-ecc-p256.pem'\""
+
+# ---- reset: a TPM clear that keeps the identity ----
+T=$(cat "$H/m1.tcti")
+printf 'owner-secret' >"$W/nv.in"
+check "the guest takes ownership: owner and endorsement passwords, an NV index, a persistent key" bash -c "\
+tpm2_nvdefine -T '$T' -C o -s 16 -a 'ownerread|ownerwrite' 0x01500020 >/dev/null && \
+tpm2_nvwrite -T '$T' -C o -i '$W/nv.in' 0x01500020 && \
+tpm2_createprimary -T '$T' -C o -c '$W/srk.ctx' >/dev/null && tpm2_evictcontrol -T '$T' -C o -c '$W/srk.ctx' 0x81000001 >/dev/null && \
+tpm2_changeauth -T '$T' -c o owner-pass && tpm2_changeauth -T '$T' -c e endorsement-pass"
+check "detach m1 for the reset" "$VTPM_SIM" detach --dir "$H" m1
+if "$CTL" --json reset "$U" >"$W/reset.json" 2>"$W/reset.err"; then
+	ok "reset of the manufactured vTPM"
+	check "reset reports the same EK hashes" \
+		bash -c "python3 -c \"import json,sys; d=json.load(sys.stdin); assert d['ek_rsa_sha256']=='$RSA_HASH' and d['ek_ecc_sha256']=='$ECC_HASH'\" <'$W/reset.json'"
+else
+	fail "reset of the manufactured vTPM: $(cat "$W/reset.err")"
+fi
+check "reattach m1 after the reset" "$VTPM_SIM" attach --dir "$H" m1 --uuid "$U"
+T=$(cat "$H/m1.tcti")
+check "after reset the owner's NV index is gone" bash -c "! tpm2_nvreadpublic -T '$T' 0x01500020 >/dev/null 2>&1"
+check "after reset the owner's persistent key is gone" bash -c "! tpm2_readpublic -T '$T' -c 0x81000001 >/dev/null 2>&1"
+check "after reset the owner and endorsement passwords are empty again" \
+	bash -c "tpm2_nvdefine -T '$T' -C o -s 8 -a 'ownerread|ownerwrite' 0x01500021 >/dev/null && tpm2_nvundefine -T '$T' -C o 0x01500021 && \
+tpm2_createprimary -T '$T' -C e -c '$W/e.ctx' >/dev/null && tpm2_flushcontext -T '$T' -t"
+check "after reset the RSA EK is unchanged at 0x81010001" [ "$(ek_hash 0x81010001)" = "$RSA_HASH" ]
+check "after reset the ECC EK is unchanged at 0x81010002" [ "$(ek_hash 0x81010002)" = "$ECC_HASH" ]
+check "after reset the EK certificate at 0x01c00002 still reads back" \
+	bash -c "tpm2_nvread -T '$T' 0x01c00002 -C o 2>/dev/null | cmp -s - '$W/rsa.der'"
+check "after reset the platform certificate at 0x01c08000 still reads back" \
+	bash -c "tpm2_nvread -T '$T' 0x01c08000 -C o 2>/dev/null | cmp -s - '$W/platform.der'"
+check "after reset the PCR banks are still sha256 and sha384 (got: $(banks))" [ "$(banks)" = "sha256 sha384 " ]
+check "after reset show prints the same EK hash" bash -c "'$CTL' show '$U' | grep -qx 'EK RSA SHA-256 *$RSA_HASH'"
+
+# A recorded EK the endorsement seed no longer makes: refused before anything is cleared.
+check "the guest writes an NV index again" bash -c "tpm2_nvdefine -T '$T' -C o -s 16 -a 'ownerread|ownerwrite' 0x01500020 >/dev/null"
+check "detach m1" "$VTPM_SIM" detach --dir "$H" m1
+cp "$H/state/$U/ek-sha256" "$W/ek-sha256"
+sed -i "s/$RSA_HASH/$(printf '%064d' 0)/" "$H/state/$U/ek-sha256"
+"$CTL" reset "$U" >/dev/null 2>"$W/reset2.err"
+check "reset with a wrong recorded EK fails in one line" \
+	bash -c "[ $? -ne 0 ] && [ \$(wc -l <'$W/reset2.err') -eq 1 ] && grep -q 'resetting vTPM $U failed' '$W/reset2.err'"
+cp "$W/ek-sha256" "$H/state/$U/ek-sha256"
+check "reattach m1" "$VTPM_SIM" attach --dir "$H" m1 --uuid "$U"
+T=$(cat "$H/m1.tcti")
+check "... and nothing was cleared (the NV index is still there)" tpm2_nvreadpublic -T "$T" 0x01500020
+
 # ---- defaults: only what is asked for ----
 if U2=$("$CTL" create --ek rsa2048 2>"$W/create2.err"); then
 	ok "create --ek rsa2048"
@@ -122,6 +178,8 @@ if U2=$("$CTL" create --ek rsa2048 2>"$W/create2.err"); then
 	check "and no ECC EK, no certificate" \
 		bash -c "! tpm2_readpublic -T '$T2' -c 0x81010002 >/dev/null 2>&1 && ! tpm2_getcap -T '$T2' handles-nv-index | grep -qi 0x1c00002 && [ ! -e '$H/state/$U2/ek-rsa2048.pem' ]"
 	check "and libtpms' default PCR banks" bash -c "tpm2_getcap -T '$T2' pcrs | grep -q 'sha1: \[ 0'"
+	check "show of a vTPM with an EK but no certificate" bash -c "'$CTL' --json show '$U2' | python3 -c \"import json,sys; d=json.load(sys.stdin); \
+assert len(d['ek_rsa_sha256'])==64 and d['ek_ecc_sha256'] is None and d['ek_rsa_cert'] is None\""
 else
 	fail "create --ek rsa2048: $(cat "$W/create2.err")"
 fi
