@@ -19,6 +19,7 @@
 
 #include "evtchn.h"
 #include "platform.h"
+#include "simdir.h"
 #include "test.h"
 
 #define GUEST 5u
@@ -26,48 +27,9 @@
 
 /* ---- helpers ---- */
 
-typedef struct SimDir {
-        char path[64];
-} SimDir;
-
-static int rm_entry(const char *p, const struct stat *st, int flag, struct FTW *f) {
-        (void) st;
-        (void) flag;
-        (void) f;
-        return remove(p);
-}
-
-static void simdir_cleanup(SimDir *d) {
-        if (d->path[0])
-                nftw(d->path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-#define _cleanup_simdir_ __attribute__((cleanup(simdir_cleanup)))
-
-static int simdir_make(SimDir *d) {
-        snprintf(d->path, sizeof(d->path), "/tmp/vtpm-evtchn-XXXXXX");
-        if (!mkdtemp(d->path)) {
-                d->path[0] = 0;
-                return -errno;
-        }
-        return 0;
-}
-
-static Platform *plat(const SimDir *d, uint32_t domid) {
-        char spec[96];
-        snprintf(spec, sizeof(spec), "sim:%s", d->path);
-        Platform *p = NULL;
-        if (platform_parse(spec, domid, &p) < 0)
-                return NULL;
-        return p;
-}
-
-static void platformp(Platform **p) {
-        platform_free(*p);
-}
 static void evtchnp(Evtchn **e) {
         evtchn_close(*e);
 }
-#define _cleanup_platform_ __attribute__((cleanup(platformp)))
 #define _cleanup_evtchn_ __attribute__((cleanup(evtchnp)))
 
 static int64_t now_ms(void) {
