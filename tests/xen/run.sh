@@ -26,7 +26,7 @@ T_START=$(date +%s)
 
 die() { echo "check-xen: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap/chroot to build the images)"
-for b in vtpmd vtpmd-worker; do
+for b in vtpmd vtpmd-worker vtpmd-ctl; do
 	[ -x "$BUILD/daemon/$b" ] || die "$BUILD/daemon/$b is not built (run make build first)"
 done
 
@@ -41,7 +41,7 @@ grep '^build-rig:' "$OUT/build-rig.log"
 T_BUILD=$(( $(date +%s) - T0 ))
 
 # 2. vtpmd's shared libraries must be in dom0 (same Debian release as this host)
-for b in vtpmd vtpmd-worker; do
+for b in vtpmd vtpmd-worker vtpmd-ctl; do
 	for so in $(ldd "$BUILD/daemon/$b" | awk '/=>/{print $1}'); do
 		if ! [ -e "$C/dom0root/usr/lib/x86_64-linux-gnu/$so" ] && ! [ -e "$C/dom0root/usr/lib/$so" ]; then
 			die "$b needs $so, which is not in the rig's dom0: add its Debian package to DOM0_PKGS in tests/xen/build-rig.sh"
@@ -62,7 +62,7 @@ install -m755 "$HERE/domu/rig-tpm12-check" "$W/tpm12-extend" "$W/domu/usr/bin/"
 mkdir -p "$W/dom0/usr/local/bin" "$W/dom0/root/rig"
 (cd "$W/domu" && find . | cpio -R 0:0 -H newc -o --quiet | gzip -6 > "$W/dom0/root/rig/domu.cpio.gz")
 install -m755 "$BUILD/daemon/vtpmd" "$BUILD/daemon/vtpmd-worker" "$W/dom0/usr/local/bin/"
-[ -x "$BUILD/daemon/vtpmd-ctl" ] && install -m755 "$BUILD/daemon/vtpmd-ctl" "$W/dom0/usr/local/bin/"
+install -m755 "$BUILD/daemon/vtpmd-ctl" "$W/dom0/usr/local/bin/"
 install -m755 "$HERE/dom0/init" "$W/dom0/init"
 install -m755 "$HERE/dom0/scenarios.sh" "$W/dom0/root/rig/"
 (cd "$W/dom0" && find . -mindepth 1 | cpio -R 0:0 -H newc -o --quiet | gzip -1 > "$W/overlay.cpio.gz")

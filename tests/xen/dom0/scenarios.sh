@@ -51,6 +51,15 @@ vtpmd_start() {
 		sleep 0.1
 	done
 	say "vtpmd pid $VPID ready ($family)"
+	# vtpmd serves only vTPMs an admin created (AutoCreate=no by default):
+	# create this phase's vTPMs with vtpmd-ctl, as on a real host.
+	local u
+	case $family in 1.2) set -- "$U12" ;; *) set -- "$U20" "$U20B" ;; esac
+	for u; do
+		vtpmd-ctl show "$u" >/dev/null 2>&1 && continue
+		vtpmd-ctl create --uuid "$u" --tpm "$family" >> "$VLOG" 2>&1 ||
+			{ say "vtpmd-ctl create --uuid $u --tpm $family failed"; return 1; }
+	done
 }
 vtpmd_stop() {
 	[ -n "$VPID" ] || return 0
