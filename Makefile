@@ -4,7 +4,7 @@ BUILD ?= build
 MESON_OPTS ?=
 NINJA ?= ninja
 
-.PHONY: all build deps check demo clean check-unit check-sim check-xen bench
+.PHONY: all build deps check demo clean check-unit check-sim check-xen bench fuzz
 
 all: build
 
@@ -51,3 +51,7 @@ bench: deps
 
 clean:
 	rm -rf $(BUILD)
+
+# Every libFuzzer harness for FUZZ_SECONDS (default 60) each; see scripts/run-fuzz.
+fuzz: deps
+	./scripts/run-fuzz
