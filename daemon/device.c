@@ -167,7 +167,9 @@ static Device *device_find_uuid_user(Daemon *d, Device *self) {
 /* Returns false if the device's keys are not all written yet (not an error). */
 static bool device_read_view(Device *dev, DevView *v) {
         Daemon *d = dev->daemon;
-        static char config_error[256];
+        /* Per device: dev->view keeps pointing at it after this returns. */
+        char *config_error = dev->config_error;
+        const size_t config_error_size = sizeof(dev->config_error);
         _cleanup_free_ char *frontend = NULL, *uuid = NULL, *proto = NULL;
         int feid;
 
@@ -189,20 +191,20 @@ static bool device_read_view(Device *dev, DevView *v) {
 
         /* Trust the domid from the backend path, never the guest-writable frontend dir. */
         if (!streq(frontend, dev->fe_path)) {
-                snprintf(config_error, sizeof(config_error), "backend key frontend=\"%.64s\" is not %s", frontend,
+                snprintf(config_error, config_error_size, "backend key frontend=\"%.64s\" is not %s", frontend,
                          dev->fe_path);
                 v->config_error = config_error;
         } else if (feid < 0 || (uint32_t) feid != dev->domid) {
-                snprintf(config_error, sizeof(config_error), "backend key frontend-id does not match domain %u",
+                snprintf(config_error, config_error_size, "backend key frontend-id does not match domain %u",
                          dev->domid);
                 v->config_error = config_error;
         } else if (parse_uuid(uuid, dev->uuid) < 0) {
-                snprintf(config_error, sizeof(config_error), "backend key uuid=\"%.40s\" is not a UUID", uuid);
+                snprintf(config_error, config_error_size, "backend key uuid=\"%.40s\" is not a UUID", uuid);
                 v->config_error = config_error;
         } else {
                 Device *other = device_find_uuid_user(d, dev);
                 if (other) {
-                        snprintf(config_error, sizeof(config_error),
+                        snprintf(config_error, config_error_size,
                                  "vTPM %s is already attached to domain %u device %u", dev->uuid, other->domid,
                                  other->devid);
                         v->config_error = config_error;
@@ -671,7 +673,7 @@ static void device_apply(Device *dev, const DevActions *a) {
                 dev->resume_pending = a->start_worker && a->stop_mode == IPC_STOP_SUSPEND;
         }
         if (a->error)
-                device_write_error(dev, a->error && strstr(a->error, "crash") ? EIO : EINVAL, a->error);
+                device_write_error(dev, a->error_code ?: EIO, a->error);
         if (a->write_feature_v2 || a->write_state >= 0) {
                 r = device_write(dev, a->write_feature_v2, a->write_state);
                 if (r == -ENOENT)

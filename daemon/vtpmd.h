@@ -38,6 +38,7 @@ struct Device {
         char be_path[128];
         char fe_path[128]; /* what the `frontend` key must say */
         char fe_token[64];
+        char config_error[256]; /* text of view.config_error */
         bool fe_watched;
         char uuid[IPC_UUID_LEN]; /* empty until read */
         DevMachine machine;

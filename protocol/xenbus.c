@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <errno.h>
 #include <stddef.h>
 
 #include "xenbus.h"
@@ -27,9 +28,10 @@ static void start_worker(DevMachine *m, const DevView *v, DevActions *a) {
         m->phase = DEV_CONNECTING;
 }
 
-static void fail(DevMachine *m, DevActions *a, const char *why) {
+static void fail(DevMachine *m, DevActions *a, const char *why, int code) {
         stop_worker(m, a, IPC_STOP_RESET);
         a->error = why;
+        a->error_code = code;
         a->write_state = XENBUS_CLOSED;
         a->log = why;
         m->phase = DEV_FAILED;
@@ -56,7 +58,7 @@ static void try_connect(DevMachine *m, const DevView *v, DevActions *a) {
         if (!frontend_has_ring(v))
                 return;
         if (!v->fe_protocol_v2) {
-                fail(m, a, "frontend does not offer feature-protocol-v2");
+                fail(m, a, "frontend does not offer feature-protocol-v2", EPROTONOSUPPORT);
                 return;
         }
         if (m->initwait_since_ns && v->now_ns < m->initwait_since_ns + m->initwait_dwell_ns) {
@@ -90,7 +92,7 @@ static void follow_frontend(DevMachine *m, const DevView *v, DevActions *a) {
                 /* Resume: the frontend re-probed with a new page and port. */
                 stop_worker(m, a, IPC_STOP_SUSPEND);
                 if (!v->fe_protocol_v2) {
-                        fail(m, a, "frontend does not offer feature-protocol-v2");
+                        fail(m, a, "frontend does not offer feature-protocol-v2", EPROTONOSUPPORT);
                         return;
                 }
                 start_worker(m, v, a);
@@ -122,21 +124,21 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
                 return;
 
         if (v->config_error) {
-                fail(m, a, v->config_error);
+                fail(m, a, v->config_error, EINVAL);
                 return;
         }
 
         switch (ev) {
         case DEV_EV_GIVE_UP:
-                fail(m, a, "worker crashed repeatedly, giving up on this device");
+                fail(m, a, "worker crashed repeatedly, giving up on this device", EIO);
                 return;
         case DEV_EV_STATE_FAILED:
                 m->worker = false;
-                fail(m, a, "the vTPM's state cannot be loaded; not starting it");
+                fail(m, a, "the vTPM's state cannot be loaded; not starting it", EIO);
                 return;
         case DEV_EV_WORKER_FAILED:
                 m->worker = false;
-                fail(m, a, "could not map the frontend's ring or bind its event channel");
+                fail(m, a, "could not map the frontend's ring or bind its event channel", ENXIO);
                 return;
         case DEV_EV_WORKER_READY:
                 if (m->phase == DEV_CONNECTING && m->worker) {

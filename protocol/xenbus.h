@@ -83,7 +83,8 @@ typedef struct DevView {
 typedef struct DevActions {
         int write_state;         /* -1: none; else write this backend state (only if the dir still exists) */
         bool write_feature_v2;   /* write backend feature-protocol-v2 = 1 */
-        const char *error;       /* non-NULL: write the xenbus error node with this text */
+        const char *error;       /* non-NULL: write the xenbus error node with this text ... */
+        int error_code;          /* ... and this (positive) errno, like Linux's xenbus_dev_fatal */
         bool stop_worker;        /* stop the running worker first ... */
         IpcStopMode stop_mode;   /* ... like this */
         bool start_worker;       /* then start a worker on ring_ref/evtchn */

@@ -289,6 +289,7 @@ TEST(bad_backend_keys_fail_with_error_node) {
         v.config_error = "backend key frontend is not /local/domain/3/device/vtpm/0";
         dev_machine_step(&m, DEV_EV_XENSTORE, &v, &a);
         ASSERT_STREQ(a.error, v.config_error);
+        ASSERT_EQ(a.error_code, EINVAL);
         ASSERT_EQ(a.write_state, XENBUS_CLOSED);
         ASSERT_EQ(m.phase, DEV_FAILED);
         /* Later events do nothing, except removal. */
@@ -312,6 +313,7 @@ TEST(worker_failure_and_give_up_close_the_device) {
         ASSERT_TRUE(no_action(&a)); /* the daemon restarts it; xenbus state does not move */
         dev_machine_step(&m, DEV_EV_GIVE_UP, &v, &a);
         ASSERT_TRUE(a.error != NULL);
+        ASSERT_EQ(a.error_code, EIO);
         ASSERT_EQ(a.write_state, XENBUS_CLOSED);
         ASSERT_EQ(m.phase, DEV_FAILED);
 
