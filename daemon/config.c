@@ -152,6 +152,40 @@ static int set_auto_create(VtpmdConfig *c, const char *v, const char **ret_reaso
         return 0;
 }
 
+/* FIRST is the group vtpmd shares with its workers, FIRST+1 the uid of
+ * manufacturing workers, FIRST+2..LAST one uid per running guest worker. */
+static int set_worker_ids(VtpmdConfig *c, const char *v, const char **ret_reason) {
+        uint32_t a, b;
+
+        if (streq(v, "no")) {
+                c->worker_id_first = c->worker_id_last = 0;
+                return 0;
+        }
+        if (parse_u32_range(v, &a, &b) < 0 || a == 0 || b - a < 2 || b == UINT32_MAX) {
+                *ret_reason = "expected FIRST-LAST, 0 < FIRST, FIRST+2 <= LAST < 4294967295, or no";
+                return -EINVAL;
+        }
+        c->worker_id_first = a;
+        c->worker_id_last = b;
+        return 0;
+}
+
+static int set_worker_memory_max(VtpmdConfig *c, const char *v, const char **ret_reason) {
+        uint64_t n;
+
+        if (streq(v, "infinity")) {
+                c->worker_memory_max = 0;
+                return 0;
+        }
+        /* Below 64 MiB libtpms, OpenSSL and two thread stacks do not fit. */
+        if (parse_size(v, &n) < 0 || n < (64ull << 20)) {
+                *ret_reason = "expected a size of at least 64M (K, M, G suffixes) or infinity";
+                return -EINVAL;
+        }
+        c->worker_memory_max = n;
+        return 0;
+}
+
 static int set_control_path(VtpmdConfig *c, const char *v, const char **ret_reason) {
         /* bound: sun_path of struct sockaddr_un, with its NUL */
         if (strlen(v) >= sizeof(((struct sockaddr_un *) NULL)->sun_path)) {
@@ -276,6 +310,8 @@ static const ConfigOption options[] = {
         { "AutoCreate", "auto-create", "yes|no", set_auto_create },
         { "ControlSocket", "control", "PATH", set_control_path },
         { "ControlGroup", "control-group", "GROUP", set_control_group },
+        { "WorkerIDs", "worker-ids", "FIRST-LAST|no", set_worker_ids },
+        { "WorkerMemoryMax", "worker-memory-max", "SIZE", set_worker_memory_max },
 };
 
 void config_init(VtpmdConfig *c) {
@@ -289,6 +325,9 @@ void config_init(VtpmdConfig *c) {
                  * wants, so unknown UUIDs are refused unless asked for. */
                 .auto_create = false,
                 .control_path = VTPMD_DEFAULT_CONTROL_PATH,
+                .worker_id_first = VTPMD_DEFAULT_WORKER_ID_FIRST,
+                .worker_id_last = VTPMD_DEFAULT_WORKER_ID_LAST,
+                .worker_memory_max = VTPMD_DEFAULT_WORKER_MEMORY_MAX,
                 .state = {
                         .state_dir = VTPMD_STATEDIR,
                         .key_source = KEY_SOURCE_TPM,
@@ -451,12 +490,15 @@ static void help(void) {
                "  --pcr-policy LIST        seal the master key to these sha256 PCRs, e.g. 0,2,7 (default: none)\n"
                "  --nv-index HANDLE        host NV counter for rollback protection (default: 0x%08x)\n"
                "  --counter-interval SEC   at most one counter increment per interval (default: %u)\n"
-               "  --auto-create yes|no     create state for unknown vTPM UUIDs (default: yes)\n"
+               "  --auto-create yes|no     create state for unknown vTPM UUIDs (default: no)\n"
                "  --control PATH           control socket (default: " VTPMD_DEFAULT_CONTROL_PATH ")\n"
                "  --control-group GROUP    group allowed to use the control socket (default: root only)\n"
+               "  --worker-ids FIRST-LAST|no  group and uids of the workers (default: %u-%u)\n"
+               "  --worker-memory-max SIZE address-space limit of each worker (default: %lluM)\n"
                "  -h, --help               show this help\n"
                "  --version                show the version\n",
-               VTPMD_DEFAULT_INITWAIT_MS, HOST_TPM_DEFAULT_NV_INDEX, VTPMD_DEFAULT_COUNTER_INTERVAL_S);
+               VTPMD_DEFAULT_INITWAIT_MS, HOST_TPM_DEFAULT_NV_INDEX, VTPMD_DEFAULT_COUNTER_INTERVAL_S,
+               VTPMD_DEFAULT_WORKER_ID_FIRST, VTPMD_DEFAULT_WORKER_ID_LAST, VTPMD_DEFAULT_WORKER_MEMORY_MAX >> 20);
 }
 
 enum {

@@ -245,9 +245,41 @@ static void worker_unlink(Worker *w) {
                 }
 }
 
+/* One uid per running guest worker, so that workers cannot signal, trace or
+ * read each other even without their seccomp filter. 0: no uid (WorkerIDs=no
+ * or not running as root); -EUSERS when every uid of the range is in use. */
+static int worker_uid_alloc(Daemon *d, uint32_t *ret) {
+        if (!d->worker_id_first) {
+                *ret = 0;
+                return 0;
+        }
+        uint32_t n = d->worker_id_last - d->worker_id_first - 1;
+        if (!d->worker_uids_used) {
+                d->worker_uids_used = calloc((n + 7) / 8, 1);
+                if (!d->worker_uids_used)
+                        return -ENOMEM;
+        }
+        for (uint32_t i = 0; i < n; i++)
+                if (!(d->worker_uids_used[i / 8] & (1u << (i % 8)))) {
+                        d->worker_uids_used[i / 8] |= (uint8_t) (1u << (i % 8));
+                        *ret = d->worker_id_first + 2 + i;
+                        return 0;
+                }
+        return -EUSERS;
+}
+
+static void worker_uid_release(Daemon *d, uint32_t uid) {
+        if (!d->worker_uids_used || uid < d->worker_id_first + 2 || uid > d->worker_id_last)
+                return;
+        uint32_t i = uid - d->worker_id_first - 2;
+        d->worker_uids_used[i / 8] &= (uint8_t) ~(1u << (i % 8));
+}
+
 static Worker *worker_free(Worker *w) {
         if (!w)
                 return NULL;
+        /* Reaped (or never started): its uid owns no process any more. */
+        worker_uid_release(w->daemon, w->uid);
         if (w->device && w->device->worker == w)
                 w->device->worker = NULL;
         sd_event_source_disable_unref(w->io_source);
@@ -300,10 +332,13 @@ static int restart_cb(sd_event_source *s, uint64_t usec, void *userdata) {
 
 static void device_worker_died(Device *dev, const siginfo_t *si) {
         uint64_t now = now_ns(), delay;
-        char why[64];
+        char why[96];
 
         if (si->si_code == CLD_EXITED)
                 snprintf(why, sizeof(why), "exited with status %d", si->si_status);
+        else if (si->si_status == SIGSYS)
+                /* The kernel's audit log has the system call's number. */
+                snprintf(why, sizeof(why), "killed by its seccomp filter (SIGSYS: a system call not allowed)");
         else
                 snprintf(why, sizeof(why), "killed by signal %s", strsignal(si->si_status));
 
@@ -558,9 +593,19 @@ static void device_spawn_worker(Device *dev) {
                 daemon_state_changed(d);
         }
 
+        uint32_t uid;
+        r = worker_uid_alloc(d, &uid);
+        if (r < 0) {
+                dev_log(dev, LOG_ERR, "No uid left for a worker in WorkerIDs=%u-%u: %s", d->worker_id_first,
+                        d->worker_id_last, strerror(-r));
+                vtpm_keys_done(&keys);
+                device_step(dev, DEV_EV_WORKER_FAILED);
+                return;
+        }
         r = spawn_worker(d->worker_path, &pid, &fd_parent);
         if (r < 0) {
                 dev_log(dev, LOG_ERR, "Failed to start worker %s: %s", d->worker_path, strerror(-r));
+                worker_uid_release(d, uid);
                 vtpm_keys_done(&keys);
                 device_step(dev, DEV_EV_WORKER_FAILED);
                 return;
@@ -570,11 +615,13 @@ static void device_spawn_worker(Device *dev) {
         if (!w) {
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
+                worker_uid_release(d, uid);
                 vtpm_keys_done(&keys);
                 device_step(dev, DEV_EV_WORKER_FAILED);
                 return;
         }
-        *w = (Worker){ .daemon = d, .device = dev, .pid = pid, .fd = TAKE_FD(fd_parent), .restored = restore };
+        *w = (Worker){ .daemon = d, .device = dev, .pid = pid, .fd = TAKE_FD(fd_parent), .restored = restore,
+                       .uid = uid };
         memcpy(w->uuid, dev->uuid, sizeof(w->uuid));
         w->next = d->workers;
         d->workers = w;
@@ -604,6 +651,9 @@ static void device_spawn_worker(Device *dev) {
                                   : (keys.family == TPM_FAMILY_2_0 ? IPC_START_TPM_STARTUP : 0)),
                 .min_perm_seq = keys.min_perm_seq,
                 .vol_seq = restore ? keys.vol_seq : 0,
+                .uid = uid,
+                .gid = uid ? WORKER_GID(d) : 0,
+                .memory_max = d->worker_memory_max,
         };
         memcpy(m.start.uuid, dev->uuid, sizeof(m.start.uuid));
         memcpy(m.start.data_key, keys.data_key, sizeof(m.start.data_key));

@@ -115,6 +115,8 @@ typedef struct Helper {
         const char *worker_path;
         const char *platform;
         bool trace;
+        uint32_t uid, gid; /* the offline worker's ids; 0: vtpmd's */
+        uint64_t memory_max;
         int dir_fd;
         uint8_t data_key[CRYPTO_KEY_SIZE];
         uint64_t min_perm_seq;
@@ -263,6 +265,9 @@ static int helper_start_worker(Helper *h) {
                 .flags = IPC_START_OFFLINE | IPC_START_DURABLE | IPC_START_TPM_STARTUP |
                          (h->trace ? IPC_START_TRACE : 0),
                 .min_perm_seq = h->min_perm_seq,
+                .uid = h->uid,
+                .gid = h->gid,
+                .memory_max = h->memory_max,
         };
         snprintf(m.start.uuid, sizeof(m.start.uuid), "%s", h->uuid);
         snprintf(m.start.platform, sizeof(m.start.platform), "%s", h->platform);
@@ -929,6 +934,9 @@ static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions
                         .worker_path = d->worker_path,
                         .platform = d->platform_spec ?: "xen",
                         .trace = d->trace,
+                        .uid = WORKER_UID_MANUFACTURE(d),
+                        .gid = WORKER_UID_MANUFACTURE(d) ? WORKER_GID(d) : 0,
+                        .memory_max = d->worker_memory_max,
                         .dir_fd = keys->dir_fd,
                         .min_perm_seq = keys->min_perm_seq,
                         .o = *opt,

@@ -20,6 +20,12 @@
 #define VTPMD_DEFAULT_CONTROL_PATH "/run/vtpmd/control"
 #define VTPMD_DEFAULT_INITWAIT_MS 100u
 #define VTPMD_DEFAULT_COUNTER_INTERVAL_S 60u
+/* Workers' uids and the group shared with vtpmd (vtpmd.conf(5) WorkerIDs=):
+ * above the 16-bit range and systemd's dynamic users (61184-65519), below
+ * the container ranges systemd-nspawn hands out (524288 and up). */
+#define VTPMD_DEFAULT_WORKER_ID_FIRST 300000u
+#define VTPMD_DEFAULT_WORKER_ID_LAST 365535u
+#define VTPMD_DEFAULT_WORKER_MEMORY_MAX (512ull << 20)
 /* A configuration file is a few hundred bytes; refuse to slurp /dev/zero. */
 #define VTPMD_CONFIG_MAX_SIZE (1024u * 1024u)
 
@@ -39,6 +45,8 @@ typedef struct VtpmdConfig {
         gid_t control_gid;
         bool have_control_gid;
         StateConfig state; /* default_family is copied in by the caller */
+        uint32_t worker_id_first, worker_id_last; /* both 0: workers keep vtpmd's uid */
+        uint64_t worker_memory_max;               /* 0: no limit */
 
         /* every string above that is not a literal, freed by config_done() */
         char **strings;

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
@@ -142,6 +144,40 @@ static int signal_cb(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/* Workers run under their own uids (WorkerIDs=) and own their vTPM's files;
+ * vtpmd reads and manages them through the workers' group. */
+static int join_worker_group(Daemon *d) {
+        if (!d->worker_id_first)
+                return 0;
+        if (geteuid() != 0) {
+                log_msg(LOG_NOTICE, "Not running as root: workers keep uid %u (WorkerIDs= needs root)",
+                        (unsigned) geteuid());
+                d->worker_id_first = d->worker_id_last = 0;
+                return 0;
+        }
+        gid_t gid = (gid_t) d->worker_id_first;
+        int n = getgroups(0, NULL);
+        if (n < 0)
+                return log_error_errno(-errno, "Cannot read the supplementary groups"), -errno;
+        _cleanup_free_ gid_t *groups = calloc((size_t) n + 1, sizeof(gid_t));
+        if (!groups)
+                return log_error_errno(-ENOMEM, "Out of memory"), -ENOMEM;
+        n = getgroups(n, groups);
+        if (n < 0)
+                return log_error_errno(-errno, "Cannot read the supplementary groups"), -errno;
+        for (int i = 0; i < n; i++)
+                if (groups[i] == gid)
+                        return 0;
+        groups[n++] = gid;
+        if (setgroups((size_t) n, groups) < 0) {
+                int e = -errno;
+                log_error_errno(e, "Cannot join group %u, the workers' group (WorkerIDs=%u-%u; vtpmd.service needs "
+                                "CAP_SETGID)", (unsigned) gid, d->worker_id_first, d->worker_id_last);
+                return e;
+        }
+        return 0;
+}
+
 int main(int argc, char **argv) {
         _cleanup_free_ char *config_error = NULL;
         VtpmdConfig cfg;
@@ -169,6 +205,9 @@ int main(int argc, char **argv) {
         d.control_path = strdup(cfg.control_path);
         d.control_gid = cfg.control_gid;
         d.have_control_gid = cfg.have_control_gid;
+        d.worker_id_first = cfg.worker_id_first;
+        d.worker_id_last = cfg.worker_id_last;
+        d.worker_memory_max = cfg.worker_memory_max;
         if (cfg.worker_path)
                 d.worker_path = strdup(cfg.worker_path);
         sc = cfg.state;
@@ -190,6 +229,12 @@ int main(int argc, char **argv) {
                 return EXIT_FAILURE;
         }
         snprintf(d.be_root, sizeof(d.be_root), "/local/domain/%u/backend/vtpm", d.self_domid);
+
+        /* vtpmd holds the master key: no core dump, no ptrace by its uid. */
+        (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+        r = join_worker_group(&d);
+        if (r < 0)
+                return EXIT_FAILURE;
 
         /* Before any thread exists (libxenstore starts one for watches). */
         sigemptyset(&mask);

@@ -28,6 +28,7 @@ struct Worker {
         bool stopping; /* we asked it to stop: its exit is expected */
         bool restored; /* started with RESTORE_VOLATILE */
         char uuid[IPC_UUID_LEN];
+        uint32_t uid; /* 0: runs as vtpmd's uid */
         Worker *next;
 };
 
@@ -77,6 +78,9 @@ struct Daemon {
         sd_event_source *commit_source;
         Device *devices;
         Worker *workers;
+        uint32_t worker_id_first, worker_id_last; /* 0: workers keep vtpmd's uid (WorkerIDs=) */
+        uint64_t worker_memory_max;
+        uint8_t *worker_uids_used;                /* bitmap over worker_id_first+2..last */
         unsigned n_devices;
 };
 
@@ -96,4 +100,6 @@ void device_fail(Device *dev, const char *why);
 void daemon_state_changed(Daemon *d);
 
 /* worker spawning and supervision (device.c) */
+#define WORKER_GID(d) ((d)->worker_id_first)
+#define WORKER_UID_MANUFACTURE(d) ((d)->worker_id_first ? (d)->worker_id_first + 1 : 0)
 void workers_stop_all(Daemon *d, IpcStopMode mode);

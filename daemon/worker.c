@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
@@ -31,6 +32,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "confine.h"
 #include "tpm-instance.h"
 #include "evtchn.h"
 #include "gnttab.h"
@@ -43,6 +45,8 @@
 #include "util.h"
 
 #define IPC_FD 3
+#define WORKER_OPEN_FILES_MAX 64u
+#define WORKER_FILE_SIZE_MAX (16u << 20)
 
 /* ---- logging ---- */
 
@@ -671,6 +675,63 @@ static void worker_stop(Worker *w, IpcStopMode mode, const char *why, bool tell_
                  w->stats.commands, w->stats.rejected, w->stats.cancels, w->stats.events);
 }
 
+/* Everything privileged is done (grant mapped, event channel bound, state
+ * read, libtpms and OpenSSL initialised); nothing the guest wrote has been
+ * read yet. From here on the worker holds only what lib/confine.h leaves. */
+static int worker_confine(Worker *w) {
+        _cleanup_close_ int hv_fd = -1, san_fd = -1;
+        ConfinePolicy p = {
+                .uid = w->start.uid,
+                .gid = w->start.gid,
+                .address_space_max = w->start.memory_max,
+                /* ~10 in use: IPC, signalfd, eventfd, event channel, grant,
+                 * state directory and its lock, a state file being replaced. */
+                .open_files_max = WORKER_OPEN_FILES_MAX,
+                /* The largest state file is a few hundred KiB (libtpms NV). */
+                .file_size_max = WORKER_FILE_SIZE_MAX,
+                .seccomp = true,
+        };
+        ConfineResult res = {};
+        int r;
+
+        int dir_fd = w->statedir ? statedir_fd(w->statedir) : -1;
+        if (dir_fd >= 0)
+                p.dir_fds[p.n_dir_fds++] = dir_fd;
+        if (w->platform && w->platform->kind == PLATFORM_SIM) {
+                /* The simulated hypervisor's event-channel table and sockets. */
+                char path[PATH_MAX];
+                snprintf(path, sizeof(path), "%s/hv", w->platform->sim_dir);
+                hv_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+                if (hv_fd < 0)
+                        return negative_errno();
+                p.dir_fds[p.n_dir_fds++] = hv_fd;
+        }
+#ifdef VTPMD_SANITIZED
+        /* Sanitizer reports must reach their log directory (tests only). */
+        const char *san = getenv("VTPMD_SANITIZER_LOG_DIR");
+        if (san && (san_fd = open(san, O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0)
+                p.dir_fds[p.n_dir_fds++] = san_fd;
+#endif
+        if (p.uid != 0 && dir_fd >= 0) {
+                r = confine_take_dir(dir_fd, p.uid, p.gid);
+                if (r < 0) {
+                        log_line("giving the state directory to uid %u failed: %s", p.uid, strerror(-r));
+                        return r;
+                }
+        }
+        /* Read now: getuid is not on the allow-list. */
+        unsigned uid = p.uid != 0 ? p.uid : (unsigned) getuid(), gid = p.uid != 0 ? p.gid : (unsigned) getgid();
+        r = confine_apply(&p, &res);
+        if (r < 0) {
+                log_line("confinement failed: %s", strerror(-r));
+                return r;
+        }
+        log_line("confined: uid %u gid %u, Landlock %s%.0d, seccomp allow-list of %zu system calls", uid, gid,
+                 res.landlock_abi > 0 ? "ABI " : "unavailable (file-system view not reduced)",
+                 res.landlock_abi, res.n_syscalls);
+        return 0;
+}
+
 /* Returns the stage that failed (and its error in *ret_error), or 0. */
 static IpcStage worker_setup(Worker *w, int *ret_error) {
         int r;
@@ -760,14 +821,23 @@ tpm:
                 }
         }
 
+        if (!worker_offline(w)) {
+                w->done_fd = eventfd(0, EFD_CLOEXEC);
+                if (w->done_fd < 0)
+                        FAIL(IPC_STAGE_TPM, negative_errno());
+        }
+
+        r = worker_confine(w);
+        if (r < 0)
+                FAIL(IPC_STAGE_CONFINE, r);
+
         /* Offline, the I/O thread runs each command itself: there is no
          * guest to stay responsive to, and no cancel. */
         if (worker_offline(w))
                 return 0;
 
-        w->done_fd = eventfd(0, EFD_CLOEXEC);
-        if (w->done_fd < 0)
-                FAIL(IPC_STAGE_TPM, negative_errno());
+        /* After confinement: the TPM thread inherits it (Landlock and
+         * seccomp apply per thread, from creation on). */
         r = -pthread_create(&w->thread, NULL, tpm_thread, w);
         if (r < 0)
                 FAIL(IPC_STAGE_TPM, r);

@@ -73,6 +73,16 @@ static bool kind_in_dir(StateKind k) {
 
 /* ---- files ---- */
 
+/* 0600, or 0660 in a vTPM directory lent to a worker's uid (0770, see
+ * confine_take_dir): the supervisor reads and replaces those files through
+ * the group. Never world-accessible. */
+static mode_t file_mode(int dir_fd) {
+        struct stat st;
+        if (fstat(dir_fd, &st) == 0 && (st.st_mode & 0070) == 0070)
+                return 0660;
+        return 0600;
+}
+
 static int take_lock(int dir_fd, int *ret_fd) {
         _cleanup_close_ int fd = -1;
         struct flock fl = {
@@ -82,10 +92,13 @@ static int take_lock(int dir_fd, int *ret_fd) {
                 .l_len = 0,
         };
 
-        fd = openat(dir_fd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+        mode_t mode = file_mode(dir_fd);
+        struct stat st;
+        fd = openat(dir_fd, LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0)
                 return negative_errno();
-        if (fchmod(fd, 0600) < 0)
+        /* Only if it differs: the file may be another uid's (a worker's). */
+        if (fstat(fd, &st) < 0 || ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0))
                 return negative_errno();
         /* OFD locks belong to the open file description, not the process: two
          * opens in one process conflict, and a fork does not silently share
@@ -148,11 +161,12 @@ static int write_file_atomic(int dir_fd, const char *name, const uint8_t *data, 
         if (r < 0)
                 return r;
 
-        fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        mode_t mode = file_mode(dir_fd);
+        fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0)
                 return negative_errno();
         /* The mode must not depend on the caller's umask. */
-        if (fchmod(fd, 0600) < 0) {
+        if (fchmod(fd, mode) < 0) {
                 r = negative_errno();
                 goto fail;
         }

@@ -133,7 +133,13 @@ static int decode_start(Reader *r, IpcStart *s) {
         rd_bytes(r, s->data_key, sizeof(s->data_key));
         s->min_perm_seq = rd_u64(r);
         s->vol_seq = rd_u64(r);
+        s->uid = rd_u32(r);
+        s->gid = rd_u32(r);
+        s->memory_max = rd_u64(r);
 
+        /* A worker never becomes root by mistake, nor keeps root's group. */
+        if ((s->uid == 0) != (s->gid == 0) || s->uid == UINT32_MAX || s->gid == UINT32_MAX)
+                return -EBADMSG;
         if (s->domid >= IPC_DOMID_FIRST_RESERVED)
                 return -EBADMSG;
         if (!tpm_family_to_string((TpmFamily) s->family))
@@ -302,6 +308,9 @@ size_t ipc_encode(const IpcMsg *msg, uint8_t buf[static IPC_MAX_PACKET]) {
                 wr_bytes(&w, msg->start.data_key, sizeof(msg->start.data_key));
                 wr_u64(&w, msg->start.min_perm_seq);
                 wr_u64(&w, msg->start.vol_seq);
+                wr_u32(&w, msg->start.uid);
+                wr_u32(&w, msg->start.gid);
+                wr_u64(&w, msg->start.memory_max);
                 break;
         case IPC_STOP:
                 wr_u32(&w, msg->stop.mode);

@@ -60,6 +60,8 @@ typedef struct IpcStart {
         uint8_t data_key[IPC_DATA_KEY_SIZE]; /* DURABLE: the vTPM's data key (wiped after use by both ends) */
         uint64_t min_perm_seq;  /* DURABLE: refuse a permall blob older than this (rollback) */
         uint64_t vol_seq;       /* RESTORE_VOLATILE: the volatile blob must have exactly this seq */
+        uint32_t uid, gid;      /* the worker runs as uid:gid once confined; 0:0 keeps its ids */
+        uint64_t memory_max;    /* the worker's address-space limit in bytes; 0: none */
 } IpcStart;
 
 typedef enum IpcStopMode {
@@ -126,7 +128,8 @@ typedef struct IpcMsg {
  *   START     u32 domid, devid, ring_ref, evtchn_port, family, flags;
  *             char uuid[37] (canonical lowercase, NUL at [36]);
  *             char platform[256] (NUL-terminated, zero-filled after the NUL);
- *             u8 data_key[32]; u64 min_perm_seq, vol_seq
+ *             u8 data_key[32]; u64 min_perm_seq, vol_seq; u32 uid, gid;
+ *             u64 memory_max
  *             (with IPC_START_DURABLE the packet also carries exactly one fd,
  *             SCM_RIGHTS: the O_DIRECTORY fd of <root>/<uuid>; lib/ipc-socket.h)
  *   STOP      u32 mode          READY   u32 local_port
@@ -141,8 +144,9 @@ typedef struct IpcMsg {
  * with DURABLE, platform "xen" or "sim:/...", known stop mode and stage,
  * STATE kind PERMANENT (1) or VOLATILE (2). OFFLINE only with DURABLE, not
  * with RESTORE_VOLATILE, and with domid, devid, ring_ref and evtchn_port 0
- * (there is no guest; one encoding). data_key and the seqs are free-form. */
-#define IPC_START_PAYLOAD_SIZE (6u * 4u + IPC_UUID_LEN + IPC_PLATFORM_MAX + IPC_DATA_KEY_SIZE + 2u * 8u)
+ * (there is no guest; one encoding). uid and gid both 0 or both non-zero
+ * and not (uid_t) -1. data_key, the seqs and memory_max are free-form. */
+#define IPC_START_PAYLOAD_SIZE (8u * 4u + IPC_UUID_LEN + IPC_PLATFORM_MAX + IPC_DATA_KEY_SIZE + 3u * 8u)
 #define IPC_STOP_PAYLOAD_SIZE 4u
 #define IPC_READY_PAYLOAD_SIZE 4u
 #define IPC_FAILED_PAYLOAD_SIZE 8u

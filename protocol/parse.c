@@ -126,3 +126,57 @@ int parse_pcr_list(const char *s, uint32_t max_pcr, uint32_t *ret, size_t max_n,
         *ret_n = n;
         return 0;
 }
+
+int parse_size(const char *s, uint64_t *ret) {
+        char digits[11]; /* 4294967295 and its NUL */
+        unsigned shift = 0;
+        uint32_t v;
+        size_t n;
+
+        if (!s || !*s)
+                return -EINVAL;
+        n = strlen(s);
+        switch (s[n - 1]) {
+        case 'K':
+                shift = 10;
+                n--;
+                break;
+        case 'M':
+                shift = 20;
+                n--;
+                break;
+        case 'G':
+                shift = 30;
+                n--;
+                break;
+        }
+        if (n == 0 || n >= sizeof(digits))
+                return n == 0 ? -EINVAL : -ERANGE;
+        memcpy(digits, s, n);
+        digits[n] = '\0';
+        int r = parse_u32(digits, &v);
+        if (r < 0)
+                return r;
+        *ret = (uint64_t) v << shift;
+        return 0;
+}
+
+int parse_u32_range(const char *s, uint32_t *ret_first, uint32_t *ret_last) {
+        char first[11];
+        uint32_t a, b;
+
+        if (!s)
+                return -EINVAL;
+        const char *dash = strchr(s, '-');
+        if (!dash || (size_t) (dash - s) >= sizeof(first))
+                return -EINVAL;
+        memcpy(first, s, (size_t) (dash - s));
+        first[dash - s] = '\0';
+        if (parse_u32(first, &a) < 0 || parse_u32(dash + 1, &b) < 0)
+                return -EINVAL;
+        if (a >= b)
+                return -ERANGE;
+        *ret_first = a;
+        *ret_last = b;
+        return 0;
+}

@@ -21,3 +21,10 @@ int parse_u32_hex_or_dec(const char *s, uint32_t *ret);
  * empty string is an empty list. Writes up to max_n entries, sorted. -EINVAL
  * for junk or duplicates, -ERANGE for an index >= max_pcr, -E2BIG if too many. */
 int parse_pcr_list(const char *s, uint32_t max_pcr, uint32_t *ret, size_t max_n, size_t *ret_n);
+
+/* A size in bytes: a decimal (as parse_u32, up to 2^32-1) with an optional
+ * K, M or G suffix (powers of 1024): "512M", "1G", "65536". */
+int parse_size(const char *s, uint64_t *ret);
+
+/* "FIRST-LAST": two decimals as parse_u32 with FIRST < LAST. */
+int parse_u32_range(const char *s, uint32_t *ret_first, uint32_t *ret_last);

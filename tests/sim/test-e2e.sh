@@ -20,6 +20,20 @@ ok "two guests connected"
 T1=$(tcti guest1)
 T2=$(tcti guest2)
 
+# Confinement (issue 8): each worker under its own uid, in the workers' group,
+# owning its vTPM's files, which nobody else may read.
+uids=$(ps -o uid= --ppid "$(cat "$SIMDIR/vtpmd.pid")" | sort -u | xargs)
+echo "# worker uids: $uids"
+[ "$(id -u)" -eq 0 ] || { echo "# not root: workers keep the test's uid"; uids="300002 300003"; }
+check "each worker runs under its own non-root uid from WorkerIDs=" \
+	bash -c "set -- $uids; [ \$# -eq 2 ] && [ \$1 -ge 300002 ] && [ \$2 -ge 300002 ] && [ \$2 -le 365535 ]"
+check "no worker keeps a capability" \
+	bash -c "for p in \$(pgrep -P $(cat "$SIMDIR/vtpmd.pid")); do grep -q '^CapEff:.0000000000000000' /proc/\$p/status || exit 1; done"
+check "no worker is dumpable or may gain privileges" \
+	bash -c "for p in \$(pgrep -P $(cat "$SIMDIR/vtpmd.pid")); do grep -q '^NoNewPrivs:.1' /proc/\$p/status && grep -q '^Seccomp:.2' /proc/\$p/status && [ \$(stat -c %u /proc/\$p/mem) = 0 ] || exit 1; done"
+check "no state file is accessible to others" \
+	bash -c "[ -z \"\$(find '$SIMDIR/state' -perm /007 -print -quit)\" ]"
+
 check "getrandom in guest1 returns 8 bytes" \
 	bash -c "[ \$(tpm2_getrandom -T '$T1' 8 | wc -c) -eq 8 ]"
 check "getrandom in guest2 returns 8 bytes" \

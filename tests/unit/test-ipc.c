@@ -13,7 +13,9 @@
 #define OFF_KEY (OFF_PLATFORM + 256)
 #define OFF_MIN_PERM_SEQ (OFF_KEY + 32)
 #define OFF_VOL_SEQ (OFF_MIN_PERM_SEQ + 8)
-#define START_LEN (8 + 6 * 4 + 37 + 256 + 32 + 8 + 8)
+#define OFF_UID (OFF_VOL_SEQ + 8)
+#define OFF_GID (OFF_UID + 4)
+#define START_LEN (8 + 6 * 4 + 37 + 256 + 32 + 8 + 8 + 4 + 4 + 8)
 
 static IpcMsg start_msg(void) {
         IpcMsg m;
@@ -59,7 +61,7 @@ static int roundtrip(const IpcMsg *m, size_t want_len, IpcMsg *out) {
 TEST(start_roundtrip) {
         IpcMsg m = start_msg(), d;
 
-        ASSERT_EQ(IPC_START_PAYLOAD_SIZE, 365);
+        ASSERT_EQ(IPC_START_PAYLOAD_SIZE, 381);
         ASSERT_OK(roundtrip(&m, START_LEN, &d));
         ASSERT_EQ(d.type, IPC_START);
         ASSERT_EQ(d.start.domid, 3);
@@ -81,6 +83,28 @@ TEST(start_roundtrip) {
         ASSERT_EQ(d.start.domid, 0x7fef);
         ASSERT_EQ(d.start.ring_ref, 0xffffffffu);
         ASSERT_STREQ(d.start.platform, "xen");
+
+        m.start.uid = 300001;
+        m.start.gid = 300000;
+        m.start.memory_max = 256u << 20;
+        ASSERT_OK(roundtrip(&m, START_LEN, &d));
+        ASSERT_EQ(d.start.uid, 300001);
+        ASSERT_EQ(d.start.gid, 300000);
+        ASSERT_EQ(d.start.memory_max, 256u << 20);
+}
+
+/* A worker is never told to become root, or to keep root's group. */
+TEST(start_ids) {
+        static const uint32_t bad[][2] = { { 300001, 0 }, { 0, 300000 }, { UINT32_MAX, 5 }, { 5, UINT32_MAX } };
+        uint8_t buf[IPC_MAX_PACKET];
+        IpcMsg d;
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                size_t n = encode_start(buf);
+                memcpy(buf + OFF_UID, &bad[i][0], 4); /* native order, like the codec */
+                memcpy(buf + OFF_GID, &bad[i][1], 4);
+                ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        }
 }
 
 TEST(start_wire_layout) {
@@ -91,7 +115,7 @@ TEST(start_wire_layout) {
         memcpy(&v, buf, 4);
         ASSERT_EQ(v, IPC_START);
         memcpy(&v, buf + 4, 4);
-        ASSERT_EQ(v, 365);
+        ASSERT_EQ(v, 381);
         memcpy(&v, buf + OFF_DOMID, 4);
         ASSERT_EQ(v, 3);
         memcpy(&v, buf + OFF_FLAGS, 4);

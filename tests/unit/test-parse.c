@@ -125,3 +125,42 @@ TEST(pcr_lists) {
         ASSERT_ERR(parse_pcr_list(" 1", 24, p, 24, &n), -EINVAL);
         ASSERT_ERR(parse_pcr_list("1,2,3", 24, p, 2, &n), -E2BIG);
 }
+
+TEST(size) {
+        uint64_t v;
+
+        ASSERT_OK(parse_size("0", &v));
+        ASSERT_EQ(v, 0);
+        ASSERT_OK(parse_size("65536", &v));
+        ASSERT_EQ(v, 65536);
+        ASSERT_OK(parse_size("512M", &v));
+        ASSERT_EQ(v, 512ull << 20);
+        ASSERT_OK(parse_size("4294967295G", &v));
+        ASSERT_EQ(v, 4294967295ull << 30);
+        ASSERT_OK(parse_size("2K", &v));
+        ASSERT_EQ(v, 2048);
+        ASSERT_ERR(parse_size("", &v), -EINVAL);
+        ASSERT_ERR(parse_size("M", &v), -EINVAL);
+        ASSERT_ERR(parse_size("1m", &v), -EINVAL);
+        ASSERT_ERR(parse_size("1MB", &v), -EINVAL);
+        ASSERT_ERR(parse_size("-1M", &v), -EINVAL);
+        ASSERT_ERR(parse_size(" 1M", &v), -EINVAL);
+        ASSERT_ERR(parse_size("4294967296", &v), -ERANGE);
+        ASSERT_ERR(parse_size("99999999999999M", &v), -ERANGE);
+}
+
+TEST(u32_range) {
+        uint32_t a, b;
+
+        ASSERT_OK(parse_u32_range("300000-365535", &a, &b));
+        ASSERT_EQ(a, 300000);
+        ASSERT_EQ(b, 365535);
+        ASSERT_ERR(parse_u32_range("5-5", &a, &b), -ERANGE);
+        ASSERT_ERR(parse_u32_range("6-5", &a, &b), -ERANGE);
+        ASSERT_ERR(parse_u32_range("5", &a, &b), -EINVAL);
+        ASSERT_ERR(parse_u32_range("-5", &a, &b), -EINVAL);
+        ASSERT_ERR(parse_u32_range("5-", &a, &b), -EINVAL);
+        ASSERT_ERR(parse_u32_range("5--6", &a, &b), -EINVAL);
+        ASSERT_ERR(parse_u32_range("5-6-7", &a, &b), -EINVAL);
+        ASSERT_ERR(parse_u32_range("99999999999-1", &a, &b), -EINVAL);
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Confining a worker once it holds everything it needs from the privileged
+ * world (the mapped grant, the bound event channel, its state directory fd),
+ * before it reads a single byte a guest wrote. In this order:
+ *
+ *   1. resource limits (address space, open files, file size, no core dumps);
+ *   2. its state directory given to its own uid (confine_take_dir);
+ *   3. the uid/gid change (no supplementary groups; every capability goes
+ *      with uid 0), then PR_SET_DUMPABLE 0 and PR_SET_NO_NEW_PRIVS;
+ *   4. Landlock: files only beneath the listed directories, no TCP, no
+ *      signals or abstract sockets outside the process (as far as the kernel's
+ *      Landlock ABI goes);
+ *   5. a seccomp allow-list; any other system call kills the process.
+ *
+ * Landlock, seccomp and no_new_privs are per thread: confine before creating
+ * threads (new threads inherit all of it).
+ */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define CONFINE_MAX_DIRS 4
+
+typedef struct ConfinePolicy {
+        uid_t uid;                       /* 0: keep the uid (not running as root) */
+        gid_t gid;
+        uint64_t address_space_max;      /* RLIMIT_AS; 0: unchanged */
+        uint64_t open_files_max;         /* RLIMIT_NOFILE; 0: unchanged */
+        uint64_t file_size_max;          /* RLIMIT_FSIZE; 0: unchanged */
+        int dir_fds[CONFINE_MAX_DIRS];   /* Landlock: trees in which files may be opened, */
+        size_t n_dir_fds;                /* created, renamed and removed */
+        bool seccomp;
+} ConfinePolicy;
+
+typedef struct ConfineResult {
+        int landlock_abi;     /* 0: the kernel has no Landlock, nothing restricted */
+        size_t n_syscalls;    /* in the allow-list as loaded (0: no filter) */
+} ConfineResult;
+
+/* Makes dir_fd and every regular file directly in it owned by uid:gid, the
+ * directory 0770 and the files 0660: the worker owns its files, the
+ * supervisor (a member of gid) still reads them (vtpmd-ctl show) and manages
+ * them while no worker runs. Symlinks and other types are left alone (a
+ * state directory holds none; the store never follows them). */
+int confine_take_dir(int dir_fd, uid_t uid, gid_t gid);
+
+/* Applies the policy to the calling thread (and the threads it creates
+ * afterwards). On failure the process may be partly confined and must exit. */
+int confine_apply(const ConfinePolicy *p, ConfineResult *ret);
+
+/* The allow-list, NULL-terminated, for documentation and tests. */
+extern const char *const confine_syscalls[];
