@@ -48,7 +48,9 @@ static int xen_gnttab_unmap(Gnttab *g, void *addr) {
 /* gntdev has no per-handle restriction, and xentoolcore_restrict_all() would
  * replace its fd with /dev/null (so our own unmap would fail). gntdev can
  * only map grants a domain made to us anyway; we refuse other domains here,
- * and the worker's seccomp filter keeps it from opening a new gntdev. */
+ * and a confined worker cannot open a new gntdev: /dev/xen/gntdev is root's
+ * (0600) and the worker's uid is not, and Landlock lets it open files only
+ * in its state directory (lib/confine.h). */
 static int xen_gnttab_restrict(Gnttab *g, uint32_t domid) {
         GnttabXen *x = (GnttabXen *) g;
         if (x->restricted)
