@@ -4,7 +4,7 @@ BUILD ?= build
 MESON_OPTS ?=
 NINJA ?= ninja
 
-.PHONY: all build deps check demo clean check-unit check-sim check-xen bench fuzz
+.PHONY: all build deps check demo clean check-unit check-sim check-xen check-sanitized bench fuzz
 
 all: build
 
@@ -20,6 +20,13 @@ build: $(BUILD)/build.ninja
 check: deps
 	@$(MAKE) --no-print-directory build
 	./scripts/run-tests $(BUILD)
+	./scripts/run-sanitized $(SAN_BUILD)
+
+# The unit and sim suites again, built with ASan+UBSan in $(SAN_BUILD); any
+# sanitizer report fails (issue 8). See scripts/run-sanitized.
+SAN_BUILD ?= build-asan
+check-sanitized: deps
+	./scripts/run-sanitized $(SAN_BUILD)
 
 check-unit: build
 	meson test -C $(BUILD) --suite unit --print-errorlogs

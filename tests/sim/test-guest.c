@@ -512,7 +512,8 @@ static ssize_t ctrl_cmd(Fx *fx, uint32_t code, const uint8_t *payload, size_t pl
         if (fd < 0 || plen > sizeof(msg) - 4)
                 return -EIO;
         tpm_put_be32(msg, code);
-        memcpy(msg + 4, payload, plen);
+        if (plen > 0) /* callers without a payload pass NULL, which memcpy may not get */
+                memcpy(msg + 4, payload, plen);
         if (write(fd, msg, 4 + plen) != (ssize_t) (4 + plen))
                 return -EIO;
         return read_n(fd, reply, rlen, WAIT_MS);

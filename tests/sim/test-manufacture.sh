@@ -24,6 +24,12 @@ export VTPMD="$SIMDIR/vtpmd-wrap"
 CTL=$VTPMD_CTL
 H=$SIMDIR/h
 W=$SIMDIR/work
+on_exit() {
+	# The host lives below SIMDIR, so cleanup's own stop of SIMDIR does not find it.
+	"$VTPM_SIM" stop --dir "$H" >/dev/null 2>&1
+	cleanup
+}
+trap on_exit EXIT
 mkdir -p "$W"
 
 pyjson() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
