@@ -10,6 +10,9 @@
  * under a mutex; the TPM thread signals completion on an eventfd. libtpms is
  * touched only by the TPM thread while a command is in flight, except for
  * TPMLIB_CancelCommand from the I/O thread (the pattern libtpms supports).
+ * Quick commands (tpm_command_is_quick(): GetRandom, PCR_Extend, NV_Write...)
+ * have nothing worth cancelling and run on the I/O thread itself while the
+ * TPM thread is idle, which saves two thread hand-offs per command.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -359,6 +362,25 @@ static bool worker_recover(Worker *w) {
 
 /* ---- TPM thread ---- */
 
+/* Runs the submitted command through libtpms, on whichever thread owns it
+ * (the TPM thread, or the I/O thread for a quick command while the TPM
+ * thread is idle). Returns what tpm_instance_process() returned. */
+static int worker_run(Worker *w, size_t *ret_n) {
+        int r = -EIO;
+
+        *ret_n = 0;
+        if (w->tpm_broken && worker_recover(w))
+                w->tpm_broken = false;
+        if (!w->tpm_broken) {
+                r = tpm_instance_process(w->tpm, w->cmd, w->cmd_len, w->resp, w->resp_max, ret_n, w->locality);
+                /* The command's store write failed: libtpms is in failure
+                 * mode and has answered TPM_RC_FAILURE. */
+                if (tpm_store_durable_take_error(w->store) < 0)
+                        w->tpm_broken = true;
+        }
+        return r;
+}
+
 static void *tpm_thread(void *userdata) {
         Worker *w = userdata;
 
@@ -371,17 +393,7 @@ static void *tpm_thread(void *userdata) {
                 pthread_mutex_unlock(&w->lock);
 
                 size_t n = 0;
-                int r = -EIO;
-                if (w->tpm_broken && worker_recover(w))
-                        w->tpm_broken = false;
-                if (!w->tpm_broken) {
-                        r = tpm_instance_process(w->tpm, w->cmd, w->cmd_len, w->resp, w->resp_max, &n,
-                                                 w->locality);
-                        /* The command's store write failed: libtpms is in failure
-                         * mode and has answered TPM_RC_FAILURE. */
-                        if (tpm_store_durable_take_error(w->store) < 0)
-                                w->tpm_broken = true;
-                }
+                int r = worker_run(w, &n);
 
                 pthread_mutex_lock(&w->lock);
                 w->resp_r = r;
@@ -429,22 +441,42 @@ static void page_post_error(Worker *w, uint32_t offset, uint32_t rc) {
 
 static void worker_check_page(Worker *w);
 
+static void worker_finish(Worker *w, bool recheck);
+
 static void worker_submit(Worker *w, const TpmifRequest *req) {
-        pthread_mutex_lock(&w->lock);
+        /* The TPM thread is idle (not busy): the buffers are ours. */
         memcpy(w->cmd, w->page + req->offset, req->length);
         w->cmd_len = req->length;
         w->locality = req->locality;
         size_t room = tpmif_response_room(req->offset, VTPM_XEN_PAGE_SIZE);
         w->resp_max = room < sizeof(w->resp) ? room : sizeof(w->resp);
-        w->job = true;
-        pthread_cond_signal(&w->cond);
-        pthread_mutex_unlock(&w->lock);
-
         w->busy = true;
         w->busy_offset = req->offset;
         w->cancel_seen = false;
         if (worker_trace(w))
                 log_hex("command", w->cmd, w->cmd_len);
+
+        if (tpm_command_is_quick(w->family, w->cmd, w->cmd_len)) {
+                /* Nothing to cancel in it: answer it here and spare two thread
+                 * hand-offs. Any event that came meanwhile is still pending on
+                 * the event channel, so the page is looked at again from the
+                 * poll loop (never by recursion: a guest that keeps submitting
+                 * must not grow our stack or starve the IPC socket). */
+                size_t n = 0;
+                int r = worker_run(w, &n);
+                pthread_mutex_lock(&w->lock);
+                w->resp_r = r;
+                w->resp_len = r >= 0 ? n : 0;
+                w->job_done = true;
+                pthread_mutex_unlock(&w->lock);
+                worker_finish(w, false);
+                return;
+        }
+
+        pthread_mutex_lock(&w->lock);
+        w->job = true;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
 }
 
 /* The TPM thread is done: post its response (or a failure response). */

@@ -103,3 +103,29 @@ int tpm_family_from_string(const char *s, TpmFamily *ret) {
                 return -EINVAL;
         return 0;
 }
+
+bool tpm_command_is_quick(TpmFamily family, const uint8_t *cmd, size_t len) {
+        TpmHeader h;
+
+        if (family != TPM_FAMILY_2_0 || tpm_header_parse(cmd, len, &h) < 0)
+                return false;
+        switch (h.code) {
+        case 0x0000017bu: /* GetRandom: at most one digest's worth per call */
+        case 0x00000182u: /* PCR_Extend */
+        case 0x0000017eu: /* PCR_Read */
+        case 0x0000013cu: /* PCR_Event (hashes at most 1024 bytes) */
+        case 0x0000017au: /* GetCapability */
+        case 0x00000169u: /* NV_ReadPublic */
+        case 0x0000014eu: /* NV_Read */
+        case 0x00000137u: /* NV_Write (one durable write, no crypto) */
+        case 0x00000173u: /* ReadPublic */
+        case 0x00000165u: /* FlushContext */
+        case 0x00000181u: /* ReadClock */
+        case 0x00000146u: /* StirRandom */
+        case 0x0000017cu: /* GetTestResult */
+        case 0x0000017du: /* Hash (one packet) */
+                return true;
+        default:
+                return false;
+        }
+}

@@ -2,6 +2,7 @@
 /* TPM packet helpers (TPM 1.2 and 2.0 headers are both 10 bytes, big-endian). Pure. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -65,6 +66,14 @@ int tpm2_build_get_random(uint16_t bytes, uint8_t *buf, size_t len);
 int tpm12_build_startup(uint16_t st, uint8_t *buf, size_t len);
 
 /* "2.0" / "1.2" exactly; to_string gives NULL outside the enum, from_string -EINVAL. */
+/* True for a command whose work is bounded and small whatever its
+ * parameters (no key generation, no asymmetric operation, no loops over
+ * guest-sized input beyond one 4 KiB packet): the worker runs it on its I/O
+ * thread instead of handing it to the TPM thread, which only exists so that
+ * a long command can be cancelled. `cmd` is a whole command, header first;
+ * anything malformed is not quick (the TPM thread answers it). */
+bool tpm_command_is_quick(TpmFamily family, const uint8_t *cmd, size_t len);
+
 const char *tpm_family_to_string(TpmFamily f);
 int tpm_family_from_string(const char *s, TpmFamily *ret);
 

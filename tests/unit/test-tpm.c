@@ -156,3 +156,27 @@ TEST(be_helpers) {
         tpm_put_be32(b, 0xffffffffu);
         ASSERT_EQ(tpm_be32(b), 0xffffffffu);
 }
+
+/* Quick commands run on the worker's I/O thread (no cancel): never one that
+ * can take long, never anything malformed or TPM 1.2. */
+TEST(quick_commands) {
+        uint8_t cmd[12];
+
+        ASSERT_OK(tpm2_build_get_random(8, cmd, sizeof(cmd)));
+        ASSERT_TRUE(tpm_command_is_quick(TPM_FAMILY_2_0, cmd, sizeof(cmd)));
+        ASSERT_TRUE(!tpm_command_is_quick(TPM_FAMILY_1_2, cmd, sizeof(cmd)));
+        ASSERT_TRUE(!tpm_command_is_quick(TPM_FAMILY_2_0, cmd, 9));
+        static const uint32_t slow[] = { 0x131 /* CreatePrimary */, 0x153 /* Create */, 0x176 /* StartAuthSession */,
+                                         0x157 /* Load */, 0x158 /* Quote */, 0x15d /* Sign */, 0x143 /* SelfTest */,
+                                         0x191 /* CreateLoaded */, 0x126 /* Clear */ };
+        for (size_t i = 0; i < sizeof(slow) / sizeof(slow[0]); i++) {
+                tpm_put_be32(cmd + 6, slow[i]);
+                ASSERT_TRUE(!tpm_command_is_quick(TPM_FAMILY_2_0, cmd, sizeof(cmd)));
+        }
+        static const uint32_t quick[] = { 0x182 /* PCR_Extend */, 0x137 /* NV_Write */, 0x14e /* NV_Read */,
+                                          0x17a /* GetCapability */, 0x13c /* PCR_Event */ };
+        for (size_t i = 0; i < sizeof(quick) / sizeof(quick[0]); i++) {
+                tpm_put_be32(cmd + 6, quick[i]);
+                ASSERT_TRUE(tpm_command_is_quick(TPM_FAMILY_2_0, cmd, sizeof(cmd)));
+        }
+}
