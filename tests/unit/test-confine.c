@@ -67,7 +67,7 @@ static int run(const char *dir, bool drop, int *ret_status) {
                 return -errno;
         if (pid == 0)
                 _exit(child(dir, drop));
-        int st;
+        int st = 0;
         if (waitpid(pid, &st, 0) < 0)
                 return -errno;
         *ret_status = st;
@@ -76,7 +76,7 @@ static int run(const char *dir, bool drop, int *ret_status) {
 
 TEST(confined_worker_keeps_its_directory_and_loses_the_rest) {
         _cleanup_simdir_ SimDir d = {};
-        int st;
+        int st = 0;
 
         ASSERT_OK(simdir_make(&d));
         ASSERT_OK(run(d.path, false, &st));
@@ -98,7 +98,7 @@ TEST(unlisted_syscall_kills_with_sigsys) {
                 (void) syscall(SYS_ptrace, 0, 0, 0, 0);
                 _exit(OK);
         }
-        int st;
+        int st = 0;
         ASSERT_EQ(waitpid(pid, &st, 0), pid);
         ASSERT_TRUE(WIFSIGNALED(st));
         ASSERT_EQ(WTERMSIG(st), SIGSYS);
@@ -108,7 +108,7 @@ TEST(dropped_worker_owns_its_files_and_cannot_regain_root) {
         _cleanup_simdir_ SimDir d = {};
         char path[128];
         struct stat s;
-        int st;
+        int st = 0;
 
         if (geteuid() != 0) {
                 printf("# not root: uid drop not tested\n");
