@@ -168,13 +168,13 @@ typedef struct Worker {
         bool job, job_done, quit;
         /* The job: written by the I/O thread before setting `job`, read by the
          * TPM thread; the result the other way round. The command is at most a
-         * page (TPM_MAX_PACKET); a response no more than what fits after the
-         * tpmif header (resp_max <= 4088). */
+         * page (TPM_MAX_PACKET), our one copy of what the guest wrote; the
+         * response stays in libtpms' buffer until it is posted to the page. */
         uint8_t cmd[TPM_MAX_PACKET];
         size_t cmd_len;
         uint8_t locality;
-        uint8_t resp[TPM_MAX_PACKET];
-        size_t resp_max, resp_len;
+        const uint8_t *resp;
+        size_t resp_len;
         int resp_r;
 
         /* I/O thread only. */
@@ -276,6 +276,15 @@ static int worker_load_state(Worker *w) {
                 return r;
         }
         w->statedir = d;
+        /* Under the lock (a previous worker has let go), before the store
+         * writes: the worker's files are its uid's and the workers' group's. */
+        if (w->start.uid != 0) {
+                r = statedir_lend(d, w->start.uid, w->start.gid);
+                if (r < 0) {
+                        log_line("lending the state directory to uid %u failed: %s", w->start.uid, strerror(-r));
+                        return r;
+                }
+        }
 
         r = tpm_store_durable_new(w->statedir, w->start.data_key, w->start.min_perm_seq, worker_on_state, w,
                                   &w->store);
@@ -364,15 +373,17 @@ static bool worker_recover(Worker *w) {
 
 /* Runs the submitted command through libtpms, on whichever thread owns it
  * (the TPM thread, or the I/O thread for a quick command while the TPM
- * thread is idle). Returns what tpm_instance_process() returned. */
-static int worker_run(Worker *w, size_t *ret_n) {
+ * thread is idle). Returns what tpm_instance_process_view() returned; the
+ * response is libtpms' until the next command. */
+static int worker_run(Worker *w, const uint8_t **ret_resp, size_t *ret_n) {
         int r = -EIO;
 
+        *ret_resp = NULL;
         *ret_n = 0;
         if (w->tpm_broken && worker_recover(w))
                 w->tpm_broken = false;
         if (!w->tpm_broken) {
-                r = tpm_instance_process(w->tpm, w->cmd, w->cmd_len, w->resp, w->resp_max, ret_n, w->locality);
+                r = tpm_instance_process_view(w->tpm, w->cmd, w->cmd_len, ret_resp, ret_n, w->locality);
                 /* The command's store write failed: libtpms is in failure
                  * mode and has answered TPM_RC_FAILURE. */
                 if (tpm_store_durable_take_error(w->store) < 0)
@@ -392,12 +403,14 @@ static void *tpm_thread(void *userdata) {
                         break;
                 pthread_mutex_unlock(&w->lock);
 
-                size_t n = 0;
-                int r = worker_run(w, &n);
+                const uint8_t *out;
+                size_t n;
+                int r = worker_run(w, &out, &n);
 
                 pthread_mutex_lock(&w->lock);
                 w->resp_r = r;
-                w->resp_len = r >= 0 ? n : 0;
+                w->resp = out;
+                w->resp_len = n;
                 w->job = false;
                 w->job_done = true;
                 uint64_t one = 1;
@@ -441,63 +454,12 @@ static void page_post_error(Worker *w, uint32_t offset, uint32_t rc) {
 
 static void worker_check_page(Worker *w);
 
-static void worker_finish(Worker *w, bool recheck);
-
-static void worker_submit(Worker *w, const TpmifRequest *req) {
-        /* The TPM thread is idle (not busy): the buffers are ours. */
-        memcpy(w->cmd, w->page + req->offset, req->length);
-        w->cmd_len = req->length;
-        w->locality = req->locality;
-        size_t room = tpmif_response_room(req->offset, VTPM_XEN_PAGE_SIZE);
-        w->resp_max = room < sizeof(w->resp) ? room : sizeof(w->resp);
-        w->busy = true;
-        w->busy_offset = req->offset;
-        w->cancel_seen = false;
-        if (worker_trace(w))
-                log_hex("command", w->cmd, w->cmd_len);
-
-        if (tpm_command_is_quick(w->family, w->cmd, w->cmd_len)) {
-                /* Nothing to cancel in it: answer it here and spare two thread
-                 * hand-offs. Any event that came meanwhile is still pending on
-                 * the event channel, so the page is looked at again from the
-                 * poll loop (never by recursion: a guest that keeps submitting
-                 * must not grow our stack or starve the IPC socket). */
-                size_t n = 0;
-                int r = worker_run(w, &n);
-                pthread_mutex_lock(&w->lock);
-                w->resp_r = r;
-                w->resp_len = r >= 0 ? n : 0;
-                w->job_done = true;
-                pthread_mutex_unlock(&w->lock);
-                worker_finish(w, false);
-                return;
-        }
-
-        pthread_mutex_lock(&w->lock);
-        w->job = true;
-        pthread_cond_signal(&w->cond);
-        pthread_mutex_unlock(&w->lock);
-}
-
-/* The TPM thread is done: post its response (or a failure response). */
-static void worker_finish(Worker *w, bool recheck) {
+/* Posts a command's result: its response, or a TPM failure response if the
+ * TPM gave nothing usable or more than fits after the request's offset. */
+static void worker_post_result(Worker *w, int r, const uint8_t *out, size_t len) {
         uint8_t err[TPM_HEADER_SIZE];
-        const uint8_t *out;
-        size_t len;
         TpmHeader h;
-        int r;
 
-        pthread_mutex_lock(&w->lock);
-        if (!w->job_done) {
-                pthread_mutex_unlock(&w->lock);
-                return;
-        }
-        w->job_done = false;
-        r = w->resp_r;
-        len = w->resp_len;
-        pthread_mutex_unlock(&w->lock);
-
-        out = w->resp;
         if (r < 0 || tpm_header_parse(out, len, &h) < 0 || h.size != len ||
             len > tpmif_response_room(w->busy_offset, VTPM_XEN_PAGE_SIZE)) {
                 if (ratelimit_ok(&w->rl_bad_response))
@@ -513,6 +475,56 @@ static void worker_finish(Worker *w, bool recheck) {
                 log_hex("response", out, len);
         page_post(w, w->busy_offset, out, len, TPMIF_STATE_FINISH);
         w->busy = false;
+}
+
+static void worker_submit(Worker *w, const TpmifRequest *req) {
+        /* The TPM thread is idle (not busy): the buffers are ours. */
+        memcpy(w->cmd, w->page + req->offset, req->length);
+        w->cmd_len = req->length;
+        w->locality = req->locality;
+        w->busy = true;
+        w->busy_offset = req->offset;
+        w->cancel_seen = false;
+        if (worker_trace(w))
+                log_hex("command", w->cmd, w->cmd_len);
+
+        if (tpm_command_is_quick(w->family, w->cmd, w->cmd_len)) {
+                /* Nothing to cancel in it: answer it here and spare two thread
+                 * hand-offs. Any event that came meanwhile is still pending on
+                 * the event channel, so the page is looked at again from the
+                 * poll loop (never by recursion: a guest that keeps submitting
+                 * must not grow our stack or starve the IPC socket). */
+                const uint8_t *out;
+                size_t n;
+                int r = worker_run(w, &out, &n);
+                worker_post_result(w, r, out, n);
+                return;
+        }
+
+        pthread_mutex_lock(&w->lock);
+        w->job = true;
+        pthread_cond_signal(&w->cond);
+        pthread_mutex_unlock(&w->lock);
+}
+
+/* The TPM thread is done: post its response (or a failure response). */
+static void worker_finish(Worker *w, bool recheck) {
+        const uint8_t *out;
+        size_t len;
+        int r;
+
+        pthread_mutex_lock(&w->lock);
+        if (!w->job_done) {
+                pthread_mutex_unlock(&w->lock);
+                return;
+        }
+        w->job_done = false;
+        r = w->resp_r;
+        out = w->resp;
+        len = w->resp_len;
+        pthread_mutex_unlock(&w->lock);
+
+        worker_post_result(w, r, out, len);
 
         /* A request may already be waiting; its event may have come while busy. */
         if (recheck)
@@ -744,13 +756,6 @@ static int worker_confine(Worker *w) {
         if (san && (san_fd = open(san, O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0)
                 p.dir_fds[p.n_dir_fds++] = san_fd;
 #endif
-        if (p.uid != 0 && dir_fd >= 0) {
-                r = confine_take_dir(dir_fd, p.uid, p.gid);
-                if (r < 0) {
-                        log_line("giving the state directory to uid %u failed: %s", p.uid, strerror(-r));
-                        return r;
-                }
-        }
         /* Read now: getuid is not on the allow-list. */
         unsigned uid = p.uid != 0 ? p.uid : (unsigned) getuid(), gid = p.uid != 0 ? p.gid : (unsigned) getgid();
         r = confine_apply(&p, &res);

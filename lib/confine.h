@@ -5,7 +5,7 @@
  * before it reads a single byte a guest wrote. In this order:
  *
  *   1. resource limits (address space, open files, file size, no core dumps);
- *   2. its state directory given to its own uid (confine_take_dir);
+ *   2. (before: its state directory lent to its uid, statedir_lend());
  *   3. the uid/gid change (no supplementary groups; every capability goes
  *      with uid 0), then PR_SET_DUMPABLE 0 and PR_SET_NO_NEW_PRIVS;
  *   4. Landlock: files only beneath the listed directories, no TCP, no
@@ -40,13 +40,6 @@ typedef struct ConfineResult {
         int landlock_abi;     /* 0: the kernel has no Landlock, nothing restricted */
         size_t n_syscalls;    /* in the allow-list as loaded (0: no filter) */
 } ConfineResult;
-
-/* Makes dir_fd and every regular file directly in it owned by uid:gid, the
- * directory 0770 and the files 0660: the worker owns its files, the
- * supervisor (a member of gid) still reads them (vtpmd-ctl show) and manages
- * them while no worker runs. Symlinks and other types are left alone (a
- * state directory holds none; the store never follows them). */
-int confine_take_dir(int dir_fd, uid_t uid, gid_t gid);
 
 /* Applies the policy to the calling thread (and the threads it creates
  * afterwards). On failure the process may be partly confined and must exit. */

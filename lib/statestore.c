@@ -21,12 +21,14 @@
 struct StateRoot {
         int fd;
         int lock_fd;
+        mode_t file_mode; /* of the files we create, from take_lock() */
         char *path;
 };
 
 struct StateDir {
         int fd;
         int lock_fd;
+        mode_t file_mode; /* of the files we create, from take_lock() */
         char uuid[37];
         uint8_t uuid_bin[STATEFILE_UUID_SIZE];
 };
@@ -74,7 +76,7 @@ static bool kind_in_dir(StateKind k) {
 /* ---- files ---- */
 
 /* 0600, or 0660 in a vTPM directory lent to a worker's uid (0770, see
- * confine_take_dir): the supervisor reads and replaces those files through
+ * statedir_lend): the supervisor reads and replaces those files through
  * the group. Never world-accessible. */
 static mode_t file_mode(int dir_fd) {
         struct stat st;
@@ -83,7 +85,8 @@ static mode_t file_mode(int dir_fd) {
         return 0600;
 }
 
-static int take_lock(int dir_fd, int *ret_fd) {
+/* Also decides, once, the mode of the files created in the directory. */
+static int take_lock(int dir_fd, int *ret_fd, mode_t *ret_mode) {
         _cleanup_close_ int fd = -1;
         struct flock fl = {
                 .l_type = F_WRLCK,
@@ -109,6 +112,7 @@ static int take_lock(int dir_fd, int *ret_fd) {
                 return negative_errno();
         }
         *ret_fd = TAKE_FD(fd);
+        *ret_mode = mode;
         return 0;
 }
 
@@ -148,7 +152,7 @@ static int unlink_if_exists(int dir_fd, const char *name) {
 
 /* name.tmp, write, fsync, rename over name, fsync the directory. Before the
  * rename every failure removes the tmp file and leaves name untouched. */
-static int write_file_atomic(int dir_fd, const char *name, const uint8_t *data, size_t len) {
+static int write_file_atomic(int dir_fd, mode_t mode, const char *name, const uint8_t *data, size_t len) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
         int r;
@@ -161,7 +165,6 @@ static int write_file_atomic(int dir_fd, const char *name, const uint8_t *data, 
         if (r < 0)
                 return r;
 
-        mode_t mode = file_mode(dir_fd);
         fd = openat(dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
         if (fd < 0)
                 return negative_errno();
@@ -249,7 +252,7 @@ static int fsync_unlink(int dir_fd, const char *name) {
 
 /* ---- blobs ---- */
 
-static int blob_write(int dir_fd, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
+static int blob_write(int dir_fd, mode_t mode, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
                       const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq, const void *data, size_t len) {
         _cleanup_free_ uint8_t *blob = NULL;
         StateHeader h;
@@ -282,7 +285,7 @@ static int blob_write(int dir_fd, StateKind kind, const uint8_t uuid[STATEFILE_U
                                 blob + STATEFILE_HEADER_SIZE + len);
         if (r < 0)
                 return r;
-        return write_file_atomic(dir_fd, state_kind_filename(kind), blob, STATEFILE_OVERHEAD + len);
+        return write_file_atomic(dir_fd, mode, state_kind_filename(kind), blob, STATEFILE_OVERHEAD + len);
 }
 
 static int blob_load(int dir_fd, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE], uint8_t **ret_blob,
@@ -424,7 +427,7 @@ int stateroot_open(const char *path, StateRoot **ret) {
         r->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (r->fd < 0)
                 return negative_errno();
-        k = take_lock(r->fd, &r->lock_fd);
+        k = take_lock(r->fd, &r->lock_fd, &r->file_mode);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(r);
@@ -534,7 +537,7 @@ int stateroot_write(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_S
                     const void *data, size_t len) {
         if (kind != STATE_KIND_MANIFEST && kind != STATE_KIND_CA_KEY)
                 return -EINVAL;
-        return blob_write(r->fd, kind, zero_uuid, key, seq, data, len);
+        return blob_write(r->fd, r->file_mode, kind, zero_uuid, key, seq, data, len);
 }
 
 int stateroot_read(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
@@ -565,7 +568,7 @@ int stateroot_write_raw(StateRoot *r, const char *name, const void *data, size_t
                 return -EINVAL;
         if (len > READ_MAX)
                 return -EMSGSIZE;
-        return write_file_atomic(r->fd, name, data, len);
+        return write_file_atomic(r->fd, r->file_mode, name, data, len);
 }
 
 int stateroot_read_raw(StateRoot *r, const char *name, uint8_t **ret, size_t *ret_len) {
@@ -620,7 +623,7 @@ int statedir_create(StateRoot *r, const char *uuid, StateDir **ret) {
         if (k < 0)
                 goto fail;
         TAKE_FD(fd);
-        k = take_lock(d->fd, &d->lock_fd);
+        k = take_lock(d->fd, &d->lock_fd, &d->file_mode);
         if (k < 0)
                 goto fail;
         /* The new directory entry must survive a power cut like any write. */
@@ -657,7 +660,7 @@ int statedir_open(StateRoot *r, const char *uuid, StateDir **ret) {
         if (k < 0)
                 return k;
         TAKE_FD(fd);
-        k = take_lock(d->fd, &d->lock_fd);
+        k = take_lock(d->fd, &d->lock_fd, &d->file_mode);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(d);
@@ -688,7 +691,7 @@ int statedir_from_fd(int dir_fd, const char *uuid, StateDir **ret) {
         if (k < 0)
                 return k;
         TAKE_FD(fd);
-        k = take_lock(d->fd, &d->lock_fd);
+        k = take_lock(d->fd, &d->lock_fd, &d->file_mode);
         if (k < 0)
                 return k;
         *ret = TAKE_PTR(d);
@@ -721,7 +724,7 @@ int statedir_write(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZ
                    size_t len) {
         if (!kind_in_dir(kind))
                 return -EINVAL;
-        return blob_write(d->fd, kind, d->uuid_bin, key, seq, data, len);
+        return blob_write(d->fd, d->file_mode, kind, d->uuid_bin, key, seq, data, len);
 }
 
 int statedir_read(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
@@ -918,5 +921,56 @@ int statedir_write_public(StateDir *d, const char *name, const void *data, size_
                 return -EINVAL;
         if (len > READ_MAX)
                 return -EMSGSIZE;
-        return write_file_atomic(d->fd, name, data, len);
+        return write_file_atomic(d->fd, d->file_mode, name, data, len);
+}
+
+int statedir_lend(StateDir *sd, uid_t uid, gid_t gid) {
+        int dir_fd = sd->fd;
+        _cleanup_close_ int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        DIR *d = fdopendir(fd);
+        if (!d)
+                return negative_errno();
+        fd = -1; /* owned by d now */
+
+        int r = 0;
+        struct dirent *de;
+        errno = 0;
+        while ((de = readdir(d))) {
+                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
+                        continue;
+                _cleanup_close_ int f = openat(dir_fd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                struct stat st;
+                if (f < 0) {
+                        if (errno == ELOOP || errno == ENOENT)
+                                continue;
+                        r = negative_errno();
+                        break;
+                }
+                if (fstat(f, &st) < 0) {
+                        r = negative_errno();
+                        break;
+                }
+                if (!S_ISREG(st.st_mode))
+                        continue;
+                if ((st.st_uid != uid || st.st_gid != gid) && fchown(f, uid, gid) < 0) {
+                        r = negative_errno();
+                        break;
+                }
+                if ((st.st_mode & 07777) != 0660 && fchmod(f, 0660) < 0) {
+                        r = negative_errno();
+                        break;
+                }
+                errno = 0;
+        }
+        if (r == 0 && errno != 0)
+                r = negative_errno();
+        closedir(d);
+        if (r < 0)
+                return r;
+        if (fchown(dir_fd, uid, gid) < 0 || fchmod(dir_fd, 0770) < 0)
+                return negative_errno();
+        sd->file_mode = 0660;
+        return 0;
 }

@@ -29,6 +29,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "crypto.h"
 #include "statefile.h"
@@ -64,6 +65,13 @@ int statedir_open(StateRoot *r, const char *uuid, StateDir **ret);
 int statedir_from_fd(int dir_fd, const char *uuid, StateDir **ret);
 /* Releases the lock (so a worker can take it) without closing the object. */
 int statedir_unlock(StateDir *d);
+/* Lends the directory to a worker's uid: the directory and every regular
+ * file directly in it become uid:gid, 0770 and 0660, and so do the files d
+ * creates from now on. The supervisor, a member of gid, still reads them
+ * (vtpmd-ctl show while attached) and manages them while no worker runs.
+ * Symlinks and other types are left alone (a state directory holds none;
+ * the store never follows them). Done under the lock. */
+int statedir_lend(StateDir *d, uid_t uid, gid_t gid);
 StateDir *statedir_close(StateDir *d);
 int statedir_fd(const StateDir *d);
 const char *statedir_uuid(const StateDir *d);

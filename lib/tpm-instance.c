@@ -372,8 +372,8 @@ TpmFamily tpm_instance_family(const TpmInstance *t) {
         return t->family;
 }
 
-int tpm_instance_process(TpmInstance *t, const uint8_t *cmd, size_t len, uint8_t *resp, size_t resp_max,
-                         size_t *ret_len, uint8_t locality) {
+int tpm_instance_process_view(TpmInstance *t, const uint8_t *cmd, size_t len, const uint8_t **ret_resp,
+                              size_t *ret_len, uint8_t locality) {
         uint32_t resp_len = 0;
 
         if (len > TPM_INSTANCE_BUFFER_SIZE)
@@ -389,10 +389,23 @@ int tpm_instance_process(TpmInstance *t, const uint8_t *cmd, size_t len, uint8_t
                 return r;
         if (resp_len > t->resp_cap)
                 return -EIO;
-        if (resp_len > resp_max)
-                return -ENOBUFS;
-        memcpy(resp, t->resp, resp_len);
+        *ret_resp = t->resp;
         *ret_len = resp_len;
+        return 0;
+}
+
+int tpm_instance_process(TpmInstance *t, const uint8_t *cmd, size_t len, uint8_t *resp, size_t resp_max,
+                         size_t *ret_len, uint8_t locality) {
+        const uint8_t *out;
+        size_t n;
+
+        int r = tpm_instance_process_view(t, cmd, len, &out, &n, locality);
+        if (r < 0)
+                return r;
+        if (n > resp_max)
+                return -ENOBUFS;
+        memcpy(resp, out, n);
+        *ret_len = n;
         return 0;
 }
 

@@ -95,6 +95,12 @@ TpmFamily tpm_instance_family(const TpmInstance *t);
 int tpm_instance_process(TpmInstance *t, const uint8_t *cmd, size_t len, uint8_t *resp, size_t resp_max,
                          size_t *ret_len, uint8_t locality);
 
+/* The same without the copy: *ret_resp points into the instance's own
+ * response buffer and stays valid until the next command on it. The serving
+ * loop posts it to the guest's page from there. */
+int tpm_instance_process_view(TpmInstance *t, const uint8_t *cmd, size_t len, const uint8_t **ret_resp,
+                              size_t *ret_len, uint8_t locality);
+
 /* Asks a running tpm_instance_process() to stop (TPMLIB_CancelCommand): long
  * operations (RSA key generation, ECC loops, self tests) then answer
  * TPM_RC_CANCELED. A cancel that arrives before the command starts is lost

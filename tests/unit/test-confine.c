@@ -41,8 +41,6 @@ static int child(const char *dir, bool drop) {
         if (dfd < 0)
                 return E_APPLY;
         p.dir_fds[p.n_dir_fds++] = dfd;
-        if (drop && confine_take_dir(dfd, TEST_UID, TEST_GID) < 0)
-                return E_APPLY;
         if (confine_apply(&p, &res) < 0 || res.n_syscalls == 0)
                 return E_APPLY;
 
@@ -104,10 +102,8 @@ TEST(unlisted_syscall_kills_with_sigsys) {
         ASSERT_EQ(WTERMSIG(st), SIGSYS);
 }
 
-TEST(dropped_worker_owns_its_files_and_cannot_regain_root) {
+TEST(dropped_worker_keeps_its_directory_and_cannot_regain_root) {
         _cleanup_simdir_ SimDir d = {};
-        char path[128];
-        struct stat s;
         int st = 0;
 
         if (geteuid() != 0) {
@@ -115,21 +111,12 @@ TEST(dropped_worker_owns_its_files_and_cannot_regain_root) {
                 return;
         }
         ASSERT_OK(simdir_make(&d));
-        snprintf(path, sizeof(path), "%s/key", d.path);
-        int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
-        ASSERT_TRUE(fd >= 0);
-        close(fd);
+        /* What statedir_lend() does for a worker (tested in test-statestore). */
+        ASSERT_OK(chown(d.path, TEST_UID, TEST_GID));
         /* The child checks what it can; getuid() finally kills it. */
         ASSERT_OK(run(d.path, true, &st));
         ASSERT_TRUE(WIFSIGNALED(st));
         ASSERT_EQ(WTERMSIG(st), SIGSYS);
-        ASSERT_OK(stat(path, &s));
-        ASSERT_EQ(s.st_uid, TEST_UID);
-        ASSERT_EQ(s.st_gid, TEST_GID);
-        ASSERT_EQ(s.st_mode & 07777, 0660);
-        ASSERT_OK(stat(d.path, &s));
-        ASSERT_EQ(s.st_uid, TEST_UID);
-        ASSERT_EQ(s.st_mode & 07777, 0770);
 }
 
 TEST(allow_list_names_only_known_calls) {

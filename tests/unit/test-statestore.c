@@ -919,3 +919,34 @@ TEST(public_files_written_and_destroyed) {
         dir_path = path_join(f.root_path, UUID_A);
         ASSERT_FALSE(exists_at(dir_path));
 }
+
+/* A directory lent to a worker's uid: it and its files become the worker's
+ * and the workers' group's, and files written afterwards (by the worker,
+ * under its own uid) are group-readable for the supervisor. */
+TEST(lend_gives_the_directory_and_its_files_to_a_worker) {
+        _cleanup_fx_ Fx f;
+        struct stat st;
+
+        if (geteuid() != 0) {
+                printf("# not root: statedir_lend not tested\n");
+                return;
+        }
+        ASSERT_OK(fx_init(&f));
+        ASSERT_OK(statedir_write(f.a, STATE_KIND_DATA_KEY, key1, 1, "k", 1));
+        ASSERT_OK(statedir_lend(f.a, 300999, 300998));
+        _cleanup_free_ char *key = fx_file(&f, "key");
+        ASSERT_OK(stat(key, &st));
+        ASSERT_EQ(st.st_uid, 300999);
+        ASSERT_EQ(st.st_gid, 300998);
+        ASSERT_EQ(st.st_mode & 07777, 0660);
+        _cleanup_free_ char *dir = path_join(f.root_path, UUID_A);
+        ASSERT_OK(stat(dir, &st));
+        ASSERT_EQ(st.st_uid, 300999);
+        ASSERT_EQ(st.st_gid, 300998);
+        ASSERT_EQ(st.st_mode & 07777, 0770);
+
+        ASSERT_OK(statedir_write(f.a, STATE_KIND_META, key1, 2, "m", 1));
+        _cleanup_free_ char *meta = fx_file(&f, "meta");
+        ASSERT_OK(stat(meta, &st));
+        ASSERT_EQ(st.st_mode & 07777, 0660);
+}
