@@ -158,23 +158,21 @@ static int join_worker_group(Daemon *d) {
         gid_t gid = (gid_t) d->worker_id_first;
         int n = getgroups(0, NULL);
         if (n < 0)
-                return log_error_errno(-errno, "Cannot read the supplementary groups"), -errno;
+                return log_error_errno(-errno, "Cannot read the supplementary groups");
         _cleanup_free_ gid_t *groups = calloc((size_t) n + 1, sizeof(gid_t));
         if (!groups)
-                return log_error_errno(-ENOMEM, "Out of memory"), -ENOMEM;
+                return log_error_errno(-ENOMEM, "Out of memory");
         n = getgroups(n, groups);
         if (n < 0)
-                return log_error_errno(-errno, "Cannot read the supplementary groups"), -errno;
+                return log_error_errno(-errno, "Cannot read the supplementary groups");
         for (int i = 0; i < n; i++)
                 if (groups[i] == gid)
                         return 0;
         groups[n++] = gid;
-        if (setgroups((size_t) n, groups) < 0) {
-                int e = -errno;
-                log_error_errno(e, "Cannot join group %u, the workers' group (WorkerIDs=%u-%u; vtpmd.service needs "
-                                "CAP_SETGID)", (unsigned) gid, d->worker_id_first, d->worker_id_last);
-                return e;
-        }
+        if (setgroups((size_t) n, groups) < 0)
+                return log_error_errno(-errno, "Cannot join group %u, the workers' group (WorkerIDs=%u-%u; "
+                                       "vtpmd.service needs CAP_SETGID)", (unsigned) gid, d->worker_id_first,
+                                       d->worker_id_last);
         return 0;
 }
 
