@@ -186,6 +186,18 @@ static int set_worker_memory_max(VtpmdConfig *c, const char *v, const char **ret
         return 0;
 }
 
+static int set_worker_spawn(VtpmdConfig *c, const char *v, const char **ret_reason) {
+        if (streq(v, "fork-server"))
+                c->worker_fork_server = true;
+        else if (streq(v, "exec"))
+                c->worker_fork_server = false;
+        else {
+                *ret_reason = "expected fork-server or exec";
+                return -EINVAL;
+        }
+        return 0;
+}
+
 static int set_control_path(VtpmdConfig *c, const char *v, const char **ret_reason) {
         /* bound: sun_path of struct sockaddr_un, with its NUL */
         if (strlen(v) >= sizeof(((struct sockaddr_un *) NULL)->sun_path)) {
@@ -312,6 +324,7 @@ static const ConfigOption options[] = {
         { "ControlGroup", "control-group", "GROUP", set_control_group },
         { "WorkerIDs", "worker-ids", "FIRST-LAST|no", set_worker_ids },
         { "WorkerMemoryMax", "worker-memory-max", "SIZE", set_worker_memory_max },
+        { "WorkerSpawn", "worker-spawn", "fork-server|exec", set_worker_spawn },
 };
 
 void config_init(VtpmdConfig *c) {
@@ -328,6 +341,7 @@ void config_init(VtpmdConfig *c) {
                 .worker_id_first = VTPMD_DEFAULT_WORKER_ID_FIRST,
                 .worker_id_last = VTPMD_DEFAULT_WORKER_ID_LAST,
                 .worker_memory_max = VTPMD_DEFAULT_WORKER_MEMORY_MAX,
+                .worker_fork_server = true,
                 .state = {
                         .state_dir = VTPMD_STATEDIR,
                         .key_source = KEY_SOURCE_TPM,

@@ -602,7 +602,7 @@ static void device_spawn_worker(Device *dev) {
                 device_step(dev, DEV_EV_WORKER_FAILED);
                 return;
         }
-        r = spawn_worker(d->worker_path, &pid, &fd_parent);
+        r = daemon_spawn_worker(d, &pid, &fd_parent);
         if (r < 0) {
                 dev_log(dev, LOG_ERR, "Failed to start worker %s: %s", d->worker_path, strerror(-r));
                 worker_uid_release(d, uid);

@@ -946,6 +946,7 @@ static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions
                 if (clear_want)
                         h.want = *clear_want;
                 safe_close(pipe_fds[0]);
+                safe_close(d->fork_server_fd); /* vtpmd's: the helper exec's its worker */
                 memcpy(h.data_key, keys->data_key, sizeof(h.data_key));
                 explicit_wipe(keys->data_key, sizeof(keys->data_key));
                 helper_main(&h, pipe_fds[1]);

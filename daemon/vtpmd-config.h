@@ -47,6 +47,7 @@ typedef struct VtpmdConfig {
         StateConfig state; /* default_family is copied in by the caller */
         uint32_t worker_id_first, worker_id_last; /* both 0: workers keep vtpmd's uid */
         uint64_t worker_memory_max;               /* 0: no limit */
+        bool worker_fork_server;                  /* WorkerSpawn=fork-server (spawn.h) */
 
         /* every string above that is not a literal, freed by config_done() */
         char **strings;

@@ -13,6 +13,7 @@
 #include <grp.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include "log.h"
 #include "parse.h"
 #include "platform.h"
+#include "spawn.h"
 #include "state.h"
 #include "util.h"
 #include "vtpmd-config.h"
@@ -144,6 +146,79 @@ static int signal_cb(sd_event_source *s, const struct signalfd_siginfo *si, void
         return 0;
 }
 
+/* The worker fork server (spawn.h). Started with the daemon, restarted by
+ * the next worker start after it exits, but not within FORK_SERVER_RETRY_NS
+ * of a failure: workers are exec'ed meanwhile. */
+#define FORK_SERVER_RETRY_NS (10ull * 1000000000ull)
+
+static int fork_server_exit_cb(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->fork_server_fd >= 0) {
+                /* Not asked to: it failed. */
+                if (si->si_code == CLD_EXITED)
+                        log_msg(LOG_WARNING, "Worker fork server (pid %d) exited with status %d; exec'ing workers "
+                                "until it is restarted", (int) si->si_pid, si->si_status);
+                else
+                        log_msg(LOG_WARNING, "Worker fork server (pid %d) killed by signal %s; exec'ing workers "
+                                "until it is restarted", (int) si->si_pid, strsignal(si->si_status));
+                d->fork_server_fd = safe_close(d->fork_server_fd);
+                d->fork_server_retry_ns = now_ns() + FORK_SERVER_RETRY_NS;
+        }
+        d->fork_server_source = sd_event_source_unref(s);
+        d->fork_server_pid = 0;
+        return 0;
+}
+
+static void fork_server_start(Daemon *d) {
+        _cleanup_close_ int fd = -1;
+        pid_t pid;
+        int r;
+
+        r = spawn_fork_server(d->worker_path, &pid, &fd);
+        if (r >= 0) {
+                r = sd_event_add_child(d->event, &d->fork_server_source, pid, WEXITED, fork_server_exit_cb, d);
+                if (r < 0) {
+                        (void) kill(pid, SIGKILL);
+                        (void) waitpid(pid, NULL, 0);
+                }
+        }
+        if (r < 0) {
+                log_msg(LOG_WARNING, "Failed to start the worker fork server %s --fork-server: %s; exec'ing workers",
+                        d->worker_path, strerror(-r));
+                d->fork_server_retry_ns = now_ns() + FORK_SERVER_RETRY_NS;
+                return;
+        }
+        d->fork_server_fd = TAKE_FD(fd);
+        d->fork_server_pid = pid;
+        log_msg(LOG_DEBUG, "Worker fork server started, pid %d", (int) pid);
+}
+
+/* Kills it; its exit callback reaps it. */
+static void fork_server_stop(Daemon *d) {
+        d->fork_server_fd = safe_close(d->fork_server_fd);
+        if (d->fork_server_pid > 0)
+                (void) kill(d->fork_server_pid, SIGKILL);
+}
+
+int daemon_spawn_worker(Daemon *d, pid_t *ret_pid, int *ret_fd) {
+        if (d->worker_fork_server) {
+                if (d->fork_server_fd < 0 && d->fork_server_pid == 0 && now_ns() >= d->fork_server_retry_ns)
+                        fork_server_start(d);
+                if (d->fork_server_fd >= 0) {
+                        int r = spawn_from_fork_server(d->fork_server_fd, ret_pid, ret_fd);
+                        if (r >= 0)
+                                return 0;
+                        log_msg(LOG_WARNING, "Worker fork server (pid %d) failed to fork a worker: %s; stopping it, "
+                                "exec'ing workers for %llu s", (int) d->fork_server_pid, strerror(-r),
+                                FORK_SERVER_RETRY_NS / 1000000000ull);
+                        fork_server_stop(d);
+                        d->fork_server_retry_ns = now_ns() + FORK_SERVER_RETRY_NS;
+                }
+        }
+        return spawn_worker(d->worker_path, ret_pid, ret_fd);
+}
+
 /* Workers run under their own uids (WorkerIDs=) and own their vTPM's files;
  * vtpmd reads and manages them through the workers' group. */
 static int join_worker_group(Daemon *d) {
@@ -206,6 +281,8 @@ int main(int argc, char **argv) {
         d.worker_id_first = cfg.worker_id_first;
         d.worker_id_last = cfg.worker_id_last;
         d.worker_memory_max = cfg.worker_memory_max;
+        d.worker_fork_server = cfg.worker_fork_server;
+        d.fork_server_fd = -1;
         if (cfg.worker_path)
                 d.worker_path = strdup(cfg.worker_path);
         sc = cfg.state;
@@ -270,6 +347,10 @@ int main(int argc, char **argv) {
         (void) sd_event_add_time_relative(d.event, NULL, CLOCK_MONOTONIC, 5 * 1000000ull, 0, status_timer_cb, &d);
         (void) sd_event_set_watchdog(d.event, true);
 
+        /* Loads libtpms and OpenSSL while we read xenstore. */
+        if (d.worker_fork_server)
+                fork_server_start(&d);
+
         /* Replay what already exists (the watch's first fire does it again, harmlessly). */
         device_scan_all(&d);
 
@@ -286,6 +367,8 @@ int main(int argc, char **argv) {
         r = sd_event_loop(d.event);
 
         d.control = control_close(d.control);
+        fork_server_stop(&d); /* it exits on EOF anyway */
+        d.fork_server_source = sd_event_source_unref(d.fork_server_source);
         d.state = vtpm_state_close(d.state);
         xs_close(d.xs);
         sd_event_unref(d.event);

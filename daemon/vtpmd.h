@@ -80,11 +80,20 @@ struct Daemon {
         Worker *workers;
         uint32_t worker_id_first, worker_id_last; /* 0: workers keep vtpmd's uid (WorkerIDs=) */
         uint64_t worker_memory_max;
+        bool worker_fork_server;             /* WorkerSpawn=fork-server (spawn.h) */
+        int fork_server_fd;                  /* -1: none running */
+        pid_t fork_server_pid;               /* 0: none to wait for */
+        sd_event_source *fork_server_source; /* its exit */
+        uint64_t fork_server_retry_ns;       /* no new one before (CLOCK_MONOTONIC) */
         uint8_t *worker_uids_used;                /* bitmap over worker_id_first+2..last */
         unsigned n_devices;
 };
 
 uint64_t now_ns(void);
+
+/* vtpmd.c: a new vtpmd-worker, from the fork server if WorkerSpawn=fork-server
+ * and it works, else by exec; as spawn_worker() (spawn.h). */
+int daemon_spawn_worker(Daemon *d, pid_t *ret_pid, int *ret_fd);
 
 /* device.c */
 void device_refresh(Daemon *d, uint32_t domid, uint32_t devid, DevEvent ev);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * vtpmd-worker: one guest's vTPM. Started by vtpmd with fd 3 = its end of a
- * SOCK_SEQPACKET socketpair (protocol/ipc.h). It maps the guest's tpmif page,
+ * SOCK_SEQPACKET socketpair (protocol/ipc.h), by exec or forked by
+ * `vtpmd-worker --fork-server` (spawn.h). It maps the guest's tpmif page,
  * binds the guest's event channel, runs libtpms on a TPM thread, and serves
  * the page (DESIGN.md "Data path") from the I/O thread (main thread), which
  * also owns the event channel and the IPC socket.
@@ -36,18 +37,20 @@
 
 #include "config.h"
 #include "confine.h"
+#include "crypto.h"
 #include "tpm-instance.h"
 #include "evtchn.h"
 #include "gnttab.h"
 #include "ipc.h"
 #include "ipc-socket.h"
 #include "platform.h"
+#include "spawn.h"
 #include "statestore.h"
 #include "tpmstore-durable.h"
 #include "tpmif.h"
 #include "util.h"
 
-#define IPC_FD 3
+#define IPC_FD WORKER_IPC_FD
 #define WORKER_OPEN_FILES_MAX 64u
 #define WORKER_FILE_SIZE_MAX (16u << 20)
 
@@ -1114,17 +1117,23 @@ static void help(void) {
                "IPC_START message on fd 3 (a SOCK_SEQPACKET socket); it is not meant to be\n"
                "run by hand.\n"
                "\n"
-               "  -h --help     show this help\n"
-               "     --version  show the version\n");
+               "  -h --help         show this help\n"
+               "     --version      show the version\n"
+               "     --fork-server  fork workers for vtpmd on request instead (fd 3)\n");
 }
+
+static int worker_main(void);
+static bool ipc_fd_is_ours(void);
 
 int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "help", no_argument, NULL, 'h' },
                 { "version", no_argument, NULL, 'V' },
+                { "fork-server", no_argument, NULL, 'F' },
                 {},
         };
-        int c, r;
+        bool fork_server = false;
+        int c;
 
         log_set_prefix(NULL);
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
@@ -1135,6 +1144,9 @@ int main(int argc, char **argv) {
                 case 'V':
                         printf("vtpmd-worker " VTPMD_VERSION "\n");
                         return 0;
+                case 'F':
+                        fork_server = true;
+                        break;
                 default:
                         return 2;
                 }
@@ -1142,13 +1154,40 @@ int main(int argc, char **argv) {
                 log_line("unexpected argument: %s", argv[optind]);
                 return 2;
         }
+        if (!fork_server)
+                return worker_main();
 
+        if (!ipc_fd_is_ours())
+                return 1;
+        (void) fcntl(IPC_FD, F_SETFD, FD_CLOEXEC);
+        /* Built once here, shared by every worker forked below. */
+        int r = crypto_warm_up();
+        if (r < 0)
+                log_line("warming up OpenSSL failed: %s", strerror(-r));
+        r = spawn_fork_server_run(IPC_FD, argv, worker_main);
+        if (r < 0) {
+                log_line("fork server: reading requests failed: %s", strerror(-r));
+                return 1;
+        }
+        return 0;
+}
+
+static bool ipc_fd_is_ours(void) {
         int type = 0;
         socklen_t sl = sizeof(type);
         if (getsockopt(IPC_FD, SOL_SOCKET, SO_TYPE, &type, &sl) < 0 || type != SOCK_SEQPACKET) {
                 log_line("fd %d is not a SOCK_SEQPACKET socket; run by vtpmd only", IPC_FD);
-                return 1;
+                return false;
         }
+        return true;
+}
+
+/* One worker: by exec, or forked by the fork server with fd 3 set up. */
+static int worker_main(void) {
+        int r;
+
+        if (!ipc_fd_is_ours())
+                return 1;
         (void) fcntl(IPC_FD, F_SETFD, FD_CLOEXEC);
 
         /* Blocked before the TPM thread exists, so only the I/O thread sees them. */

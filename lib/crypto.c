@@ -26,6 +26,17 @@ static int openssl_error(void) {
         return -EIO;
 }
 
+int crypto_warm_up(void) {
+        EVP_CIPHER *cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+        EVP_MD *md = EVP_MD_fetch(NULL, "SHA256", NULL);
+        int r = cipher && md ? 0 : openssl_error();
+
+        /* The stores keep what was fetched; these references are not needed. */
+        EVP_MD_free(md);
+        EVP_CIPHER_free(cipher);
+        return r;
+}
+
 int crypto_random(void *buf, size_t n) {
         uint8_t *p = buf;
 

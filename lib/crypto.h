@@ -22,5 +22,11 @@ int crypto_aead_decrypt(const uint8_t key[CRYPTO_KEY_SIZE], const uint8_t nonce[
                         const uint8_t *aad, size_t aad_len, const uint8_t *ct, size_t len,
                         const uint8_t tag[CRYPTO_TAG_SIZE], uint8_t *pt);
 
+/* Builds OpenSSL's process-wide tables (its name map, the default provider's
+ * ciphers and digests) that the first use of any algorithm would build, so
+ * that processes forked afterwards share them instead of each building its
+ * own copy. Returns 0 or -EIO. */
+int crypto_warm_up(void);
+
 /* OPENSSL_cleanse */
 void crypto_wipe(void *p, size_t n);

@@ -44,6 +44,13 @@ wait_for() {
 
 tcti() { cat "$SIMDIR/$1.tcti"; }
 
+# vtpmd's guest workers: its children but the worker fork server, the one
+# whose command line ends in --fork-server (a forked worker blanks it).
+vtpmd_children() { ps -o pid=,args= --ppid "$(cat "$SIMDIR/vtpmd.pid")" 2>/dev/null; }
+worker_pids() { vtpmd_children | awk '$NF != "--fork-server" {print $1}'; }
+fork_server_pid() { vtpmd_children | awk '$NF == "--fork-server" {print $1}'; }
+n_workers() { worker_pids | wc -l; }
+
 finish() {
 	echo "$PASSED passed, $FAILED failed"
 	[ "$FAILED" -eq 0 ]

@@ -49,7 +49,7 @@ DOMID=$("$VTPM_SIM" status --dir "$SIMDIR" | awk '$1 == "guest1" {print $2}')
 BE_STATE=/local/domain/0/backend/vtpm/$DOMID/0/state
 
 vtpmd_pid() { cat "$SIMDIR/vtpmd.pid"; }
-worker_pid() { pgrep -P "$(vtpmd_pid)" 2>/dev/null | head -1; }
+worker_pid() { worker_pids | head -1; }
 have_worker() { [ -n "$(worker_pid)" ]; }
 writes_done() { wc -l <"$SIMDIR/writes.log"; }
 # The moment of the next kill: after 1-8 more completed writes (so the guest

@@ -6,7 +6,7 @@
 . "$(dirname "$0")/lib.sh"
 
 pcr16() { tpm2_pcrread -T "$(tcti "$1")" sha256:16 | awk '/16:/ {print $2}'; }
-workers() { pgrep -c -P "$(cat "$SIMDIR/vtpmd.pid")" || true; }
+workers() { n_workers; }
 domid_of() { "$VTPM_SIM" status --dir "$SIMDIR" | awk -v n="$1" '$1 == n {print $2}'; }
 xs() { XENSTORED_PATH="$SIMDIR/xenstore/socket" "$@"; }
 ZERO=0x0000000000000000000000000000000000000000000000000000000000000000
@@ -22,15 +22,20 @@ T2=$(tcti guest2)
 
 # Confinement (issue 8): each worker under its own uid, in the workers' group,
 # owning its vTPM's files, which nobody else may read.
-uids=$(ps -o uid= --ppid "$(cat "$SIMDIR/vtpmd.pid")" | sort -u | xargs)
+uids=$(for p in $(worker_pids); do ps -o uid= -p "$p"; done | sort -u | xargs)
 echo "# worker uids: $uids"
 [ "$(id -u)" -eq 0 ] || { echo "# not root: workers keep the test's uid"; uids="300002 300003"; }
 check "each worker runs under its own non-root uid from WorkerIDs=" \
 	bash -c "set -- $uids; [ \$# -eq 2 ] && [ \$1 -ge 300002 ] && [ \$2 -ge 300002 ] && [ \$2 -le 365535 ]"
-check "no worker keeps a capability" \
-	bash -c "for p in \$(pgrep -P $(cat "$SIMDIR/vtpmd.pid")); do grep -q '^CapEff:.0000000000000000' /proc/\$p/status || exit 1; done"
-check "no worker is dumpable or may gain privileges" \
-	bash -c "for p in \$(pgrep -P $(cat "$SIMDIR/vtpmd.pid")); do grep -q '^NoNewPrivs:.1' /proc/\$p/status && grep -q '^Seccomp:.2' /proc/\$p/status && [ \$(stat -c %u /proc/\$p/mem) = 0 ] || exit 1; done"
+no_caps() { for p in $(worker_pids); do grep -q '^CapEff:.0000000000000000' "/proc/$p/status" || return 1; done; }
+locked_down() {
+	for p in $(worker_pids); do
+		grep -q '^NoNewPrivs:.1' "/proc/$p/status" && grep -q '^Seccomp:.2' "/proc/$p/status" &&
+			[ "$(stat -c %u "/proc/$p/mem")" = 0 ] || return 1
+	done
+}
+check "no worker keeps a capability" no_caps
+check "no worker is dumpable or may gain privileges" locked_down
 check "no state file is accessible to others" \
 	bash -c "[ -z \"\$(find '$SIMDIR/state' -perm /007 -print -quit)\" ]"
 
@@ -91,20 +96,22 @@ check "guest reboot resets PCR 16" [ "$(pcr16 guest2)" = "$ZERO" ]
 # Destroy: no worker left, backend dir gone.
 dom1=$(domid_of guest1)
 check "destroy guest1" "$VTPM_SIM" destroy --dir "$SIMDIR" guest1
-check "destroy leaves one worker (guest2's)" wait_for 10 bash -c "[ \$(pgrep -c -P $(cat "$SIMDIR/vtpmd.pid")) -eq 1 ]"
+one_worker() { [ "$(n_workers)" -eq 1 ]; }
+check "destroy leaves one worker (guest2's)" wait_for 10 one_worker
 check "destroy removes the backend dir" bash -c "! XENSTORED_PATH='$SIMDIR/xenstore/socket' xenstore-exists /local/domain/0/backend/vtpm/$dom1"
 check "guest2 keeps working after guest1 is destroyed" \
 	bash -c "[ \$(tpm2_getrandom -T '$(tcti guest2)' 8 | wc -c) -eq 8 ]"
 
 # A worker killed mid-command is restarted; the guest's next command succeeds.
 T2=$(tcti guest2)
-wpid=$(pgrep -P "$(cat "$SIMDIR/vtpmd.pid")" | head -1)
+wpid=$(worker_pids | head -1)
 tpm2_createprimary -T "$T2" -C o -G rsa2048 -c "$SIMDIR/k.ctx" >"$SIMDIR/inflight.out" 2>&1 &
 inflight=$!
 kill -KILL "$wpid"
 check "a command racing with the worker kill completes" wait "$inflight"
 tpm2_flushcontext -T "$T2" -t >/dev/null 2>&1
-check "a new worker was started" wait_for 10 bash -c "pgrep -P $(cat "$SIMDIR/vtpmd.pid") | grep -vqx $wpid"
+new_worker() { worker_pids | grep -vqx "$wpid"; }
+check "a new worker was started" wait_for 10 new_worker
 check "the guest's next command succeeds" \
 	bash -c "[ \$(tpm2_getrandom -T '$T2' 8 | wc -c) -eq 8 ]"
 check "the frontend never left Connected" grep -q 'frontend=4 tpm=ready' "$SIMDIR/guest2.guest-state"

@@ -60,7 +60,7 @@ latency() {
 			printf "%d commands, p50 %.1f ms, max %.1f ms\n", NR, v[int((NR + 1) / 2)], v[NR] }'
 }
 
-workers() { pgrep -c -P "$(cat "$SIMDIR/vtpmd.pid")" || true; }
+workers() { n_workers; }
 fe_state() { XENSTORED_PATH="$SIMDIR/xenstore/socket" xenstore-read "/local/domain/$1/device/vtpm/0/state"; }
 domid_of() { "$VTPM_SIM" status --dir "$SIMDIR" | awk -v n="$1" '$1 == n {print $2}'; }
 
@@ -132,6 +132,7 @@ check "guest1 reports a ready TPM" grep -q 'frontend=4 tpm=ready' "$SIMDIR/guest
 check "guest2 reports a ready TPM" grep -q 'frontend=4 tpm=ready' "$SIMDIR/guest2.guest-state"
 check "vtpmd never logged a crash of guest1's or guest2's worker" \
 	bash -c "! grep -E 'domid=($DOM1|$DOM2) .*(killed by signal|exited with status)' '$SIMDIR/vtpmd.log'"
-check "only the two normal guests' workers remain" wait_for 10 bash -c "[ \$(pgrep -c -P $VTPMD_PID) -eq 2 ]"
+two_workers() { [ "$(n_workers)" -eq 2 ]; }
+check "only the two normal guests' workers remain" wait_for 10 two_workers
 check "stop" "$VTPM_SIM" stop --dir "$SIMDIR"
 finish

@@ -22,7 +22,7 @@
  * Environment: VTPMD, VTPM_XENSTORED, VTPM_SIM_GUEST (binaries; default: the
  * build tree next to this program), VTPM_SIM_SWTPM (default: swtpm from PATH),
  * VTPM_SIM_SWTPM_LOGLEVEL (swtpm's --log level; 20 dumps every command),
- * VTPMD_LOG_LEVEL (passed as --log-level),
+ * VTPMD_LOG_LEVEL (passed as --log-level), VTPMD_WORKER_SPAWN (as --worker-spawn),
  * VTPM_SIM_TIMEOUT_SCALE (multiplies libxl's 10 s timeouts),
  * VTPM_SIM_CONNECT_TIMEOUT (seconds to wait for Connected, default 30),
  * VTPM_SIM_GUEST_TIMEOUT_SCALE (passed to the guests as --timeout-scale; they
@@ -911,8 +911,8 @@ static int resolve_host_tpm(const Sim *s, bool no_host_tpm) {
  * (vtpmd-ctl create --tpm), the family given to `start` is vtpmd's default
  * for every vTPM of the simulation. */
 static char **vtpmd_args(const Sim *s, const char *family) {
-        const char *level = getenv("VTPMD_LOG_LEVEL");
-        char **a = calloc(16, sizeof(char *));
+        const char *level = getenv("VTPMD_LOG_LEVEL"), *spawn = getenv("VTPMD_WORKER_SPAWN");
+        char **a = calloc(18, sizeof(char *));
         size_t n = 0;
 
         if (!a) {
@@ -941,6 +941,10 @@ static char **vtpmd_args(const Sim *s, const char *family) {
         if (level) {
                 a[n++] = xasprintf("--log-level");
                 a[n++] = xasprintf("%s", level);
+        }
+        if (spawn) {
+                a[n++] = xasprintf("--worker-spawn");
+                a[n++] = xasprintf("%s", spawn);
         }
         return a;
 }

@@ -108,6 +108,7 @@ TEST(defaults) {
         ASSERT_EQ(c.state.host_tpm.nv_index, 0);
         ASSERT_EQ(c.state.host_tpm.n_pcrs, 0);
         ASSERT_EQ(c.state.counter_interval_ns, 60ull * 1000000000ull);
+        ASSERT_TRUE(c.worker_fork_server);
         config_done(&c);
 }
 
@@ -128,7 +129,8 @@ TEST(every_key_from_the_file) {
                                    "ControlGroup = 4242\n"
                                    "LogLevel = debug\n"
                                    "DefaultTPM = 1.2\n"
-                                   "InitWaitMS = 250\n");
+                                   "InitWaitMS = 250\n"
+                                   "WorkerSpawn = exec\n");
 
         config_init(&c);
         ASSERT_EQ(run(&c, &err, "--config", p, NULL), 0);
@@ -151,6 +153,7 @@ TEST(every_key_from_the_file) {
         ASSERT_EQ(c.log_level, LOG_DEBUG);
         ASSERT_EQ(c.default_family, TPM_FAMILY_1_2);
         ASSERT_EQ(c.initwait_dwell_ns, 250ull * 1000000ull);
+        ASSERT_FALSE(c.worker_fork_server);
         config_done(&c);
 }
 
@@ -163,7 +166,8 @@ TEST(every_flag_from_the_command_line) {
                       "file:/k", "--pcr-policy", "0", "--srk-handle", "2164260865", "--nv-index", "0x01bfffff",
                       "--counter-interval", "0", "--auto-create=no", "--control", "/run/c", "--control-group",
                       "root", "--log-level", "err", "--default-tpm", "1.2", "--initwait-ms", "0", "--platform",
-                      "sim:/tmp/x", "--domid", "7", "--trace", "--worker", "/usr/libexec/w", NULL),
+                      "sim:/tmp/x", "--domid", "7", "--trace", "--worker", "/usr/libexec/w", "--worker-spawn",
+                      "exec", NULL),
                   0);
         ASSERT_STREQ(c.state.state_dir, "/srv/vtpm");
         ASSERT_STREQ(c.state.host_tpm.tcti, "mssim:");
@@ -183,6 +187,7 @@ TEST(every_flag_from_the_command_line) {
         ASSERT_EQ(c.self_domid, 7);
         ASSERT_TRUE(c.trace);
         ASSERT_STREQ(c.worker_path, "/usr/libexec/w");
+        ASSERT_FALSE(c.worker_fork_server);
         config_done(&c);
 }
 
@@ -243,6 +248,8 @@ TEST(bad_values_in_the_file) {
         ASSERT_FILE_ERROR("[vtpmd]\nDefaultTPM=2\n", "2: DefaultTPM=2: expected 2.0 or 1.2");
         ASSERT_FILE_ERROR("[vtpmd]\nInitWaitMS=60001\n", "2: InitWaitMS=60001: expected 0..60000 milliseconds");
         ASSERT_FILE_ERROR("[vtpmd]\nInitWaitMS=-1\n", "2: InitWaitMS=-1: expected 0..60000 milliseconds");
+        ASSERT_FILE_ERROR("[vtpmd]\nWorkerSpawn=fork\n", "2: WorkerSpawn=fork: expected fork-server or exec");
+        ASSERT_FILE_ERROR("[vtpmd]\nWorkerSpawn=\n", "2: WorkerSpawn=: expected fork-server or exec");
 }
 
 TEST(unknown_and_duplicate_keys_and_sections) {
@@ -390,7 +397,7 @@ TEST(oversized_file) {
 TEST(the_shipped_example_documents_the_defaults) {
         static const char *keys[] = {
                 "StateDirectory", "KeySource", "HostTPM", "PCRPolicy", "NVIndex", "CounterInterval", "AutoCreate",
-                "DefaultTPM", "ControlSocket", "ControlGroup", "LogLevel", "InitWaitMS",
+                "DefaultTPM", "ControlSocket", "ControlGroup", "LogLevel", "InitWaitMS", "WorkerSpawn",
         };
         VtpmdConfig c, def;
         char *err = NULL, line[512], *uncommented = NULL;
@@ -434,6 +441,7 @@ TEST(the_shipped_example_documents_the_defaults) {
         ASSERT_EQ(c.have_control_gid, def.have_control_gid);
         ASSERT_EQ(c.log_level, def.log_level);
         ASSERT_EQ(c.initwait_dwell_ns, def.initwait_dwell_ns);
+        ASSERT_EQ(c.worker_fork_server, def.worker_fork_server);
         config_done(&c);
         config_done(&def);
 }

@@ -76,7 +76,15 @@ vtpmd_stop() {
 	VPID=
 	return $rc
 }
-workers() { pgrep -c -x vtpmd-worker || true; }
+# Guest workers: every vtpmd-worker but the fork server (--fork-server in
+# its command line; a forked worker blanks its copy).
+workers() {
+	local n=0 p
+	for p in $(pgrep -x vtpmd-worker); do
+		grep -qa -- --fork-server "/proc/$p/cmdline" 2>/dev/null || n=$((n + 1))
+	done
+	echo "$n"
+}
 
 # ---- guests -------------------------------------------------------------------
 guest_cfg() { # name uuid
