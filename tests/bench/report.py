@@ -87,6 +87,18 @@ def build(records, machine, quick):
         latency[op]["ratios"] = ratios
     res["latency"] = latency
 
+    # the bare transport floor (vtpm-bench hops), measured in the same repetitions
+    hops = by(records, "hops")
+    h2 = {r["rep"]: r["data"]["p50_us"] for r in hops if r["relays"] == 0}
+    h4 = {r["rep"]: r["data"]["p50_us"] for r in hops if r["relays"] == 1}
+    res["transport_floor"] = {
+        "wakeups_2_p50_us": stats(h2.values()),
+        "wakeups_4_p50_us": stats(h4.values()),
+        "wakeups_4_over_2_p50": ratio_stats(h4, h2) if h2 and h4 else None,
+        "vtpmd_getrandom_over_wakeups_4_p50": ratio_stats(per[("getrandom", "vtpmd", "p50")], h4)
+        if h4 and ("getrandom", "vtpmd", "p50") in per else None,
+    }
+
     # 2. CPU per GetRandom
     cpu = by(records, "cpu")
     us = {}
@@ -121,10 +133,13 @@ def build(records, machine, quick):
     workers = by(records, "memory_worker")
     sv = by(records, "memory_supervisor")
     sw = by(records, "memory_swtpm")
+    fs = by(records, "memory_fork_server")
     res["memory"] = {
         "guests_attached": sv[0]["guests"] if sv else 0,
         "worker_uss_kib": stats([r["data"]["uss_kib"] for r in workers]),
         "worker_rss_kib": stats([r["data"]["rss_kib"] for r in workers]),
+        "worker_pss_kib": stats([r["data"].get("pss_kib") for r in workers if r["data"].get("pss_kib") is not None]),
+        "fork_server_uss_kib": fs[0]["data"]["uss_kib"] if fs else None,
         "supervisor_rss_kib": sv[0]["data"]["rss_kib"] if sv else None,
         "supervisor_uss_kib": sv[0]["data"]["uss_kib"] if sv else None,
         "swtpm_idle_uss_kib": sw[0]["data"]["uss_kib"] if sw else None,
@@ -277,6 +292,16 @@ def write_report(res, out, notes):
                  "vtpmd (%s × swtpm's p50): that is the guest driver's polling, not the backend. The rows above "
                  "use the simulated guest's interrupt-driven mode (`--wait event`)." % (
                      fmt(gp["p50_us"]), fmt(gp["p99_us"]), fmt(L["getrandom"]["ratios"].get("vtpmd_poll_over_swtpm_p50"))))
+    tf = res.get("transport_floor") or {}
+    if tf.get("wakeups_4_p50_us"):
+        r.append("\nThe bare transport floor, measured in the same repetitions (`vtpm-bench hops`: a 12-byte "
+                 "message through processes on SOCK_SEQPACKET pairs, no work): 2 process wake-ups per round trip "
+                 "(swtpm's shape: client, server) p50 %s µs; 4 wake-ups (the simulation's: client, guest, worker) "
+                 "p50 %s µs, %s × the 2-wake-up floor. vtpmd's GetRandom p50 is %s × the 4-wake-up floor: what "
+                 "the backend adds is the difference. A vtpmd/swtpm ratio below the floors' ratio would need the "
+                 "backend to take negative time." % (
+                     fmt(tf["wakeups_2_p50_us"]), fmt(tf["wakeups_4_p50_us"]), fmt(tf["wakeups_4_over_2_p50"]),
+                     fmt(tf["vtpmd_getrandom_over_wakeups_4_p50"])))
     r.append("\n![latency](latency.png)\n")
     c = res["cpu_per_getrandom"]
     r.append("## 2. dom0 CPU per GetRandom\n")
@@ -294,11 +319,13 @@ def write_report(res, out, notes):
     r.append("\n![throughput](throughput.png)\n")
     mm = res["memory"]
     r.append("## 4. Memory\n")
-    r.append("With %d guests attached: idle worker USS %s KiB (RSS %s KiB), over all workers; supervisor RSS "
-             "%s KiB (USS %s KiB); one idle swtpm USS %s KiB (RSS %s KiB).\n" % (
+    r.append("With %d guests attached: idle worker USS %s KiB (RSS %s KiB, PSS %s KiB), over all workers; "
+             "supervisor RSS %s KiB (USS %s KiB); worker fork server USS %s KiB (once for all workers: the "
+             "pages forked workers share are counted in its RSS and their PSS, not their USS); one idle swtpm "
+             "USS %s KiB (RSS %s KiB).\n" % (
                  mm["guests_attached"], fmt(mm["worker_uss_kib"], 4), fmt(mm["worker_rss_kib"], 4),
-                 fmt(mm["supervisor_rss_kib"]), fmt(mm["supervisor_uss_kib"]), fmt(mm["swtpm_idle_uss_kib"]),
-                 fmt(mm["swtpm_idle_rss_kib"])))
+                 fmt(mm["worker_pss_kib"], 4), fmt(mm["supervisor_rss_kib"]), fmt(mm["supervisor_uss_kib"]),
+                 fmt(mm["fork_server_uss_kib"]), fmt(mm["swtpm_idle_uss_kib"]), fmt(mm["swtpm_idle_rss_kib"])))
     a = res["attach"]
     r.append("## 5. Attach at scale\n")
     r.append("%d guests created at once by `vtpm-sim start --guests %d` (domains created back to back, like a "
@@ -392,6 +419,8 @@ for _op in OPS:
         REQUIRED += ["latency.%s.%s.p50_us" % (_op, _who), "latency.%s.%s.p99_us" % (_op, _who)]
     REQUIRED += ["latency.%s.ratios.vtpmd_over_swtpm_p50" % _op, "latency.%s.ratios.vtpmd_over_inproc_p50" % _op]
 REQUIRED += ["latency.getrandom.vtpmd_poll.p50_us", "latency.getrandom.ratios.vtpmd_poll_over_swtpm_p50"]
+REQUIRED += ["transport_floor.wakeups_2_p50_us", "transport_floor.wakeups_4_p50_us",
+             "transport_floor.wakeups_4_over_2_p50", "transport_floor.vtpmd_getrandom_over_wakeups_4_p50"]
 
 
 def finite_numbers(v, path, errors):

@@ -97,8 +97,11 @@ ticks() { # utime+stime of a process (all its threads), in clock ticks
 }
 uss_kib() { awk '/^Private_(Clean|Dirty):/ { s += $2 } END { print s + 0 }' "/proc/$1/smaps_rollup"; }
 rss_kib() { awk '/^Rss:/ { print $2 }' "/proc/$1/smaps_rollup"; }
+pss_kib() { awk '/^Pss:/ { print $2 }' "/proc/$1/smaps_rollup"; }
 vtpmd_pid() { "$VTPM_SIM" status --dir "$1" --json | jq -r .vtpmd.pid; }
-workers_of() { ps -o pid= --ppid "$1" | tr -d ' '; }
+# vtpmd's children but the worker fork server (command line ends in --fork-server).
+workers_of() { ps -o pid=,args= --ppid "$1" | awk '$NF != "--fork-server" {print $1}'; }
+fork_server_of() { ps -o pid=,args= --ppid "$1" | awk '$NF == "--fork-server" {print $1}'; }
 sock_ready() { "$VTPM_BENCH" latency --op getrandom --count 1 --socket "$1" >/dev/null 2>&1; }
 
 # wait_for SECONDS command...: polls until it succeeds or the deadline passes.
@@ -241,6 +244,13 @@ for rep in $(seq 1 "$REPS"); do
 		done
 	done
 
+	# The bare transport floor, same moment: 2 wake-ups (swtpm's shape) and
+	# 4 (the simulation's: client, guest, worker), no work.
+	for k in 0 1; do
+		j=$("$VTPM_BENCH" hops --relays "$k" --count "$N_GR" --warmup 3) || die "hops --relays $k failed"
+		raw hops rep "$rep" relays "$k" "$j"
+	done
+
 	# Figure 2: CPU per GetRandom, vtpmd (supervisor + worker) and swtpm.
 	for who in $order; do
 		case $who in
@@ -298,7 +308,10 @@ done
 # Figure 4: idle workers with SCALE_GUESTS guests attached, and the supervisor.
 VPID=$(vtpmd_pid "$B")
 for w in $(workers_of "$VPID"); do
-	raw memory_worker "{\"pid\":$w,\"uss_kib\":$(uss_kib "$w"),\"rss_kib\":$(rss_kib "$w")}"
+	raw memory_worker "{\"pid\":$w,\"uss_kib\":$(uss_kib "$w"),\"rss_kib\":$(rss_kib "$w"),\"pss_kib\":$(pss_kib "$w")}"
+done
+for f in $(fork_server_of "$VPID"); do
+	raw memory_fork_server "{\"uss_kib\":$(uss_kib "$f"),\"rss_kib\":$(rss_kib "$f")}"
 done
 raw memory_supervisor guests "$SCALE_GUESTS" "{\"uss_kib\":$(uss_kib "$VPID"),\"rss_kib\":$(rss_kib "$VPID")}"
 

@@ -15,6 +15,11 @@
  *   vtpm-bench watch-connect --xs-socket PATH --guests N [--timeout-ms MS]
  *       watches a (simulated) xenstore until N domains' vTPM frontends read
  *       Connected; per domain, from its first node to frontend Connected
+ *   vtpm-bench hops --relays K --count N [--warmup N]
+ *       the bare transport floor: round trips of a 12-byte message through K
+ *       relay processes to an echo process over SOCK_SEQPACKET pairs, that is
+ *       2(K+1) process wake-ups and no work (K = 0: swtpm's shape, client and
+ *       server; K = 1: the simulation's, client, guest and worker)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <xenstore.h>
@@ -490,12 +497,91 @@ static int cmd_watch_connect(const char *xs_socket, unsigned long guests, unsign
         return 0;
 }
 
+/* ---- bare transport floor ---- */
+
+/* Relays between left and right, or echoes on left if right < 0, until left closes. */
+_noreturn_ static void hop_serve(int left, int right) {
+        uint8_t b[64];
+
+        for (;;) {
+                ssize_t n = read(left, b, sizeof(b));
+                if (n <= 0)
+                        _exit(n == 0 ? 0 : 1);
+                if (right >= 0) {
+                        if (write(right, b, (size_t) n) != n)
+                                _exit(1);
+                        n = read(right, b, sizeof(b));
+                        if (n <= 0)
+                                _exit(1);
+                }
+                if (write(left, b, (size_t) n) != n)
+                        _exit(1);
+        }
+}
+
+#define HOPS_MAX_RELAYS 4
+
+static int cmd_hops(unsigned long relays, unsigned long count, unsigned long warmup) {
+        int link[HOPS_MAX_RELAYS + 1][2];
+        pid_t pid[HOPS_MAX_RELAYS + 1];
+        _cleanup_free_ uint64_t *t = calloc(count, sizeof(*t));
+        uint8_t msg[12] = { 0x80, 0x01 }, back[64];
+        int r = 0;
+
+        if (!t || relays > HOPS_MAX_RELAYS)
+                return 1;
+        for (unsigned long k = 0; k <= relays; k++)
+                if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, link[k]) < 0)
+                        return 1;
+        /* Process k+1 sits on link k's far end and link k+1's near end. */
+        for (unsigned long k = 0; k <= relays; k++) {
+                pid[k] = fork();
+                if (pid[k] < 0)
+                        return 1;
+                if (pid[k] == 0) {
+                        for (unsigned long j = 0; j <= relays; j++) {
+                                if (j != k)
+                                        safe_close(link[j][1]);
+                                if (j != k + 1)
+                                        safe_close(link[j][0]);
+                        }
+                        hop_serve(link[k][1], k < relays ? link[k + 1][0] : -1);
+                }
+        }
+        for (unsigned long k = 0; k <= relays; k++) {
+                safe_close(link[k][1]);
+                if (k > 0)
+                        safe_close(link[k][0]);
+        }
+        for (unsigned long i = 0; i < warmup + count && r == 0; i++) {
+                uint64_t begin = now_ns();
+                if (write(link[0][0], msg, sizeof(msg)) != (ssize_t) sizeof(msg) ||
+                    read(link[0][0], back, sizeof(back)) != (ssize_t) sizeof(msg))
+                        r = -EIO;
+                else if (i >= warmup)
+                        t[i - warmup] = now_ns() - begin;
+        }
+        safe_close(link[0][0]); /* the chain exits on EOF */
+        for (unsigned long k = 0; k <= relays; k++)
+                while (waitpid(pid[k], NULL, 0) < 0 && errno == EINTR)
+                        ;
+        if (r < 0) {
+                fprintf(stderr, "vtpm-bench: hops: a relay failed\n");
+                return 1;
+        }
+        printf("{\"relays\":%lu,\"wakeups\":%lu,", relays, 2 * (relays + 1));
+        print_summary(t, count, 1000.0, "us");
+        printf("}\n");
+        return 0;
+}
+
 _noreturn_ static void usage(int code) {
         fputs("usage: vtpm-bench latency --op getrandom|pcrextend|nvwrite|createprimary --count N [--warmup N]\n"
               "                          (--socket PATH | --inproc) [--dir DIR --size BYTES]\n"
               "       vtpm-bench throughput --duration-ms MS SOCKET...\n"
               "       vtpm-bench fsync --dir DIR --size BYTES --count N\n"
-              "       vtpm-bench watch-connect --xs-socket PATH --guests N [--timeout-ms MS]\n",
+              "       vtpm-bench watch-connect --xs-socket PATH --guests N [--timeout-ms MS]\n"
+              "       vtpm-bench hops --relays K --count N [--warmup N]\n",
               code ? stderr : stdout);
         exit(code);
 }
@@ -512,7 +598,7 @@ static unsigned long num_arg(const char *name, const char *s, unsigned long max)
 
 int main(int argc, char **argv) {
         enum { OPT_OP = 1, OPT_COUNT, OPT_WARMUP, OPT_SOCKET, OPT_INPROC, OPT_DURATION, OPT_DIR, OPT_SIZE,
-               OPT_XS, OPT_GUESTS, OPT_TIMEOUT };
+               OPT_XS, OPT_GUESTS, OPT_TIMEOUT, OPT_RELAYS };
         static const struct option opts[] = {
                 { "op", required_argument, NULL, OPT_OP },
                 { "count", required_argument, NULL, OPT_COUNT },
@@ -525,11 +611,12 @@ int main(int argc, char **argv) {
                 { "xs-socket", required_argument, NULL, OPT_XS },
                 { "guests", required_argument, NULL, OPT_GUESTS },
                 { "timeout-ms", required_argument, NULL, OPT_TIMEOUT },
+                { "relays", required_argument, NULL, OPT_RELAYS },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
         const char *cmd, *op = NULL, *sock = NULL, *dir = NULL, *xs = NULL;
-        unsigned long count = 0, warmup = 0, duration = 0, size = 0, guests = 0, timeout = 60000;
+        unsigned long count = 0, warmup = 0, duration = 0, size = 0, guests = 0, timeout = 60000, relays = 0;
         bool inproc = false;
         int c;
 
@@ -574,6 +661,9 @@ int main(int argc, char **argv) {
                 case OPT_TIMEOUT:
                         timeout = num_arg("--timeout-ms", optarg, 3600000);
                         break;
+                case OPT_RELAYS:
+                        relays = num_arg("--relays", optarg, HOPS_MAX_RELAYS);
+                        break;
                 case 'h':
                         usage(0);
                 default:
@@ -600,6 +690,11 @@ int main(int argc, char **argv) {
                 if (!xs || guests == 0 || optind != argc)
                         usage(2);
                 return cmd_watch_connect(xs, guests, timeout);
+        }
+        if (streq(cmd, "hops")) {
+                if (count == 0 || optind != argc)
+                        usage(2);
+                return cmd_hops(relays, count, warmup);
         }
         usage(2);
 }
