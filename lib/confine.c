@@ -8,6 +8,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -15,6 +16,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <xen/xen.h> /* domid_t, for the ioctl headers */
+#include <xen/sys/evtchn.h>
+#include <xen/sys/gntdev.h>
 
 #include "config.h"
 #include "confine.h"
@@ -49,8 +53,6 @@ const char *const confine_syscalls[] = {
         "poll", "ppoll", "recvmsg", "sendmsg", "recvfrom", "sendto",
         /* the simulated event channel: probing and notifying peers' sockets */
         "connect",
-        /* Xen event channel and gntdev ioctls */
-        "ioctl",
         /* the durable store, inside the state directory (Landlock limits where) */
         "openat", "newfstatat", "fstat", "statx", "lseek", "fsync", "fdatasync",
         "renameat", "renameat2", "unlinkat", "fcntl", "ftruncate", "fchmod", "getdents64", "flock",
@@ -67,8 +69,22 @@ const char *const confine_syscalls[] = {
         "uname", "getppid", "dup", "dup2", "dup3", "open", "pipe2",
 #endif
         /* with argument filters: */
-        "mmap", "mprotect", "clone", "socket", "tgkill",
+        "mmap", "mprotect", "clone", "socket", "tgkill", "ioctl",
         NULL,
+};
+
+/* The ioctl requests a confined worker makes: notify and unbind on its
+ * event channel, unmapping its guest's page (libxengnttab looks the mapping
+ * up first), and isatty() on stdio. Not IOCTL_GNTDEV_MAP_GRANT_REF: gntdev
+ * cannot be restricted to a domain, so a taken-over worker could otherwise
+ * map another guest's grants; nor TIOCSTI on a terminal it logs to. */
+const unsigned long confine_ioctls[] = {
+        IOCTL_EVTCHN_NOTIFY,
+        IOCTL_EVTCHN_UNBIND,
+        IOCTL_GNTDEV_GET_OFFSET_FOR_VADDR,
+        IOCTL_GNTDEV_UNMAP_GRANT_REF,
+        TCGETS,
+        0,
 };
 
 static int landlock_abi(void) {
@@ -157,7 +173,11 @@ static int apply_seccomp(size_t *ret_n) {
                                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
                 else if (streq(*s, "socket"))
                         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
-                else if (streq(*s, "tgkill"))
+                else if (streq(*s, "ioctl")) {
+                        r = 0;
+                        for (const unsigned long *q = confine_ioctls; *q && r >= 0; q++)
+                                r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_A1(SCMP_CMP_EQ, *q));
+                } else if (streq(*s, "tgkill"))
                         /* abort() signals itself; nobody else. */
                         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t) getpid()));
                 else

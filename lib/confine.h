@@ -47,3 +47,5 @@ int confine_apply(const ConfinePolicy *p, ConfineResult *ret);
 
 /* The allow-list, NULL-terminated, for documentation and tests. */
 extern const char *const confine_syscalls[];
+/* The only ioctl requests allowed, 0-terminated. */
+extern const unsigned long confine_ioctls[];
