@@ -704,6 +704,22 @@ Device *device_free(Device *dev) {
         return NULL;
 }
 
+void devices_release_all(Daemon *d) {
+        /* At exit: memory only. Workers that did not stop in time were killed,
+         * xenstore is left as it is for the next vtpmd to pick up. */
+        while (d->workers)
+                worker_free(d->workers);
+        while (d->devices) {
+                Device *dev = d->devices;
+                sd_event_source_disable_unref(dev->timer_source);
+                sd_event_source_disable_unref(dev->restart_source);
+                device_unlink(dev);
+                free(dev);
+        }
+        free(d->worker_uids_used);
+        d->worker_uids_used = NULL;
+}
+
 static void device_apply(Device *dev, const DevActions *a) {
         Daemon *d = dev->daemon;
         int r;

@@ -291,25 +291,32 @@ int main(int argc, char **argv) {
         if (r < 0) {
                 log_msg(LOG_ERR, "Invalid --platform \"%s\": %s (expected xen or sim:DIR)", cfg.platform_spec,
                         strerror(-r));
-                return EXIT_FAILURE;
+                r = EXIT_FAILURE;
+                goto finish;
         }
         d.platform_spec = strdup(platform_describe(platform));
         platform_free(platform);
         if (!d.worker_path)
                 d.worker_path = find_worker();
-        if (!d.platform_spec || !d.worker_path || !d.control_path)
-                return log_error_errno(-ENOMEM, "Out of memory"), EXIT_FAILURE;
+        if (!d.platform_spec || !d.worker_path || !d.control_path) {
+                (void) log_error_errno(-ENOMEM, "Out of memory");
+                r = EXIT_FAILURE;
+                goto finish;
+        }
         if (access(d.worker_path, X_OK) < 0) {
                 log_error_errno(-errno, "Worker binary %s is not executable", d.worker_path);
-                return EXIT_FAILURE;
+                r = EXIT_FAILURE;
+                goto finish;
         }
         snprintf(d.be_root, sizeof(d.be_root), "/local/domain/%u/backend/vtpm", d.self_domid);
 
         /* vtpmd holds the master key: no core dump, no ptrace by its uid. */
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         r = join_worker_group(&d);
-        if (r < 0)
-                return EXIT_FAILURE;
+        if (r < 0) {
+                r = EXIT_FAILURE;
+                goto finish;
+        }
 
         /* Before any thread exists (libxenstore starts one for watches). */
         sigemptyset(&mask);
@@ -321,26 +328,36 @@ int main(int argc, char **argv) {
 
         sc.default_family = d.default_family;
         r = vtpm_state_open(&sc, &d.state);
-        if (r < 0)
-                return EXIT_FAILURE;
+        if (r < 0) {
+                r = EXIT_FAILURE;
+                goto finish;
+        }
 
         r = sd_event_default(&d.event);
-        if (r < 0)
-                return log_error_errno(r, "Failed to create event loop"), EXIT_FAILURE;
+        if (r < 0) {
+                (void) log_error_errno(r, "Failed to create event loop");
+                r = EXIT_FAILURE;
+                goto finish;
+        }
 
         d.xs = xs_open(0);
         if (!d.xs) {
                 log_error_errno(-errno, "Failed to connect to xenstore%s%s", getenv("XENSTORED_PATH") ? " at " : "",
                                 strempty(getenv("XENSTORED_PATH")));
-                return EXIT_FAILURE;
+                r = EXIT_FAILURE;
+                goto finish;
         }
         if (!xs_watch(d.xs, d.be_root, "be") || !xs_watch(d.xs, "@releaseDomain", "rel")) {
                 log_error_errno(-errno, "Failed to watch %s", d.be_root);
-                return EXIT_FAILURE;
+                r = EXIT_FAILURE;
+                goto finish;
         }
         r = sd_event_add_io(d.event, &d.xs_source, xs_fileno(d.xs), EPOLLIN, xs_io_cb, &d);
-        if (r < 0)
-                return log_error_errno(r, "Failed to watch the xenstore connection"), EXIT_FAILURE;
+        if (r < 0) {
+                (void) log_error_errno(r, "Failed to watch the xenstore connection");
+                r = EXIT_FAILURE;
+                goto finish;
+        }
         (void) sd_event_add_signal(d.event, NULL, SIGTERM, signal_cb, &d);
         (void) sd_event_add_signal(d.event, NULL, SIGINT, signal_cb, &d);
         (void) sd_event_add_post(d.event, NULL, stop_check_cb, &d);
@@ -355,8 +372,10 @@ int main(int argc, char **argv) {
         device_scan_all(&d);
 
         r = control_open(&d, d.control_path, d.control_gid, d.have_control_gid, &d.control);
-        if (r < 0)
-                return EXIT_FAILURE;
+        if (r < 0) {
+                r = EXIT_FAILURE;
+                goto finish;
+        }
 
         log_msg(LOG_INFO, "vtpmd " VTPMD_VERSION " serving %s on %s, %u device(s) found; state in %s, %u host-TPM "
                 "command(s) at start", d.be_root, d.platform_spec, d.n_devices, sc.state_dir,
@@ -365,16 +384,22 @@ int main(int argc, char **argv) {
         update_status(&d);
 
         r = sd_event_loop(d.event);
+        if (r < 0)
+                r = EXIT_FAILURE;
 
+finish:
         d.control = control_close(d.control);
         fork_server_stop(&d); /* it exits on EOF anyway */
         d.fork_server_source = sd_event_source_unref(d.fork_server_source);
+        devices_release_all(&d);
         d.state = vtpm_state_close(d.state);
-        xs_close(d.xs);
+        d.xs_source = sd_event_source_disable_unref(d.xs_source);
+        if (d.xs)
+                xs_close(d.xs);
         sd_event_unref(d.event);
         free(d.platform_spec);
         free(d.worker_path);
         free(d.control_path);
         config_done(&cfg);
-        return r < 0 ? EXIT_FAILURE : r;
+        return r;
 }

@@ -101,6 +101,7 @@ void device_handle_watch(Daemon *d, const char *path, const char *token);
 void device_scan_all(Daemon *d);
 void device_domains_released(Daemon *d);
 Device *device_free(Device *dev);
+void devices_release_all(Daemon *d); /* at exit: frees, touches nothing outside */
 unsigned daemon_count_phase(Daemon *d, DevPhase p);
 void device_request_stats(Device *dev);
 void device_fail(Device *dev, const char *why);
