@@ -601,6 +601,12 @@ static void op_status(AdminCall *c) {
         json_object_object_add(o, "connected", json_object_new_int64(daemon_count_phase(d, DEV_CONNECTED)));
         json_object_object_add(o, "failed", json_object_new_int64(daemon_count_phase(d, DEV_FAILED)));
         json_object_object_add(o, "auto_create", json_object_new_boolean(d->auto_create));
+        json_object_object_add(o, "worker_spawn",
+                               json_object_new_string(!d->worker_fork_server ? "exec"
+                                                      : d->fork_server_fd >= 0
+                                                              ? "fork-server"
+                                                              : "exec (fork server failed; restarted at a later worker "
+                                                                "start)"));
         finish(c, 0, NULL, o);
 }
 

@@ -17,6 +17,7 @@ static int run(CliContext *ctx, int argc, char **argv) {
                 { "host_tpm", "Host TPM" },     { "host_tpm_error", "Host TPM error" }, { "vtpms", "vTPMs" },
                 { "devices", "Devices" },       { "attached", "Attached" },   { "connected", "Connected" },
                 { "failed", "Failed" },         { "auto_create", "Auto-create" },
+                { "worker_spawn", "Worker start" },
         };
         CtlRequest req = { .op = CTL_OP_STATUS };
         CliReply reply = {};

@@ -37,6 +37,8 @@ distinct_uids() {
 check "forked workers run under distinct uids" distinct_uids
 check "guest1's TPM answers" answers guest1
 check "guest2's TPM answers" answers guest2
+spawn_mode() { "$VTPMD_CTL" --control "$SIMDIR/control" status --json | jq -r .worker_spawn; }
+check "vtpmd-ctl status says workers are forked" [ "$(spawn_mode)" = fork-server ]
 
 # The server dies: nobody running notices; the next worker is exec'ed.
 fs=$(fork_server_pid)
@@ -44,6 +46,8 @@ kill -KILL "$fs"
 check "vtpmd reports the fork server's death" \
 	wait_for 10 grep -q "Worker fork server (pid $fs) killed by signal" "$SIMDIR/vtpmd.log"
 check "guest1's TPM still answers" answers guest1
+exec_meanwhile() { [[ "$(spawn_mode)" == "exec (fork server failed"* ]]; }
+check "vtpmd-ctl status says workers are exec'ed meanwhile" exec_meanwhile
 w1=$(worker_pids | sort)
 check "reboot guest2 while there is no fork server" "$VTPM_SIM" reboot --dir "$SIMDIR" guest2
 new_worker() { [ "$(worker_pids | sort)" != "$w1" ]; }
@@ -80,6 +84,7 @@ else
 	check "WorkerSpawn=exec: no fork server" [ "$(n_servers)" -eq 0 ]
 	check "WorkerSpawn=exec: one worker" [ "$(n_workers)" -eq 1 ]
 	check "WorkerSpawn=exec: the guest's TPM answers" answers guest1
+	check "WorkerSpawn=exec: vtpmd-ctl status says exec" [ "$(spawn_mode)" = exec ]
 	SIMDIR=$SIMDIR_SAVED
 fi
 
