@@ -935,9 +935,13 @@ int statedir_lend(StateDir *sd, uid_t uid, gid_t gid) {
         fd = -1; /* owned by d now */
 
         int r = 0;
-        struct dirent *de;
-        errno = 0;
-        while ((de = readdir(d))) {
+        for (;;) {
+                errno = 0; /* readdir() leaves it alone at the end */
+                struct dirent *de = readdir(d);
+                if (!de) {
+                        r = -errno;
+                        break;
+                }
                 if (streq(de->d_name, ".") || streq(de->d_name, ".."))
                         continue;
                 _cleanup_close_ int f = openat(dir_fd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
@@ -962,10 +966,7 @@ int statedir_lend(StateDir *sd, uid_t uid, gid_t gid) {
                         r = negative_errno();
                         break;
                 }
-                errno = 0;
         }
-        if (r == 0 && errno != 0)
-                r = negative_errno();
         closedir(d);
         if (r < 0)
                 return r;

@@ -933,7 +933,12 @@ TEST(lend_gives_the_directory_and_its_files_to_a_worker) {
         }
         ASSERT_OK(fx_init(&f));
         ASSERT_OK(statedir_write(f.a, STATE_KIND_DATA_KEY, key1, 1, "k", 1));
+        /* Something the store never made is left alone, and is no error. */
+        _cleanup_free_ char *link = fx_file(&f, "stray-link");
+        ASSERT_OK(symlink("/etc/passwd", link));
         ASSERT_OK(statedir_lend(f.a, 300999, 300998));
+        ASSERT_OK(lstat(link, &st));
+        ASSERT_EQ(st.st_uid, 0);
         _cleanup_free_ char *key = fx_file(&f, "key");
         ASSERT_OK(stat(key, &st));
         ASSERT_EQ(st.st_uid, 300999);
