@@ -374,11 +374,12 @@ static bool worker_recover(Worker *w) {
 
 /* ---- TPM thread ---- */
 
-/* Runs the submitted command through libtpms, on whichever thread owns it
- * (the TPM thread, or the I/O thread for a quick command while the TPM
- * thread is idle). Returns what tpm_instance_process_view() returned; the
+/* Runs a command through libtpms, on whichever thread owns it (the TPM
+ * thread; the I/O thread for a quick command while the TPM thread is idle,
+ * or offline). Returns what tpm_instance_process_view() returned; the
  * response is libtpms' until the next command. */
-static int worker_run(Worker *w, const uint8_t **ret_resp, size_t *ret_n) {
+static int worker_run(Worker *w, const uint8_t *cmd, size_t len, uint8_t locality, const uint8_t **ret_resp,
+                      size_t *ret_n) {
         int r = -EIO;
 
         *ret_resp = NULL;
@@ -386,7 +387,7 @@ static int worker_run(Worker *w, const uint8_t **ret_resp, size_t *ret_n) {
         if (w->tpm_broken && worker_recover(w))
                 w->tpm_broken = false;
         if (!w->tpm_broken) {
-                r = tpm_instance_process_view(w->tpm, w->cmd, w->cmd_len, ret_resp, ret_n, w->locality);
+                r = tpm_instance_process_view(w->tpm, cmd, len, ret_resp, ret_n, locality);
                 /* The command's store write failed: libtpms is in failure
                  * mode and has answered TPM_RC_FAILURE. */
                 if (tpm_store_durable_take_error(w->store) < 0)
@@ -408,7 +409,7 @@ static void *tpm_thread(void *userdata) {
 
                 const uint8_t *out;
                 size_t n;
-                int r = worker_run(w, &out, &n);
+                int r = worker_run(w, w->cmd, w->cmd_len, w->locality, &out, &n);
 
                 pthread_mutex_lock(&w->lock);
                 w->resp_r = r;
@@ -457,25 +458,33 @@ static void page_post_error(Worker *w, uint32_t offset, uint32_t rc) {
 
 static void worker_check_page(Worker *w);
 
-/* Posts a command's result: its response, or a TPM failure response if the
- * TPM gave nothing usable or more than fits after the request's offset. */
-static void worker_post_result(Worker *w, int r, const uint8_t *out, size_t len) {
-        uint8_t err[TPM_HEADER_SIZE];
+/* The answer to a command that worker_run() gave r, *io_out and len for:
+ * that response if it is one whole TPM response of at most room bytes, else
+ * a TPM failure response built in err (*io_out then points there). Returns
+ * its length. */
+static size_t worker_answer(Worker *w, int r, const uint8_t **io_out, size_t len, size_t room,
+                            uint8_t err[TPM_HEADER_SIZE]) {
         TpmHeader h;
 
-        if (r < 0 || tpm_header_parse(out, len, &h) < 0 || h.size != len ||
-            len > tpmif_response_room(w->busy_offset, VTPM_XEN_PAGE_SIZE)) {
+        if (r < 0 || tpm_header_parse(*io_out, len, &h) < 0 || h.size != len || len > room) {
                 if (ratelimit_ok(&w->rl_bad_response))
                         log_line("TPM gave no usable response (%s, %zu bytes); answering TPM failure",
                                  r < 0 ? strerror(-r) : "bad size", len);
                 tpm_error_response(w->family, tpm_rc_failure(w->family), err);
-                out = err;
-                len = sizeof(err);
+                *io_out = err;
+                len = TPM_HEADER_SIZE;
         } else
                 w->stats.commands++;
-
         if (worker_trace(w))
-                log_hex("response", out, len);
+                log_hex("response", *io_out, len);
+        return len;
+}
+
+/* Posts a command's result to the page, after the request's offset. */
+static void worker_post_result(Worker *w, int r, const uint8_t *out, size_t len) {
+        uint8_t err[TPM_HEADER_SIZE];
+
+        len = worker_answer(w, r, &out, len, tpmif_response_room(w->busy_offset, VTPM_XEN_PAGE_SIZE), err);
         page_post(w, w->busy_offset, out, len, TPMIF_STATE_FINISH);
         w->busy = false;
 }
@@ -499,7 +508,7 @@ static void worker_submit(Worker *w, const TpmifRequest *req) {
                  * must not grow our stack or starve the IPC socket). */
                 const uint8_t *out;
                 size_t n;
-                int r = worker_run(w, &out, &n);
+                int r = worker_run(w, w->cmd, w->cmd_len, w->locality, &out, &n);
                 worker_post_result(w, r, out, n);
                 return;
         }
@@ -973,29 +982,16 @@ static bool worker_on_ipc(Worker *w) {
  * waits for an answer that does not come. */
 static int worker_offline_command(Worker *w, const IpcTpm *cmd) {
         IpcMsg resp = { .type = IPC_RESPONSE };
-        size_t n = 0;
-        TpmHeader h;
-        int r = -EIO;
+        uint8_t err[TPM_HEADER_SIZE];
+        const uint8_t *out;
+        size_t n;
 
         if (worker_trace(w))
                 log_hex("command", cmd->data, cmd->len);
-        if (w->tpm_broken && worker_recover(w))
-                w->tpm_broken = false;
-        if (!w->tpm_broken) {
-                r = tpm_instance_process(w->tpm, cmd->data, cmd->len, resp.tpm.data, sizeof(resp.tpm.data), &n, 0);
-                if (tpm_store_durable_take_error(w->store) < 0)
-                        w->tpm_broken = true;
-        }
-        if (r < 0 || tpm_header_parse(resp.tpm.data, n, &h) < 0 || h.size != n) {
-                log_line("TPM gave no usable response (%s, %zu bytes); answering TPM failure",
-                         r < 0 ? strerror(-r) : "bad size", n);
-                tpm_error_response(w->family, tpm_rc_failure(w->family), resp.tpm.data);
-                n = TPM_HEADER_SIZE;
-        } else
-                w->stats.commands++;
+        int r = worker_run(w, cmd->data, cmd->len, 0, &out, &n);
+        n = worker_answer(w, r, &out, n, sizeof(resp.tpm.data), err);
+        memcpy(resp.tpm.data, out, n);
         resp.tpm.len = (uint32_t) n;
-        if (worker_trace(w))
-                log_hex("response", resp.tpm.data, n);
         return ipc_send(w->ipc_fd, &resp);
 }
 

@@ -110,7 +110,7 @@ bool tpm_command_is_quick(TpmFamily family, const uint8_t *cmd, size_t len) {
         if (family != TPM_FAMILY_2_0 || tpm_header_parse(cmd, len, &h) < 0)
                 return false;
         switch (h.code) {
-        case 0x0000017bu: /* GetRandom: at most one digest's worth per call */
+        case TPM2_CC_GET_RANDOM: /* at most one digest's worth per call */
         case 0x00000182u: /* PCR_Extend */
         case 0x0000017eu: /* PCR_Read */
         case 0x0000013cu: /* PCR_Event (hashes at most 1024 bytes) */
