@@ -1005,21 +1005,21 @@ int manufacture_clear(Daemon *d, const char *uuid, ManufactureDone done, void *u
 }
 
 int manufacture_info(Daemon *d, const char *uuid, ManufactureResult *ret) {
-        char canon[IPC_UUID_LEN], path[IPC_UUID_LEN + sizeof(STATEDIR_EK_HASHES) + 1], buf[256];
+        _cleanup_free_ uint8_t *data = NULL;
         ManufactureResult res = {};
-        _cleanup_close_ int fd = -1;
-        ssize_t n;
+        char buf[256];
+        size_t n;
+        int r;
 
-        if (!d || !d->state || !uuid || parse_uuid(uuid, canon) < 0)
+        if (!d || !d->state || !uuid)
                 return -EINVAL;
-        snprintf(path, sizeof(path), "%s/%s", canon, STATEDIR_EK_HASHES);
-        fd = openat(stateroot_fd(d->state->root), path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-        if (fd < 0)
-                return negative_errno();
+        r = stateroot_read_public(d->state->root, uuid, STATEDIR_EK_HASHES, &data, &n);
+        if (r < 0)
+                return r;
         /* At most two lines of 9 + 64 + 1 characters (write_public_files). */
-        n = read(fd, buf, sizeof(buf) - 1);
-        if (n < 0)
-                return negative_errno();
+        if (n >= sizeof(buf))
+                return -EBADMSG;
+        memcpy(buf, data, n);
         buf[n] = 0;
         for (char *line = buf, *next; line && *line; line = next) {
                 char *hex;

@@ -577,6 +577,18 @@ int stateroot_read_raw(StateRoot *r, const char *name, uint8_t **ret, size_t *re
         return read_file(r->fd, name, READ_MAX, -EFBIG, ret, ret_len);
 }
 
+int stateroot_read_public(StateRoot *r, const char *uuid, const char *name, uint8_t **ret, size_t *ret_len) {
+        _cleanup_close_ int dir_fd = -1;
+        char canon[37];
+
+        if (parse_uuid(uuid, canon) < 0 || !public_name(name) || !ret || !ret_len)
+                return -EINVAL;
+        dir_fd = openat(r->fd, canon, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (dir_fd < 0)
+                return negative_errno();
+        return read_file(dir_fd, name, READ_MAX, -EFBIG, ret, ret_len);
+}
+
 /* ---- per-vTPM directories ---- */
 
 static int statedir_new(int fd, const char *canon, StateDir **ret) {

@@ -97,7 +97,7 @@ int statedir_destroy(StateDir *d);
 /* Size in bytes of all blobs of a vTPM (for `show`). */
 int statedir_size(StateDir *d, uint64_t *ret);
 
-/* Public (unencrypted, 0600) files a vTPM directory may hold next to its
+/* Public (unencrypted; 0600, 0660 when lent) files a vTPM directory may hold next to its
  * blobs, written at manufacturing for `show`: the EK certificates (PEM) and
  * the EK public-key hashes. Atomic and durable like the blobs; removed by
  * statedir_destroy. -EINVAL for any other name. */
@@ -105,6 +105,10 @@ int statedir_size(StateDir *d, uint64_t *ret);
 #define STATEDIR_EK_CERT_ECC_P256 "ek-ecc-p256.pem"
 #define STATEDIR_EK_HASHES "ek-sha256" /* lines "rsa2048 <hex>" / "ecc-p256 <hex>" */
 int statedir_write_public(StateDir *d, const char *name, const void *data, size_t len);
+/* Reads one back without the directory's lock (for `show` while a worker
+ * runs). A directory lent to a worker is the worker's: anything but a
+ * regular file under the name is -EBADMSG, never a hang. */
+int stateroot_read_public(StateRoot *r, const char *uuid, const char *name, uint8_t **ret, size_t *ret_len);
 
 /* What a state-file error means, for log lines: "missing", "authentication
  * failed (wrong key or modified contents)", ... (-ESTALE: rolled back). */

@@ -913,6 +913,24 @@ TEST(public_files_written_and_destroyed) {
         ASSERT_ERR(statedir_write_public(f.a, "notes.txt", "x", 1), -EINVAL);
         ASSERT_ERR(statedir_write_public(f.a, "../ek-rsa2048.pem", "x", 1), -EINVAL);
         ASSERT_ERR(statedir_write_public(f.a, "key", "x", 1), -EINVAL);
+        /* read back without the lock, for show */
+        uint8_t *back = NULL;
+        size_t n = 0;
+        ASSERT_OK(stateroot_read_public(f.root, UUID_A, STATEDIR_EK_HASHES, &back, &n));
+        ASSERT_EQ(n, 11);
+        ASSERT_MEMEQ(back, "rsa2048 00\n", 11);
+        free(back);
+        ASSERT_ERR(stateroot_read_public(f.root, UUID_A, "key", &back, &n), -EINVAL);
+        /* a directory lent to a worker is the worker's: a FIFO or a symlink
+         * there is refused at once, it must not hang the supervisor */
+        _cleanup_free_ char *hashes = fx_file(&f, STATEDIR_EK_HASHES);
+        ASSERT_OK(unlink(hashes));
+        ASSERT_OK(mkfifo(hashes, 0600));
+        ASSERT_ERR(stateroot_read_public(f.root, UUID_A, STATEDIR_EK_HASHES, &back, &n), -EBADMSG);
+        ASSERT_OK(unlink(hashes));
+        ASSERT_OK(symlink(pem, hashes));
+        ASSERT_ERR(stateroot_read_public(f.root, UUID_A, STATEDIR_EK_HASHES, &back, &n), -EBADMSG);
+        ASSERT_OK(unlink(hashes));
         /* they are the store's own: destroy removes them with the blobs */
         ASSERT_OK(statedir_erase_key(f.a));
         ASSERT_OK(statedir_destroy(f.a));
