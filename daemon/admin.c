@@ -46,7 +46,6 @@ _Static_assert(CTL_EXPORT_MAX_PERMALL == STATEFILE_MAX_PAYLOAD, "permall size");
 #define WAIT_POLL_USEC 20000ull
 #define WAIT_LIMIT_NS (15ull * 1000000000ull)
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(StateDir *, statedir_close);
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
 static void finish(AdminCall *c, int error, const char *message, json_object *result) {
@@ -123,102 +122,33 @@ static bool vtpm_exists(Daemon *d, const char *uuid) {
         return fstatat(stateroot_fd(d->state->root), uuid, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
 }
 
-/* statedir_read without taking the directory's lock (read-only; a worker may hold it). */
-static int read_blob(Daemon *d, const char *uuid, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE],
-                     uint8_t **ret, size_t *ret_len, uint64_t *ret_seq) {
-        char path[64];
-        _cleanup_close_ int fd = -1;
-        _cleanup_free_ uint8_t *buf = NULL;
-        uint8_t *pt;
-        uint8_t want[STATEFILE_UUID_SIZE];
-        StateHeader h;
-        struct stat st;
-        size_t got = 0;
-        int r;
-
-        snprintf(path, sizeof(path), "%s/%s", uuid, state_kind_filename(kind));
-        fd = openat(stateroot_fd(d->state->root), path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        if (fstat(fd, &st) < 0)
-                return negative_errno();
-        if (!S_ISREG(st.st_mode) || st.st_size < (off_t) STATEFILE_OVERHEAD ||
-            st.st_size > (off_t) (STATEFILE_OVERHEAD + STATEFILE_MAX_PAYLOAD))
-                return -EBADMSG;
-        buf = malloc((size_t) st.st_size);
-        if (!buf)
-                return -ENOMEM;
-        while (got < (size_t) st.st_size) {
-                ssize_t n = read(fd, buf + got, (size_t) st.st_size - got);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return n < 0 ? negative_errno() : -EBADMSG;
-                got += (size_t) n;
-        }
-        r = statefile_parse(buf, got, &h);
-        if (r < 0)
-                return r;
-        if (h.kind != kind)
-                return -EMEDIUMTYPE;
-        if (statefile_uuid_from_string(uuid, want) < 0 || memcmp(want, h.uuid, sizeof(want)) != 0)
-                return -EXDEV;
-        pt = malloc(h.length ? h.length : 1);
-        if (!pt)
-                return -ENOMEM;
-        r = crypto_aead_decrypt(key, h.nonce, buf, STATEFILE_HEADER_SIZE, buf + STATEFILE_HEADER_SIZE, h.length,
-                                buf + STATEFILE_HEADER_SIZE + h.length, pt);
-        if (r < 0) {
-                crypto_wipe(pt, h.length);
-                free(pt);
-                return r;
-        }
-        *ret = pt;
-        *ret_len = h.length;
-        if (ret_seq)
-                *ret_seq = h.seq;
-        return 0;
-}
-
-/* The data key and metadata of a vTPM; on failure *ret_what names the file. */
-static int read_key_meta(Daemon *d, const char *uuid, uint8_t data_key[CRYPTO_KEY_SIZE], StateMeta *ret_meta,
-                         const char **ret_what) {
+/* The data key and metadata of the vTPM in dir (and the metadata's bytes in
+ * raw, if asked: export carries them); on failure *ret_what names the file. */
+static int read_key_meta(Daemon *d, StateDir *dir, uint8_t data_key[CRYPTO_KEY_SIZE], StateMeta *ret_meta,
+                         uint8_t raw[STATE_META_SIZE], const char **ret_what) {
         uint8_t *key = NULL, *meta = NULL;
         size_t key_len = 0, meta_len = 0;
         int r;
 
         *ret_what = "key";
-        r = read_blob(d, uuid, STATE_KIND_DATA_KEY, d->state->master_key, &key, &key_len, NULL);
+        r = statedir_read(dir, STATE_KIND_DATA_KEY, d->state->master_key, &key, &key_len, NULL);
         if (r >= 0 && key_len != CRYPTO_KEY_SIZE)
                 r = -EBADMSG;
         if (r < 0)
                 goto out;
         memcpy(data_key, key, CRYPTO_KEY_SIZE);
         *ret_what = "meta";
-        r = read_blob(d, uuid, STATE_KIND_META, data_key, &meta, &meta_len, NULL);
+        r = statedir_read(dir, STATE_KIND_META, data_key, &meta, &meta_len, NULL);
         if (r >= 0)
                 r = state_meta_parse(meta, meta_len, ret_meta);
+        if (r >= 0 && raw)
+                memcpy(raw, meta, STATE_META_SIZE);
         if (r < 0)
                 crypto_wipe(data_key, CRYPTO_KEY_SIZE);
 out:
         secret_freep(&key, key_len);
         secret_freep(&meta, meta_len);
         return r;
-}
-
-static uint64_t dir_size(Daemon *d, const char *uuid) {
-        static const StateKind kinds[] = { STATE_KIND_DATA_KEY, STATE_KIND_META, STATE_KIND_PERMANENT,
-                                           STATE_KIND_VOLATILE };
-        uint64_t total = 0;
-        char path[64];
-        struct stat st;
-
-        for (size_t i = 0; i < ELEMENTSOF(kinds); i++) {
-                snprintf(path, sizeof(path), "%s/%s", uuid, state_kind_filename(kinds[i]));
-                if (fstatat(stateroot_fd(d->state->root), path, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
-                        total += (uint64_t) st.st_size;
-        }
-        return total;
 }
 
 static char *device_error_node(Daemon *d, const Device *dev) {
@@ -265,17 +195,22 @@ static void ek_info(Daemon *d, const char *uuid, json_object *o) {
 /* One row of list, or with details the object of show. */
 static json_object *vtpm_info(Daemon *d, const char *uuid, bool details) {
         json_object *o = json_object_new_object();
+        _cleanup_(statedir_closep) StateDir *dir = NULL;
         uint8_t data_key[CRYPTO_KEY_SIZE];
-        const char *what = NULL, *state;
+        const char *what = "key", *state;
         _cleanup_free_ char *last_error = NULL;
         StateMeta m;
+        uint64_t size = 0;
         bool active;
         Device *dev = device_of(d, uuid, &active);
         int r;
 
         if (!o)
                 return NULL;
-        r = read_key_meta(d, uuid, data_key, &m, &what);
+        /* Without the lock: a worker holds it while attached. */
+        r = statedir_open_shared(d->state->root, uuid, &dir);
+        if (r >= 0)
+                r = read_key_meta(d, dir, data_key, &m, NULL, &what);
         crypto_wipe(data_key, sizeof(data_key));
 
         json_object_object_add(o, "uuid", json_object_new_string(uuid));
@@ -309,7 +244,9 @@ static json_object *vtpm_info(Daemon *d, const char *uuid, bool details) {
                         json_object_object_add(o, "created", NULL);
         } else
                 json_object_object_add(o, "created", NULL);
-        json_object_object_add(o, "state_size", json_object_new_int64((int64_t) dir_size(d, uuid)));
+        if (dir)
+                (void) statedir_size(dir, &size);
+        json_object_object_add(o, "state_size", json_object_new_int64((int64_t) size));
         ek_info(d, uuid, o);
         if (r < 0) {
                 char buf[CTL_MAX_ERROR];
@@ -643,57 +580,35 @@ static void destroy_now(AdminCall *c) {
                 return;
         }
         log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, c->req.uuid, "Destroyed vTPM on request of vtpmd-ctl");
-        o = created_result(c->req.uuid, TPM_FAMILY_2_0);
+        o = json_object_new_object();
         if (o)
-                json_object_object_del(o, "tpm");
+                json_object_object_add(o, "uuid", json_object_new_string(c->req.uuid));
         finish(c, 0, NULL, o);
-}
-
-/* Waits for the worker to exit (and its last messages to be read) before erasing. */
-static int destroy_wait_cb(sd_event_source *s, uint64_t usec, void *userdata) {
-        AdminCall *c = userdata;
-        Daemon *d = c->daemon;
-
-        if (!worker_of(d, c->req.uuid)) {
-                destroy_now(c);
-                return 0;
-        }
-        if (now_ns() > c->deadline_ns) {
-                finish_errorf(c, -EBUSY, "vTPM %s: its worker did not stop; nothing was destroyed", c->req.uuid);
-                return 0;
-        }
-        (void) sd_event_source_set_time_relative(s, WAIT_POLL_USEC);
-        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-        return 0;
 }
 
 static void op_destroy(AdminCall *c) {
         Daemon *d = c->daemon;
         bool active;
         Device *dev;
-        int r;
 
         if (!check_known(c))
                 return;
-        dev = device_of(d, c->req.uuid, &active);
-        if (dev && active && !c->req.force) {
-                finish_errorf(c, -EBUSY, "vTPM %s is attached to domain %u device %u; detach it first, or use "
-                              "--force", c->req.uuid, dev->domid, dev->devid);
-                return;
+        /* open_detached() runs the call again while the worker saves and
+         * exits: the device checks are the first run's. */
+        if (c->deadline_ns == 0) {
+                dev = device_of(d, c->req.uuid, &active);
+                if (dev && active && !c->req.force) {
+                        finish_errorf(c, -EBUSY, "vTPM %s is attached to domain %u device %u; detach it first, or "
+                                      "use --force", c->req.uuid, dev->domid, dev->devid);
+                        return;
+                }
+                if (dev && active) {
+                        log_dev(LOG_WARNING, dev->domid, dev->devid, dev->uuid, "Destroying the attached vTPM on "
+                                "request of vtpmd-ctl (--force): closing the device");
+                        device_fail(dev, "vTPM destroyed by the administrator");
+                }
         }
-        if (dev && active) {
-                log_dev(LOG_WARNING, dev->domid, dev->devid, dev->uuid, "Destroying the attached vTPM on request "
-                        "of vtpmd-ctl (--force): closing the device");
-                device_fail(dev, "vTPM destroyed by the administrator");
-        }
-        if (!worker_of(d, c->req.uuid)) {
-                destroy_now(c);
-                return;
-        }
-        c->deadline_ns = now_ns() + WAIT_LIMIT_NS;
-        r = sd_event_add_time_relative(d->event, &c->timer, CLOCK_MONOTONIC, WAIT_POLL_USEC, 0, destroy_wait_cb, c);
-        if (r < 0)
-                finish_errorf(c, r, "cannot wait for the worker: %s", strerror(-r));
+        destroy_now(c);
 }
 
 /* ---- export and import ---- */
@@ -728,9 +643,11 @@ static void op_export(AdminCall *c) {
         _cleanup_(statedir_closep) StateDir *dir = NULL;
         _cleanup_(json_object_putp) json_object *o = NULL;
         _cleanup_free_ uint8_t *out = NULL;
-        uint8_t *key = NULL, *meta = NULL, *perm = NULL, *payload = NULL;
-        size_t key_len = 0, meta_len = 0, perm_len = 0, payload_len = 0, total = 0, done = 0;
-        uint8_t data_key[CRYPTO_KEY_SIZE];
+        uint8_t *perm = NULL, *payload = NULL;
+        size_t perm_len = 0, payload_len = 0, total = 0, done = 0;
+        uint8_t data_key[CRYPTO_KEY_SIZE], meta[STATE_META_SIZE];
+        const char *what;
+        StateMeta m;
         uint8_t hdr[CTL_EXPORT_HEADER_SIZE];
         CtlExportHeader h = { .kdf = c->req.kdf };
         StateManifestEntry *e;
@@ -749,19 +666,9 @@ static void op_export(AdminCall *c) {
         if (!dir)
                 return;
 
-        r = statedir_read(dir, STATE_KIND_DATA_KEY, d->state->master_key, &key, &key_len, NULL);
-        if (r >= 0 && key_len != CRYPTO_KEY_SIZE)
-                r = -EBADMSG;
+        r = read_key_meta(d, dir, data_key, &m, meta, &what);
         if (r < 0) {
-                finish_errorf(c, r, "state file %s/key %s", c->req.uuid, statestore_strerror(r));
-                goto out;
-        }
-        memcpy(data_key, key, CRYPTO_KEY_SIZE);
-        r = statedir_read(dir, STATE_KIND_META, data_key, &meta, &meta_len, NULL);
-        if (r >= 0 && meta_len != STATE_META_SIZE)
-                r = -EBADMSG;
-        if (r < 0) {
-                finish_errorf(c, r, "state file %s/meta %s", c->req.uuid, statestore_strerror(r));
+                finish_errorf(c, r, "state file %s/%s %s", c->req.uuid, what, statestore_strerror(r));
                 goto out;
         }
         r = statedir_read(dir, STATE_KIND_PERMANENT, data_key, &perm, &perm_len, &seq);
@@ -822,18 +729,13 @@ static void op_export(AdminCall *c) {
         }
         log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, c->req.uuid, "Exported vTPM on request of vtpmd-ctl (%zu bytes)",
                 total);
-        o = created_result(c->req.uuid, TPM_FAMILY_2_0);
-        if (o) {
-                StateMeta m;
-                if (state_meta_parse(meta, meta_len, &m) >= 0)
-                        json_object_object_add(o, "tpm", json_object_new_string(tpm_family_to_string(m.family)));
+        o = created_result(c->req.uuid, m.family);
+        if (o)
                 json_object_object_add(o, "size", json_object_new_int64((int64_t) total));
-        }
         finish(c, 0, NULL, o);
 out:
         crypto_wipe(data_key, sizeof(data_key));
-        secret_freep(&key, key_len);
-        secret_freep(&meta, meta_len);
+        crypto_wipe(meta, sizeof(meta));
         secret_freep(&perm, perm_len);
         secret_freep(&payload, payload_len);
 }
@@ -1003,9 +905,9 @@ static void op_reset(AdminCall *c) {
         dir = open_detached(c);
         if (!dir)
                 return;
-        statedir_close(dir);
-        r = read_key_meta(d, c->req.uuid, data_key, &m, &what);
+        r = read_key_meta(d, dir, data_key, &m, NULL, &what);
         crypto_wipe(data_key, sizeof(data_key));
+        statedir_close(dir);
         if (r < 0) {
                 finish_errorf(c, r, "vTPM %s: state file %s/%s %s; nothing was changed", c->req.uuid, c->req.uuid,
                               what, statestore_strerror(r));
@@ -1054,10 +956,4 @@ void admin_run(AdminCall *c) {
                 break;
         }
         finish_errorf(c, -EINVAL, "unknown operation");
-}
-
-void admin_cancel(AdminCall *c) {
-        c->timer = sd_event_source_disable_unref(c->timer);
-        c->fd = safe_close(c->fd);
-        ctl_request_done(&c->req);
 }

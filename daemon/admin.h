@@ -30,7 +30,6 @@ struct AdminCall {
         void (*item)(AdminCall *c, struct json_object *item);
         /* error < 0: message is one line; error == 0: result (borrowed, may be NULL) */
         void (*finish)(AdminCall *c, int error, const char *message, struct json_object *result);
-        void *userdata;
 
         /* admin's own, for calls that complete later */
         sd_event_source *timer;
@@ -38,5 +37,3 @@ struct AdminCall {
 };
 
 void admin_run(AdminCall *c);
-/* Frees what admin holds for a call that has not finished (daemon shutdown). */
-void admin_cancel(AdminCall *c);

@@ -24,7 +24,6 @@ struct Ca {
         X509 *cert;
 };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY_CTX *, EVP_PKEY_CTX_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509 *, X509_free)
 DEFINE_TRIVIAL_CLEANUP_FUNC(X509_NAME *, X509_NAME_free)
@@ -69,8 +68,6 @@ Ca *ca_free(Ca *ca) {
         free(ca);
         return NULL;
 }
-
-DEFINE_TRIVIAL_CLEANUP_FUNC(Ca *, ca_free)
 
 static int random_serial(X509 *x) {
         _cleanup_(BN_freep) BIGNUM *bn = BN_new();
@@ -436,8 +433,9 @@ static int add_tpm_spec(X509 *x, const CaTpmInfo *info) {
 int ca_issue(Ca *ca, CaCertKind kind, EVP_PKEY *key, const CaTpmInfo *info, uint8_t **ret_der, size_t *ret_len) {
         _cleanup_(X509_freep) X509 *x = X509_new();
         const char *usage = NULL, *eku = NULL;
+        _cleanup_free_ uint8_t *der = NULL;
         X509V3_CTX ctx;
-        uint8_t *der = NULL, *copy;
+        uint8_t *p;
         int r, n;
 
         if (!x)
@@ -473,17 +471,17 @@ int ca_issue(Ca *ca, CaCertKind kind, EVP_PKEY *key, const CaTpmInfo *info, uint
                 return r;
         if (!X509_sign(x, ca->key, EVP_sha256()))
                 return ossl_error();
-        n = i2d_X509(x, &der);
+        /* Into plain malloc memory (ours is freed with free(), OPENSSL_malloc's may not be). */
+        n = i2d_X509(x, NULL);
         if (n <= 0)
                 return ossl_error();
-        /* Ours is plain malloc memory: OPENSSL_malloc may not be. */
-        copy = malloc((size_t) n);
-        if (copy)
-                memcpy(copy, der, (size_t) n);
-        OPENSSL_free(der);
-        if (!copy)
+        der = malloc((size_t) n);
+        if (!der)
                 return -ENOMEM;
-        *ret_der = copy;
+        p = der;
+        if (i2d_X509(x, &p) != n)
+                return ossl_error();
+        *ret_der = TAKE_PTR(der);
         *ret_len = (size_t) n;
         return 0;
 }

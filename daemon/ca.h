@@ -20,6 +20,7 @@
 
 #include "crypto.h"
 #include "statestore.h"
+#include "util.h"
 
 typedef struct Daemon Daemon;
 typedef struct Ca Ca;
@@ -47,9 +48,12 @@ typedef enum CaCertKind {
  * the certificate is not the key's; -EIO for OpenSSL failures. Logs once. */
 int ca_load(StateRoot *root, const uint8_t master_key[CRYPTO_KEY_SIZE], Ca **ret);
 Ca *ca_free(Ca *ca); /* accepts NULL, returns NULL */
+DEFINE_TRIVIAL_CLEANUP_FUNC(Ca *, ca_free)
 
 /* The CA certificate, PEM, NUL-terminated, malloc'd. */
 int ca_cert_pem(Ca *ca, char **ret_pem);
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
 
 /* The EK's public key as OpenSSL keys: RSA (big-endian modulus, exponent;
  * 0 means the TPM default 65537) and ECC NIST P-256 (x, y big-endian). */

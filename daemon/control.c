@@ -97,7 +97,9 @@ static void client_free(Client *cl) {
 static bool client_update_events(Client *cl) {
         uint32_t ev = 0;
 
-        if (!cl->box && !cl->close_when_sent)
+        /* One request at a time, and the next only once the last reply is
+         * sent: a client that never reads cannot make us queue replies. */
+        if (!cl->box && !cl->out_head && !cl->close_when_sent)
                 ev |= EPOLLIN;
         if (cl->out_head)
                 ev |= EPOLLOUT;

@@ -61,6 +61,40 @@
 #define NV_EK_CERT_ECC 0x01c0000au
 #define NV_PLATFORM_CERT 0x01c08000u
 
+/* The two kinds of EK, indexed by `ecc` (0: RSA 2048, 1: ECC NIST P-256). */
+typedef struct EkKind {
+        const char *name;      /* for messages */
+        TPM2_HANDLE handle;    /* its persistent handle */
+        TPM2_HANDLE nv_cert;   /* the NV index of its certificate */
+        CaCertKind cert_kind;
+        const char *cert_what; /* for messages */
+        const char *cert_file; /* its certificate, PEM, in the state directory */
+} EkKind;
+
+static const EkKind ek_kinds[2] = {
+        {
+                .name = "RSA 2048 EK",
+                .handle = EK_RSA_HANDLE,
+                .nv_cert = NV_EK_CERT_RSA,
+                .cert_kind = CA_CERT_EK_RSA,
+                .cert_what = "RSA EK certificate",
+                .cert_file = STATEDIR_EK_CERT_RSA2048,
+        },
+        {
+                .name = "ECC P-256 EK",
+                .handle = EK_ECC_HANDLE,
+                .nv_cert = NV_EK_CERT_ECC,
+                .cert_kind = CA_CERT_EK_ECC,
+                .cert_what = "ECC EK certificate",
+                .cert_file = STATEDIR_EK_CERT_ECC_P256,
+        },
+};
+
+/* Where the hash of that kind of EK goes in a result. */
+static char *result_ek_sha256(ManufactureResult *res, bool ecc) {
+        return ecc ? res->ek_ecc_sha256 : res->ek_rsa_sha256;
+}
+
 /* As swtpm_setup writes them (swtpm.c, write_ek_cert_nvram): written once
  * under platform authorization, then readable by anyone who can read the
  * owner or the index itself, never rewritten after NV_WriteLock. */
@@ -299,10 +333,13 @@ static int helper_start_worker(Helper *h) {
 }
 
 /* TPM2_Shutdown(CLEAR) in the worker (IPC_STOP RESET), then its exit. The
- * permall it writes is reported in the STATE messages before STOPPED. */
+ * permall it writes is reported in the STATE messages before STOPPED. Safe
+ * after any start attempt: each step is skipped for what is not there (no
+ * ESAPI context, no socket, no process), and a worker that does not stop
+ * cleanly is killed; it is always reaped. */
 static int helper_stop_worker(Helper *h) {
         IpcMsg m = { .type = IPC_STOP, .stop = { .mode = IPC_STOP_RESET } };
-        int r = 0, status;
+        int r = 0, status = 0;
 
         if (h->esys)
                 Esys_Finalize(&h->esys);
@@ -318,12 +355,15 @@ static int helper_stop_worker(Helper *h) {
                 h->worker_fd = safe_close(h->worker_fd);
         }
         if (h->worker_pid > 0) {
+                pid_t k;
+
                 if (r < 0)
                         (void) kill(h->worker_pid, SIGKILL);
-                while (waitpid(h->worker_pid, &status, 0) < 0 && errno == EINTR)
-                        ;
+                do
+                        k = waitpid(h->worker_pid, &status, 0);
+                while (k < 0 && errno == EINTR);
                 h->worker_pid = 0;
-                if (r >= 0 && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+                if (r >= 0 && (k < 0 || !(WIFEXITED(status) && WEXITSTATUS(status) == 0)))
                         r = -EIO;
         }
         return r;
@@ -333,7 +373,6 @@ static int get_properties(Helper *h) {
         _cleanup_free_ TPMS_CAPABILITY_DATA *cap = NULL;
         TPMI_YES_NO more = TPM2_NO;
         TSS2_RC rc;
-        char model[17] = "";
 
         rc = Esys_GetCapability(h->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_TPM_PROPERTIES,
                                 TPM2_PT_FIXED, TPM2_MAX_TPM_PROPERTIES, &more, &cap);
@@ -360,15 +399,10 @@ static int get_properties(Helper *h) {
                         if (p->value >= 64 && p->value <= 1024)
                                 h->nv_buffer_max = (uint16_t) p->value;
                         break;
-                case TPM2_PT_VENDOR_STRING_1:
-                        for (int k = 0; k < 4; k++)
-                                model[k] = (char) (p->value >> (24 - 8 * k));
-                        break;
                 default:
                         break;
                 }
         }
-        (void) model;
         /* libtpms is the software TPM of swtpm; the model names it like swtpm_setup does. */
         snprintf(h->info.model, sizeof(h->info.model), "swtpm");
         return 0;
@@ -475,11 +509,12 @@ static int write_nv_cert(Helper *h, TPM2_HANDLE index, const uint8_t *der, size_
         return 0;
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(EVP_PKEY *, EVP_PKEY_free)
-
-/* Creates one EK, makes it persistent, and issues and writes its certificate. */
-static int make_ek(Helper *h, bool ecc) {
-        const char *name = ecc ? "ECC P-256 EK" : "RSA 2048 EK";
+/* TPM2_CreatePrimary of the TCG default EK (ek_template) in the endorsement
+ * hierarchy: the one way both manufacturing and the reset's identity check
+ * make it, so that their hashes compare. Returns the TPM's response code
+ * (the callers word the failure) and, on success only, the transient object
+ * (the caller flushes it) and its public area. */
+static TSS2_RC ek_create_primary(Helper *h, bool ecc, ESYS_TR *ret_obj, TPM2B_PUBLIC **ret_pub) {
         TPM2B_PUBLIC in;
         TPM2B_SENSITIVE_CREATE sens = { .size = 0 };
         TPM2B_DATA outside = { .size = 0 };
@@ -488,29 +523,46 @@ static int make_ek(Helper *h, bool ecc) {
         _cleanup_free_ TPM2B_CREATION_DATA *cdata = NULL;
         _cleanup_free_ TPM2B_DIGEST *chash = NULL;
         _cleanup_free_ TPMT_TK_CREATION *ticket = NULL;
-        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
-        ESYS_TR obj = ESYS_TR_NONE, persistent = ESYS_TR_NONE;
+        ESYS_TR obj = ESYS_TR_NONE;
         TSS2_RC rc;
-        int r;
 
         ek_template(ecc, &in);
         rc = Esys_CreatePrimary(h->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens,
                                 &in, &outside, &pcrs, &obj, &out, &cdata, &chash, &ticket);
         if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "TPM2_CreatePrimary of the %s failed: %s", name, Tss2_RC_Decode(rc));
+                return rc;
+        *ret_obj = obj;
+        *ret_pub = TAKE_PTR(out);
+        return TSS2_RC_SUCCESS;
+}
+
+/* Creates one EK, makes it persistent, and issues and writes its certificate. */
+static int make_ek(Helper *h, bool ecc) {
+        const EkKind *ek = &ek_kinds[ecc];
+        /* swtpm_setup issues the platform certificate over the first EK (RSA when there is one). */
+        bool want_platform = h->o.platform_cert && (!ecc || !(h->o.eks & MANUFACTURE_EK_RSA2048));
+        _cleanup_free_ TPM2B_PUBLIC *out = NULL;
+        _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
+        ESYS_TR obj = ESYS_TR_NONE, persistent = ESYS_TR_NONE;
+        TSS2_RC rc;
+        int r;
+
+        rc = ek_create_primary(h, ecc, &obj, &out);
+        if (rc != TSS2_RC_SUCCESS)
+                return helper_fail(h, "TPM2_CreatePrimary of the %s failed: %s", ek->name, Tss2_RC_Decode(rc));
         rc = Esys_EvictControl(h->esys, ESYS_TR_RH_OWNER, obj, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                               ecc ? EK_ECC_HANDLE : EK_RSA_HANDLE, &persistent);
+                               ek->handle, &persistent);
         (void) Esys_FlushContext(h->esys, obj);
         if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "TPM2_EvictControl of the %s to 0x%08x failed: %s", name,
-                                   ecc ? EK_ECC_HANDLE : EK_RSA_HANDLE, Tss2_RC_Decode(rc));
+                return helper_fail(h, "TPM2_EvictControl of the %s to 0x%08x failed: %s", ek->name, ek->handle,
+                                   Tss2_RC_Decode(rc));
         (void) Esys_TR_Close(h->esys, &persistent);
 
-        r = public_sha256(out, ecc ? h->report.result.ek_ecc_sha256 : h->report.result.ek_rsa_sha256);
+        r = public_sha256(out, result_ek_sha256(&h->report.result, ecc));
         if (r < 0)
-                return helper_fail(h, "Failed to hash the %s public key", name);
+                return helper_fail(h, "Failed to hash the %s public key", ek->name);
 
-        if (!h->o.ek_certs && !(h->o.platform_cert && !ecc))
+        if (!h->o.ek_certs && !want_platform)
                 return 0;
         if (ecc)
                 r = ca_ecc_p256_public_key(out->publicArea.unique.ecc.x.buffer, out->publicArea.unique.ecc.x.size,
@@ -520,21 +572,19 @@ static int make_ek(Helper *h, bool ecc) {
                 r = ca_rsa_public_key(out->publicArea.unique.rsa.buffer, out->publicArea.unique.rsa.size,
                                       out->publicArea.parameters.rsaDetail.exponent, &key);
         if (r < 0)
-                return helper_fail(h, "The %s public key is not usable by OpenSSL: %s", name, strerror(-r));
+                return helper_fail(h, "The %s public key is not usable by OpenSSL: %s", ek->name, strerror(-r));
 
         if (h->o.ek_certs) {
-                uint8_t **der = &h->cert_der[ecc ? 1 : 0];
-                size_t *len = &h->cert_len[ecc ? 1 : 0];
-                r = ca_issue(h->ca, ecc ? CA_CERT_EK_ECC : CA_CERT_EK_RSA, key, &h->info, der, len);
+                uint8_t **der = &h->cert_der[ecc];
+                size_t *len = &h->cert_len[ecc];
+                r = ca_issue(h->ca, ek->cert_kind, key, &h->info, der, len);
                 if (r < 0)
-                        return helper_fail(h, "Failed to issue the %s certificate: %s", name, strerror(-r));
-                r = write_nv_cert(h, ecc ? NV_EK_CERT_ECC : NV_EK_CERT_RSA, *der, *len,
-                                  ecc ? "ECC EK certificate" : "RSA EK certificate");
+                        return helper_fail(h, "Failed to issue the %s certificate: %s", ek->name, strerror(-r));
+                r = write_nv_cert(h, ek->nv_cert, *der, *len, ek->cert_what);
                 if (r < 0)
                         return r;
         }
-        /* swtpm_setup issues the platform certificate over the first EK (RSA when there is one). */
-        if (h->o.platform_cert && (!ecc || !(h->o.eks & MANUFACTURE_EK_RSA2048))) {
+        if (want_platform) {
                 _cleanup_free_ uint8_t *der = NULL;
                 size_t len = 0;
                 r = ca_issue(h->ca, CA_CERT_PLATFORM, key, &h->info, &der, &len);
@@ -621,8 +671,7 @@ static int write_public_files(Helper *h) {
                         continue;
                 r = ca_der_to_pem(h->cert_der[i], h->cert_len[i], &pem);
                 if (r >= 0)
-                        r = statedir_write_public(sd, i == 0 ? STATEDIR_EK_CERT_RSA2048 : STATEDIR_EK_CERT_ECC_P256,
-                                                  pem, strlen(pem));
+                        r = statedir_write_public(sd, ek_kinds[i].cert_file, pem, strlen(pem));
         }
         if (r >= 0 && (h->report.result.ek_rsa_sha256[0] || h->report.result.ek_ecc_sha256[0])) {
                 if (h->report.result.ek_rsa_sha256[0])
@@ -668,22 +717,13 @@ static bool rc_is_auth_failure(TSS2_RC rc) {
  * guest may have set an endorsement password (the clear removes it): then
  * only the check after the clear is possible. */
 static int ek_precheck(Helper *h, bool ecc) {
-        const char *name = ecc ? "ECC P-256 EK" : "RSA 2048 EK";
-        TPM2B_PUBLIC in;
-        TPM2B_SENSITIVE_CREATE sens = { .size = 0 };
-        TPM2B_DATA outside = { .size = 0 };
-        TPML_PCR_SELECTION pcrs = { .count = 0 };
+        const char *name = ek_kinds[ecc].name;
         _cleanup_free_ TPM2B_PUBLIC *out = NULL;
-        _cleanup_free_ TPM2B_CREATION_DATA *cdata = NULL;
-        _cleanup_free_ TPM2B_DIGEST *chash = NULL;
-        _cleanup_free_ TPMT_TK_CREATION *ticket = NULL;
         ESYS_TR obj = ESYS_TR_NONE;
         char hex[65];
         TSS2_RC rc;
 
-        ek_template(ecc, &in);
-        rc = Esys_CreatePrimary(h->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens,
-                                &in, &outside, &pcrs, &obj, &out, &cdata, &chash, &ticket);
+        rc = ek_create_primary(h, ecc, &obj, &out);
         if (rc_is_auth_failure(rc)) {
                 mf_log(LOG_INFO, h->uuid, "the endorsement hierarchy has a password: the %s is checked after "
                        "the clear", name);
@@ -727,28 +767,17 @@ static int helper_clear(Helper *h) {
                 if (!ek_want(h, ecc)[0])
                         continue;
                 r = make_ek(h, ecc);
-                if (r >= 0 && !streq(ek_want(h, ecc), ecc ? h->report.result.ek_ecc_sha256
-                                                           : h->report.result.ek_rsa_sha256))
-                        r = helper_fail(h, "the TPM was cleared, but the re-created %s EK is not the one it was "
+                if (r >= 0 && !streq(ek_want(h, ecc), result_ek_sha256(&h->report.result, ecc)))
+                        r = helper_fail(h, "the TPM was cleared, but the re-created %s is not the one it was "
                                         "manufactured with (recorded SHA-256 %s): the vTPM has lost its identity",
-                                        ecc ? "ECC P-256" : "RSA 2048", ek_want(h, ecc));
+                                        ek_kinds[ecc].name, ek_want(h, ecc));
         }
         return r;
 }
 
-static int helper_run(Helper *h) {
+static int helper_manufacture(Helper *h) {
         int r;
 
-        r = helper_start_worker(h);
-        if (r >= 0 && h->clear) {
-                r = helper_clear(h);
-                int k = helper_stop_worker(h);
-                if (r >= 0 && k < 0)
-                        r = helper_fail(h, "The worker did not shut the TPM down cleanly: %s", strerror(-k));
-                return r;
-        }
-        if (r < 0)
-                return r;
         r = get_properties(h);
         if (r >= 0 && (h->o.eks & MANUFACTURE_EK_RSA2048))
                 r = make_ek(h, false);
@@ -756,12 +785,24 @@ static int helper_run(Helper *h) {
                 r = make_ek(h, true);
         if (r >= 0 && h->o.pcr_banks)
                 r = allocate_banks(h);
-        int k = helper_stop_worker(h);
-        if (r < 0)
-                return r;
-        if (k < 0)
-                return helper_fail(h, "The worker did not shut the TPM down cleanly: %s", strerror(-k));
-        return write_public_files(h);
+        return r;
+}
+
+static int helper_run(Helper *h) {
+        int r, k;
+
+        r = helper_start_worker(h);
+        if (r >= 0)
+                r = h->clear ? helper_clear(h) : helper_manufacture(h);
+        /* Whatever happened, even a failed start: a worker that was spawned is
+         * stopped (or killed) and reaped, so it holds no lock on the vTPM when
+         * the supervisor calls done(). */
+        k = helper_stop_worker(h);
+        if (r >= 0 && k < 0)
+                r = helper_fail(h, "The worker did not shut the TPM down cleanly: %s", strerror(-k));
+        if (r >= 0 && !h->clear)
+                r = write_public_files(h);
+        return r;
 }
 
 _noreturn_ static void helper_main(Helper *h, int report_fd) {
@@ -847,7 +888,6 @@ static int defer_cb(sd_event_source *s, void *userdata) {
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manufacture *, manufacture_free)
-DEFINE_TRIVIAL_CLEANUP_FUNC(Ca *, ca_free)
 
 static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions *opt, Ca *ca,
                         const ManufactureResult *clear_want);
@@ -1005,6 +1045,7 @@ int manufacture_clear(Daemon *d, const char *uuid, ManufactureDone done, void *u
 }
 
 int manufacture_info(Daemon *d, const char *uuid, ManufactureResult *ret) {
+        _cleanup_(statedir_closep) StateDir *dir = NULL;
         _cleanup_free_ uint8_t *data = NULL;
         ManufactureResult res = {};
         char buf[256];
@@ -1013,7 +1054,9 @@ int manufacture_info(Daemon *d, const char *uuid, ManufactureResult *ret) {
 
         if (!d || !d->state || !uuid)
                 return -EINVAL;
-        r = stateroot_read_public(d->state->root, uuid, STATEDIR_EK_HASHES, &data, &n);
+        r = statedir_open_shared(d->state->root, uuid, &dir);
+        if (r >= 0)
+                r = statedir_read_public(dir, STATEDIR_EK_HASHES, &data, &n);
         if (r < 0)
                 return r;
         /* At most two lines of 9 + 64 + 1 characters (write_public_files). */

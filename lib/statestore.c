@@ -56,8 +56,6 @@ static bool public_name(const char *name) {
         return false;
 }
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(StateRoot *, stateroot_close)
-DEFINE_TRIVIAL_CLEANUP_FUNC(StateDir *, statedir_close)
 
 static bool kind_in_dir(StateKind k) {
         switch (k) {
@@ -577,18 +575,6 @@ int stateroot_read_raw(StateRoot *r, const char *name, uint8_t **ret, size_t *re
         return read_file(r->fd, name, READ_MAX, -EFBIG, ret, ret_len);
 }
 
-int stateroot_read_public(StateRoot *r, const char *uuid, const char *name, uint8_t **ret, size_t *ret_len) {
-        _cleanup_close_ int dir_fd = -1;
-        char canon[37];
-
-        if (parse_uuid(uuid, canon) < 0 || !public_name(name) || !ret || !ret_len)
-                return -EINVAL;
-        dir_fd = openat(r->fd, canon, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (dir_fd < 0)
-                return negative_errno();
-        return read_file(dir_fd, name, READ_MAX, -EFBIG, ret, ret_len);
-}
-
 /* ---- per-vTPM directories ---- */
 
 static int statedir_new(int fd, const char *canon, StateDir **ret) {
@@ -710,9 +696,32 @@ int statedir_from_fd(int dir_fd, const char *uuid, StateDir **ret) {
         return 0;
 }
 
+int statedir_open_shared(StateRoot *r, const char *uuid, StateDir **ret) {
+        _cleanup_close_ int fd = -1;
+        char canon[37];
+        int k;
+
+        k = parse_uuid(uuid, canon);
+        if (k < 0)
+                return k;
+        fd = openat(r->fd, canon, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        k = statedir_new(fd, canon, ret);
+        if (k < 0)
+                return k;
+        TAKE_FD(fd);
+        return 0;
+}
+
 int statedir_unlock(StateDir *d) {
         d->lock_fd = safe_close(d->lock_fd);
         return 0;
+}
+
+/* Only the holder of the lock changes a directory. */
+static bool writable(const StateDir *d) {
+        return d->lock_fd >= 0;
 }
 
 StateDir *statedir_close(StateDir *d) {
@@ -736,6 +745,8 @@ int statedir_write(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZ
                    size_t len) {
         if (!kind_in_dir(kind))
                 return -EINVAL;
+        if (!writable(d))
+                return -EROFS;
         return blob_write(d->fd, d->file_mode, kind, d->uuid_bin, key, seq, data, len);
 }
 
@@ -758,6 +769,8 @@ int statedir_remove(StateDir *d, StateKind kind) {
 
         if (!kind_in_dir(kind))
                 return -EINVAL;
+        if (!writable(d))
+                return -EROFS;
         r = tmp_name(state_kind_filename(kind), &tmp);
         if (r < 0)
                 return r;
@@ -774,6 +787,8 @@ int statedir_erase_key(StateDir *d) {
         struct stat st;
         int r;
 
+        if (!writable(d))
+                return -EROFS;
         fd = openat(d->fd, state_kind_filename(STATE_KIND_DATA_KEY),
                     O_WRONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
         if (fd < 0) {
@@ -830,6 +845,8 @@ int statedir_destroy(StateDir *d) {
         struct dirent *de;
         int fd, r;
 
+        if (!writable(d))
+                return -EROFS;
         /* Check first, remove after: a stranger's file means this is not a
          * directory we own outright, and nothing is touched. */
         fd = openat(d->fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -931,12 +948,22 @@ const char *statestore_strerror(int r) {
 int statedir_write_public(StateDir *d, const char *name, const void *data, size_t len) {
         if (!public_name(name) || (!data && len > 0))
                 return -EINVAL;
+        if (!writable(d))
+                return -EROFS;
         if (len > READ_MAX)
                 return -EMSGSIZE;
         return write_file_atomic(d->fd, d->file_mode, name, data, len);
 }
 
+int statedir_read_public(StateDir *d, const char *name, uint8_t **ret, size_t *ret_len) {
+        if (!public_name(name) || !ret || !ret_len)
+                return -EINVAL;
+        return read_file(d->fd, name, READ_MAX, -EFBIG, ret, ret_len);
+}
+
 int statedir_lend(StateDir *sd, uid_t uid, gid_t gid) {
+        if (!writable(sd))
+                return -EROFS;
         int dir_fd = sd->fd;
         _cleanup_close_ int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (fd < 0)

@@ -33,6 +33,7 @@
 
 #include "crypto.h"
 #include "statefile.h"
+#include "util.h"
 
 typedef struct StateRoot StateRoot;
 typedef struct StateDir StateDir;
@@ -41,6 +42,7 @@ typedef struct StateDir StateDir;
  * another process holds it. */
 int stateroot_open(const char *path, StateRoot **ret);
 StateRoot *stateroot_close(StateRoot *r);
+DEFINE_TRIVIAL_CLEANUP_FUNC(StateRoot *, stateroot_close)
 int stateroot_fd(const StateRoot *r);
 const char *stateroot_path(const StateRoot *r);
 /* The vTPM directories (names that are canonical lowercase UUIDs), sorted; a
@@ -63,7 +65,12 @@ int statedir_open(StateRoot *r, const char *uuid, StateDir **ret);
 /* Worker side: takes ownership of an inherited directory fd (O_DIRECTORY) and locks it.
  * The fd is consumed on every path: closed on failure too. It is set O_CLOEXEC. */
 int statedir_from_fd(int dir_fd, const char *uuid, StateDir **ret);
-/* Releases the lock (so a worker can take it) without closing the object. */
+/* Opens <root>/<uuid> to read it while someone else may hold its lock (a
+ * worker): statedir_read, _peek, _size and _read_public work, anything that
+ * changes the directory is -EROFS. */
+int statedir_open_shared(StateRoot *r, const char *uuid, StateDir **ret);
+/* Releases the lock (so a worker can take it); the object only reads from
+ * then on, like one from statedir_open_shared. */
 int statedir_unlock(StateDir *d);
 /* Lends the directory to a worker's uid: the directory and every regular
  * file directly in it become uid:gid, 0770 and 0660, and so do the files d
@@ -73,6 +80,7 @@ int statedir_unlock(StateDir *d);
  * the store never follows them). Done under the lock. */
 int statedir_lend(StateDir *d, uid_t uid, gid_t gid);
 StateDir *statedir_close(StateDir *d);
+DEFINE_TRIVIAL_CLEANUP_FUNC(StateDir *, statedir_close)
 int statedir_fd(const StateDir *d);
 const char *statedir_uuid(const StateDir *d);
 
@@ -105,10 +113,9 @@ int statedir_size(StateDir *d, uint64_t *ret);
 #define STATEDIR_EK_CERT_ECC_P256 "ek-ecc-p256.pem"
 #define STATEDIR_EK_HASHES "ek-sha256" /* lines "rsa2048 <hex>" / "ecc-p256 <hex>" */
 int statedir_write_public(StateDir *d, const char *name, const void *data, size_t len);
-/* Reads one back without the directory's lock (for `show` while a worker
- * runs). A directory lent to a worker is the worker's: anything but a
- * regular file under the name is -EBADMSG, never a hang. */
-int stateroot_read_public(StateRoot *r, const char *uuid, const char *name, uint8_t **ret, size_t *ret_len);
+/* Reads one back; anything but a regular file under the name is -EBADMSG
+ * (a directory lent to a worker is the worker's), never a hang. */
+int statedir_read_public(StateDir *d, const char *name, uint8_t **ret, size_t *ret_len);
 
 /* What a state-file error means, for log lines: "missing", "authentication
  * failed (wrong key or modified contents)", ... (-ESTALE: rolled back). */

@@ -191,6 +191,22 @@ else
 fi
 check "the CA is not re-created by a second vTPM" bash -c "'$CTL' ca-cert | cmp -s - '$W/ca.pem'"
 
+# ---- ECC EK only: the platform certificate is issued over it ----
+if U3=$("$CTL" create --ek ecc-p256 --platform-cert 2>"$W/create3.err"); then
+	ok "create --ek ecc-p256 --platform-cert"
+	check "attach a guest to it" "$VTPM_SIM" attach --dir "$H" m3 --uuid "$U3"
+	T=$(cat "$H/m3.tcti")
+	check "the guest reads its platform certificate at 0x01c08000" nvcert 0x01c08000 platform3
+	check "openssl verify accepts it against the CA" \
+		bash -c "openssl verify -CAfile '$W/ca.pem' '$W/platform3.pem' >/dev/null"
+	check "the platform certificate certifies the ECC EK" certifies 0x81010002 platform3
+	check "and no EK certificate, no RSA EK" \
+		bash -c "! tpm2_getcap -T '$T' handles-nv-index | grep -qi 0x1c0000a && ! tpm2_readpublic -T '$T' -c 0x81010001 >/dev/null 2>&1"
+	check "detach m3" "$VTPM_SIM" detach --dir "$H" m3
+else
+	fail "create --ek ecc-p256 --platform-cert: $(cat "$W/create3.err")"
+fi
+
 # ---- destroy removes the public files with the rest ----
 check "detach m1" "$VTPM_SIM" detach --dir "$H" m1
 check "destroy the manufactured vTPM" wait_for 10 "$CTL" destroy "$U"

@@ -40,8 +40,6 @@ static const uint8_t key2[CRYPTO_KEY_SIZE] = { 32, 31, 30, 29, 28, 27, 26, 25, 2
 static const StateKind dir_kinds[] = { STATE_KIND_DATA_KEY, STATE_KIND_META, STATE_KIND_PERMANENT,
                                        STATE_KIND_VOLATILE };
 
-DEFINE_TRIVIAL_CLEANUP_FUNC(StateRoot *, stateroot_close)
-DEFINE_TRIVIAL_CLEANUP_FUNC(StateDir *, statedir_close)
 #define _cleanup_root_ _cleanup_(stateroot_closep)
 #define _cleanup_dir_ _cleanup_(statedir_closep)
 
@@ -913,23 +911,37 @@ TEST(public_files_written_and_destroyed) {
         ASSERT_ERR(statedir_write_public(f.a, "notes.txt", "x", 1), -EINVAL);
         ASSERT_ERR(statedir_write_public(f.a, "../ek-rsa2048.pem", "x", 1), -EINVAL);
         ASSERT_ERR(statedir_write_public(f.a, "key", "x", 1), -EINVAL);
-        /* read back without the lock, for show */
+        /* read back without the lock (a worker holds it), for show: reads
+         * work, changes do not */
+        _cleanup_(statedir_closep) StateDir *shared = NULL;
         uint8_t *back = NULL;
         size_t n = 0;
-        ASSERT_OK(stateroot_read_public(f.root, UUID_A, STATEDIR_EK_HASHES, &back, &n));
+        uint64_t size = 0;
+        ASSERT_OK(statedir_open_shared(f.root, UUID_A, &shared));
+        ASSERT_OK(statedir_read(shared, STATE_KIND_PERMANENT, key1, &back, &n, NULL));
+        ASSERT_EQ(n, 1);
+        free(back);
+        ASSERT_OK(statedir_size(shared, &size));
+        ASSERT_TRUE(size > 0);
+        ASSERT_ERR(statedir_write(shared, STATE_KIND_PERMANENT, key1, 2, "y", 1), -EROFS);
+        ASSERT_ERR(statedir_write_public(shared, STATEDIR_EK_HASHES, "x", 1), -EROFS);
+        ASSERT_ERR(statedir_remove(shared, STATE_KIND_PERMANENT), -EROFS);
+        ASSERT_ERR(statedir_erase_key(shared), -EROFS);
+        ASSERT_ERR(statedir_destroy(shared), -EROFS);
+        ASSERT_OK(statedir_read_public(shared, STATEDIR_EK_HASHES, &back, &n));
         ASSERT_EQ(n, 11);
         ASSERT_MEMEQ(back, "rsa2048 00\n", 11);
         free(back);
-        ASSERT_ERR(stateroot_read_public(f.root, UUID_A, "key", &back, &n), -EINVAL);
+        ASSERT_ERR(statedir_read_public(shared, "key", &back, &n), -EINVAL);
         /* a directory lent to a worker is the worker's: a FIFO or a symlink
          * there is refused at once, it must not hang the supervisor */
         _cleanup_free_ char *hashes = fx_file(&f, STATEDIR_EK_HASHES);
         ASSERT_OK(unlink(hashes));
         ASSERT_OK(mkfifo(hashes, 0600));
-        ASSERT_ERR(stateroot_read_public(f.root, UUID_A, STATEDIR_EK_HASHES, &back, &n), -EBADMSG);
+        ASSERT_ERR(statedir_read_public(shared, STATEDIR_EK_HASHES, &back, &n), -EBADMSG);
         ASSERT_OK(unlink(hashes));
         ASSERT_OK(symlink(pem, hashes));
-        ASSERT_ERR(stateroot_read_public(f.root, UUID_A, STATEDIR_EK_HASHES, &back, &n), -EBADMSG);
+        ASSERT_ERR(statedir_read_public(shared, STATEDIR_EK_HASHES, &back, &n), -EBADMSG);
         ASSERT_OK(unlink(hashes));
         /* they are the store's own: destroy removes them with the blobs */
         ASSERT_OK(statedir_erase_key(f.a));
