@@ -509,6 +509,7 @@ static void help(void) {
                "  --control-group GROUP    group allowed to use the control socket (default: root only)\n"
                "  --worker-ids FIRST-LAST|no  group and uids of the workers (default: %u-%u)\n"
                "  --worker-memory-max SIZE address-space limit of each worker (default: %lluM)\n"
+               "  --worker-spawn fork-server|exec  how workers start (default: fork-server)\n"
                "  -h, --help               show this help\n"
                "  --version                show the version\n",
                VTPMD_DEFAULT_INITWAIT_MS, HOST_TPM_DEFAULT_NV_INDEX, VTPMD_DEFAULT_COUNTER_INTERVAL_S,

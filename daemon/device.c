@@ -246,40 +246,30 @@ static void worker_unlink(Worker *w) {
 }
 
 /* One uid per running guest worker, so that workers cannot signal, trace or
- * read each other even without their seccomp filter. 0: no uid (WorkerIDs=no
- * or not running as root); -EUSERS when every uid of the range is in use. */
+ * read each other even without their seccomp filter: the lowest of the range
+ * that no worker in d->workers (running, or exited and not yet reaped) has.
+ * 0: no uid (WorkerIDs=no or not running as root); -EUSERS when every uid
+ * of the range is in use. */
 static int worker_uid_alloc(Daemon *d, uint32_t *ret) {
         if (!d->worker_id_first) {
                 *ret = 0;
                 return 0;
         }
-        uint32_t n = d->worker_id_last - d->worker_id_first - 1;
-        if (!d->worker_uids_used) {
-                d->worker_uids_used = calloc((n + 7) / 8, 1);
-                if (!d->worker_uids_used)
-                        return -ENOMEM;
-        }
-        for (uint32_t i = 0; i < n; i++)
-                if (!(d->worker_uids_used[i / 8] & (1u << (i % 8)))) {
-                        d->worker_uids_used[i / 8] |= (uint8_t) (1u << (i % 8));
-                        *ret = d->worker_id_first + 2 + i;
+        for (uint32_t uid = d->worker_id_first + 2; uid <= d->worker_id_last; uid++) {
+                bool used = false;
+                for (Worker *w = d->workers; w && !used; w = w->next)
+                        used = w->uid == uid;
+                if (!used) {
+                        *ret = uid;
                         return 0;
                 }
+        }
         return -EUSERS;
-}
-
-static void worker_uid_release(Daemon *d, uint32_t uid) {
-        if (!d->worker_uids_used || uid < d->worker_id_first + 2 || uid > d->worker_id_last)
-                return;
-        uint32_t i = uid - d->worker_id_first - 2;
-        d->worker_uids_used[i / 8] &= (uint8_t) ~(1u << (i % 8));
 }
 
 static Worker *worker_free(Worker *w) {
         if (!w)
                 return NULL;
-        /* Reaped (or never started): its uid owns no process any more. */
-        worker_uid_release(w->daemon, w->uid);
         if (w->device && w->device->worker == w)
                 w->device->worker = NULL;
         sd_event_source_disable_unref(w->io_source);
@@ -605,7 +595,6 @@ static void device_spawn_worker(Device *dev) {
         r = daemon_spawn_worker(d, &pid, &fd_parent);
         if (r < 0) {
                 dev_log(dev, LOG_ERR, "Failed to start worker %s: %s", d->worker_path, strerror(-r));
-                worker_uid_release(d, uid);
                 vtpm_keys_done(&keys);
                 device_step(dev, DEV_EV_WORKER_FAILED);
                 return;
@@ -615,7 +604,6 @@ static void device_spawn_worker(Device *dev) {
         if (!w) {
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
-                worker_uid_release(d, uid);
                 vtpm_keys_done(&keys);
                 device_step(dev, DEV_EV_WORKER_FAILED);
                 return;
@@ -690,6 +678,14 @@ static void device_unlink(Device *dev) {
                 }
 }
 
+/* Its memory and timers only. */
+static void device_release(Device *dev) {
+        sd_event_source_disable_unref(dev->timer_source);
+        sd_event_source_disable_unref(dev->restart_source);
+        device_unlink(dev);
+        free(dev);
+}
+
 Device *device_free(Device *dev) {
         if (!dev)
                 return NULL;
@@ -697,27 +693,18 @@ Device *device_free(Device *dev) {
                 worker_stop(dev->worker, IPC_STOP_RESET);
         if (dev->fe_watched)
                 (void) xs_unwatch(dev->daemon->xs, dev->fe_path, dev->fe_token);
-        sd_event_source_disable_unref(dev->timer_source);
-        sd_event_source_disable_unref(dev->restart_source);
-        device_unlink(dev);
-        free(dev);
+        device_release(dev);
         return NULL;
 }
 
 void devices_release_all(Daemon *d) {
-        /* At exit: memory only. Workers that did not stop in time were killed,
-         * xenstore is left as it is for the next vtpmd to pick up. */
+        /* At exit: memory only. A worker still listed was killed (its stop
+         * timed out) or, when vtpmd fails, stops by itself once its socket
+         * closes; xenstore is left as it is for the next vtpmd to pick up. */
         while (d->workers)
                 worker_free(d->workers);
-        while (d->devices) {
-                Device *dev = d->devices;
-                sd_event_source_disable_unref(dev->timer_source);
-                sd_event_source_disable_unref(dev->restart_source);
-                device_unlink(dev);
-                free(dev);
-        }
-        free(d->worker_uids_used);
-        d->worker_uids_used = NULL;
+        while (d->devices)
+                device_release(d->devices);
 }
 
 static void device_apply(Device *dev, const DevActions *a) {

@@ -275,9 +275,6 @@ int main(int argc, char **argv) {
         d.initwait_dwell_ns = cfg.initwait_dwell_ns;
         d.auto_create = cfg.auto_create;
         d.trace = cfg.trace;
-        d.control_path = strdup(cfg.control_path);
-        d.control_gid = cfg.control_gid;
-        d.have_control_gid = cfg.have_control_gid;
         d.worker_id_first = cfg.worker_id_first;
         d.worker_id_last = cfg.worker_id_last;
         d.worker_memory_max = cfg.worker_memory_max;
@@ -298,7 +295,7 @@ int main(int argc, char **argv) {
         platform_free(platform);
         if (!d.worker_path)
                 d.worker_path = find_worker();
-        if (!d.platform_spec || !d.worker_path || !d.control_path) {
+        if (!d.platform_spec || !d.worker_path) {
                 (void) log_error_errno(-ENOMEM, "Out of memory");
                 r = EXIT_FAILURE;
                 goto finish;
@@ -364,18 +361,20 @@ int main(int argc, char **argv) {
         (void) sd_event_add_time_relative(d.event, NULL, CLOCK_MONOTONIC, 5 * 1000000ull, 0, status_timer_cb, &d);
         (void) sd_event_set_watchdog(d.event, true);
 
+        /* Before anything touches a guest's devices: a vtpmd that cannot
+         * serve its control socket (another one running?) must change nothing. */
+        r = control_open(&d, cfg.control_path, cfg.control_gid, cfg.have_control_gid, &d.control);
+        if (r < 0) {
+                r = EXIT_FAILURE;
+                goto finish;
+        }
+
         /* Loads libtpms and OpenSSL while we read xenstore. */
         if (d.worker_fork_server)
                 fork_server_start(&d);
 
         /* Replay what already exists (the watch's first fire does it again, harmlessly). */
         device_scan_all(&d);
-
-        r = control_open(&d, d.control_path, d.control_gid, d.have_control_gid, &d.control);
-        if (r < 0) {
-                r = EXIT_FAILURE;
-                goto finish;
-        }
 
         log_msg(LOG_INFO, "vtpmd " VTPMD_VERSION " serving %s on %s, %u device(s) found; state in %s, %u host-TPM "
                 "command(s) at start", d.be_root, d.platform_spec, d.n_devices, sc.state_dir,
@@ -392,14 +391,14 @@ finish:
         fork_server_stop(&d); /* it exits on EOF anyway */
         d.fork_server_source = sd_event_source_unref(d.fork_server_source);
         devices_release_all(&d);
-        d.state = vtpm_state_close(d.state);
+        d.commit_source = sd_event_source_disable_unref(d.commit_source);
+        d.state = vtpm_state_close(d.state); /* commits what is left */
         d.xs_source = sd_event_source_disable_unref(d.xs_source);
         if (d.xs)
                 xs_close(d.xs);
         sd_event_unref(d.event);
         free(d.platform_spec);
         free(d.worker_path);
-        free(d.control_path);
         config_done(&cfg);
         return r;
 }

@@ -70,9 +70,6 @@ struct Daemon {
         bool trace;
         bool shutting_down;
         bool auto_create;                /* create state for unknown vTPM UUIDs */
-        char *control_path;              /* the control socket */
-        gid_t control_gid;               /* group allowed on the control socket, if have_control_gid */
-        bool have_control_gid;
         struct Control *control;         /* control.h */
         struct VtpmState *state;
         sd_event_source *commit_source;
@@ -85,7 +82,6 @@ struct Daemon {
         pid_t fork_server_pid;               /* 0: none to wait for */
         sd_event_source *fork_server_source; /* its exit */
         uint64_t fork_server_retry_ns;       /* no new one before (CLOCK_MONOTONIC) */
-        uint8_t *worker_uids_used;                /* bitmap over worker_id_first+2..last */
         unsigned n_devices;
 };
 

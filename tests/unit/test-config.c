@@ -316,6 +316,39 @@ TEST(command_line_errors) {
         ASSERT_CLI_ERROR("unexpected argument extra", "extra");
 }
 
+/* --help names every option vtpmd accepts. */
+TEST(help_lists_every_option) {
+        static const char *const flags[] = {
+                "config", "no-config", "platform", "domid", "default-tpm", "log-level", "trace", "initwait-ms",
+                "worker", "state-dir", "key-source", "host-tpm", "srk-handle", "pcr-policy", "nv-index",
+                "counter-interval", "auto-create", "control", "control-group", "worker-ids", "worker-memory-max",
+                "worker-spawn", "help", "version",
+        };
+        char path[] = "/tmp/vtpmd-help.XXXXXX", text[8192] = {}, want[64];
+        int fd = mkstemp(path), saved = dup(STDOUT_FILENO);
+        VtpmdConfig c;
+        char *err = NULL;
+
+        ASSERT_TRUE(fd >= 0 && saved >= 0);
+        fflush(stdout);
+        ASSERT_TRUE(dup2(fd, STDOUT_FILENO) >= 0);
+        config_init(&c);
+        int r = run(&c, &err, "--help", NULL);
+        fflush(stdout);
+        dup2(saved, STDOUT_FILENO);
+        close(saved);
+        config_done(&c);
+        ASSERT_EQ(r, 1);
+        ASSERT_TRUE(pread(fd, text, sizeof(text) - 1, 0) > 0);
+        close(fd);
+        unlink(path);
+        for (size_t i = 0; i < ELEMENTSOF(flags); i++) {
+                snprintf(want, sizeof(want), "--%s ", flags[i]);
+                if (!strstr(text, want))
+                        TEST_FAIL_("--help does not list --%s", flags[i]);
+        }
+}
+
 TEST(a_bad_file_fails_even_when_the_flag_overrides_it) {
         VtpmdConfig c;
         char *err = NULL, want[256];
