@@ -73,25 +73,29 @@ bool ctl_op_takes_fd(CtlOp op) {
         return op == CTL_OP_EXPORT || op == CTL_OP_IMPORT;
 }
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        return -1;
+/* A JSON string's text, or NULL if v is not a string or holds a NUL (JSON's
+ * "\u0000"): "list\u0000junk" must not pass for "list". */
+static const char *json_cstr(json_object *v) {
+        const char *s;
+
+        if (!json_object_is_type(v, json_type_string))
+                return NULL;
+        s = json_object_get_string(v);
+        return strlen(s) == (size_t) json_object_get_string_len(v) ? s : NULL;
 }
 
-/* Exactly 2*n lowercase hex digits. */
-static int unhex(const char *s, size_t slen, uint8_t *out, size_t n) {
-        if (slen != 2 * n)
-                return -EBADMSG;
-        for (size_t i = 0; i < n; i++) {
-                int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-                if (hi < 0 || lo < 0)
-                        return -EBADMSG;
-                out[i] = (uint8_t) (hi << 4 | lo);
+/* Whether valid JSON text escapes a NUL anywhere. json-c cuts an object's
+ * member name at a NUL ({"op\u0000x": ...} has a member "op"), so json_cstr
+ * cannot see those. */
+static bool json_text_has_nul(const uint8_t *buf, size_t len) {
+        for (size_t i = 0; i + 1 < len; i++) {
+                if (buf[i] != '\\')
+                        continue;
+                if (buf[i + 1] == 'u' && len - i >= 6 && memcmp(buf + i + 2, "0000", 4) == 0)
+                        return true;
+                i++; /* skip the escaped character: \\u0000 is a backslash, then "u0000" */
         }
-        return 0;
+        return false;
 }
 
 static void tohex(const uint8_t *in, size_t n, char *out) {
@@ -136,13 +140,13 @@ static int parse_name_list(json_object *v, const char *const *names, size_t n_na
         if (n == 0 || n > n_names)
                 return -EBADMSG;
         for (size_t i = 0; i < n; i++) {
-                json_object *e = json_object_array_get_idx(v, i);
+                const char *e = json_cstr(json_object_array_get_idx(v, i));
                 size_t j;
 
-                if (!json_object_is_type(e, json_type_string))
+                if (!e)
                         return -EBADMSG;
                 for (j = 0; j < n_names; j++)
-                        if (streq(json_object_get_string(e), names[j]))
+                        if (streq(e, names[j]))
                                 break;
                 if (j == n_names || (mask & (1u << j)))
                         return -EBADMSG;
@@ -155,7 +159,7 @@ static int parse_name_list(json_object *v, const char *const *names, size_t n_na
 static int parse_kdf(json_object *v, CtlKdfParams *ret) {
         CtlKdfParams k = {};
         json_object *alg = NULL, *it = NULL, *salt = NULL;
-        const char *s;
+        const char *s, *salt_hex;
         int64_t n;
         int count = 0;
 
@@ -167,9 +171,8 @@ static int parse_kdf(json_object *v, CtlKdfParams *ret) {
                         return -EBADMSG;
                 count++;
         }
-        if (!json_object_object_get_ex(v, "alg", &alg) || !json_object_is_type(alg, json_type_string))
+        if (!json_object_object_get_ex(v, "alg", &alg) || !(s = json_cstr(alg)))
                 return -EBADMSG;
-        s = json_object_get_string(alg);
         if (streq(s, "none")) {
                 if (count != 1)
                         return -EBADMSG;
@@ -177,15 +180,14 @@ static int parse_kdf(json_object *v, CtlKdfParams *ret) {
         } else if (streq(s, "pbkdf2-sha256")) {
                 if (count != 3 || !json_object_object_get_ex(v, "iterations", &it) ||
                     !json_object_object_get_ex(v, "salt", &salt) || !json_object_is_type(it, json_type_int) ||
-                    !json_object_is_type(salt, json_type_string))
+                    !(salt_hex = json_cstr(salt)))
                         return -EBADMSG;
                 n = json_object_get_int64(it);
                 if (n < CTL_KDF_MIN_ITERATIONS || n > CTL_KDF_MAX_ITERATIONS)
                         return -EBADMSG;
                 k.alg = CTL_KDF_PBKDF2_SHA256;
                 k.iterations = (uint32_t) n;
-                if (unhex(json_object_get_string(salt), (size_t) json_object_get_string_len(salt), k.salt,
-                          sizeof(k.salt)) < 0)
+                if (parse_hex(salt_hex, k.salt, sizeof(k.salt)) < 0)
                         return -EBADMSG;
         } else
                 return -EBADMSG;
@@ -198,15 +200,14 @@ static int request_member(CtlRequest *r, unsigned bit, json_object *v) {
 
         switch (bit) {
         case F_UUID:
-                if (!json_object_is_type(v, json_type_string) ||
-                    json_object_get_string_len(v) != CTL_UUID_LEN - 1 ||
-                    parse_uuid(json_object_get_string(v), r->uuid) < 0)
+                s = json_cstr(v);
+                if (!s || parse_uuid(s, r->uuid) < 0)
                         return -EBADMSG;
                 r->has_uuid = true;
                 return 0;
         case F_TPM:
-                if (!json_object_is_type(v, json_type_string) ||
-                    tpm_family_from_string(json_object_get_string(v), &r->family) < 0)
+                s = json_cstr(v);
+                if (!s || tpm_family_from_string(s, &r->family) < 0)
                         return -EBADMSG;
                 r->has_family = true;
                 return 0;
@@ -223,10 +224,8 @@ static int request_member(CtlRequest *r, unsigned bit, json_object *v) {
                         json_object_get_boolean(v);
                 return 0;
         case F_KEY:
-                if (!json_object_is_type(v, json_type_string))
-                        return -EBADMSG;
-                s = json_object_get_string(v);
-                if (unhex(s, (size_t) json_object_get_string_len(v), r->key, sizeof(r->key)) < 0)
+                s = json_cstr(v);
+                if (!s || parse_hex(s, r->key, sizeof(r->key)) < 0)
                         return -EBADMSG;
                 r->has_key = true;
                 return 0;
@@ -239,14 +238,17 @@ static int request_member(CtlRequest *r, unsigned bit, json_object *v) {
 
 int ctl_request_parse(const uint8_t *buf, size_t len, CtlRequest *ret) {
         json_object *o = NULL, *op;
+        const char *op_name;
         CtlRequest r = {};
         unsigned seen = 0;
         int ret_r = -EBADMSG;
 
         if (json_parse_object(buf, len, &o) < 0)
                 return -EBADMSG;
-        if (!json_object_object_get_ex(o, "op", &op) || !json_object_is_type(op, json_type_string) ||
-            ctl_op_from_string(json_object_get_string(op), &r.op) < 0)
+        if (json_text_has_nul(buf, len))
+                goto out;
+        if (!json_object_object_get_ex(o, "op", &op) || !(op_name = json_cstr(op)) ||
+            ctl_op_from_string(op_name, &r.op) < 0)
                 goto out;
         json_object_object_foreach(o, key, val) {
                 unsigned bit = 0;
@@ -264,9 +266,9 @@ int ctl_request_parse(const uint8_t *buf, size_t len, CtlRequest *ret) {
         }
         if ((seen & ops[r.op].required) != ops[r.op].required)
                 goto out;
-        /* Certificates need the key they certify. */
-        if ((r.ek_cert && !r.eks) || (r.has_family && r.family == TPM_FAMILY_1_2 &&
-                                      (r.eks || r.pcr_banks || r.ek_cert || r.platform_cert)))
+        /* Certificates need the key they certify. Which families are manufactured
+         * is the daemon's business (it knows its default family), not syntax. */
+        if (r.ek_cert && !r.eks)
                 goto out;
         *ret = r;
         ret_r = 0;
@@ -406,6 +408,7 @@ static bool printable_line(const char *s) {
 
 int ctl_reply_parse(const uint8_t *buf, size_t len, CtlReply *ret) {
         json_object *o = NULL, *v, *ok, *err, *msg;
+        const char *text;
         CtlReply r = {};
 
         if (json_parse_object(buf, len, &o) < 0)
@@ -429,15 +432,14 @@ int ctl_reply_parse(const uint8_t *buf, size_t len, CtlReply *ret) {
         }
         if (json_object_object_length(o) != 3 || !json_object_object_get_ex(o, "errno", &err) ||
             !json_object_object_get_ex(o, "error", &msg) || !json_object_is_type(err, json_type_int) ||
-            !json_object_is_type(msg, json_type_string))
+            !(text = json_cstr(msg)))
                 goto bad;
-        if (json_object_get_int64(err) < 1 || json_object_get_int64(err) > 4095 ||
-            (size_t) json_object_get_string_len(msg) >= sizeof(r.message) ||
-            json_object_get_string_len(msg) == 0 || !printable_line(json_object_get_string(msg)))
+        if (json_object_get_int64(err) < 1 || json_object_get_int64(err) > 4095 || strlen(text) >= sizeof(r.message) ||
+            strlen(text) == 0 || !printable_line(text))
                 goto bad;
         r.kind = CTL_REPLY_ERROR;
         r.error = -(int) json_object_get_int64(err);
-        memcpy(r.message, json_object_get_string(msg), (size_t) json_object_get_string_len(msg) + 1);
+        memcpy(r.message, text, strlen(text) + 1);
         json_object_put(o);
         *ret = r;
         return 0;
@@ -503,36 +505,19 @@ int ctl_reply_encode_error(int error, const char *message, char **ret, size_t *r
 
 /* ---- export blob ---- */
 
-static void put_be16(uint8_t *p, uint16_t v) {
-        p[0] = (uint8_t) (v >> 8);
-        p[1] = (uint8_t) v;
-}
-static void put_be32(uint8_t *p, uint32_t v) {
-        p[0] = (uint8_t) (v >> 24);
-        p[1] = (uint8_t) (v >> 16);
-        p[2] = (uint8_t) (v >> 8);
-        p[3] = (uint8_t) v;
-}
-static uint16_t get_be16(const uint8_t *p) {
-        return (uint16_t) (p[0] << 8 | p[1]);
-}
-static uint32_t get_be32(const uint8_t *p) {
-        return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
-}
-
 void ctl_export_header_encode(const CtlExportHeader *h, uint8_t out[CTL_EXPORT_HEADER_SIZE]) {
         memset(out, 0, CTL_EXPORT_HEADER_SIZE);
         memcpy(out, CTL_EXPORT_MAGIC, 8);
-        put_be16(out + 8, CTL_EXPORT_VERSION);
-        put_be16(out + 10, (uint16_t) h->kdf.alg);
+        tpm_put_be16(out + 8, CTL_EXPORT_VERSION);
+        tpm_put_be16(out + 10, (uint16_t) h->kdf.alg);
         if (h->kdf.alg == CTL_KDF_PBKDF2_SHA256) {
-                put_be32(out + 12, h->kdf.iterations);
+                tpm_put_be32(out + 12, h->kdf.iterations);
                 memcpy(out + 16, h->kdf.salt, CTL_SALT_SIZE);
         }
         memcpy(out + 32, h->uuid, 16);
         memcpy(out + 48, h->key_check, 16);
         memcpy(out + 64, h->nonce, CTL_EXPORT_NONCE_SIZE);
-        put_be32(out + 76, h->length);
+        tpm_put_be32(out + 76, h->length);
 }
 
 int ctl_export_header_parse(const uint8_t *buf, size_t len, bool only_header, CtlExportHeader *ret) {
@@ -542,16 +527,16 @@ int ctl_export_header_parse(const uint8_t *buf, size_t len, bool only_header, Ct
 
         if (len < CTL_EXPORT_HEADER_SIZE || memcmp(buf, CTL_EXPORT_MAGIC, 8) != 0)
                 return -EBADMSG;
-        if (get_be16(buf + 8) != CTL_EXPORT_VERSION)
+        if (tpm_be16(buf + 8) != CTL_EXPORT_VERSION)
                 return -EPROTONOSUPPORT;
-        kdf = get_be16(buf + 10);
+        kdf = tpm_be16(buf + 10);
         if (kdf == CTL_KDF_NONE) {
-                if (get_be32(buf + 12) != 0 || memcmp(buf + 16, zero, sizeof(zero)) != 0)
+                if (tpm_be32(buf + 12) != 0 || memcmp(buf + 16, zero, sizeof(zero)) != 0)
                         return -EBADMSG;
                 h.kdf.alg = CTL_KDF_NONE;
         } else if (kdf == CTL_KDF_PBKDF2_SHA256) {
                 h.kdf.alg = CTL_KDF_PBKDF2_SHA256;
-                h.kdf.iterations = get_be32(buf + 12);
+                h.kdf.iterations = tpm_be32(buf + 12);
                 if (h.kdf.iterations < CTL_KDF_MIN_ITERATIONS || h.kdf.iterations > CTL_KDF_MAX_ITERATIONS)
                         return -EBADMSG;
                 memcpy(h.kdf.salt, buf + 16, CTL_SALT_SIZE);
@@ -560,7 +545,7 @@ int ctl_export_header_parse(const uint8_t *buf, size_t len, bool only_header, Ct
         memcpy(h.uuid, buf + 32, 16);
         memcpy(h.key_check, buf + 48, 16);
         memcpy(h.nonce, buf + 64, CTL_EXPORT_NONCE_SIZE);
-        h.length = get_be32(buf + 76);
+        h.length = tpm_be32(buf + 76);
         if (h.length < CTL_EXPORT_META_SIZE + 4u || h.length > CTL_EXPORT_MAX_PAYLOAD)
                 return -EBADMSG;
         if (!(only_header && len == CTL_EXPORT_HEADER_SIZE) &&
@@ -581,7 +566,7 @@ int ctl_export_payload_encode(const uint8_t meta[CTL_EXPORT_META_SIZE], const ui
         if (!b)
                 return -ENOMEM;
         memcpy(b, meta, CTL_EXPORT_META_SIZE);
-        put_be32(b + CTL_EXPORT_META_SIZE, (uint32_t) permall_len);
+        tpm_put_be32(b + CTL_EXPORT_META_SIZE, (uint32_t) permall_len);
         if (permall_len)
                 memcpy(b + CTL_EXPORT_META_SIZE + 4, permall, permall_len);
         *ret = b;
@@ -595,7 +580,7 @@ int ctl_export_payload_parse(const uint8_t *buf, size_t len, const uint8_t **ret
 
         if (len < CTL_EXPORT_META_SIZE + 4u)
                 return -EBADMSG;
-        n = get_be32(buf + CTL_EXPORT_META_SIZE);
+        n = tpm_be32(buf + CTL_EXPORT_META_SIZE);
         if (n > CTL_EXPORT_MAX_PERMALL || len - (CTL_EXPORT_META_SIZE + 4u) != n)
                 return -EBADMSG;
         *ret_meta = buf;

@@ -56,6 +56,29 @@ int parse_uuid(const char *s, char ret[static 37]) {
         return 0;
 }
 
+static int hex_digit(char c) {
+        /* Not isxdigit(): that follows the locale. */
+        if (c >= '0' && c <= '9')
+                return c - '0';
+        if (c >= 'a' && c <= 'f')
+                return c - 'a' + 10;
+        if (c >= 'A' && c <= 'F')
+                return c - 'A' + 10;
+        return -1;
+}
+
+int parse_hex(const char *s, uint8_t *out, size_t n) {
+        if (!s || n > SIZE_MAX / 2 || strnlen(s, 2 * n + 1) != 2 * n)
+                return -EINVAL;
+        /* Check everything first: out is written only on success. */
+        for (size_t i = 0; i < 2 * n; i++)
+                if (hex_digit(s[i]) < 0)
+                        return -EINVAL;
+        for (size_t i = 0; i < n; i++)
+                out[i] = (uint8_t) (hex_digit(s[2 * i]) << 4 | hex_digit(s[2 * i + 1]));
+        return 0;
+}
+
 int parse_u32_hex_or_dec(const char *s, uint32_t *ret) {
         uint32_t v = 0;
         size_t n;
@@ -66,14 +89,8 @@ int parse_u32_hex_or_dec(const char *s, uint32_t *ret) {
         if (n == 0 || n > 8)
                 return n ? -ERANGE : -EINVAL;
         for (const char *p = s + 2; *p; p++) {
-                int d;
-                if (*p >= '0' && *p <= '9')
-                        d = *p - '0';
-                else if (*p >= 'a' && *p <= 'f')
-                        d = *p - 'a' + 10;
-                else if (*p >= 'A' && *p <= 'F')
-                        d = *p - 'A' + 10;
-                else
+                int d = hex_digit(*p);
+                if (d < 0)
                         return -EINVAL;
                 v = v << 4 | (uint32_t) d;
         }

@@ -14,6 +14,11 @@ int parse_u32_max(const char *s, uint32_t max, uint32_t *ret);
  * lowercase canonical form (37 bytes incl. NUL) to ret. */
 int parse_uuid(const char *s, char ret[static 37]);
 
+/* Exactly 2*n hex digits (either case; not locale-dependent) and nothing
+ * after them, decoded into n bytes. -EINVAL otherwise (including a NUL
+ * before 2*n digits). out written only on success. */
+int parse_hex(const char *s, uint8_t *out, size_t n);
+
 /* "0x" followed by 1-8 hex digits, or a decimal as parse_u32. */
 int parse_u32_hex_or_dec(const char *s, uint32_t *ret);
 

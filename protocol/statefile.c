@@ -87,36 +87,20 @@ int statefile_parse(const uint8_t *buf, size_t len, StateHeader *ret) {
         return 0;
 }
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        return -1;
-}
-
 int statefile_uuid_from_string(const char *s, uint8_t ret[STATEFILE_UUID_SIZE]) {
-        uint8_t out[STATEFILE_UUID_SIZE];
-        char canon[37];
+        char canon[37], hex[2 * STATEFILE_UUID_SIZE + 1];
         size_t j = 0;
         int r;
 
         r = parse_uuid(s, canon);
         if (r < 0)
                 return r;
-        for (size_t i = 0; i < 36;) {
-                if (canon[i] == '-') {
-                        i++;
-                        continue;
-                }
-                /* parse_uuid guarantees lowercase hex digits in pairs between the dashes. */
-                out[j++] = (uint8_t) ((hexval(canon[i]) << 4) | hexval(canon[i + 1]));
-                i += 2;
-        }
-        if (j != STATEFILE_UUID_SIZE)
-                return -EINVAL;
-        memcpy(ret, out, sizeof(out));
-        return 0;
+        /* parse_uuid guarantees 32 hex digits around 4 dashes. */
+        for (size_t i = 0; i < 36 && j < 2 * STATEFILE_UUID_SIZE; i++)
+                if (canon[i] != '-')
+                        hex[j++] = canon[i];
+        hex[j] = '\0';
+        return parse_hex(hex, ret, STATEFILE_UUID_SIZE);
 }
 
 void statefile_uuid_to_string(const uint8_t uuid[STATEFILE_UUID_SIZE], char ret[static 37]) {

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "util.h"
 #include "vtpmd-ctl.h"
 
@@ -69,16 +70,6 @@ static void free_secret(char *s) {
         }
 }
 
-static int hexval(char c) {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        if (c >= 'a' && c <= 'f')
-                return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F')
-                return c - 'A' + 10;
-        return -1;
-}
-
 static int key_from_file(const char *path, uint8_t key[CTL_KEY_SIZE]) {
         char *buf = NULL;
         size_t len = 0;
@@ -93,20 +84,13 @@ static int key_from_file(const char *path, uint8_t key[CTL_KEY_SIZE]) {
                 return 0;
         }
         if (len == 2 * CTL_KEY_SIZE + 1 && buf[len - 1] == '\n')
-                len--;
-        if (len == 2 * CTL_KEY_SIZE) {
-                for (size_t i = 0; i < CTL_KEY_SIZE; i++) {
-                        int hi = hexval(buf[2 * i]), lo = hexval(buf[2 * i + 1]);
-                        if (hi < 0 || lo < 0)
-                                goto bad;
-                        key[i] = (uint8_t) (hi << 4 | lo);
-                }
+                buf[--len] = '\0';
+        /* The length check too: a NUL after 64 hex digits must not pass for the end. */
+        if (len == 2 * CTL_KEY_SIZE && parse_hex(buf, key, CTL_KEY_SIZE) >= 0) {
                 free_secret(buf);
                 return 0;
         }
-bad:
         free_secret(buf);
-        OPENSSL_cleanse(key, CTL_KEY_SIZE);
         cli_fail("key file %s must hold exactly 32 bytes, or 64 hex digits", path);
         return -EINVAL;
 }
@@ -172,14 +156,13 @@ int cli_key_for_export(const CliKeyArgs *a, uint8_t key[CTL_KEY_SIZE], CtlKdfPar
         /* Tests may lower the work factor; never below the protocol's minimum. */
         env = getenv("VTPMD_CTL_KDF_ITERATIONS");
         if (env && *env) {
-                char *end;
-                unsigned long v = strtoul(env, &end, 10);
-                if (*end || v < CTL_KDF_MIN_ITERATIONS || v > CTL_KDF_MAX_ITERATIONS) {
+                uint32_t v;
+                if (parse_u32_max(env, CTL_KDF_MAX_ITERATIONS, &v) < 0 || v < CTL_KDF_MIN_ITERATIONS) {
                         cli_fail("VTPMD_CTL_KDF_ITERATIONS must be %u..%u", CTL_KDF_MIN_ITERATIONS,
                                  CTL_KDF_MAX_ITERATIONS);
                         return -EINVAL;
                 }
-                iter = (uint32_t) v;
+                iter = v;
         }
         kdf.alg = CTL_KDF_PBKDF2_SHA256;
         kdf.iterations = iter;

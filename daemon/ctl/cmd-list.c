@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* vtpmd-ctl list: every vTPM, attached or not. */
-#include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,19 +8,13 @@
 #include "vtpmd-ctl.h"
 
 static int run(CliContext *ctx, int argc, char **argv) {
-        static const struct option options[] = { CLI_COMMON_OPTIONS, {} };
         CtlRequest req = { .op = CTL_OP_LIST };
         CliReply reply = {};
-        int c, r;
+        int r;
 
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
-                r = cli_common_option(ctx, &cmd_list, c, argv);
-                if (r == CLI_CONTINUE)
-                        continue;
-                return r >= 0 ? r : cli_fail("list: unexpected option");
-        }
-        if (cli_positional(&cmd_list, argc, argv, 0) < 0)
-                return EXIT_FAILURE;
+        r = cli_simple_args(ctx, &cmd_list, argc, argv, 0);
+        if (r != CLI_CONTINUE)
+                return r;
         if (cli_call(ctx, &req, -1, &reply) < 0)
                 return EXIT_FAILURE;
         if (ctx->json)

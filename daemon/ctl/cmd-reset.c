@@ -9,18 +9,14 @@
 #include "vtpmd-ctl.h"
 
 static int run(CliContext *ctx, int argc, char **argv) {
-        static const struct option options[] = { CLI_COMMON_OPTIONS, {} };
         CtlRequest req = { .op = CTL_OP_RESET };
         CliReply reply = {};
-        int c, r;
+        int r;
 
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
-                r = cli_common_option(ctx, &cmd_reset, c, argv);
-                if (r == CLI_CONTINUE)
-                        continue;
-                return r >= 0 ? r : cli_fail("reset: unexpected option");
-        }
-        if (cli_positional(&cmd_reset, argc, argv, 1) < 0 || cli_parse_uuid(argv[optind], req.uuid) < 0)
+        r = cli_simple_args(ctx, &cmd_reset, argc, argv, 1);
+        if (r != CLI_CONTINUE)
+                return r;
+        if (cli_parse_uuid(argv[optind], req.uuid) < 0)
                 return EXIT_FAILURE;
         req.has_uuid = true;
         if (cli_call(ctx, &req, -1, &reply) < 0)

@@ -1,6 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* vtpmd-ctl status: the daemon and its host TPM. */
-#include <getopt.h>
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,7 +8,6 @@
 #include "vtpmd-ctl.h"
 
 static int run(CliContext *ctx, int argc, char **argv) {
-        static const struct option options[] = { CLI_COMMON_OPTIONS, {} };
         static const struct {
                 const char *key, *label;
         } rows[] = {
@@ -21,26 +19,19 @@ static int run(CliContext *ctx, int argc, char **argv) {
         };
         CtlRequest req = { .op = CTL_OP_STATUS };
         CliReply reply = {};
-        int c, r;
+        int r;
 
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
-                r = cli_common_option(ctx, &cmd_status, c, argv);
-                if (r == CLI_CONTINUE)
-                        continue;
-                return r >= 0 ? r : cli_fail("status: unexpected option");
-        }
-        if (cli_positional(&cmd_status, argc, argv, 0) < 0)
-                return EXIT_FAILURE;
+        r = cli_simple_args(ctx, &cmd_status, argc, argv, 0);
+        if (r != CLI_CONTINUE)
+                return r;
         if (cli_call(ctx, &req, -1, &reply) < 0)
                 return EXIT_FAILURE;
         if (ctx->json)
                 cli_print_json(reply.result);
         else
-                for (size_t i = 0; i < ELEMENTSOF(rows); i++) {
-                        json_object *v;
-                        if (json_object_object_get_ex(reply.result, rows[i].key, &v))
+                for (size_t i = 0; i < ELEMENTSOF(rows); i++)
+                        if (json_object_object_get_ex(reply.result, rows[i].key, NULL))
                                 printf("%-16s %s\n", rows[i].label, cli_str(reply.result, rows[i].key));
-                }
         cli_reply_done(&reply);
         return EXIT_SUCCESS;
 }

@@ -45,17 +45,7 @@ int cli_parse_uuid(const char *s, char ret[CTL_UUID_LEN]) {
 }
 
 void cli_print_json(json_object *o) {
-        json_object *copy = NULL;
-
-        if (json_object_is_type(o, json_type_object) && json_object_object_get_ex(o, "ok", NULL)) {
-                (void) json_object_deep_copy(o, &copy, NULL);
-                if (copy) {
-                        json_object_object_del(copy, "ok");
-                        o = copy;
-                }
-        }
         puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PRETTY | JSON_C_TO_STRING_NOSLASHESCAPE));
-        json_object_put(copy);
 }
 
 const char *cli_str(json_object *o, const char *key) {
@@ -174,6 +164,8 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
                         cli_fail("%s", reply.message);
                         break;
                 }
+                /* Ours alone (ctl_reply_parse): the protocol's "ok" is no part of the result. */
+                json_object_object_del(reply.obj, "ok");
                 out.result = reply.obj;
                 *ret = out;
                 return 0;
@@ -264,6 +256,22 @@ int cli_common_option(CliContext *ctx, const Command *cmd, int c, char **argv) {
         default:
                 return -1;
         }
+}
+
+int cli_simple_args(CliContext *ctx, const Command *cmd, int argc, char **argv, int n_positional) {
+        static const struct option options[] = { CLI_COMMON_OPTIONS, {} };
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
+                r = cli_common_option(ctx, cmd, c, argv);
+                if (r == CLI_CONTINUE)
+                        continue;
+                /* r < 0 cannot be: every option here is a common one. */
+                return r >= 0 ? r : cli_fail("%s: unexpected option", cmd->name);
+        }
+        if (cli_positional(cmd, argc, argv, n_positional) < 0)
+                return EXIT_FAILURE;
+        return CLI_CONTINUE;
 }
 
 int cli_positional(const Command *cmd, int argc, char **argv, int n) {

@@ -25,7 +25,8 @@ typedef struct Command {
         int (*run)(CliContext *ctx, int argc, char **argv); /* argv[0] is the command; returns an exit status */
 } Command;
 
-/* The result of one request: list rows (an array, may be empty) and the final reply object. */
+/* The result of one request: list rows (an array, may be empty) and the final
+ * reply object, without the protocol's "ok" member. */
 typedef struct CliReply {
         struct json_object *items;
         struct json_object *result;
@@ -39,12 +40,11 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
 void cli_reply_done(CliReply *r);
 /* Strict UUID argument; prints the error. */
 int cli_parse_uuid(const char *s, char ret[CTL_UUID_LEN]);
-/* Prints a result object (without the protocol's "ok" member) as JSON. */
+/* Prints a result object or the list rows as JSON. */
 void cli_print_json(struct json_object *o);
 /* A member as text for human output: "-" for null or missing. */
 const char *cli_str(struct json_object *o, const char *key);
-/* Common options of subcommands: --json and --help. Returns 1 when handled
- * (help printed), 0 otherwise. */
+/* Prints cmd's usage line and summary (its --help). */
 void cli_usage(const Command *cmd);
 
 /* Export keys: --passphrase-file (PBKDF2) or --key-file (32 bytes or 64 hex digits). */
@@ -69,3 +69,8 @@ extern const Command cmd_create, cmd_list, cmd_show, cmd_destroy, cmd_export, cm
 int cli_common_option(CliContext *ctx, const Command *cmd, int c, char **argv);
 /* The positional arguments: exactly n of them, else prints the error. */
 int cli_positional(const Command *cmd, int argc, char **argv, int n);
+/* All the argument handling of a subcommand without options of its own: the
+ * common options, then exactly n_positional arguments (argv[optind] on). Returns
+ * CLI_CONTINUE to go on, else an exit status to return (help printed, or the
+ * error). */
+int cli_simple_args(CliContext *ctx, const Command *cmd, int argc, char **argv, int n_positional);

@@ -39,7 +39,6 @@ TEST(request_rejects_bad_members) {
                 "{\"op\":\"create\",\"ek\":[\"rsa2048\",\"rsa2048\"]}", /* duplicate */
                 "{\"op\":\"create\",\"ek\":[]}",
                 "{\"op\":\"create\",\"ek_cert\":true}",                 /* a certificate needs its EK */
-                "{\"op\":\"create\",\"tpm\":\"1.2\",\"pcr_banks\":[\"sha1\"]}",
                 "{\"op\":\"import\",\"key\":\"00\"}",                   /* short key */
                 "{\"op\":\"import\",\"key\":\"" KEY64 "\",\"kdf\":{\"alg\":\"none\"}}",
                 "{\"op\":\"export\",\"uuid\":\"" U "\",\"key\":\"" KEY64 "\",\"kdf\":{\"alg\":\"pbkdf2-sha256\","
@@ -52,6 +51,85 @@ TEST(request_rejects_bad_members) {
                 if (parse(bad[i], &q) != -EBADMSG)
                         TEST_FAIL_("accepted: %s", bad[i]);
         ASSERT_ERR(ctl_request_parse((const uint8_t *) "{\"op\":\"list\"}\0", 14, &q), -EBADMSG);
+}
+
+/* Which families are manufactured is vtpmd's decision (daemon/admin.c), not syntax. */
+TEST(request_tpm12_with_manufacturing_parses) {
+        CtlRequest q;
+        ASSERT_OK(parse("{\"op\":\"create\",\"tpm\":\"1.2\",\"pcr_banks\":[\"sha1\"],\"ek\":[\"rsa2048\"],"
+                        "\"ek_cert\":true,\"platform_cert\":true}",
+                        &q));
+        ASSERT_TRUE(q.has_family);
+        ASSERT_EQ(q.family, TPM_FAMILY_1_2);
+        ASSERT_EQ(q.pcr_banks, CTL_BANK_SHA1);
+        ASSERT_EQ(q.eks, CTL_EK_RSA2048);
+        ASSERT_TRUE(q.ek_cert);
+        ASSERT_TRUE(q.platform_cert);
+}
+
+/* s without each "\\u0000" and the rest of its string. */
+static void strip_nul_escapes(const char *s, char *out, size_t size) {
+        size_t o = 0;
+
+        for (; *s && o + 1 < size; s++) {
+                if (strncmp(s, "\\u0000", 6) == 0) {
+                        s += 6;
+                        while (*s != '"')
+                                s++;
+                }
+                out[o++] = *s;
+        }
+        out[o] = '\0';
+}
+
+/* JSON's "\u0000" puts a NUL inside a string: "list\u0000junk" is not "list". */
+TEST(request_rejects_embedded_nul) {
+        static const char nul_error[] = "{\"ok\":false,\"errno\":2,\"error\":\"x\\u0000y\"}";
+        CtlRequest q;
+        CtlReply reply;
+        static const char *const bad[] = {
+                "{\"op\":\"list\\u0000junk\"}",
+                "{\"op\":\"list\\u0000\"}",
+                "{\"op\\u0000x\":\"list\"}", /* json-c would see a member "op" */
+                "{\"op\":\"show\",\"uuid\\u0000\":\"" U "\"}",
+                "{\"op\":\"show\",\"uuid\":\"" U "\\u0000\"}",
+                "{\"op\":\"create\",\"tpm\":\"2.0\\u0000x\"}",
+                "{\"op\":\"create\",\"ek\":[\"rsa2048\\u0000x\"]}",
+                "{\"op\":\"create\",\"pcr_banks\":[\"sha256\\u0000\"]}",
+                "{\"op\":\"import\",\"key\":\"" KEY64 "\\u0000\"}",
+                "{\"op\":\"export\",\"uuid\":\"" U "\",\"key\":\"" KEY64 "\",\"kdf\":{\"alg\":\"none\\u0000x\"}}",
+                "{\"op\":\"export\",\"uuid\":\"" U "\",\"key\":\"" KEY64 "\",\"kdf\":{\"alg\":\"pbkdf2-sha256\","
+                "\"iterations\":1000,\"salt\":\"00112233445566778899aabbccddeeff\\u0000\"}}",
+        };
+        json_object *o = json_tokener_parse("\"a\\u0000b\"");
+
+        /* The premise: json-c keeps the NUL and the bytes after it. */
+        ASSERT_TRUE(o != NULL);
+        ASSERT_EQ(json_object_get_string_len(o), 3);
+        json_object_put(o);
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+                char good[512];
+
+                if (parse(bad[i], &q) != -EBADMSG)
+                        TEST_FAIL_("accepted: %s", bad[i]);
+                /* The control: cut at the NUL, the same request is fine. */
+                strip_nul_escapes(bad[i], good, sizeof(good));
+                if (parse(good, &q) < 0)
+                        TEST_FAIL_("refused: %s", good);
+        }
+        /* Nor in a reply's error text. */
+        ASSERT_ERR(ctl_reply_parse((const uint8_t *) nul_error, strlen(nul_error), &reply), -EBADMSG);
+}
+
+TEST(request_key_hex_either_case) {
+        CtlRequest q;
+        ASSERT_OK(parse("{\"op\":\"import\",\"key\":"
+                        "\"00112233445566778899AABBCCDDEEFF00112233445566778899aabbccddeeff\"}",
+                        &q));
+        ASSERT_EQ(q.key[10], 0xaa);
+        ASSERT_EQ(q.key[31], 0xff);
+        ASSERT_ERR(parse("{\"op\":\"import\",\"key\":\"" KEY64 "0\"}", &q), -EBADMSG);
+        ASSERT_ERR(parse("{\"op\":\"import\",\"key\":\"" KEY64 "00\"}", &q), -EBADMSG);
 }
 
 TEST(request_roundtrip_export) {

@@ -94,6 +94,46 @@ TEST(uuid_rejects) {
         ASSERT_EQ(out[0], 'z'); /* untouched on failure */
 }
 
+TEST(hex_accepts) {
+        static const uint8_t want[4] = { 0x00, 0x9a, 0xbf, 0xff };
+        uint8_t out[4] = {};
+
+        ASSERT_OK(parse_hex("009abfff", out, 4));
+        ASSERT_MEMEQ(out, want, 4);
+        memset(out, 0, sizeof(out));
+        ASSERT_OK(parse_hex("009ABFfF", out, 4)); /* either case */
+        ASSERT_MEMEQ(out, want, 4);
+        ASSERT_OK(parse_hex("", out, 0));
+}
+
+TEST(hex_rejects) {
+        static const char *const bad[] = {
+                "009abff",             /* odd length */
+                "009abf",              /* too short */
+                "009abfff0",           /* odd, too long */
+                "009abfff00",          /* too long */
+                "009abffg",            /* not hex */
+                "009abff ",            /* trailing space */
+                " 009abff",            /* leading space */
+                "0x9abfff",            /* a prefix */
+                "-09abfff",            /* a sign */
+                "009a\xd9\xa3" "ff", /* a non-ASCII digit */
+                "",
+        };
+        uint8_t out[4] = { 7, 7, 7, 7 };
+
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                ASSERT_ERR(parse_hex(bad[i], out, 4), -EINVAL);
+        /* An embedded NUL: "009a" is 4 digits, not 8, whatever follows the NUL. */
+        ASSERT_ERR(parse_hex("009a\0bfff", out, 4), -EINVAL);
+        ASSERT_ERR(parse_hex(NULL, out, 4), -EINVAL);
+        ASSERT_EQ(out[0], 7); /* untouched on failure */
+        ASSERT_EQ(out[3], 7);
+        /* Valid digits but a bad one late: nothing written either. */
+        ASSERT_ERR(parse_hex("11223x44", out, 4), -EINVAL);
+        ASSERT_EQ(out[0], 7);
+}
+
 TEST(hex_or_decimal_handles) {
         uint32_t v;
         ASSERT_OK(parse_u32_hex_or_dec("0x81000001", &v));
