@@ -173,23 +173,28 @@ def build(records, machine, quick):
         "host_tpm_unseals": stats([r["data"]["host_tpm_unseals"] for r in bs]),
     }
 
-    # 7. durable write
+    # 7. durable write: vtpmd's NV_Write from its own run ("vtpmd_bare"), where
+    # each NV_Write is followed by the bare write it is compared with; figure
+    # 1's plain vtpmd run carries no extra disk traffic and is not used here.
     bare = by(records, "bare")
     bare50 = {r["rep"]: r["data"]["p50_us"] for r in bare}
     bare99 = {r["rep"]: r["data"]["p99_us"] for r in bare}
+    nvb = [r for r in lat if r["op"] == "nvwrite" and r["contender"] == "vtpmd_bare"]
+    nvb50 = {r["rep"]: r["data"]["p50_us"] for r in nvb}
+    nvb99 = {r["rep"]: r["data"]["p99_us"] for r in nvb}
     nvd = by(records, "nv_durable")
     res["durable_write"] = {
         "file_bytes": bare[0]["data"]["bytes"] if bare else 0,
-        # Every repetition's NV_Write run replaced the state file on disk.
+        # Every repetition's NV_Write runs (both of vtpmd's) replaced the state file on disk.
         "vtpmd_state_file_written": bool(nvd) and all(
-            r["data"]["state_file_written"] for r in nvd if r["contender"] == "vtpmd"),
+            r["data"]["state_file_written"] for r in nvd if r["contender"] in ("vtpmd", "vtpmd_bare")),
         "swtpm_state_file_written": bool(nvd) and all(
             r["data"]["state_file_written"] for r in nvd if r["contender"] == "swtpm"),
         "bare_p50_us": stats(bare50.values()),
         "bare_p99_us": stats(bare99.values()),
-        "nv_write_p50_us": latency["nvwrite"].get("vtpmd", {}).get("p50_us"),
-        "nv_write_over_bare_p50": ratio_stats(per.get(("nvwrite", "vtpmd", "p50"), {}), bare50),
-        "nv_write_over_bare_p99": ratio_stats(per.get(("nvwrite", "vtpmd", "p99"), {}), bare99),
+        "nv_write_p50_us": stats(nvb50.values()),
+        "nv_write_over_bare_p50": ratio_stats(nvb50, bare50),
+        "nv_write_over_bare_p99": ratio_stats(nvb99, bare99),
         "swtpm_nv_write_over_bare_p50": ratio_stats(per.get(("nvwrite", "swtpm", "p50"), {}), bare50),
     }
 
@@ -360,7 +365,8 @@ def write_report(res, out, notes):
     r.append("## 7. Durable write overhead\n")
     r.append("NV_Write (16 B) through vtpmd p50 %s µs against a bare write+fsync+rename+dir-fsync of a %d-byte "
              "file (the size of the vTPM's permall) on the same file system, done by the client right after each "
-             "NV_Write, p50 %s µs (p99 %s µs): ratio p50 %s, "
+             "NV_Write of that same run (a run of its own: figure 1's NV_Write run has no bare writes), "
+             "p50 %s µs (p99 %s µs): ratio p50 %s, "
              "p99 %s; swtpm's NV_Write / bare %s.\n" % (
                  fmt(d["nv_write_p50_us"]), d["file_bytes"], fmt(d["bare_p50_us"]), fmt(d["bare_p99_us"]),
                  fmt(d["nv_write_over_bare_p50"]), fmt(d["nv_write_over_bare_p99"]),

@@ -158,29 +158,9 @@ printf '#!/bin/sh\nexec "%s" --wait event "$@"\n' "$GUEST_REAL" >"$GUEST_EVENT"
 chmod +x "$GUEST_EVENT"
 export VTPM_SIM_GUEST=$GUEST_EVENT
 
-# Each simulation's vtpmd gets its own control socket in its DIR, so the
-# simulations here (and anyone else's) do not collide on the default
-# /run/vtpmd/control, unless the launcher already passes one.
-VTPMD_REAL=$VTPMD
-VTPMD=$WORK/vtpmd-own-control
-cat >"$VTPMD" <<EOF
-#!/bin/sh
-dir= prev= has=
-for a in "\$@"; do
-	[ "\$prev" = --platform ] && dir=\${a#sim:}
-	[ "\$a" = --control ] && has=1
-	prev=\$a
-done
-if [ -z "\$has" ] && [ -n "\$dir" ] && "$VTPMD_REAL" --help 2>&1 | grep -q -- '--control '; then
-	exec "$VTPMD_REAL" --control "\$dir/control" "\$@"
-fi
-exec "$VTPMD_REAL" "\$@"
-EOF
-chmod +x "$VTPMD"
-export VTPMD
-
 # ---------------------------------------------------------------------------
-# Figures 1, 2, 7: one guest, one swtpm, libtpms in-process, interleaved.
+# Figures 1, 2, 7: one guest, one swtpm, libtpms in-process, interleaved
+# (NV_Write also as vtpmd_bare, for figure 7).
 log "latency: one simulated guest, swtpm, in-process libtpms; $REPS repetitions"
 A=$WORK/a
 sim_start "$A" 1
@@ -201,7 +181,7 @@ OPS="getrandom pcrextend nvwrite createprimary"
 # Inode and mtime of the contender's permanent-state file.
 state_stamp() {
 	case $1 in
-	vtpmd) find "$A/state" -name permall -type f -printf '%i %T@\n' 2>/dev/null | sort | tr '\n' ' ' ;;
+	vtpmd | vtpmd_bare) find "$A/state" -name permall -type f -printf '%i %T@\n' 2>/dev/null | sort | tr '\n' ' ' ;;
 	swtpm) find "$SW/state" -name 'tpm2-00.permall' -type f -printf '%i %T@\n' 2>/dev/null ;;
 	esac
 }
@@ -218,14 +198,14 @@ for rep in $(seq 1 "$REPS"); do
 		n=$(count_of "$op")
 		who_list=$order
 		[ "$op" = getrandom ] && who_list="$order vtpmd_poll"
+		[ "$op" = nvwrite ] && who_list="$order vtpmd_bare"
 		for who in $who_list; do
 			case $who in
-			vtpmd)
-				args="--socket $GSOCK"
-				# Figure 7: each NV_Write followed by a bare durable write of a
-				# file of the vTPM's permall size, in the same directory tree.
-				[ "$op" = nvwrite ] && args="$args --dir $BARE --size $PERM"
-				;;
+			vtpmd) args="--socket $GSOCK" ;;
+			# Figure 7 only: each NV_Write through vtpmd followed by a bare
+			# durable write of a file of the vTPM's permall size, in the same
+			# directory tree (figure 1 uses the plain vtpmd run above).
+			vtpmd_bare) args="--socket $GSOCK --dir $BARE --size $PERM" ;;
 			vtpmd_poll) args="--socket $P/guest1.sock" ;;
 			swtpm) args="--socket $SW/tpm.sock" ;;
 			inproc) args="--inproc" ;;
@@ -233,7 +213,7 @@ for rep in $(seq 1 "$REPS"); do
 			before=$(state_stamp "$who")
 			j=$("$VTPM_BENCH" latency --op "$op" --count "$n" --warmup 3 $args) || die "latency $op $who failed"
 			raw latency rep "$rep" contender "\"$who\"" op "\"$op\"" "$j"
-			if [ "$who" = vtpmd ] && [ "$op" = nvwrite ]; then
+			if [ "$who" = vtpmd_bare ]; then
 				raw bare rep "$rep" "$(echo "$j" | jq -c .bare)"
 			fi
 			# Did the NV_Writes reach the disk? (A replaced or rewritten state file.)

@@ -6,6 +6,7 @@ set -u
 SIMDIR=$(mktemp -d /tmp/vtpm-test.XXXXXX)
 PASSED=0
 FAILED=0
+SKIPPED=0
 
 cleanup() {
 	"$VTPM_SIM" stop --dir "$SIMDIR" >/dev/null 2>&1 || true
@@ -24,6 +25,8 @@ trap cleanup EXIT
 
 ok() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
+# skip "description # why": a check that cannot run here; neither a pass nor a failure.
+skip() { SKIPPED=$((SKIPPED + 1)); echo "skip $*"; }
 
 # check "description" command...: runs the command, records the result.
 check() {
@@ -42,6 +45,13 @@ wait_for() {
 	done
 }
 
+# differ A B: both files exist and their contents differ (cmp -s alone
+# also "differs" when a file is missing: it exits 2 then).
+differ() {
+	cmp -s "$1" "$2"
+	[ $? -eq 1 ]
+}
+
 tcti() { cat "$SIMDIR/$1.tcti"; }
 
 # vtpmd's guest workers: its children but the worker fork server, the one
@@ -52,6 +62,6 @@ fork_server_pid() { vtpmd_children | awk '$NF == "--fork-server" {print $1}'; }
 n_workers() { worker_pids | wc -l; }
 
 finish() {
-	echo "$PASSED passed, $FAILED failed"
+	echo "$PASSED passed, $FAILED failed$([ "$SKIPPED" -eq 0 ] || echo ", $SKIPPED skipped")"
 	[ "$FAILED" -eq 0 ]
 }

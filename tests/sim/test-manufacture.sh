@@ -209,7 +209,7 @@ fi
 
 # ---- destroy removes the public files with the rest ----
 check "detach m1" "$VTPM_SIM" detach --dir "$H" m1
-check "destroy the manufactured vTPM" wait_for 10 "$CTL" destroy "$U"
+check "destroy the manufactured vTPM (right after the detach)" "$CTL" destroy "$U"
 check "its directory and certificate files are gone" [ ! -e "$H/state/$U" ]
 
 finish

@@ -141,7 +141,8 @@ guest_run() {
 }
 
 # create NAME UUID SCENARIO: xl create, then the frontend must reach Connected
-# within seconds of publishing its ring, and the guest's command loop must answer.
+# (a generous deadline to stop waiting; the time taken is a note, never a
+# verdict: speed is measured by make bench), and the guest's command loop must answer.
 create_guest() {
 	local name=$1 uuid=$2 n=$3 t0 rc id t3
 	guest_cfg "$name" "$uuid"
@@ -156,14 +157,15 @@ create_guest() {
 	t3=$(now)
 	wait_until 60 fe_is "$id" 4 || { fail "$n" "$name frontend not Connected 60 s after state 3 (fe '$(fe_state "$id")', be '$(be_state "$id")')"; return 1; }
 	note "$n" "$name domid $id frontend Connected $(since "$t3") s after Initialised"
-	# An unserved probe costs 118 s. Under TCG on a busy 2-core host a TPM 1.2
-	# start (libtpms self-test) has taken 20 s, so the bound is generous.
-	awk -v a="$t3" -v b="$(now)" 'BEGIN { exit !(b - a < 45) }' || fail "$n" "$name frontend took $(since "$t3") s from Initialised to Connected (probe blocked?)"
+	# An unserved probe costs 118 s (and then the 60 s deadline above fails).
+	# Under TCG on a busy 2-core host a TPM 1.2 start (libtpms self-test) has
+	# taken 20 s: a slow start is worth a note, not a failure.
+	awk -v a="$t3" -v b="$(now)" 'BEGIN { exit !(b - a < 45) }' || note "$n" "slow: $name frontend took $(since "$t3") s from Initialised to Connected (probe blocked?)"
 	wait_until 60 guest_ready "$id" || { fail "$n" "$name command loop not up"; return 1; }
 	return 0
 }
 
-destroy_guest() { # name: xl destroy in seconds, no "unable to remove", worker and backend dir gone
+destroy_guest() { # name: xl destroy succeeds (its time noted), no "unable to remove", worker and backend dir gone
 	local name=$1 n=5 id t0 rc w0 el
 	id=$(domid "$name") || { fail $n "no domain $name to destroy"; return 1; }
 	w0=$(workers)
@@ -172,7 +174,7 @@ destroy_guest() { # name: xl destroy in seconds, no "unable to remove", worker a
 	el=$(since "$t0")
 	note $n "xl destroy $name (domid $id): rc=$rc in $el s, workers before: $w0"
 	[ $rc = 0 ] || fail $n "xl destroy $name rc=$rc"
-	awk -v e="$el" 'BEGIN { exit !(e < 8) }' || fail $n "xl destroy $name took $el s (libxl waited for Closed?)"
+	awk -v e="$el" 'BEGIN { exit !(e < 8) }' || note $n "slow: xl destroy $name took $el s (libxl waited for Closed?)"
 	grep -q -i 'unable to remove' "$L/xl-destroy-$name.log" && fail $n "xl destroy $name: $(grep -i 'unable' "$L/xl-destroy-$name.log" | head -1)"
 	workers_at_most() { [ "$(workers)" -le "$1" ]; }
 	wait_until 5 workers_at_most $((w0 - 1)) || fail $n "worker of $name still running 5 s after destroy ($(workers) workers, was $w0)"
@@ -269,8 +271,18 @@ if create_guest g20 "$U20" 1; then
 	vtpmd_start 2.0 || fail 6 "vtpmd did not start again"
 	xenstore-write "/local/domain/$id/data/restarted" 1
 	bg_done() { xenstore-exists "/local/domain/$id/data/rc/$bg_n"; }
-	wait_until 400 bg_done || fail 6 "the guest's command loop did not finish"
-	note 6 "getrandom loop across the restart: $(xenstore-read -R "/local/domain/$id/data/out/$bg_n")"
+	if wait_until 400 bg_done; then
+		# the loop prints ok/i: every command sent across the restart must have succeeded
+		bg_out=$(xenstore-read -R "/local/domain/$id/data/out/$bg_n" 2>/dev/null | tail -n 1 | tr -d '[:space:]')
+		note 6 "getrandom loop across the restart: ${bg_out:-no output} (succeeded/sent)"
+		if ! [[ $bg_out =~ ^([0-9]+)/([0-9]+)$ ]]; then
+			fail 6 "the guest's getrandom loop printed '$bg_out', not succeeded/sent"
+		elif [ "${BASH_REMATCH[2]}" -eq 0 ] || [ "${BASH_REMATCH[1]}" -ne "${BASH_REMATCH[2]}" ]; then
+			fail 6 "getrandom across the daemon restart: ${BASH_REMATCH[1]} of ${BASH_REMATCH[2]} commands succeeded"
+		fi
+	else
+		fail 6 "the guest's command loop did not finish"
+	fi
 	[ "$(fe_state "$id")/$(be_state "$id")" = "$fe0/$be0" ] || fail 6 "xenbus states moved: fe $fe0->$(fe_state "$id"), be $be0->$(be_state "$id")"
 	guest_run g20 150 'tpm2_getrandom --hex 16' && note 6 "ok: getrandom after restart" || fail 6 "getrandom after restart: $GOUT"
 	pcrread g20 sha256:16 || fail 6 "pcrread after restart: $PCR"
@@ -286,7 +298,7 @@ if create_guest g20 "$U20" 1; then
 	xl -v vtpm-detach g20 0 > "$L/xl-vtpm-detach.log" 2>&1; rc=$?; el=$(since "$t0")
 	note 4 "xl vtpm-detach: rc=$rc in $el s"
 	[ $rc = 0 ] || fail 4 "xl vtpm-detach rc=$rc: $(tail -3 "$L/xl-vtpm-detach.log" | tr '\n' ' ')"
-	awk -v e="$el" 'BEGIN { exit !(e < 8) }' || fail 4 "xl vtpm-detach took $el s (libxl's 10 s timeout?)"
+	awk -v e="$el" 'BEGIN { exit !(e < 8) }' || note 4 "slow: xl vtpm-detach took $el s (libxl's 10 s timeout? its log is checked next)"
 	grep -q -i 'unable\|timed out\|timeout' "$L/xl-vtpm-detach.log" && fail 4 "xl vtpm-detach: $(grep -i 'unable\|time' "$L/xl-vtpm-detach.log" | head -1)"
 	guest_run g20 30 'i=0; while ls /dev/tpm[0-9]* >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 100 ] && exit 1; sleep 0.2; done; echo gone' \
 		&& note 4 "ok: /dev/tpm0 gone in the guest" || fail 4 "/dev/tpm0 still in the guest after detach: $GOUT"
@@ -337,11 +349,11 @@ fi
 kill -0 "$VPID" 2>/dev/null || fail 5 "vtpmd is not running at the end"
 vtpmd_stop || fail 5 "vtpmd (2.0) did not stop cleanly"
 
-DESC[1]='xl create with a vtpm: xl succeeds, frontend Connected within seconds, /dev/tpm0'
+DESC[1]='xl create with a vtpm: xl succeeds, frontend Connected, /dev/tpm0'
 DESC[2]='TPM 1.2 vTPM: sysfs caps/pcrs answer, raw TPM_Extend of PCR 16 gives SHA-1(old || digest)'
 DESC[3]='TPM 2.0 vTPM: getrandom, pcrextend/pcrread, createprimary, NV kept across xl reboot'
-DESC[4]='xl vtpm-list shows it; vtpm-detach in seconds, /dev/tpm0 gone; vtpm-attach brings it back'
-DESC[5]='xl destroy in seconds, worker gone, backend dir gone'
+DESC[4]='xl vtpm-list shows it; vtpm-detach without a libxl timeout, /dev/tpm0 gone; vtpm-attach brings it back'
+DESC[5]='xl destroy without "unable to remove", worker gone, backend dir gone'
 DESC[6]='vtpmd restart while the guest uses TPM 2.0: commands succeed, PCRs unchanged'
 DESC[7]='two guests at once: a PCR extended in one is unchanged in the other'
 failed=0
