@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Minimal unit-test harness: named cases, registered at load time, run in
- * order. Exit 0 if every case passed, 1 otherwise, 77 if the file asks to be
- * skipped (only where a test cannot run at all, never silently in CI).
+ * The one harness of the C tests: named cases, registered at load time, run
+ * in order (or only the one named on the command line).
  *
  *   TEST(parse_rejects_sign) { ASSERT_ERR(parse_u32("-1", &v), -EINVAL); }
+ *
+ * A case that cannot run here says why with TEST_SKIP("needs root"). The
+ * exit status is 1 if any case failed, else 77 if any was skipped (meson
+ * shows the test as SKIP, never as a pass; the reasons are in its log), else
+ * 0. No case at all is a failure.
  */
 #pragma once
 
@@ -24,6 +28,7 @@ struct test_case {
 extern struct test_case test_cases[TEST_MAX_CASES];
 extern int test_ncases;
 extern int test_failed_current;
+extern int test_skipped_current;
 
 #define TEST(name)                                                                \
         static void test_##name(void);                                            \
@@ -37,6 +42,14 @@ extern int test_failed_current;
         do {                                                                      \
                 fprintf(stderr, "  %s:%d: " fmt "\n", __FILE__, __LINE__, ##__VA_ARGS__); \
                 test_failed_current = 1;                                          \
+                return;                                                           \
+        } while (0)
+
+/* Ends the current case as skipped, with the reason. */
+#define TEST_SKIP(fmt, ...)                                                       \
+        do {                                                                      \
+                fprintf(stderr, "  skipped: " fmt "\n", ##__VA_ARGS__);           \
+                test_skipped_current = 1;                                         \
                 return;                                                           \
         } while (0)
 

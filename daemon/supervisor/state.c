@@ -20,13 +20,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <systemd/sd-event.h>
+
+#include "clock.h"
 #include "log.h"
 #include "parse.h"
 #include "state.h"
 #include "util.h"
-#include "vtpmd.h"
 
 #define MASTER_SEALED "master.sealed"
+/* Manifest writes are batched: at most one a second. */
+#define COMMIT_DELAY_USEC (1000ull * 1000ull)
 
 /* ---- master key ---- */
 
@@ -327,6 +331,8 @@ fail:
 VtpmState *vtpm_state_close(VtpmState *s) {
         if (!s)
                 return NULL;
+        s->commit_source = sd_event_source_disable_unref(s->commit_source);
+        s->event = sd_event_unref(s->event);
         if (s->root && (s->dirty || (s->tpm && s->manifest.counter == s->committed_counter + 1)))
                 (void) vtpm_state_commit(s, true);
         state_manifest_done(&s->manifest);
@@ -335,6 +341,47 @@ VtpmState *vtpm_state_close(VtpmState *s) {
         crypto_wipe(s->master_key, sizeof(s->master_key));
         free(s);
         return NULL;
+}
+
+StateRoot *vtpm_state_root(VtpmState *s) {
+        return s->root;
+}
+
+const uint8_t *vtpm_state_master_key(VtpmState *s) {
+        return s->master_key;
+}
+
+int vtpm_state_attach_event(VtpmState *s, sd_event *event) {
+        s->event = sd_event_ref(event);
+        return 0;
+}
+
+static int commit_cb(sd_event_source *source, uint64_t usec, void *userdata) {
+        VtpmState *s = userdata;
+
+        (void) vtpm_state_commit(s, false);
+        /* Still owing a rate-limited counter increment: look again later. */
+        if (s->dirty || (s->tpm && s->manifest.counter == s->committed_counter + 1)) {
+                (void) sd_event_source_set_time_relative(source, COMMIT_DELAY_USEC);
+                (void) sd_event_source_set_enabled(source, SD_EVENT_ONESHOT);
+        }
+        return 0;
+}
+
+void vtpm_state_changed(VtpmState *s) {
+        int enabled = SD_EVENT_OFF;
+
+        if (!s->commit_source) {
+                if (!s->event || sd_event_add_time_relative(s->event, &s->commit_source, CLOCK_MONOTONIC,
+                                                            COMMIT_DELAY_USEC, 0, commit_cb, s) < 0)
+                        (void) vtpm_state_commit(s, false);
+                return;
+        }
+        (void) sd_event_source_get_enabled(s->commit_source, &enabled);
+        if (enabled == SD_EVENT_OFF) {
+                (void) sd_event_source_set_time_relative(s->commit_source, COMMIT_DELAY_USEC);
+                (void) sd_event_source_set_enabled(s->commit_source, SD_EVENT_ONESHOT);
+        }
 }
 
 int vtpm_state_commit(VtpmState *s, bool force) {

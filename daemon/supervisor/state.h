@@ -30,6 +30,9 @@ typedef struct StateConfig {
         TpmFamily default_family;
 } StateConfig;
 
+typedef struct sd_event sd_event;
+typedef struct sd_event_source sd_event_source;
+
 typedef struct VtpmState {
         StateRoot *root;
         HostTpm *tpm; /* NULL in key-file mode */
@@ -40,6 +43,8 @@ typedef struct VtpmState {
         uint64_t counter_interval_ns;
         bool dirty;                 /* the manifest on disk is behind the one in memory */
         unsigned host_tpm_commands; /* at start, for the boot-storm figure */
+        sd_event *event;            /* vtpm_state_attach_event() */
+        sd_event_source *commit_source;
 } VtpmState;
 
 /* What a worker needs for one vTPM. */
@@ -58,6 +63,11 @@ typedef struct VtpmKeys {
 int vtpm_state_open(const StateConfig *c, VtpmState **ret);
 /* Commits the manifest (and the counter) and frees everything. */
 VtpmState *vtpm_state_close(VtpmState *s);
+/* From now on vtpm_state_changed() batches its commits on this loop. */
+int vtpm_state_attach_event(VtpmState *s, sd_event *event);
+
+StateRoot *vtpm_state_root(VtpmState *s);
+const uint8_t *vtpm_state_master_key(VtpmState *s); /* CRYPTO_KEY_SIZE bytes */
 
 /* Opens (or, with create, creates) the vTPM's directory and unwraps its data key.
  * Logs the exact file and reason on failure (with domid/devid). */
@@ -69,6 +79,9 @@ void vtpm_keys_done(VtpmKeys *k);
 void vtpm_state_record(VtpmState *s, const char *uuid, StateKind kind, uint64_t seq);
 /* The saved volatile state was consumed by a worker (it removed the file). */
 void vtpm_state_volatile_consumed(VtpmState *s, const char *uuid);
+/* Something in the manifest changed: it is written soon, batched (at once
+ * without an event loop). */
+void vtpm_state_changed(VtpmState *s);
 /* Writes the manifest if dirty; increments the host counter if the interval
  * allows it or force is set. Returns < 0 on failure (logged). */
 int vtpm_state_commit(VtpmState *s, bool force);

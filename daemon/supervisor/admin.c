@@ -174,7 +174,7 @@ static void ek_info(Daemon *d, const char *uuid, json_object *o) {
         struct stat st;
         char path[PATH_MAX];
 
-        if (manufacture_info(d, uuid, &ek) < 0)
+        if (manufacture_info(&d->manufacture, uuid, &ek) < 0)
                 ek = (ManufactureResult){};
         json_object_object_add(o, "ek_rsa_sha256",
                                ek.ek_rsa_sha256[0] ? json_object_new_string(ek.ek_rsa_sha256) : NULL);
@@ -323,7 +323,7 @@ static StateDir *open_detached(AdminCall *c) {
 static void manifest_changed(Daemon *d) {
         /* Durable before the reply; the counter increment follows, rate-limited. */
         (void) vtpm_state_commit(d->state, false);
-        daemon_state_changed(d);
+        vtpm_state_changed(d->state);
 }
 
 static void manifest_forget(Daemon *d, const char *uuid) {
@@ -438,7 +438,7 @@ static void op_create(AdminCall *c) {
                         .ek_certs = q->ek_cert,
                         .platform_cert = q->platform_cert,
                 };
-                r = manufacture_vtpm(d, q->uuid, &mo, manufacture_done, c);
+                r = manufacture_vtpm(&d->manufacture, q->uuid, &mo, manufacture_done, c);
                 if (r < 0) {
                         create_rollback(d, q->uuid);
                         finish_errorf(c, r, "cannot start manufacturing vTPM %s: %s; nothing was created", q->uuid,
@@ -549,10 +549,14 @@ static void op_status(AdminCall *c) {
 
 static void op_ca_cert(AdminCall *c) {
         _cleanup_(json_object_putp) json_object *o = NULL;
+        _cleanup_(ca_freep) Ca *ca = NULL;
         _cleanup_free_ char *pem = NULL;
         int r;
 
-        r = ca_certificate_pem(c->daemon, &pem);
+        /* Created at first use. */
+        r = ca_load(c->daemon->state->root, c->daemon->state->master_key, &ca);
+        if (r >= 0)
+                r = ca_cert_pem(ca, &pem);
         if (r < 0) {
                 finish_errorf(c, r, "cannot read the CA certificate: %s", strerror(-r));
                 return;
@@ -913,7 +917,7 @@ static void op_reset(AdminCall *c) {
                               what, statestore_strerror(r));
                 return;
         }
-        r = m.family == TPM_FAMILY_2_0 ? manufacture_clear(d, c->req.uuid, reset_done, c) : -EOPNOTSUPP;
+        r = m.family == TPM_FAMILY_2_0 ? manufacture_clear(&d->manufacture, c->req.uuid, reset_done, c) : -EOPNOTSUPP;
         if (r == -EOPNOTSUPP)
                 finish_errorf(c, r, "vTPM %s is a TPM 1.2: reset (a TPM clear keeping its identity) is only "
                               "implemented for TPM 2.0; nothing was changed", c->req.uuid);

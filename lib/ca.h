@@ -22,7 +22,6 @@
 #include "statestore.h"
 #include "util.h"
 
-typedef struct Daemon Daemon;
 typedef struct Ca Ca;
 
 #define CA_KEY_FILE "ca-key"      /* state_kind_filename(STATE_KIND_CA_KEY) */
@@ -65,7 +64,3 @@ int ca_issue(Ca *ca, CaCertKind kind, EVP_PKEY *key, const CaTpmInfo *info, uint
 
 /* DER -> PEM, NUL-terminated, malloc'd. */
 int ca_der_to_pem(const uint8_t *der, size_t len, char **ret_pem);
-
-/* For the control socket (`vtpmd-ctl ca-cert`): the daemon's CA certificate
- * (the CA is created at first use). */
-int ca_certificate_pem(Daemon *d, char **ret_pem);

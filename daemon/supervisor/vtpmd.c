@@ -21,6 +21,7 @@
 
 #include "config.h"
 #include "control.h"
+#include "journal.h"
 #include "log.h"
 #include "parse.h"
 #include "platform.h"
@@ -30,7 +31,6 @@
 #include "vtpmd-config.h"
 #include "vtpmd.h"
 
-#define COMMIT_DELAY_USEC (1000ull * 1000ull)
 #define STOP_TIMEOUT_USEC (15ull * 1000000ull)
 
 static char *find_worker(void) {
@@ -70,35 +70,6 @@ static int xs_io_cb(sd_event_source *s, int fd, uint32_t revents, void *userdata
                 sd_event_exit(d->event, EXIT_FAILURE);
         }
         return 0;
-}
-
-static int commit_cb(sd_event_source *s, uint64_t usec, void *userdata) {
-        Daemon *d = userdata;
-
-        (void) vtpm_state_commit(d->state, false);
-        /* Still owing a rate-limited counter increment: look again later. */
-        if (d->state->dirty || d->state->manifest.counter == d->state->committed_counter + 1) {
-                (void) sd_event_source_set_time_relative(s, COMMIT_DELAY_USEC);
-                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-        }
-        return 0;
-}
-
-/* Something in the manifest changed: write it soon, batched. */
-void daemon_state_changed(Daemon *d) {
-        int enabled = SD_EVENT_OFF;
-
-        if (!d->commit_source) {
-                if (sd_event_add_time_relative(d->event, &d->commit_source, CLOCK_MONOTONIC, COMMIT_DELAY_USEC, 0,
-                                               commit_cb, d) < 0)
-                        (void) vtpm_state_commit(d->state, false);
-                return;
-        }
-        (void) sd_event_source_get_enabled(d->commit_source, &enabled);
-        if (enabled == SD_EVENT_OFF) {
-                (void) sd_event_source_set_time_relative(d->commit_source, COMMIT_DELAY_USEC);
-                (void) sd_event_source_set_enabled(d->commit_source, SD_EVENT_ONESHOT);
-        }
 }
 
 static void update_status(Daemon *d) {
@@ -260,7 +231,9 @@ int main(int argc, char **argv) {
         sigset_t mask;
         int r;
 
-        log_open("vtpmd");
+        log_open("vtpmd", LOG_STYLE_DAEMON);
+        if (journal_is_stderr())
+                log_set_sink(journal_log_sink);
         config_init(&cfg);
         r = config_parse_argv(&cfg, argc, argv, &config_error);
         if (r != 0) {
@@ -336,6 +309,17 @@ int main(int argc, char **argv) {
                 r = EXIT_FAILURE;
                 goto finish;
         }
+        (void) vtpm_state_attach_event(d.state, d.event);
+        d.manufacture = (ManufactureContext){
+                .event = d.event,
+                .state = d.state,
+                .worker_path = d.worker_path,
+                .platform = d.platform_spec,
+                .trace = d.trace,
+                .worker_uid = WORKER_UID_MANUFACTURE(&d),
+                .worker_gid = WORKER_UID_MANUFACTURE(&d) ? WORKER_GID(&d) : 0,
+                .worker_memory_max = d.worker_memory_max,
+        };
 
         d.xs = xs_open(0);
         if (!d.xs) {
@@ -391,7 +375,6 @@ finish:
         fork_server_stop(&d); /* it exits on EOF anyway */
         d.fork_server_source = sd_event_source_unref(d.fork_server_source);
         devices_release_all(&d);
-        d.commit_source = sd_event_source_disable_unref(d.commit_source);
         d.state = vtpm_state_close(d.state); /* commits what is left */
         d.xs_source = sd_event_source_disable_unref(d.xs_source);
         if (d.xs)

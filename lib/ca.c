@@ -15,9 +15,7 @@
 
 #include "ca.h"
 #include "log.h"
-#include "state.h"
 #include "util.h"
-#include "vtpmd.h"
 
 struct Ca {
         EVP_PKEY *key;
@@ -484,16 +482,4 @@ int ca_issue(Ca *ca, CaCertKind kind, EVP_PKEY *key, const CaTpmInfo *info, uint
         *ret_der = TAKE_PTR(der);
         *ret_len = (size_t) n;
         return 0;
-}
-
-int ca_certificate_pem(Daemon *d, char **ret_pem) {
-        _cleanup_(ca_freep) Ca *ca = NULL;
-        int r;
-
-        if (!d->state)
-                return -ENODEV;
-        r = ca_load(d->state->root, d->state->master_key, &ca);
-        if (r < 0)
-                return r;
-        return ca_cert_pem(ca, ret_pem);
 }

@@ -21,7 +21,21 @@
 
 #include "tpm.h"
 
-typedef struct Daemon Daemon;
+typedef struct VtpmState VtpmState;
+typedef struct sd_event sd_event;
+
+/* What manufacturing needs of the supervisor; borrowed, must outlive every
+ * manufacturing it starts. */
+typedef struct ManufactureContext {
+        sd_event *event;
+        VtpmState *state;
+        const char *worker_path;
+        const char *platform;      /* handed to the offline worker ("xen" or "sim:DIR") */
+        bool trace;
+        uint32_t worker_uid;       /* the offline worker's ids (WorkerIDs=); 0: vtpmd's */
+        uint32_t worker_gid;
+        uint64_t worker_memory_max;
+} ManufactureContext;
 
 enum {
         MANUFACTURE_EK_RSA2048 = 1u << 0,
@@ -54,7 +68,7 @@ typedef void (*ManufactureDone)(void *userdata, int error, const ManufactureResu
 /* Starts manufacturing the (already created, not attached) vTPM `uuid`; calls
  * done exactly once, from the event loop, with 0 or a negative errno (the
  * reason is logged). Returns < 0 if it could not even start (done not called). */
-int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, ManufactureDone done,
+int manufacture_vtpm(const ManufactureContext *ctx, const char *uuid, const ManufactureOptions *o, ManufactureDone done,
                      void *userdata);
 
 /* `vtpmd-ctl reset`: a TPM clear of the (detached, TPM 2.0) vTPM `uuid`
@@ -71,7 +85,7 @@ int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, M
  * done gets 0 and the EK hashes (empty if it had none), or a negative errno
  * (the reason is logged). Returns < 0 if it could not start (done not
  * called): -EOPNOTSUPP for a TPM 1.2 vTPM, -EBUSY if it is in use. */
-int manufacture_clear(Daemon *d, const char *uuid, ManufactureDone done, void *userdata);
+int manufacture_clear(const ManufactureContext *ctx, const char *uuid, ManufactureDone done, void *userdata);
 
 /* For `show`: the EK hashes recorded when the vTPM was manufactured (an
  * empty string for an EK it does not have). Its EK certificates, if any,
@@ -79,4 +93,4 @@ int manufacture_clear(Daemon *d, const char *uuid, ManufactureDone done, void *u
  * ek-ecc-p256.pem (STATEDIR_EK_CERT_* in lib/statestore.h). -ENOENT if it
  * was made without EKs, -EINVAL for a malformed UUID, -EBADMSG if the
  * record is corrupt. Reads one small file; does not block on the vTPM. */
-int manufacture_info(Daemon *d, const char *uuid, ManufactureResult *ret);
+int manufacture_info(const ManufactureContext *ctx, const char *uuid, ManufactureResult *ret);

@@ -7,7 +7,9 @@
 #include <sys/types.h>
 #include <systemd/sd-event.h>
 
+#include "clock.h"
 #include "ipc.h"
+#include "manufacture.h"
 #include "ratelimit.h"
 #include "tpm.h"
 #include "xenbus.h"
@@ -72,7 +74,7 @@ struct Daemon {
         bool auto_create;                /* create state for unknown vTPM UUIDs */
         struct Control *control;         /* control.h */
         struct VtpmState *state;
-        sd_event_source *commit_source;
+        ManufactureContext manufacture;
         Device *devices;
         Worker *workers;
         uint32_t worker_id_first, worker_id_last; /* 0: workers keep vtpmd's uid (WorkerIDs=) */
@@ -84,8 +86,6 @@ struct Daemon {
         uint64_t fork_server_retry_ns;       /* no new one before (CLOCK_MONOTONIC) */
         unsigned n_devices;
 };
-
-uint64_t now_ns(void);
 
 /* vtpmd.c: a new vtpmd-worker, from the fork server if WorkerSpawn=fork-server
  * and it works, else by exec; as spawn_worker() (spawn.h). */
@@ -101,9 +101,6 @@ void devices_release_all(Daemon *d); /* at exit: frees, touches nothing outside 
 unsigned daemon_count_phase(Daemon *d, DevPhase p);
 void device_request_stats(Device *dev);
 void device_fail(Device *dev, const char *why);
-
-/* state.c hooks used by device.c */
-void daemon_state_changed(Daemon *d);
 
 /* worker spawning and supervision (device.c) */
 #define WORKER_GID(d) ((d)->worker_id_first)

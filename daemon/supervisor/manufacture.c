@@ -33,6 +33,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <systemd/sd-event.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -44,7 +45,6 @@
 #include "spawn.h"
 #include "state.h"
 #include "util.h"
-#include "vtpmd.h"
 
 /* After protocol/tpm.h: tpm2-tss defines some of the same TPM constants, and
  * a redefinition inside a system header is not a warning. */
@@ -119,7 +119,7 @@ typedef struct Report {
 _Static_assert(sizeof(Report) <= 4096, "the report fits PIPE_BUF");
 
 typedef struct Manufacture {
-        Daemon *daemon;
+        const ManufactureContext *ctx;
         bool clear;
         char uuid[IPC_UUID_LEN];
         ManufactureDone done;
@@ -846,7 +846,6 @@ static void manufacture_finish(Manufacture *m, int error, const ManufactureResul
 
 static int child_cb(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Manufacture *m = userdata;
-        Daemon *d = m->daemon;
         Report report;
         ssize_t n;
 
@@ -857,8 +856,8 @@ static int child_cb(sd_event_source *s, const siginfo_t *si, void *userdata) {
 
         if (n == (ssize_t) sizeof(report) && report.have_perm_seq) {
                 /* Whatever the outcome: the manifest must know the newest permall. */
-                vtpm_state_record(d->state, m->uuid, STATE_KIND_PERMANENT, report.perm_seq);
-                daemon_state_changed(d);
+                vtpm_state_record(m->ctx->state, m->uuid, STATE_KIND_PERMANENT, report.perm_seq);
+                vtpm_state_changed(m->ctx->state);
         }
         if (n != (ssize_t) sizeof(report)) {
                 mf_log(LOG_ERR, m->uuid, "manufacturing helper (pid %d) ended with %s %d "
@@ -892,7 +891,7 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manufacture *, manufacture_free)
 static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions *opt, Ca *ca,
                         const ManufactureResult *clear_want);
 
-int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, ManufactureDone done,
+int manufacture_vtpm(const ManufactureContext *ctx, const char *uuid, const ManufactureOptions *o, ManufactureDone done,
                      void *userdata) {
         _cleanup_(manufacture_freep) Manufacture *m = NULL;
         _cleanup_(ca_freep) Ca *ca = NULL;
@@ -900,7 +899,7 @@ int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, M
         ManufactureOptions opt = *o;
         int r;
 
-        if (!d || !d->state || !uuid || !done)
+        if (!ctx || !ctx->state || !uuid || !done)
                 return -EINVAL;
         if (opt.eks & ~(unsigned) (MANUFACTURE_EK_RSA2048 | MANUFACTURE_EK_ECC_P256) ||
             opt.pcr_banks & ~(unsigned) (MANUFACTURE_BANK_SHA1 | MANUFACTURE_BANK_SHA256 | MANUFACTURE_BANK_SHA384 |
@@ -913,19 +912,19 @@ int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, M
         m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
-        *m = (Manufacture){ .daemon = d, .done = done, .userdata = userdata, .pipe_fd = -1 };
+        *m = (Manufacture){ .ctx = ctx, .done = done, .userdata = userdata, .pipe_fd = -1 };
         snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
 
         if (opt.family != TPM_FAMILY_2_0 || (!opt.eks && !opt.pcr_banks)) {
                 /* Nothing to manufacture (libtpms makes the TPM 1.2 EK itself); done() still comes from the loop. */
-                r = sd_event_add_defer(d->event, &m->defer_source, defer_cb, m);
+                r = sd_event_add_defer(ctx->event, &m->defer_source, defer_cb, m);
                 if (r < 0)
                         return r;
                 TAKE_PTR(m);
                 return 0;
         }
 
-        r = vtpm_state_prepare(d->state, uuid, false, opt.family, UINT32_MAX, UINT32_MAX, &keys);
+        r = vtpm_state_prepare(ctx->state, uuid, false, opt.family, UINT32_MAX, UINT32_MAX, &keys);
         if (r < 0)
                 return r; /* logged */
         if (keys.family != TPM_FAMILY_2_0) {
@@ -934,7 +933,7 @@ int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, M
                 return -EINVAL;
         }
         if (opt.ek_certs || opt.platform_cert) {
-                r = ca_load(d->state->root, d->state->master_key, &ca);
+                r = ca_load(vtpm_state_root(ctx->state), vtpm_state_master_key(ctx->state), &ca);
                 if (r < 0) {
                         vtpm_keys_done(&keys);
                         return r; /* logged */
@@ -948,9 +947,22 @@ int manufacture_vtpm(Daemon *d, const char *uuid, const ManufactureOptions *o, M
 }
 
 /* Forks the helper; takes (wipes and closes) keys. */
+/* In the helper: closes every fd but stdio and the n in keep (ascending). */
+static void close_all_but(const int *keep, size_t n) {
+        unsigned from = 3;
+
+        for (size_t i = 0; i < n; i++) {
+                if ((unsigned) keep[i] > from)
+                        (void) close_range(from, (unsigned) keep[i] - 1, 0);
+                if ((unsigned) keep[i] + 1 > from)
+                        from = (unsigned) keep[i] + 1;
+        }
+        (void) close_range(from, ~0u, 0);
+}
+
 static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions *opt, Ca *ca,
                         const ManufactureResult *clear_want) {
-        Daemon *d = m->daemon;
+        const ManufactureContext *ctx = m->ctx;
         int pipe_fds[2], r;
         pid_t pid;
 
@@ -971,12 +983,12 @@ static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions
         if (pid == 0) {
                 Helper h = {
                         .uuid = m->uuid,
-                        .worker_path = d->worker_path,
-                        .platform = d->platform_spec ?: "xen",
-                        .trace = d->trace,
-                        .uid = WORKER_UID_MANUFACTURE(d),
-                        .gid = WORKER_UID_MANUFACTURE(d) ? WORKER_GID(d) : 0,
-                        .memory_max = d->worker_memory_max,
+                        .worker_path = ctx->worker_path,
+                        .platform = ctx->platform ?: "xen",
+                        .trace = ctx->trace,
+                        .uid = ctx->worker_uid,
+                        .gid = ctx->worker_gid,
+                        .memory_max = ctx->worker_memory_max,
                         .dir_fd = keys->dir_fd,
                         .min_perm_seq = keys->min_perm_seq,
                         .o = *opt,
@@ -986,7 +998,13 @@ static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions
                 if (clear_want)
                         h.want = *clear_want;
                 safe_close(pipe_fds[0]);
-                safe_close(d->fork_server_fd); /* vtpmd's: the helper exec's its worker */
+                /* Nothing of vtpmd's stays open in the helper (its sockets, the
+                 * fork server's): it keeps stdio, its report pipe and the
+                 * vTPM's directory, and exec's its worker. */
+                if (pipe_fds[1] < keys->dir_fd)
+                        close_all_but((int[]){ pipe_fds[1], keys->dir_fd }, 2);
+                else
+                        close_all_but((int[]){ keys->dir_fd, pipe_fds[1] }, 2);
                 memcpy(h.data_key, keys->data_key, sizeof(h.data_key));
                 explicit_wipe(keys->data_key, sizeof(keys->data_key));
                 helper_main(&h, pipe_fds[1]);
@@ -996,7 +1014,7 @@ static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions
         m->pipe_fd = pipe_fds[0];
         m->pid = pid;
         vtpm_keys_done(keys);
-        r = sd_event_add_child(d->event, &m->child_source, pid, WEXITED, child_cb, m);
+        r = sd_event_add_child(ctx->event, &m->child_source, pid, WEXITED, child_cb, m);
         if (r < 0) {
                 (void) kill(pid, SIGKILL);
                 (void) waitpid(pid, NULL, 0);
@@ -1007,16 +1025,16 @@ static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions
         return 0;
 }
 
-int manufacture_clear(Daemon *d, const char *uuid, ManufactureDone done, void *userdata) {
+int manufacture_clear(const ManufactureContext *ctx, const char *uuid, ManufactureDone done, void *userdata) {
         _cleanup_(manufacture_freep) Manufacture *m = NULL;
         VtpmKeys keys = { .dir_fd = -1 };
         ManufactureOptions none = { .family = TPM_FAMILY_2_0 };
         ManufactureResult want = {};
         int r;
 
-        if (!d || !d->state || !uuid || !done)
+        if (!ctx || !ctx->state || !uuid || !done)
                 return -EINVAL;
-        r = manufacture_info(d, uuid, &want);
+        r = manufacture_info(ctx, uuid, &want);
         if (r == -ENOENT)
                 want = (ManufactureResult){}; /* never manufactured (or without EKs): only the clear */
         else if (r < 0) {
@@ -1027,10 +1045,10 @@ int manufacture_clear(Daemon *d, const char *uuid, ManufactureDone done, void *u
         m = calloc(1, sizeof(*m));
         if (!m)
                 return -ENOMEM;
-        *m = (Manufacture){ .daemon = d, .clear = true, .done = done, .userdata = userdata, .pipe_fd = -1 };
+        *m = (Manufacture){ .ctx = ctx, .clear = true, .done = done, .userdata = userdata, .pipe_fd = -1 };
         snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
 
-        r = vtpm_state_prepare(d->state, uuid, false, TPM_FAMILY_2_0, UINT32_MAX, UINT32_MAX, &keys);
+        r = vtpm_state_prepare(ctx->state, uuid, false, TPM_FAMILY_2_0, UINT32_MAX, UINT32_MAX, &keys);
         if (r < 0)
                 return r; /* logged, unless -EBUSY */
         if (keys.family != TPM_FAMILY_2_0) {
@@ -1044,7 +1062,7 @@ int manufacture_clear(Daemon *d, const char *uuid, ManufactureDone done, void *u
         return 0;
 }
 
-int manufacture_info(Daemon *d, const char *uuid, ManufactureResult *ret) {
+int manufacture_info(const ManufactureContext *ctx, const char *uuid, ManufactureResult *ret) {
         _cleanup_(statedir_closep) StateDir *dir = NULL;
         _cleanup_free_ uint8_t *data = NULL;
         ManufactureResult res = {};
@@ -1052,9 +1070,9 @@ int manufacture_info(Daemon *d, const char *uuid, ManufactureResult *ret) {
         size_t n;
         int r;
 
-        if (!d || !d->state || !uuid)
+        if (!ctx || !ctx->state || !uuid)
                 return -EINVAL;
-        r = statedir_open_shared(d->state->root, uuid, &dir);
+        r = statedir_open_shared(vtpm_state_root(ctx->state), uuid, &dir);
         if (r >= 0)
                 r = statedir_read_public(dir, STATEDIR_EK_HASHES, &data, &n);
         if (r < 0)

@@ -31,12 +31,6 @@
 #define RESTART_MAX_NS (5ull * 1000000000ull)
 #define STOP_GRACE_NS (10ull * 1000000000ull)
 
-uint64_t now_ns(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000000000ull + (uint64_t) ts.tv_nsec;
-}
-
 #define dev_log(dev, level, ...) log_dev(level, (dev)->domid, (dev)->devid, (dev)->uuid[0] ? (dev)->uuid : NULL, __VA_ARGS__)
 
 /* Guest-triggerable messages go through here. */
@@ -415,7 +409,7 @@ static int worker_io_cb(sd_event_source *s, int fd, uint32_t revents, void *user
                 /* Also from a worker that is stopping: its volatile state is the one to resume. */
                 if (m.state.error == 0) {
                         vtpm_state_record(w->daemon->state, w->uuid, (StateKind) m.state.kind, m.state.seq);
-                        daemon_state_changed(w->daemon);
+                        vtpm_state_changed(w->daemon->state);
                 } else if (dev)
                         dev_log_limited(dev, LOG_ERR, "Failed to store %s state: %s; the guest's command failed, "
                                         "the previous state is intact", state_kind_to_string((StateKind) m.state.kind),
@@ -426,7 +420,7 @@ static int worker_io_cb(sd_event_source *s, int fd, uint32_t revents, void *user
                 /* The worker consumed (or, when not resuming, discarded) any saved
                  * volatile state: also a superseded one, the file is gone either way. */
                 vtpm_state_volatile_consumed(w->daemon->state, w->uuid);
-                daemon_state_changed(w->daemon);
+                vtpm_state_changed(w->daemon->state);
         }
         if (!dev || dev->worker != w)
                 return 1;
@@ -580,7 +574,7 @@ static void device_spawn_worker(Device *dev) {
                 /* A fresh power-on: the worker discards the saved volatile state
                  * before anything else, even if it then fails to map the ring. */
                 vtpm_state_volatile_consumed(d->state, dev->uuid);
-                daemon_state_changed(d);
+                vtpm_state_changed(d->state);
         }
 
         uint32_t uid;
