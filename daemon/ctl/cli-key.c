@@ -139,6 +139,19 @@ static int check_one(const CliKeyArgs *a) {
         return 0;
 }
 
+int cli_key_option(CliCall *call, int c, const char *arg) {
+        switch (c) {
+        case CLI_OPT_PASSPHRASE_FILE:
+                call->key.passphrase_file = arg;
+                return 0;
+        case CLI_OPT_KEY_FILE:
+                call->key.key_file = arg;
+                return 0;
+        default:
+                return -1;
+        }
+}
+
 int cli_key_for_export(const CliKeyArgs *a, uint8_t key[CTL_KEY_SIZE], CtlKdfParams *ret_kdf) {
         CtlKdfParams kdf = { .alg = CTL_KDF_NONE };
         const char *env;

@@ -8,7 +8,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <json-c/json.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +17,8 @@
 
 #include "util.h"
 #include "vtpmd-ctl.h"
+
+enum { OPT_TO = 0x100 };
 
 static int sync_dir_of(const char *path) {
         _cleanup_free_ char *copy = strdup(path);
@@ -31,84 +32,59 @@ static int sync_dir_of(const char *path) {
         return 0;
 }
 
-static int run(CliContext *ctx, int argc, char **argv) {
-        enum { OPT_TO = 0x100, OPT_PASSPHRASE_FILE, OPT_KEY_FILE };
-        static const struct option options[] = {
-                CLI_COMMON_OPTIONS,
-                { "to", required_argument, NULL, OPT_TO },
-                { "passphrase-file", required_argument, NULL, OPT_PASSPHRASE_FILE },
-                { "key-file", required_argument, NULL, OPT_KEY_FILE },
-                {},
-        };
-        CtlRequest req = { .op = CTL_OP_EXPORT };
-        CliKeyArgs ka = {};
-        CliReply reply = {};
-        const char *to = NULL;
-        _cleanup_free_ char *tmp = NULL;
-        _cleanup_close_ int fd = -1;
-        struct stat st;
-        int c, r;
-
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
-                r = cli_common_option(ctx, &cmd_export, c, argv);
-                if (r == CLI_CONTINUE)
-                        continue;
-                if (r >= 0)
-                        return r;
-                switch (c) {
-                case OPT_TO:
-                        to = optarg;
-                        break;
-                case OPT_PASSPHRASE_FILE:
-                        ka.passphrase_file = optarg;
-                        break;
-                case OPT_KEY_FILE:
-                        ka.key_file = optarg;
-                        break;
-                default:
-                        return cli_fail("export: unexpected option");
-                }
+static int option(CliCall *call, int c, const char *arg) {
+        if (c == OPT_TO) {
+                call->path = arg;
+                return 0;
         }
-        if (cli_positional(&cmd_export, argc, argv, 1) < 0 || cli_parse_uuid(argv[optind], req.uuid) < 0)
-                return EXIT_FAILURE;
-        req.has_uuid = true;
+        return cli_key_option(call, c, arg) < 0 ? cli_fail("export: unexpected option") : 0;
+}
+
+static int prepare(CliCall *call, const char *arg) {
+        const char *to = call->path;
+        struct stat st;
+
         if (!to || !*to)
                 return cli_fail("export: --to FILE is required");
         if (lstat(to, &st) == 0)
                 return cli_fail("export: %s already exists; not overwriting it", to);
-        if (cli_key_for_export(&ka, req.key, &req.kdf) < 0)
+        if (cli_key_for_export(&call->key, call->req.key, &call->req.kdf) < 0)
                 return EXIT_FAILURE;
-        req.has_key = true;
-
-        if (asprintf(&tmp, "%s.XXXXXX", to) < 0) {
-                ctl_request_done(&req);
+        call->req.has_key = true;
+        if (asprintf(&call->tmp_path, "%s.XXXXXX", to) < 0) {
+                call->tmp_path = NULL;
                 return cli_fail("out of memory");
         }
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
-                ctl_request_done(&req);
+        call->pass_fd = mkostemp(call->tmp_path, O_CLOEXEC);
+        if (call->pass_fd < 0) {
+                int r = -errno;
+                free(call->tmp_path);
+                call->tmp_path = NULL;
                 return cli_fail("export: cannot create %s: %s", to, strerror(-r));
         }
-        r = cli_call(ctx, &req, fd, &reply);
-        ctl_request_done(&req);
-        if (r >= 0 && link(tmp, to) < 0) {
-                r = -errno;
-                cli_fail("export: cannot create %s: %s", to, strerror(-r));
-        }
-        (void) unlink(tmp);
-        if (r < 0)
-                return EXIT_FAILURE;
-        (void) sync_dir_of(to);
-        if (ctx->json)
-                cli_print_json(reply.result);
-        cli_reply_done(&reply);
-        return EXIT_SUCCESS;
+        return 0;
+}
+
+/* vtpmd has written the whole file: only now does it get its name. */
+static int complete(CliCall *call) {
+        if (link(call->tmp_path, call->path) < 0)
+                return cli_fail("export: cannot create %s: %s", call->path, strerror(errno));
+        (void) unlink(call->tmp_path);
+        free(call->tmp_path);
+        call->tmp_path = NULL;
+        (void) sync_dir_of(call->path);
+        return 0;
 }
 
 const Command cmd_export = {
         .name = "export",
         .usage = "UUID --to FILE (--passphrase-file FILE | --key-file FILE)",
         .summary = "write a detached vTPM's state to FILE, encrypted, for import on another host",
-        .run = run,
+        .op = CTL_OP_EXPORT,
+        .n_positional = 1,
+        .uuid_argument = true,
+        .options = (const struct option[]){ { "to", required_argument, NULL, OPT_TO }, CLI_KEY_OPTIONS, {} },
+        .option = option,
+        .prepare = prepare,
+        .complete = complete,
 };

@@ -56,6 +56,12 @@ const char *cli_str(json_object *o, const char *key) {
         return json_object_get_string(v);
 }
 
+void cli_print_rows(json_object *o, const CliRow *rows, size_t n, int width, bool skip_missing) {
+        for (size_t i = 0; i < n; i++)
+                if (!skip_missing || json_object_object_get_ex(o, rows[i].key, NULL))
+                        printf("%-*s %s%s\n", width, rows[i].label, cli_str(o, rows[i].key), strempty(rows[i].suffix));
+}
+
 void cli_usage(const Command *cmd) {
         printf("Usage: vtpmd-ctl [--control PATH] [--json] %s%s%s\n\n%s\n", cmd->name, *cmd->usage ? " " : "",
                cmd->usage, cmd->summary);
@@ -236,50 +242,7 @@ int main(int argc, char **argv) {
                         int sub_argc = argc - optind;
                         char **sub_argv = argv + optind;
                         optind = 0; /* glibc: fully re-initialise getopt for the subcommand */
-                        return commands[i]->run(&ctx, sub_argc, sub_argv);
+                        return cli_run(&ctx, commands[i], sub_argc, sub_argv);
                 }
         return cli_fail("unknown command \"%.64s\" (see vtpmd-ctl --help)", argv[optind]);
-}
-
-int cli_common_option(CliContext *ctx, const Command *cmd, int c, char **argv) {
-        switch (c) {
-        case CLI_OPT_JSON:
-                ctx->json = true;
-                return CLI_CONTINUE;
-        case 'h':
-                cli_usage(cmd);
-                return EXIT_SUCCESS;
-        case '?':
-        case ':':
-                return cli_fail("%s: %s option %s (see vtpmd-ctl %s --help)", cmd->name,
-                                c == ':' ? "missing argument to" : "unknown", argv[optind - 1], cmd->name);
-        default:
-                return -1;
-        }
-}
-
-int cli_simple_args(CliContext *ctx, const Command *cmd, int argc, char **argv, int n_positional) {
-        static const struct option options[] = { CLI_COMMON_OPTIONS, {} };
-        int c, r;
-
-        while ((c = getopt_long(argc, argv, ":h", options, NULL)) >= 0) {
-                r = cli_common_option(ctx, cmd, c, argv);
-                if (r == CLI_CONTINUE)
-                        continue;
-                /* r < 0 cannot be: every option here is a common one. */
-                return r >= 0 ? r : cli_fail("%s: unexpected option", cmd->name);
-        }
-        if (cli_positional(cmd, argc, argv, n_positional) < 0)
-                return EXIT_FAILURE;
-        return CLI_CONTINUE;
-}
-
-int cli_positional(const Command *cmd, int argc, char **argv, int n) {
-        if (argc - optind == n)
-                return 0;
-        if (argc - optind < n)
-                cli_fail("%s: missing argument (usage: vtpmd-ctl %s %s)", cmd->name, cmd->name, cmd->usage);
-        else
-                cli_fail("%s: unexpected argument \"%.64s\"", cmd->name, argv[optind + n]);
-        return -EINVAL;
 }
