@@ -86,7 +86,8 @@ static Device *device_of(const AdminContext *x, const char *uuid, bool *ret_acti
 
 static bool vtpm_exists(const AdminContext *d, const char *uuid) {
         struct stat st;
-        return fstatat(stateroot_fd(vtpm_state_root(d->state)), uuid, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+        return fstatat(stateroot_fd(vtpm_state_root(d->state)), uuid, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+               S_ISDIR(st.st_mode);
 }
 
 /* The data key and metadata of the vTPM in dir (and the metadata's bytes in
@@ -185,7 +186,8 @@ static json_object *vtpm_info(const AdminContext *d, const char *uuid, bool deta
         if (r < 0)
                 state = "unreadable";
         json_object_object_add(o, "state", json_object_new_string(state));
-        json_object_object_add(o, "commands", dev && active ? json_object_new_int64((int64_t) device_stats(dev)->commands) : NULL);
+        json_object_object_add(o, "commands",
+                               dev && active ? json_object_new_int64((int64_t) device_stats(dev)->commands) : NULL);
         if (!details)
                 return o;
 
@@ -252,7 +254,9 @@ static int rerun_cb(sd_event_source *s, uint64_t usec, void *userdata) {
  * is run again when it has stopped (bounded), instead of failing. */
 static StateDir *open_detached(AdminCall *c) {
         StateDir *dir = NULL;
-        int r = workers_has_vtpm(c->ctx->workers, c->req.uuid) ? -EBUSY : statedir_open(vtpm_state_root(c->ctx->state), c->req.uuid, &dir);
+        int r = workers_has_vtpm(c->ctx->workers, c->req.uuid)
+                        ? -EBUSY
+                        : statedir_open(vtpm_state_root(c->ctx->state), c->req.uuid, &dir);
 
         if (r == -EBUSY) {
                 if (c->deadline_ns == 0)
@@ -450,10 +454,11 @@ static void op_show(AdminCall *c) {
 static void op_status(AdminCall *c) {
         const AdminContext *d = c->ctx;
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        HostTpm *tpm = vtpm_state_host_tpm(d->state);
         char **uuids = NULL;
         int64_t n = 0;
         uint64_t counter;
-        unsigned attached = 0;
+        unsigned attached;
         int r;
 
         if (!o) {
@@ -468,14 +473,14 @@ static void op_status(AdminCall *c) {
 
         json_object_object_add(o, "version", json_object_new_string(VTPMD_VERSION));
         json_object_object_add(o, "state_dir", json_object_new_string(stateroot_path(vtpm_state_root(d->state))));
-        json_object_object_add(o, "key_source", json_object_new_string(vtpm_state_host_tpm(d->state) ? "tpm" : "file"));
-        if (vtpm_state_host_tpm(d->state)) {
+        json_object_object_add(o, "key_source", json_object_new_string(tpm ? "tpm" : "file"));
+        if (tpm) {
                 /* One NV read: the host TPM answers and still holds our rollback counter. */
-                r = host_tpm_counter_read(vtpm_state_host_tpm(d->state), &counter);
+                r = host_tpm_counter_read(tpm, &counter);
                 json_object_object_add(o, "host_tpm", json_object_new_string(r >= 0 ? "reachable" : "unreachable"));
                 if (r < 0)
                         json_object_object_add(o, "host_tpm_error",
-                                               json_object_new_string(host_tpm_last_error(vtpm_state_host_tpm(d->state))));
+                                               json_object_new_string(host_tpm_last_error(tpm)));
         } else
                 json_object_object_add(o, "host_tpm", json_object_new_string("none (key-file mode)"));
         json_object_object_add(o, "vtpms", json_object_new_int64(n));
@@ -548,8 +553,8 @@ static void op_destroy(AdminCall *c) {
                         return;
                 }
                 if (dev && active) {
-                        log_dev(LOG_WARNING, device_domid(dev), device_devid(dev), device_uuid(dev), "Destroying the attached vTPM on "
-                                "request of vtpmd-ctl (--force): closing the device");
+                        log_dev(LOG_WARNING, device_domid(dev), device_devid(dev), device_uuid(dev),
+                                "Destroying the attached vTPM on request of vtpmd-ctl (--force): closing the device");
                         device_fail(dev, "vTPM destroyed by the administrator");
                 }
         }
@@ -787,7 +792,8 @@ static void op_import(AdminCall *c) {
         }
         r = crypto_random(data_key, sizeof(data_key));
         if (r >= 0)
-                r = statedir_write(dir, STATE_KIND_DATA_KEY, vtpm_state_master_key(d->state), 1, data_key, sizeof(data_key));
+                r = statedir_write(dir, STATE_KIND_DATA_KEY, vtpm_state_master_key(d->state), 1, data_key,
+                                   sizeof(data_key));
         if (r >= 0)
                 r = statedir_write(dir, STATE_KIND_META, data_key, 1, meta, CTL_EXPORT_META_SIZE);
         if (r >= 0 && perm_len)

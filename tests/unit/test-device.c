@@ -439,7 +439,7 @@ static void run_step(const Step *s) {
                         bool _att;                                                                          \
                         Device *_d;                                                                         \
                         seen[0] = '\0';                                                                     \
-                        run_step(_s);                                                               \
+                        run_step(_s);                                                                       \
                         _d = devices_find_vtpm(devices, UUID, &_att);                                       \
                         if (strcmp(seen, _s->expect) != 0)                                                  \
                                 TEST_FAIL_("%s step %zu (op %d %s): saw\n%s  expected\n%s", #steps, _i,     \
@@ -502,7 +502,8 @@ TEST(frontend_before_the_toolstack_is_done_waits) {
 TEST(worker_fails_at_start) {
         static const Step steps[] = {
                 { OP_FAIL, NULL,
-                  "stop reset\nerror=6 could not map the frontend's ring or bind its event channel\nbe/state=6\n", DEV_FAILED },
+                  "stop reset\nerror=6 could not map the frontend's ring or bind its event channel\nbe/state=6\n",
+                  DEV_FAILED },
                 /* Failed stays failed, whatever the guest does. */
                 { OP_SET, "fe/state=3", "", DEV_FAILED },
         };
