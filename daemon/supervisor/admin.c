@@ -24,15 +24,18 @@
 
 #include "admin.h"
 #include "ca.h"
+#include "clock.h"
 #include "config.h"
 #include "crypto.h"
+#include "device.h"
 #include "log.h"
 #include "manufacture.h"
 #include "state.h"
 #include "statefile.h"
 #include "statestore.h"
 #include "util.h"
-#include "vtpmd.h"
+#include "vtpmd-config.h"
+#include "workers.h"
 
 _Static_assert((unsigned) CTL_EK_RSA2048 == (unsigned) MANUFACTURE_EK_RSA2048 &&
                (unsigned) CTL_EK_ECC_P256 == (unsigned) MANUFACTURE_EK_ECC_P256, "EK bits");
@@ -76,62 +79,27 @@ static void secret_freep(uint8_t **p, size_t n) {
 
 /* ---- looking things up ---- */
 
-static bool phase_active(DevPhase p) {
-        switch (p) {
-        case DEV_INIT_WAIT:
-        case DEV_CONNECTING:
-        case DEV_CONNECTED:
-        case DEV_CLOSING:
-                return true;
-        case DEV_NEW:
-        case DEV_CLOSED:
-        case DEV_FAILED:
-        case DEV_GONE:
-                return false;
-        }
-        return false;
-}
-
 /* The device using the vTPM (attached: a worker or an active phase), else any device naming it. */
-static Device *device_of(Daemon *d, const char *uuid, bool *ret_active) {
-        Device *any = NULL;
-
-        for (Device *dev = d->devices; dev; dev = dev->next) {
-                if (!dev->uuid[0] || !streq(dev->uuid, uuid))
-                        continue;
-                if (dev->worker || phase_active(dev->machine.phase)) {
-                        *ret_active = true;
-                        return dev;
-                }
-                if (!any)
-                        any = dev;
-        }
-        *ret_active = false;
-        return any;
+static Device *device_of(const AdminContext *x, const char *uuid, bool *ret_active) {
+        return devices_find_vtpm(x->devices, uuid, ret_active);
 }
 
-static bool worker_of(Daemon *d, const char *uuid) {
-        for (Worker *w = d->workers; w; w = w->next)
-                if (streq(w->uuid, uuid))
-                        return true;
-        return false;
-}
-
-static bool vtpm_exists(Daemon *d, const char *uuid) {
+static bool vtpm_exists(const AdminContext *d, const char *uuid) {
         struct stat st;
-        return fstatat(stateroot_fd(d->state->root), uuid, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+        return fstatat(stateroot_fd(vtpm_state_root(d->state)), uuid, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+               S_ISDIR(st.st_mode);
 }
 
 /* The data key and metadata of the vTPM in dir (and the metadata's bytes in
  * raw, if asked: export carries them); on failure *ret_what names the file. */
-static int read_key_meta(Daemon *d, StateDir *dir, uint8_t data_key[CRYPTO_KEY_SIZE], StateMeta *ret_meta,
+static int read_key_meta(const AdminContext *d, StateDir *dir, uint8_t data_key[CRYPTO_KEY_SIZE], StateMeta *ret_meta,
                          uint8_t raw[STATE_META_SIZE], const char **ret_what) {
         uint8_t *key = NULL, *meta = NULL;
         size_t key_len = 0, meta_len = 0;
         int r;
 
         *ret_what = "key";
-        r = statedir_read(dir, STATE_KIND_DATA_KEY, d->state->master_key, &key, &key_len, NULL);
+        r = statedir_read(dir, STATE_KIND_DATA_KEY, vtpm_state_master_key(d->state), &key, &key_len, NULL);
         if (r >= 0 && key_len != CRYPTO_KEY_SIZE)
                 r = -EBADMSG;
         if (r < 0)
@@ -151,19 +119,8 @@ out:
         return r;
 }
 
-static char *device_error_node(Daemon *d, const Device *dev) {
-        char path[160];
-        unsigned len;
-        char *s;
-
-        snprintf(path, sizeof(path), "/local/domain/%u/error/backend/vtpm/%u/%u/error", d->self_domid, dev->domid,
-                 dev->devid);
-        s = xs_read(d->xs, XBT_NULL, path, &len);
-        return s;
-}
-
 /* The EK hashes recorded at manufacturing and the certificate files; null when it has none. */
-static void ek_info(Daemon *d, const char *uuid, json_object *o) {
+static void ek_info(const AdminContext *d, const char *uuid, json_object *o) {
         static const struct {
                 const char *file, *key;
         } certs[] = {
@@ -174,7 +131,7 @@ static void ek_info(Daemon *d, const char *uuid, json_object *o) {
         struct stat st;
         char path[PATH_MAX];
 
-        if (manufacture_info(&d->manufacture, uuid, &ek) < 0)
+        if (manufacture_info(d->manufacture, uuid, &ek) < 0)
                 ek = (ManufactureResult){};
         json_object_object_add(o, "ek_rsa_sha256",
                                ek.ek_rsa_sha256[0] ? json_object_new_string(ek.ek_rsa_sha256) : NULL);
@@ -183,17 +140,17 @@ static void ek_info(Daemon *d, const char *uuid, json_object *o) {
         for (size_t i = 0; i < ELEMENTSOF(certs); i++) {
                 bool have;
                 snprintf(path, sizeof(path), "%s/%s", uuid, certs[i].file);
-                have = fstatat(stateroot_fd(d->state->root), path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                have = fstatat(stateroot_fd(vtpm_state_root(d->state)), path, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                        S_ISREG(st.st_mode);
                 if (have)
-                        snprintf(path, sizeof(path), "%s/%s/%s", stateroot_path(d->state->root), uuid,
+                        snprintf(path, sizeof(path), "%s/%s/%s", stateroot_path(vtpm_state_root(d->state)), uuid,
                                  certs[i].file);
                 json_object_object_add(o, certs[i].key, have ? json_object_new_string(path) : NULL);
         }
 }
 
 /* One row of list, or with details the object of show. */
-static json_object *vtpm_info(Daemon *d, const char *uuid, bool details) {
+static json_object *vtpm_info(const AdminContext *d, const char *uuid, bool details) {
         json_object *o = json_object_new_object();
         _cleanup_(statedir_closep) StateDir *dir = NULL;
         uint8_t data_key[CRYPTO_KEY_SIZE];
@@ -208,7 +165,7 @@ static json_object *vtpm_info(Daemon *d, const char *uuid, bool details) {
         if (!o)
                 return NULL;
         /* Without the lock: a worker holds it while attached. */
-        r = statedir_open_shared(d->state->root, uuid, &dir);
+        r = statedir_open_shared(vtpm_state_root(d->state), uuid, &dir);
         if (r >= 0)
                 r = read_key_meta(d, dir, data_key, &m, NULL, &what);
         crypto_wipe(data_key, sizeof(data_key));
@@ -216,20 +173,21 @@ static json_object *vtpm_info(Daemon *d, const char *uuid, bool details) {
         json_object_object_add(o, "uuid", json_object_new_string(uuid));
         json_object_object_add(o, "tpm", r >= 0 ? json_object_new_string(tpm_family_to_string(m.family)) : NULL);
         if (dev && active) {
-                json_object_object_add(o, "domid", json_object_new_int64(dev->domid));
-                json_object_object_add(o, "devid", json_object_new_int64(dev->devid));
-                state = dev_phase_to_string(dev->machine.phase);
-                if (dev->worker)
+                json_object_object_add(o, "domid", json_object_new_int64(device_domid(dev)));
+                json_object_object_add(o, "devid", json_object_new_int64(device_devid(dev)));
+                state = dev_phase_to_string(device_phase(dev));
+                if (device_has_worker(dev))
                         device_request_stats(dev); /* the figures arrive for the next list */
         } else {
                 json_object_object_add(o, "domid", NULL);
                 json_object_object_add(o, "devid", NULL);
-                state = dev && dev->machine.phase == DEV_FAILED ? "failed" : "detached";
+                state = dev && device_phase(dev) == DEV_FAILED ? "failed" : "detached";
         }
         if (r < 0)
                 state = "unreadable";
         json_object_object_add(o, "state", json_object_new_string(state));
-        json_object_object_add(o, "commands", dev && active ? json_object_new_int64((int64_t) dev->stats.commands) : NULL);
+        json_object_object_add(o, "commands",
+                               dev && active ? json_object_new_int64((int64_t) device_stats(dev)->commands) : NULL);
         if (!details)
                 return o;
 
@@ -252,19 +210,19 @@ static json_object *vtpm_info(Daemon *d, const char *uuid, bool details) {
                 char buf[CTL_MAX_ERROR];
                 snprintf(buf, sizeof(buf), "state file %s/%s %s", uuid, what, statestore_strerror(r));
                 last_error = strdup(buf);
-        } else if (dev && dev->machine.phase == DEV_FAILED)
-                last_error = device_error_node(d, dev);
+        } else if (dev && device_phase(dev) == DEV_FAILED)
+                last_error = device_read_error_node(dev);
         json_object_object_add(o, "last_error", last_error ? json_object_new_string(last_error) : NULL);
-        if (dev && dev->worker) {
-                json_object_object_add(o, "rejected", json_object_new_int64((int64_t) dev->stats.rejected));
-                json_object_object_add(o, "cancels", json_object_new_int64((int64_t) dev->stats.cancels));
+        if (dev && device_has_worker(dev)) {
+                json_object_object_add(o, "rejected", json_object_new_int64((int64_t) device_stats(dev)->rejected));
+                json_object_object_add(o, "cancels", json_object_new_int64((int64_t) device_stats(dev)->cancels));
         }
         return o;
 }
 
 /* Common checks of an op on one existing, detached vTPM: on failure the call is finished. */
 static bool check_known(AdminCall *c) {
-        if (!vtpm_exists(c->daemon, c->req.uuid)) {
+        if (!vtpm_exists(c->ctx, c->req.uuid)) {
                 finish_errorf(c, -ENOENT, "unknown vTPM %s", c->req.uuid);
                 return false;
         }
@@ -273,11 +231,11 @@ static bool check_known(AdminCall *c) {
 
 static bool check_detached(AdminCall *c, const char *what) {
         bool active;
-        Device *dev = device_of(c->daemon, c->req.uuid, &active);
+        Device *dev = device_of(c->ctx, c->req.uuid, &active);
 
         if (dev && active) {
                 finish_errorf(c, -EBUSY, "vTPM %s is attached to domain %u device %u; detach it before %s",
-                              c->req.uuid, dev->domid, dev->devid, what);
+                              c->req.uuid, device_domid(dev), device_devid(dev), what);
                 return false;
         }
         return true;
@@ -296,13 +254,15 @@ static int rerun_cb(sd_event_source *s, uint64_t usec, void *userdata) {
  * is run again when it has stopped (bounded), instead of failing. */
 static StateDir *open_detached(AdminCall *c) {
         StateDir *dir = NULL;
-        int r = worker_of(c->daemon, c->req.uuid) ? -EBUSY : statedir_open(c->daemon->state->root, c->req.uuid, &dir);
+        int r = workers_has_vtpm(c->ctx->workers, c->req.uuid)
+                        ? -EBUSY
+                        : statedir_open(vtpm_state_root(c->ctx->state), c->req.uuid, &dir);
 
         if (r == -EBUSY) {
                 if (c->deadline_ns == 0)
                         c->deadline_ns = now_ns() + WAIT_LIMIT_NS;
                 if (now_ns() < c->deadline_ns &&
-                    sd_event_add_time_relative(c->daemon->event, &c->timer, CLOCK_MONOTONIC, WAIT_POLL_USEC, 0,
+                    sd_event_add_time_relative(c->ctx->event, &c->timer, CLOCK_MONOTONIC, WAIT_POLL_USEC, 0,
                                                rerun_cb, c) >= 0)
                         return NULL;
                 finish_errorf(c, -EBUSY, "vTPM %s is in use by a worker; try again when it has stopped",
@@ -320,30 +280,21 @@ static StateDir *open_detached(AdminCall *c) {
         return dir;
 }
 
-static void manifest_changed(Daemon *d) {
+static void manifest_changed(const AdminContext *d) {
         /* Durable before the reply; the counter increment follows, rate-limited. */
         (void) vtpm_state_commit(d->state, false);
         vtpm_state_changed(d->state);
 }
 
-static void manifest_forget(Daemon *d, const char *uuid) {
-        uint8_t u[STATEFILE_UUID_SIZE];
-
-        if (statefile_uuid_from_string(uuid, u) >= 0 && state_manifest_find(&d->state->manifest, u)) {
-                (void) state_manifest_remove(&d->state->manifest, u);
-                d->state->dirty = true;
-        }
-}
-
 /* Removes a vTPM completely: key shredded first, then the files. */
-static int vtpm_erase(Daemon *d, StateDir *dir, const char *uuid) {
+static int vtpm_erase(const AdminContext *d, StateDir *dir, const char *uuid) {
         int r = statedir_erase_key(dir);
 
         if (r < 0)
                 return r;
         r = statedir_destroy(dir);
         /* Unrecoverable now, whatever the directory still holds. */
-        manifest_forget(d, uuid);
+        vtpm_state_forget(d->state, uuid);
         manifest_changed(d);
         return r;
 }
@@ -370,10 +321,10 @@ static json_object *created_result(const char *uuid, TpmFamily family) {
 }
 
 /* Undo a create whose manufacturing failed: nothing of it may stay. */
-static void create_rollback(Daemon *d, const char *uuid) {
+static void create_rollback(const AdminContext *d, const char *uuid) {
         _cleanup_(statedir_closep) StateDir *dir = NULL;
 
-        if (statedir_open(d->state->root, uuid, &dir) >= 0)
+        if (statedir_open(vtpm_state_root(d->state), uuid, &dir) >= 0)
                 (void) vtpm_erase(d, dir, uuid);
         else
                 log_msg(LOG_ERR, "vTPM %s: could not remove it after failed manufacturing", uuid);
@@ -382,10 +333,10 @@ static void create_rollback(Daemon *d, const char *uuid) {
 static void manufacture_done(void *userdata, int error, const ManufactureResult *res) {
         AdminCall *c = userdata;
         _cleanup_(json_object_putp) json_object *o = NULL;
-        TpmFamily family = c->req.has_family ? c->req.family : c->daemon->default_family;
+        TpmFamily family = c->req.has_family ? c->req.family : c->ctx->config->default_family;
 
         if (error < 0) {
-                create_rollback(c->daemon, c->req.uuid);
+                create_rollback(c->ctx, c->req.uuid);
                 finish_errorf(c, error, "manufacturing vTPM %s failed: %s (see vtpmd's log); nothing was created",
                               c->req.uuid, strerror(-error));
                 return;
@@ -400,9 +351,9 @@ static void manufacture_done(void *userdata, int error, const ManufactureResult 
 }
 
 static void op_create(AdminCall *c) {
-        Daemon *d = c->daemon;
+        const AdminContext *d = c->ctx;
         CtlRequest *q = &c->req;
-        TpmFamily family = q->has_family ? q->family : d->default_family;
+        TpmFamily family = q->has_family ? q->family : d->config->default_family;
         bool manufacture = q->eks || q->pcr_banks || q->ek_cert || q->platform_cert;
         VtpmKeys keys = { .dir_fd = -1 };
         _cleanup_(json_object_putp) json_object *o = NULL;
@@ -421,7 +372,7 @@ static void op_create(AdminCall *c) {
                 return;
         }
         /* A record without a directory is what a destroy interrupted by a crash leaves. */
-        manifest_forget(d, q->uuid);
+        vtpm_state_forget(d->state, q->uuid);
         r = vtpm_state_prepare(d->state, q->uuid, true, family, UINT32_MAX, UINT32_MAX, &keys);
         if (r < 0) {
                 finish_errorf(c, r, "cannot create vTPM %s: %s", q->uuid, strerror(-r));
@@ -438,7 +389,7 @@ static void op_create(AdminCall *c) {
                         .ek_certs = q->ek_cert,
                         .platform_cert = q->platform_cert,
                 };
-                r = manufacture_vtpm(&d->manufacture, q->uuid, &mo, manufacture_done, c);
+                r = manufacture_vtpm(d->manufacture, q->uuid, &mo, manufacture_done, c);
                 if (r < 0) {
                         create_rollback(d, q->uuid);
                         finish_errorf(c, r, "cannot start manufacturing vTPM %s: %s; nothing was created", q->uuid,
@@ -461,15 +412,15 @@ static void free_strv(char **v) {
 }
 
 static void op_list(AdminCall *c) {
-        Daemon *d = c->daemon;
+        const AdminContext *d = c->ctx;
         _cleanup_(json_object_putp) json_object *res = NULL;
         char **uuids = NULL;
         int64_t n = 0;
         int r;
 
-        r = stateroot_list(d->state->root, &uuids);
+        r = stateroot_list(vtpm_state_root(d->state), &uuids);
         if (r < 0) {
-                finish_errorf(c, r, "cannot list %s: %s", stateroot_path(d->state->root), strerror(-r));
+                finish_errorf(c, r, "cannot list %s: %s", stateroot_path(vtpm_state_root(d->state)), strerror(-r));
                 return;
         }
         for (size_t i = 0; uuids && uuids[i]; i++) {
@@ -492,7 +443,7 @@ static void op_show(AdminCall *c) {
 
         if (!check_known(c))
                 return;
-        o = vtpm_info(c->daemon, c->req.uuid, true);
+        o = vtpm_info(c->ctx, c->req.uuid, true);
         if (!o) {
                 finish_errorf(c, -ENOMEM, "out of memory");
                 return;
@@ -501,49 +452,44 @@ static void op_show(AdminCall *c) {
 }
 
 static void op_status(AdminCall *c) {
-        Daemon *d = c->daemon;
+        const AdminContext *d = c->ctx;
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        HostTpm *tpm = vtpm_state_host_tpm(d->state);
         char **uuids = NULL;
         int64_t n = 0;
         uint64_t counter;
-        unsigned attached = 0;
+        unsigned attached;
         int r;
 
         if (!o) {
                 finish_errorf(c, -ENOMEM, "out of memory");
                 return;
         }
-        if (stateroot_list(d->state->root, &uuids) >= 0)
+        if (stateroot_list(vtpm_state_root(d->state), &uuids) >= 0)
                 for (size_t i = 0; uuids && uuids[i]; i++)
                         n++;
         free_strv(uuids);
-        for (Device *dev = d->devices; dev; dev = dev->next)
-                attached += dev->worker || phase_active(dev->machine.phase);
+        attached = devices_count_attached(d->devices);
 
         json_object_object_add(o, "version", json_object_new_string(VTPMD_VERSION));
-        json_object_object_add(o, "state_dir", json_object_new_string(stateroot_path(d->state->root)));
-        json_object_object_add(o, "key_source", json_object_new_string(d->state->tpm ? "tpm" : "file"));
-        if (d->state->tpm) {
+        json_object_object_add(o, "state_dir", json_object_new_string(stateroot_path(vtpm_state_root(d->state))));
+        json_object_object_add(o, "key_source", json_object_new_string(tpm ? "tpm" : "file"));
+        if (tpm) {
                 /* One NV read: the host TPM answers and still holds our rollback counter. */
-                r = host_tpm_counter_read(d->state->tpm, &counter);
+                r = host_tpm_counter_read(tpm, &counter);
                 json_object_object_add(o, "host_tpm", json_object_new_string(r >= 0 ? "reachable" : "unreachable"));
                 if (r < 0)
                         json_object_object_add(o, "host_tpm_error",
-                                               json_object_new_string(host_tpm_last_error(d->state->tpm)));
+                                               json_object_new_string(host_tpm_last_error(tpm)));
         } else
                 json_object_object_add(o, "host_tpm", json_object_new_string("none (key-file mode)"));
         json_object_object_add(o, "vtpms", json_object_new_int64(n));
-        json_object_object_add(o, "devices", json_object_new_int64(d->n_devices));
+        json_object_object_add(o, "devices", json_object_new_int64(devices_count(d->devices)));
         json_object_object_add(o, "attached", json_object_new_int64(attached));
-        json_object_object_add(o, "connected", json_object_new_int64(daemon_count_phase(d, DEV_CONNECTED)));
-        json_object_object_add(o, "failed", json_object_new_int64(daemon_count_phase(d, DEV_FAILED)));
-        json_object_object_add(o, "auto_create", json_object_new_boolean(d->auto_create));
-        json_object_object_add(o, "worker_spawn",
-                               json_object_new_string(!d->worker_fork_server ? "exec"
-                                                      : d->fork_server_fd >= 0
-                                                              ? "fork-server"
-                                                              : "exec (fork server failed; restarted at a later worker "
-                                                                "start)"));
+        json_object_object_add(o, "connected", json_object_new_int64(devices_count_phase(d->devices, DEV_CONNECTED)));
+        json_object_object_add(o, "failed", json_object_new_int64(devices_count_phase(d->devices, DEV_FAILED)));
+        json_object_object_add(o, "auto_create", json_object_new_boolean(d->config->auto_create));
+        json_object_object_add(o, "worker_spawn", json_object_new_string(workers_spawn_mode(d->workers)));
         finish(c, 0, NULL, o);
 }
 
@@ -554,7 +500,7 @@ static void op_ca_cert(AdminCall *c) {
         int r;
 
         /* Created at first use. */
-        r = ca_load(c->daemon->state->root, c->daemon->state->master_key, &ca);
+        r = ca_load(vtpm_state_root(c->ctx->state), vtpm_state_master_key(c->ctx->state), &ca);
         if (r >= 0)
                 r = ca_cert_pem(ca, &pem);
         if (r < 0) {
@@ -576,7 +522,7 @@ static void destroy_now(AdminCall *c) {
 
         if (!dir)
                 return;
-        r = vtpm_erase(c->daemon, dir, c->req.uuid);
+        r = vtpm_erase(c->ctx, dir, c->req.uuid);
         if (r < 0) {
                 finish_errorf(c, r, "vTPM %s: its key is erased but its directory could not be removed: %s%s",
                               c->req.uuid, strerror(-r),
@@ -591,7 +537,7 @@ static void destroy_now(AdminCall *c) {
 }
 
 static void op_destroy(AdminCall *c) {
-        Daemon *d = c->daemon;
+        const AdminContext *d = c->ctx;
         bool active;
         Device *dev;
 
@@ -603,12 +549,12 @@ static void op_destroy(AdminCall *c) {
                 dev = device_of(d, c->req.uuid, &active);
                 if (dev && active && !c->req.force) {
                         finish_errorf(c, -EBUSY, "vTPM %s is attached to domain %u device %u; detach it first, or "
-                                      "use --force", c->req.uuid, dev->domid, dev->devid);
+                                      "use --force", c->req.uuid, device_domid(dev), device_devid(dev));
                         return;
                 }
                 if (dev && active) {
-                        log_dev(LOG_WARNING, dev->domid, dev->devid, dev->uuid, "Destroying the attached vTPM on "
-                                "request of vtpmd-ctl (--force): closing the device");
+                        log_dev(LOG_WARNING, device_domid(dev), device_devid(dev), device_uuid(dev),
+                                "Destroying the attached vTPM on request of vtpmd-ctl (--force): closing the device");
                         device_fail(dev, "vTPM destroyed by the administrator");
                 }
         }
@@ -643,7 +589,7 @@ static int key_check(const uint8_t key[CTL_KEY_SIZE], const uint8_t header[CTL_E
 }
 
 static void op_export(AdminCall *c) {
-        Daemon *d = c->daemon;
+        const AdminContext *d = c->ctx;
         _cleanup_(statedir_closep) StateDir *dir = NULL;
         _cleanup_(json_object_putp) json_object *o = NULL;
         _cleanup_free_ uint8_t *out = NULL;
@@ -654,7 +600,7 @@ static void op_export(AdminCall *c) {
         StateMeta m;
         uint8_t hdr[CTL_EXPORT_HEADER_SIZE];
         CtlExportHeader h = { .kdf = c->req.kdf };
-        StateManifestEntry *e;
+        uint64_t recorded;
         struct stat st;
         uint64_t seq = 0;
         int r;
@@ -677,10 +623,10 @@ static void op_export(AdminCall *c) {
         }
         r = statedir_read(dir, STATE_KIND_PERMANENT, data_key, &perm, &perm_len, &seq);
         (void) statefile_uuid_from_string(c->req.uuid, h.uuid);
-        e = state_manifest_find(&d->state->manifest, h.uuid);
-        if (r >= 0 && e && seq < e->perm_seq)
+        recorded = vtpm_state_perm_seq(d->state, c->req.uuid);
+        if (r >= 0 && seq < recorded)
                 r = -ESTALE;
-        if (r == -ENOENT && (!e || e->perm_seq == 0))
+        if (r == -ENOENT && recorded == 0)
                 r = 0; /* never started: exported as such */
         if (r < 0) {
                 finish_errorf(c, r, "state file %s/permall %s", c->req.uuid, statestore_strerror(r));
@@ -765,7 +711,7 @@ static int read_all(int fd, size_t size, uint8_t **ret) {
 }
 
 static void op_import(AdminCall *c) {
-        Daemon *d = c->daemon;
+        const AdminContext *d = c->ctx;
         _cleanup_(statedir_closep) StateDir *dir = NULL;
         _cleanup_(json_object_putp) json_object *o = NULL;
         _cleanup_free_ uint8_t *blob = NULL;
@@ -832,21 +778,22 @@ static void op_import(AdminCall *c) {
                 finish_errorf(c, -EEXIST, "vTPM %s already exists on this host; destroy it first", uuid);
                 goto out;
         }
-        if (device_of(d, uuid, &(bool){ false }) && worker_of(d, uuid)) {
+        if (device_of(d, uuid, &(bool){ false }) && workers_has_vtpm(d->workers, uuid)) {
                 finish_errorf(c, -EBUSY, "vTPM %s is in use by a worker", uuid);
                 goto out;
         }
 
         /* A fresh data key under this host's master key; the permanent state
          * starts a new sequence, recorded in the manifest. */
-        r = statedir_create(d->state->root, uuid, &dir);
+        r = statedir_create(vtpm_state_root(d->state), uuid, &dir);
         if (r < 0) {
                 finish_errorf(c, r, "cannot create vTPM %s: %s", uuid, strerror(-r));
                 goto out;
         }
         r = crypto_random(data_key, sizeof(data_key));
         if (r >= 0)
-                r = statedir_write(dir, STATE_KIND_DATA_KEY, d->state->master_key, 1, data_key, sizeof(data_key));
+                r = statedir_write(dir, STATE_KIND_DATA_KEY, vtpm_state_master_key(d->state), 1, data_key,
+                                   sizeof(data_key));
         if (r >= 0)
                 r = statedir_write(dir, STATE_KIND_META, data_key, 1, meta, CTL_EXPORT_META_SIZE);
         if (r >= 0 && perm_len)
@@ -858,7 +805,7 @@ static void op_import(AdminCall *c) {
                 finish_errorf(c, r, "cannot write vTPM %s: %s; nothing was imported", uuid, strerror(-r));
                 goto out;
         }
-        manifest_forget(d, uuid);
+        vtpm_state_forget(d->state, uuid);
         vtpm_state_record(d->state, uuid, STATE_KIND_PERMANENT, perm_len ? 1 : 0);
         manifest_changed(d);
         log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, uuid, "Imported vTPM (TPM %s) on request of vtpmd-ctl",
@@ -881,8 +828,8 @@ static void reset_done(void *userdata, int error, const ManufactureResult *res) 
                 return;
         }
         /* A volatile state saved before the clear must never be resumed after it. */
-        vtpm_state_volatile_consumed(c->daemon->state, c->req.uuid);
-        manifest_changed(c->daemon);
+        vtpm_state_volatile_consumed(c->ctx->state, c->req.uuid);
+        manifest_changed(c->ctx);
         o = created_result(c->req.uuid, TPM_FAMILY_2_0);
         if (o && res && res->ek_rsa_sha256[0])
                 json_object_object_add(o, "ek_rsa_sha256", json_object_new_string(res->ek_rsa_sha256));
@@ -896,7 +843,7 @@ static void reset_done(void *userdata, int error, const ManufactureResult *res) 
 /* A TPM clear keeping the vTPM's identity (manufacture_clear): the guest's
  * owner hierarchy goes, its EKs and their certificates stay. */
 static void op_reset(AdminCall *c) {
-        Daemon *d = c->daemon;
+        const AdminContext *d = c->ctx;
         uint8_t data_key[CRYPTO_KEY_SIZE];
         const char *what = NULL;
         StateDir *dir;
@@ -917,7 +864,7 @@ static void op_reset(AdminCall *c) {
                               what, statestore_strerror(r));
                 return;
         }
-        r = m.family == TPM_FAMILY_2_0 ? manufacture_clear(&d->manufacture, c->req.uuid, reset_done, c) : -EOPNOTSUPP;
+        r = m.family == TPM_FAMILY_2_0 ? manufacture_clear(d->manufacture, c->req.uuid, reset_done, c) : -EOPNOTSUPP;
         if (r == -EOPNOTSUPP)
                 finish_errorf(c, r, "vTPM %s is a TPM 1.2: reset (a TPM clear keeping its identity) is only "
                               "implemented for TPM 2.0; nothing was changed", c->req.uuid);

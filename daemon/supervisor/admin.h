@@ -19,11 +19,25 @@
 #include "ctl.h"
 
 struct json_object;
-typedef struct Daemon Daemon;
+typedef struct Devices Devices;
+typedef struct ManufactureContext ManufactureContext;
+typedef struct VtpmState VtpmState;
+typedef struct VtpmdConfig VtpmdConfig;
+typedef struct Workers Workers;
 typedef struct AdminCall AdminCall;
 
+/* What the operations work on; all borrowed from the daemon. */
+typedef struct AdminContext {
+        sd_event *event;
+        const VtpmdConfig *config; /* DefaultTPM=, AutoCreate=, WorkerSpawn= */
+        VtpmState *state;
+        Devices *devices;
+        Workers *workers;
+        const ManufactureContext *manufacture;
+} AdminContext;
+
 struct AdminCall {
-        Daemon *daemon;
+        const AdminContext *ctx;
         CtlRequest req;
         int fd; /* passed with the request (export: the output file; import: the input), or -1; admin closes it */
         /* list rows; the item is borrowed */

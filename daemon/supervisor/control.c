@@ -23,7 +23,6 @@
 #include "ctl.h"
 #include "log.h"
 #include "util.h"
-#include "vtpmd.h"
 
 #ifndef SO_PEERGROUPS
 #define SO_PEERGROUPS 59 /* Linux 4.13 */
@@ -59,7 +58,7 @@ struct Client {
 };
 
 struct Control {
-        Daemon *daemon;
+        const AdminContext *admin;
         char *path;
         int fd;
         sd_event_source *io;
@@ -203,7 +202,7 @@ static void client_handle_packet(Client *cl, const uint8_t *buf, size_t len, int
         }
         box->client = cl;
         box->call = (AdminCall){
-                .daemon = c->daemon,
+                .ctx = c->admin,
                 .req = req,
                 .fd = TAKE_FD(passed),
                 .item = call_item,
@@ -335,7 +334,7 @@ static int listen_io_cb(sd_event_source *s, int fd, uint32_t revents, void *user
         if (!cl)
                 return 0;
         *cl = (Client){ .control = c, .fd = TAKE_FD(cfd), .uid = cred.uid, .pid = cred.pid };
-        r = sd_event_add_io(c->daemon->event, &cl->io, cl->fd, EPOLLIN, client_io_cb, cl);
+        r = sd_event_add_io(c->admin->event, &cl->io, cl->fd, EPOLLIN, client_io_cb, cl);
         if (r < 0) {
                 safe_close(cl->fd);
                 free(cl);
@@ -385,7 +384,7 @@ static int prepare_path(const char *path) {
         return 0;
 }
 
-int control_open(Daemon *d, const char *path, gid_t gid, bool have_gid, Control **ret) {
+int control_open(const AdminContext *admin, const char *path, gid_t gid, bool have_gid, Control **ret) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         Control *c;
         mode_t old;
@@ -408,7 +407,7 @@ int control_open(Daemon *d, const char *path, gid_t gid, bool have_gid, Control 
         c = calloc(1, sizeof(*c));
         if (!c)
                 return log_error_errno(-ENOMEM, "Out of memory");
-        *c = (Control){ .daemon = d, .fd = -1, .gid = gid, .have_gid = have_gid, .path = strdup(path) };
+        *c = (Control){ .admin = admin, .fd = -1, .gid = gid, .have_gid = have_gid, .path = strdup(path) };
         if (!c->path) {
                 r = -ENOMEM;
                 goto fail;
@@ -434,7 +433,7 @@ int control_open(Daemon *d, const char *path, gid_t gid, bool have_gid, Control 
                 (void) unlink(path);
                 goto fail;
         }
-        r = sd_event_add_io(d->event, &c->io, c->fd, EPOLLIN, listen_io_cb, c);
+        r = sd_event_add_io(admin->event, &c->io, c->fd, EPOLLIN, listen_io_cb, c);
         if (r < 0) {
                 (void) unlink(path);
                 goto fail;

@@ -12,13 +12,14 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-typedef struct Daemon Daemon;
+typedef struct AdminContext AdminContext;
 typedef struct Control Control;
 
 #define CONTROL_MAX_CLIENTS 64u
 
-/* Creates the socket (and its directory, 0755, if missing). -EADDRINUSE if
- * another process is listening on it. Logs on failure. */
-int control_open(Daemon *d, const char *path, gid_t gid, bool have_gid, Control **ret);
+/* Creates the socket (and its directory, 0755, if missing), serving
+ * requests with admin (borrowed). -EADDRINUSE if another process is
+ * listening on it. Logs on failure. */
+int control_open(const AdminContext *admin, const char *path, gid_t gid, bool have_gid, Control **ret);
 /* Closes the socket and every client, and removes the socket file. */
 Control *control_close(Control *c);

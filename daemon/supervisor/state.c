@@ -32,6 +32,20 @@
 /* Manifest writes are batched: at most one a second. */
 #define COMMIT_DELAY_USEC (1000ull * 1000ull)
 
+struct VtpmState {
+        StateRoot *root;
+        HostTpm *tpm; /* NULL in key-file mode */
+        uint8_t master_key[CRYPTO_KEY_SIZE];
+        StateManifest manifest;
+        uint64_t committed_counter; /* the host counter's value; manifests carry committed + 1 */
+        uint64_t last_increment_ns;
+        uint64_t counter_interval_ns;
+        bool dirty;                 /* the manifest on disk is behind the one in memory */
+        unsigned host_tpm_commands; /* at start, for the boot-storm figure */
+        sd_event *event;            /* vtpm_state_attach_event() */
+        sd_event_source *commit_source;
+};
+
 /* ---- master key ---- */
 
 static int hexval(char c) {
@@ -351,6 +365,14 @@ const uint8_t *vtpm_state_master_key(VtpmState *s) {
         return s->master_key;
 }
 
+HostTpm *vtpm_state_host_tpm(VtpmState *s) {
+        return s->tpm;
+}
+
+unsigned vtpm_state_host_tpm_commands(VtpmState *s) {
+        return s->host_tpm_commands;
+}
+
 int vtpm_state_attach_event(VtpmState *s, sd_event *event) {
         s->event = sd_event_ref(event);
         return 0;
@@ -445,6 +467,21 @@ void vtpm_state_volatile_consumed(VtpmState *s, const char *uuid) {
         }
 }
 
+uint64_t vtpm_state_perm_seq(VtpmState *s, const char *uuid) {
+        StateManifestEntry *e = entry_get(s, uuid, false);
+
+        return e ? e->perm_seq : 0;
+}
+
+void vtpm_state_forget(VtpmState *s, const char *uuid) {
+        uint8_t u[STATEFILE_UUID_SIZE];
+
+        if (statefile_uuid_from_string(uuid, u) >= 0 && state_manifest_find(&s->manifest, u)) {
+                (void) state_manifest_remove(&s->manifest, u);
+                s->dirty = true;
+        }
+}
+
 static int vtpm_create(VtpmState *s, const char *uuid, TpmFamily family, StateDir **ret_dir,
                        uint8_t data_key[CRYPTO_KEY_SIZE]) {
         StateDir *dir = NULL;
@@ -489,20 +526,18 @@ int vtpm_state_prepare(VtpmState *s, const char *uuid, bool create, TpmFamily fa
         r = statedir_open(s->root, uuid, &dir);
         if (r == -ENOENT && create) {
                 r = vtpm_create(s, uuid, family, &dir, k.data_key);
-                if (r < 0) {
-                        log_dev(LOG_ERR, domid, devid, uuid, "Failed to create vTPM state in %s/%s: %s",
-                                stateroot_path(s->root), uuid, strerror(-r));
-                        return r;
-                }
+                if (r < 0)
+                        return log_dev_errno(LOG_ERR, r, domid, devid, uuid, "Failed to create vTPM state in %s/%s",
+                                             stateroot_path(s->root), uuid);
                 k.created = true;
                 k.family = family;
                 log_dev(LOG_NOTICE, domid, devid, uuid, "Created vTPM (TPM %s) in %s/%s",
                         tpm_family_to_string(family), stateroot_path(s->root), uuid);
         } else if (r < 0) {
-                if (r != -EBUSY)
-                        log_dev(LOG_ERR, domid, devid, uuid, "Cannot open vTPM state %s/%s: %s",
-                                stateroot_path(s->root), uuid, strerror(-r));
-                return r;
+                if (r == -EBUSY) /* the caller retries: not a failure yet */
+                        return r;
+                return log_dev_errno(LOG_ERR, r, domid, devid, uuid, "Cannot open vTPM state %s/%s",
+                                     stateroot_path(s->root), uuid);
         } else {
                 r = statedir_read(dir, STATE_KIND_DATA_KEY, s->master_key, &key, &key_len, &seq);
                 if (r >= 0 && key_len != CRYPTO_KEY_SIZE)
@@ -530,7 +565,8 @@ int vtpm_state_prepare(VtpmState *s, const char *uuid, bool create, TpmFamily fa
         k.vol_seq = e ? e->vol_seq : 0;
         k.dir_fd = fcntl(statedir_fd(dir), F_DUPFD_CLOEXEC, 3);
         if (k.dir_fd < 0) {
-                r = negative_errno();
+                r = log_dev_errno(LOG_ERR, negative_errno(), domid, devid, uuid, "Cannot duplicate the fd of %s/%s",
+                                  stateroot_path(s->root), uuid);
                 goto fail;
         }
         /* The worker takes the directory's lock itself. */

@@ -31,21 +31,7 @@ typedef struct StateConfig {
 } StateConfig;
 
 typedef struct sd_event sd_event;
-typedef struct sd_event_source sd_event_source;
-
-typedef struct VtpmState {
-        StateRoot *root;
-        HostTpm *tpm; /* NULL in key-file mode */
-        uint8_t master_key[CRYPTO_KEY_SIZE];
-        StateManifest manifest;
-        uint64_t committed_counter; /* the host counter's value; manifests carry committed + 1 */
-        uint64_t last_increment_ns;
-        uint64_t counter_interval_ns;
-        bool dirty;                 /* the manifest on disk is behind the one in memory */
-        unsigned host_tpm_commands; /* at start, for the boot-storm figure */
-        sd_event *event;            /* vtpm_state_attach_event() */
-        sd_event_source *commit_source;
-} VtpmState;
+typedef struct VtpmState VtpmState;
 
 /* What a worker needs for one vTPM. */
 typedef struct VtpmKeys {
@@ -68,9 +54,14 @@ int vtpm_state_attach_event(VtpmState *s, sd_event *event);
 
 StateRoot *vtpm_state_root(VtpmState *s);
 const uint8_t *vtpm_state_master_key(VtpmState *s); /* CRYPTO_KEY_SIZE bytes */
+/* The host TPM, or NULL in key-file mode. */
+HostTpm *vtpm_state_host_tpm(VtpmState *s);
+/* How many commands the host TPM was sent while opening (the boot-storm figure). */
+unsigned vtpm_state_host_tpm_commands(VtpmState *s);
 
 /* Opens (or, with create, creates) the vTPM's directory and unwraps its data key.
- * Logs the exact file and reason on failure (with domid/devid). */
+ * Logs the exact file and reason on failure (with domid/devid), but for
+ * -EBUSY: a worker still holds the directory, the caller tries again. */
 int vtpm_state_prepare(VtpmState *s, const char *uuid, bool create, TpmFamily family, uint32_t domid,
                        uint32_t devid, VtpmKeys *ret);
 void vtpm_keys_done(VtpmKeys *k);
@@ -79,6 +70,10 @@ void vtpm_keys_done(VtpmKeys *k);
 void vtpm_state_record(VtpmState *s, const char *uuid, StateKind kind, uint64_t seq);
 /* The saved volatile state was consumed by a worker (it removed the file). */
 void vtpm_state_volatile_consumed(VtpmState *s, const char *uuid);
+/* The permanent state's sequence number the manifest records for uuid (0: none). */
+uint64_t vtpm_state_perm_seq(VtpmState *s, const char *uuid);
+/* Drops uuid's manifest record (the vTPM is gone, or is about to be created afresh). */
+void vtpm_state_forget(VtpmState *s, const char *uuid);
 /* Something in the manifest changed: it is written soon, batched (at once
  * without an event loop). */
 void vtpm_state_changed(VtpmState *s);

@@ -3,35 +3,73 @@
  * vtpmd: the supervisor. Owns every xenstore read and write and the lifecycle
  * of the workers (one vtpmd-worker process per connected vtpm device). It
  * never maps guest memory and never runs libtpms.
+ *
+ * This file only puts the pieces together on one sd-event loop: the
+ * configuration (config.c), the state (state.c), the xenstore view
+ * (xs-view.c), the workers (workers.c), the device driver (device.c) and
+ * the control socket (control.c, admin.c).
  */
 #include <errno.h>
+#include <grp.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <grp.h>
 #include <sys/prctl.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
-#include <xenstore.h>
 
+#include "admin.h"
+#include "clock.h"
 #include "config.h"
 #include "control.h"
+#include "device.h"
 #include "journal.h"
 #include "log.h"
-#include "parse.h"
+#include "manufacture.h"
 #include "platform.h"
-#include "spawn.h"
 #include "state.h"
 #include "util.h"
 #include "vtpmd-config.h"
-#include "vtpmd.h"
+#include "workers.h"
+#include "xs-view.h"
 
 #define STOP_TIMEOUT_USEC (15ull * 1000000ull)
+#define STATUS_INTERVAL_USEC (5ull * 1000000ull)
+
+typedef struct Daemon {
+        VtpmdConfig *config; /* as parsed, with the worker path, platform and WorkerIDs= resolved */
+        char *worker_path;
+        char *platform;
+        sd_event *event;
+        VtpmState *state;
+        XsConnection *xs_conn;
+        XsView *xs;
+        sd_event_source *xs_source;
+        sd_event_source *timer_source; /* the devices' timers */
+        Workers *workers;
+        Devices *devices;
+        ManufactureContext manufacture;
+        AdminContext admin;
+        Control *control;
+        bool shutting_down;
+} Daemon;
+
+static void daemon_done(Daemon *d) {
+        d->control = control_close(d->control);
+        d->devices = devices_free(d->devices);
+        d->workers = workers_free(d->workers);
+        d->state = vtpm_state_close(d->state); /* commits what is left */
+        d->timer_source = sd_event_source_disable_unref(d->timer_source);
+        d->xs_source = sd_event_source_disable_unref(d->xs_source);
+        d->xs = xs_view_free(d->xs);
+        d->xs_conn = xs_connection_close(d->xs_conn);
+        d->event = sd_event_unref(d->event);
+        free(d->platform);
+        free(d->worker_path);
+}
 
 static char *find_worker(void) {
         const char *env = getenv("VTPMD_WORKER");
@@ -56,152 +94,42 @@ static char *find_worker(void) {
         return strdup(VTPMD_LIBEXECDIR "/vtpmd-worker");
 }
 
-static int xs_io_cb(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
-        Daemon *d = userdata;
-        char **vec;
-
-        /* Drain every queued watch event; xs_check_watch does not block. */
-        while ((vec = xs_check_watch(d->xs))) {
-                device_handle_watch(d, vec[XS_WATCH_PATH], vec[XS_WATCH_TOKEN]);
-                free(vec);
-        }
-        if (errno != EAGAIN) {
-                log_error_errno(-errno, "Lost the connection to xenstore");
-                sd_event_exit(d->event, EXIT_FAILURE);
-        }
-        return 0;
-}
-
-static void update_status(Daemon *d) {
-        sd_notifyf(false, "STATUS=%u devices, %u connected, %u failed", d->n_devices,
-                   daemon_count_phase(d, DEV_CONNECTED), daemon_count_phase(d, DEV_FAILED));
-}
-
-static int status_timer_cb(sd_event_source *s, uint64_t usec, void *userdata) {
-        Daemon *d = userdata;
-        update_status(d);
-        (void) sd_event_source_set_time_relative(s, 5 * 1000000ull);
-        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
-        return 0;
-}
-
-static int stop_check_cb(sd_event_source *s, void *userdata) {
-        Daemon *d = userdata;
-        if (d->shutting_down && !d->workers)
-                sd_event_exit(d->event, EXIT_SUCCESS);
-        return 0;
-}
-
-static int stop_timeout_cb(sd_event_source *s, uint64_t usec, void *userdata) {
-        Daemon *d = userdata;
-        for (Worker *w = d->workers; w; w = w->next) {
-                log_msg(LOG_WARNING, "Worker pid %d did not stop in time, killing it", (int) w->pid);
-                (void) kill(w->pid, SIGKILL);
-        }
-        sd_event_exit(d->event, EXIT_SUCCESS);
-        return 0;
-}
-
-static int signal_cb(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
-        Daemon *d = userdata;
-
-        if (d->shutting_down)
-                return 0;
-        log_msg(LOG_INFO, "Received %s, stopping %u worker(s); guests stay connected", strsignal((int) si->ssi_signo),
-                d->n_devices);
-        sd_notify(false, "STOPPING=1");
-        d->shutting_down = true;
-        /* A daemon stop must not move any xenbus state: workers save and exit quietly. */
-        workers_stop_all(d, IPC_STOP_SUSPEND);
-        (void) sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, STOP_TIMEOUT_USEC, 0, stop_timeout_cb, d);
-        return 0;
-}
-
-/* The worker fork server (spawn.h). Started with the daemon, restarted by
- * the next worker start after it exits, but not within FORK_SERVER_RETRY_NS
- * of a failure: workers are exec'ed meanwhile. */
-#define FORK_SERVER_RETRY_NS (10ull * 1000000000ull)
-
-static int fork_server_exit_cb(sd_event_source *s, const siginfo_t *si, void *userdata) {
-        Daemon *d = userdata;
-
-        if (d->fork_server_fd >= 0) {
-                /* Not asked to: it failed. */
-                if (si->si_code == CLD_EXITED)
-                        log_msg(LOG_WARNING, "Worker fork server (pid %d) exited with status %d; exec'ing workers "
-                                "until it is restarted", (int) si->si_pid, si->si_status);
-                else
-                        log_msg(LOG_WARNING, "Worker fork server (pid %d) killed by signal %s; exec'ing workers "
-                                "until it is restarted", (int) si->si_pid, strsignal(si->si_status));
-                d->fork_server_fd = safe_close(d->fork_server_fd);
-                d->fork_server_retry_ns = now_ns() + FORK_SERVER_RETRY_NS;
-        }
-        d->fork_server_source = sd_event_source_unref(s);
-        d->fork_server_pid = 0;
-        return 0;
-}
-
-static void fork_server_start(Daemon *d) {
-        _cleanup_close_ int fd = -1;
-        pid_t pid;
+/* The platform as workers are told it, and the worker binary. */
+static int resolve_config(Daemon *d) {
+        VtpmdConfig *c = d->config;
+        Platform *platform = NULL;
         int r;
 
-        r = spawn_fork_server(d->worker_path, &pid, &fd);
-        if (r >= 0) {
-                r = sd_event_add_child(d->event, &d->fork_server_source, pid, WEXITED, fork_server_exit_cb, d);
-                if (r < 0) {
-                        (void) kill(pid, SIGKILL);
-                        (void) waitpid(pid, NULL, 0);
-                }
-        }
+        r = platform_parse(c->platform_spec, c->self_domid, &platform);
         if (r < 0) {
-                log_msg(LOG_WARNING, "Failed to start the worker fork server %s --fork-server: %s; exec'ing workers",
-                        d->worker_path, strerror(-r));
-                d->fork_server_retry_ns = now_ns() + FORK_SERVER_RETRY_NS;
-                return;
+                log_msg(LOG_ERR, "Invalid --platform \"%s\": %s (expected xen or sim:DIR)", c->platform_spec,
+                        strerror(-r));
+                return r;
         }
-        d->fork_server_fd = TAKE_FD(fd);
-        d->fork_server_pid = pid;
-        log_msg(LOG_DEBUG, "Worker fork server started, pid %d", (int) pid);
-}
-
-/* Kills it; its exit callback reaps it. */
-static void fork_server_stop(Daemon *d) {
-        d->fork_server_fd = safe_close(d->fork_server_fd);
-        if (d->fork_server_pid > 0)
-                (void) kill(d->fork_server_pid, SIGKILL);
-}
-
-int daemon_spawn_worker(Daemon *d, pid_t *ret_pid, int *ret_fd) {
-        if (d->worker_fork_server) {
-                if (d->fork_server_fd < 0 && d->fork_server_pid == 0 && now_ns() >= d->fork_server_retry_ns)
-                        fork_server_start(d);
-                if (d->fork_server_fd >= 0) {
-                        int r = spawn_from_fork_server(d->fork_server_fd, ret_pid, ret_fd);
-                        if (r >= 0)
-                                return 0;
-                        log_msg(LOG_WARNING, "Worker fork server (pid %d) failed to fork a worker: %s; stopping it, "
-                                "exec'ing workers for %llu s", (int) d->fork_server_pid, strerror(-r),
-                                FORK_SERVER_RETRY_NS / 1000000000ull);
-                        fork_server_stop(d);
-                        d->fork_server_retry_ns = now_ns() + FORK_SERVER_RETRY_NS;
-                }
-        }
-        return spawn_worker(d->worker_path, ret_pid, ret_fd);
+        d->platform = strdup(platform_describe(platform));
+        platform_free(platform);
+        d->worker_path = c->worker_path ? strdup(c->worker_path) : find_worker();
+        if (!d->platform || !d->worker_path)
+                return log_error_errno(-ENOMEM, "Out of memory");
+        if (access(d->worker_path, X_OK) < 0)
+                return log_error_errno(-errno, "Worker binary %s is not executable", d->worker_path);
+        c->platform_spec = d->platform;
+        c->worker_path = d->worker_path;
+        return 0;
 }
 
 /* Workers run under their own uids (WorkerIDs=) and own their vTPM's files;
  * vtpmd reads and manages them through the workers' group. */
-static int join_worker_group(Daemon *d) {
-        if (!d->worker_id_first)
+static int join_worker_group(VtpmdConfig *c) {
+        if (!c->worker_id_first)
                 return 0;
         if (geteuid() != 0) {
                 log_msg(LOG_NOTICE, "Not running as root: workers keep uid %u (WorkerIDs= needs root)",
                         (unsigned) geteuid());
-                d->worker_id_first = d->worker_id_last = 0;
+                c->worker_id_first = c->worker_id_last = 0;
                 return 0;
         }
-        gid_t gid = (gid_t) d->worker_id_first;
+        gid_t gid = (gid_t) c->worker_id_first;
         int n = getgroups(0, NULL);
         if (n < 0)
                 return log_error_errno(-errno, "Cannot read the supplementary groups");
@@ -217,76 +145,180 @@ static int join_worker_group(Daemon *d) {
         groups[n++] = gid;
         if (setgroups((size_t) n, groups) < 0)
                 return log_error_errno(-errno, "Cannot join group %u, the workers' group (WorkerIDs=%u-%u; "
-                                       "vtpmd.service needs CAP_SETGID)", (unsigned) gid, d->worker_id_first,
-                                       d->worker_id_last);
+                                       "vtpmd.service needs CAP_SETGID)", (unsigned) gid, c->worker_id_first,
+                                       c->worker_id_last);
         return 0;
 }
 
-int main(int argc, char **argv) {
-        _cleanup_free_ char *config_error = NULL;
-        VtpmdConfig cfg;
-        Daemon d = {};
-        StateConfig sc;
-        Platform *platform = NULL;
+/* ---- the loop's callbacks ---- */
+
+static void watch_cb(void *userdata, const char *path, const char *token) {
+        Daemon *d = userdata;
+        devices_handle_watch(d->devices, path, token);
+}
+
+static int xs_io_cb(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Daemon *d = userdata;
+        int r = xs_connection_dispatch(d->xs_conn, watch_cb, d);
+
+        if (r < 0) {
+                log_error_errno(r, "Lost the connection to xenstore");
+                sd_event_exit(d->event, EXIT_FAILURE);
+        }
+        return 0;
+}
+
+static uint64_t clock_cb(void *userdata) {
+        return now_ns();
+}
+
+static int devices_timer_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        devices_run_timers(d->devices);
+        return 0;
+}
+
+static void schedule_cb(void *userdata, uint64_t when_ns) {
+        Daemon *d = userdata;
+        /* Rounded up: the devices' timers are due at the nanosecond. */
+        uint64_t usec = (when_ns + 999) / 1000;
+        int r;
+
+        if (d->timer_source) {
+                r = sd_event_source_set_time(d->timer_source, usec);
+                if (r >= 0)
+                        r = sd_event_source_set_enabled(d->timer_source, SD_EVENT_ONESHOT);
+        } else
+                r = sd_event_add_time(d->event, &d->timer_source, CLOCK_MONOTONIC, usec, 0, devices_timer_cb, d);
+        if (r < 0)
+                log_error_errno(r, "Failed to arm timer");
+}
+
+static void update_status(Daemon *d) {
+        sd_notifyf(false, "STATUS=%u devices, %u connected, %u failed", devices_count(d->devices),
+                   devices_count_phase(d->devices, DEV_CONNECTED), devices_count_phase(d->devices, DEV_FAILED));
+}
+
+static int status_timer_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        update_status(d);
+        (void) sd_event_source_set_time_relative(s, STATUS_INTERVAL_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+static int stop_check_cb(sd_event_source *s, void *userdata) {
+        Daemon *d = userdata;
+        if (d->shutting_down && workers_idle(d->workers))
+                sd_event_exit(d->event, EXIT_SUCCESS);
+        return 0;
+}
+
+static int stop_timeout_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        workers_kill_all(d->workers);
+        sd_event_exit(d->event, EXIT_SUCCESS);
+        return 0;
+}
+
+static int signal_cb(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Daemon *d = userdata;
+
+        if (d->shutting_down)
+                return 0;
+        log_msg(LOG_INFO, "Received %s, stopping %u worker(s); guests stay connected", strsignal((int) si->ssi_signo),
+                devices_count(d->devices));
+        sd_notify(false, "STOPPING=1");
+        d->shutting_down = true;
+        /* A daemon stop must not move any xenbus state: workers save and exit quietly. */
+        devices_shutdown(d->devices);
+        workers_stop_all(d->workers, IPC_STOP_SUSPEND);
+        (void) sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, STOP_TIMEOUT_USEC, 0, stop_timeout_cb, d);
+        return 0;
+}
+
+/* ---- putting it together ---- */
+
+/* The state, the loop and the objects on it; nothing touches a guest yet. */
+static int daemon_open(Daemon *d) {
+        VtpmdConfig *c = d->config;
+        int r;
+
+        r = vtpm_state_open(&c->state, &d->state);
+        if (r < 0)
+                return r;
+        r = sd_event_default(&d->event);
+        if (r < 0)
+                return log_error_errno(r, "Failed to create event loop");
+        (void) vtpm_state_attach_event(d->state, d->event);
+
+        r = xs_connection_open(&d->xs_conn);
+        if (r < 0)
+                return log_error_errno(r, "Failed to connect to xenstore%s%s", getenv("XENSTORED_PATH") ? " at " : "",
+                                       strempty(getenv("XENSTORED_PATH")));
+        r = xs_view_new(c->self_domid, &xs_connection_ops, d->xs_conn, &d->xs);
+        if (r >= 0)
+                r = workers_new(c, d->event, d->state, &d->workers);
+        if (r >= 0)
+                r = devices_new(&(DevicesEnv){ .xs = d->xs,
+                                               .worker_ops = &workers_ops,
+                                               .worker_ctx = d->workers,
+                                               .initwait_dwell_ns = c->initwait_dwell_ns,
+                                               .now = clock_cb,
+                                               .schedule = schedule_cb,
+                                               .userdata = d },
+                                &d->devices);
+        if (r < 0)
+                return log_error_errno(r, "Out of memory");
+
+        r = devices_watch(d->devices);
+        if (r < 0)
+                return r;
+        r = sd_event_add_io(d->event, &d->xs_source, xs_connection_fd(d->xs_conn), EPOLLIN, xs_io_cb, d);
+        if (r < 0)
+                return log_error_errno(r, "Failed to watch the xenstore connection");
+        (void) sd_event_add_signal(d->event, NULL, SIGTERM, signal_cb, d);
+        (void) sd_event_add_signal(d->event, NULL, SIGINT, signal_cb, d);
+        (void) sd_event_add_post(d->event, NULL, stop_check_cb, d);
+        (void) sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, STATUS_INTERVAL_USEC, 0, status_timer_cb,
+                                          d);
+        (void) sd_event_set_watchdog(d->event, true);
+
+        /* The offline worker of manufacturing and reset runs as the first worker uid. */
+        uint32_t manufacture_uid = c->worker_id_first ? c->worker_id_first + 1 : 0;
+        d->manufacture = (ManufactureContext){
+                .event = d->event,
+                .state = d->state,
+                .worker_path = c->worker_path,
+                .platform = c->platform_spec,
+                .trace = c->trace,
+                .worker_uid = manufacture_uid,
+                .worker_gid = manufacture_uid ? c->worker_id_first : 0,
+                .worker_memory_max = c->worker_memory_max,
+        };
+        d->admin = (AdminContext){
+                .event = d->event,
+                .config = c,
+                .state = d->state,
+                .devices = d->devices,
+                .workers = d->workers,
+                .manufacture = &d->manufacture,
+        };
+        return 0;
+}
+
+static int run(VtpmdConfig *config) {
+        _cleanup_(daemon_done) Daemon d = { .config = config };
         sigset_t mask;
         int r;
 
-        log_open("vtpmd", LOG_STYLE_DAEMON);
-        if (journal_is_stderr())
-                log_set_sink(journal_log_sink);
-        config_init(&cfg);
-        r = config_parse_argv(&cfg, argc, argv, &config_error);
-        if (r != 0) {
-                if (r < 0)
-                        fprintf(stderr, "vtpmd: %s\n", config_error ?: strerror(-r));
-                config_done(&cfg);
-                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
-        }
-        log_set_max_level(cfg.log_level);
-        d.self_domid = cfg.self_domid;
-        d.default_family = cfg.default_family;
-        d.initwait_dwell_ns = cfg.initwait_dwell_ns;
-        d.auto_create = cfg.auto_create;
-        d.trace = cfg.trace;
-        d.worker_id_first = cfg.worker_id_first;
-        d.worker_id_last = cfg.worker_id_last;
-        d.worker_memory_max = cfg.worker_memory_max;
-        d.worker_fork_server = cfg.worker_fork_server;
-        d.fork_server_fd = -1;
-        if (cfg.worker_path)
-                d.worker_path = strdup(cfg.worker_path);
-        sc = cfg.state;
-
-        r = platform_parse(cfg.platform_spec, d.self_domid, &platform);
-        if (r < 0) {
-                log_msg(LOG_ERR, "Invalid --platform \"%s\": %s (expected xen or sim:DIR)", cfg.platform_spec,
-                        strerror(-r));
-                r = EXIT_FAILURE;
-                goto finish;
-        }
-        d.platform_spec = strdup(platform_describe(platform));
-        platform_free(platform);
-        if (!d.worker_path)
-                d.worker_path = find_worker();
-        if (!d.platform_spec || !d.worker_path) {
-                (void) log_error_errno(-ENOMEM, "Out of memory");
-                r = EXIT_FAILURE;
-                goto finish;
-        }
-        if (access(d.worker_path, X_OK) < 0) {
-                log_error_errno(-errno, "Worker binary %s is not executable", d.worker_path);
-                r = EXIT_FAILURE;
-                goto finish;
-        }
-        snprintf(d.be_root, sizeof(d.be_root), "/local/domain/%u/backend/vtpm", d.self_domid);
-
+        r = resolve_config(&d);
+        if (r < 0)
+                return EXIT_FAILURE;
         /* vtpmd holds the master key: no core dump, no ptrace by its uid. */
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        r = join_worker_group(&d);
-        if (r < 0) {
-                r = EXIT_FAILURE;
-                goto finish;
-        }
+        if (join_worker_group(config) < 0)
+                return EXIT_FAILURE;
 
         /* Before any thread exists (libxenstore starts one for watches). */
         sigemptyset(&mask);
@@ -296,92 +328,43 @@ int main(int argc, char **argv) {
         sigprocmask(SIG_BLOCK, &mask, NULL);
         signal(SIGPIPE, SIG_IGN);
 
-        sc.default_family = d.default_family;
-        r = vtpm_state_open(&sc, &d.state);
-        if (r < 0) {
-                r = EXIT_FAILURE;
-                goto finish;
-        }
-
-        r = sd_event_default(&d.event);
-        if (r < 0) {
-                (void) log_error_errno(r, "Failed to create event loop");
-                r = EXIT_FAILURE;
-                goto finish;
-        }
-        (void) vtpm_state_attach_event(d.state, d.event);
-        d.manufacture = (ManufactureContext){
-                .event = d.event,
-                .state = d.state,
-                .worker_path = d.worker_path,
-                .platform = d.platform_spec,
-                .trace = d.trace,
-                .worker_uid = WORKER_UID_MANUFACTURE(&d),
-                .worker_gid = WORKER_UID_MANUFACTURE(&d) ? WORKER_GID(&d) : 0,
-                .worker_memory_max = d.worker_memory_max,
-        };
-
-        d.xs = xs_open(0);
-        if (!d.xs) {
-                log_error_errno(-errno, "Failed to connect to xenstore%s%s", getenv("XENSTORED_PATH") ? " at " : "",
-                                strempty(getenv("XENSTORED_PATH")));
-                r = EXIT_FAILURE;
-                goto finish;
-        }
-        if (!xs_watch(d.xs, d.be_root, "be") || !xs_watch(d.xs, "@releaseDomain", "rel")) {
-                log_error_errno(-errno, "Failed to watch %s", d.be_root);
-                r = EXIT_FAILURE;
-                goto finish;
-        }
-        r = sd_event_add_io(d.event, &d.xs_source, xs_fileno(d.xs), EPOLLIN, xs_io_cb, &d);
-        if (r < 0) {
-                (void) log_error_errno(r, "Failed to watch the xenstore connection");
-                r = EXIT_FAILURE;
-                goto finish;
-        }
-        (void) sd_event_add_signal(d.event, NULL, SIGTERM, signal_cb, &d);
-        (void) sd_event_add_signal(d.event, NULL, SIGINT, signal_cb, &d);
-        (void) sd_event_add_post(d.event, NULL, stop_check_cb, &d);
-        (void) sd_event_add_time_relative(d.event, NULL, CLOCK_MONOTONIC, 5 * 1000000ull, 0, status_timer_cb, &d);
-        (void) sd_event_set_watchdog(d.event, true);
-
+        if (daemon_open(&d) < 0)
+                return EXIT_FAILURE;
         /* Before anything touches a guest's devices: a vtpmd that cannot
          * serve its control socket (another one running?) must change nothing. */
-        r = control_open(&d, cfg.control_path, cfg.control_gid, cfg.have_control_gid, &d.control);
-        if (r < 0) {
-                r = EXIT_FAILURE;
-                goto finish;
-        }
-
+        if (control_open(&d.admin, config->control_path, config->control_gid, config->have_control_gid, &d.control) < 0)
+                return EXIT_FAILURE;
         /* Loads libtpms and OpenSSL while we read xenstore. */
-        if (d.worker_fork_server)
-                fork_server_start(&d);
-
-        /* Replay what already exists (the watch's first fire does it again, harmlessly). */
-        device_scan_all(&d);
+        if (config->worker_fork_server)
+                workers_start_fork_server(d.workers);
+        devices_scan(d.devices);
 
         log_msg(LOG_INFO, "vtpmd " VTPMD_VERSION " serving %s on %s, %u device(s) found; state in %s, %u host-TPM "
-                "command(s) at start", d.be_root, d.platform_spec, d.n_devices, sc.state_dir,
-                d.state->host_tpm_commands);
+                "command(s) at start", xs_view_backend_root(d.xs), config->platform_spec, devices_count(d.devices),
+                config->state.state_dir, vtpm_state_host_tpm_commands(d.state));
         sd_notify(false, "READY=1");
         update_status(&d);
 
+        /* Its exit code: sd_event_exit() above. */
         r = sd_event_loop(d.event);
-        if (r < 0)
-                r = EXIT_FAILURE;
+        return r < 0 ? EXIT_FAILURE : r;
+}
 
-finish:
-        d.control = control_close(d.control);
-        fork_server_stop(&d); /* it exits on EOF anyway */
-        d.fork_server_source = sd_event_source_unref(d.fork_server_source);
-        devices_release_all(&d);
-        d.state = vtpm_state_close(d.state); /* commits what is left */
-        d.xs_source = sd_event_source_disable_unref(d.xs_source);
-        if (d.xs)
-                xs_close(d.xs);
-        sd_event_unref(d.event);
-        free(d.platform_spec);
-        free(d.worker_path);
-        config_done(&cfg);
-        return r;
+int main(int argc, char **argv) {
+        _cleanup_(config_done) VtpmdConfig config;
+        _cleanup_free_ char *error = NULL;
+        int r;
+
+        config_init(&config);
+        log_open("vtpmd", LOG_STYLE_DAEMON);
+        if (journal_is_stderr())
+                log_set_sink(journal_log_sink);
+        r = config_parse_argv(&config, argc, argv, &error);
+        if (r < 0)
+                fprintf(stderr, "vtpmd: %s\n", error ?: strerror(-r));
+        if (r != 0)
+                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        log_set_max_level(config.log_level);
+        config.state.default_family = config.default_family;
+        return run(&config);
 }

@@ -1,0 +1,698 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The workers (workers.h): a Worker is what a device asked for; a Process
+ * is one vtpmd-worker serving it, or one that was asked to stop and has
+ * not exited yet. Processes hold their vTPM's directory lock and their uid
+ * until they exit, so both are allocated against every Process listed.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <systemd/sd-event.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "log.h"
+#include "ratelimit.h"
+#include "spawn.h"
+#include "state.h"
+#include "util.h"
+#include "vtpmd-config.h"
+#include "workers.h"
+
+#define RESTART_BASE_NS (100ull * 1000000ull)
+#define RESTART_MAX_NS (5ull * 1000000000ull)
+#define BUSY_RETRY_NS (50ull * 1000000ull)
+#define BUSY_RETRY_MAX 200u /* 10 s */
+/* The worker fork server (spawn.h). Started with the daemon, restarted by
+ * the next worker start after it exits, but not within FORK_SERVER_RETRY_NS
+ * of a failure: workers are exec'ed meanwhile. */
+#define FORK_SERVER_RETRY_NS (10ull * 1000000000ull)
+/* A worker's last messages can be dispatched after its exit: read at most so many first. */
+#define EXIT_DRAIN_MAX 64
+
+typedef struct Process Process;
+
+struct Process {
+        Workers *workers;
+        Worker *owner; /* NULL once it was asked to stop or failed */
+        pid_t pid;
+        int fd; /* our end of the SOCK_SEQPACKET pair */
+        sd_event_source *io_source;
+        sd_event_source *child_source;
+        bool ready;
+        bool stopping; /* its exit is expected */
+        char uuid[IPC_UUID_LEN];
+        uint32_t uid; /* 0: runs as vtpmd's uid */
+        Process *next;
+};
+
+struct Worker {
+        Workers *workers;
+        WorkerParams params;
+        const WorkerEvents *events;
+        void *userdata;
+        Process *process;             /* NULL between processes */
+        sd_event_source *retry_source; /* crash back-off, or the state directory still locked */
+        WorkerBackoff backoff;
+        unsigned busy_retries;
+        bool waiting; /* starts once the vTPM's previous process has exited */
+        RateLimit log_limit;
+        Worker *next;
+};
+
+struct Workers {
+        const VtpmdConfig *config;
+        sd_event *event;
+        VtpmState *state;
+        Process *processes;
+        Worker *workers;
+        bool stopping_all;
+        int fork_server_fd;                  /* -1: none running */
+        pid_t fork_server_pid;               /* 0: none to wait for */
+        sd_event_source *fork_server_source; /* its exit */
+        uint64_t fork_server_retry_ns;       /* no new one before (CLOCK_MONOTONIC) */
+};
+
+#define worker_log(w, level, ...) \
+        log_dev(level, (w)->params.domid, (w)->params.devid, (w)->params.uuid, __VA_ARGS__)
+#define worker_log_errno(w, level, err, ...) \
+        log_dev_errno(level, err, (w)->params.domid, (w)->params.devid, (w)->params.uuid, __VA_ARGS__)
+
+bool worker_backoff_crashed(WorkerBackoff *b, uint64_t now_ns, uint64_t *ret_delay_ns) {
+        uint64_t delay;
+
+        if (now_ns - b->window_start_ns > WORKER_CRASH_WINDOW_NS) {
+                b->window_start_ns = now_ns;
+                b->crashes = 0;
+        }
+        b->crashes++;
+        if (b->crashes >= WORKER_CRASH_LIMIT)
+                return false;
+        delay = RESTART_BASE_NS << (b->crashes - 1);
+        *ret_delay_ns = delay > RESTART_MAX_NS ? RESTART_MAX_NS : delay;
+        return true;
+}
+
+void worker_unknown_vtpm_message(const char *uuid, char *buf, size_t size) {
+        snprintf(buf, size, "unknown vTPM %s: create it with vtpmd-ctl create --uuid %s", uuid, uuid);
+}
+
+/* ---- the fork server ---- */
+
+static int fork_server_exit_cb(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Workers *ws = userdata;
+
+        if (ws->fork_server_fd >= 0) {
+                /* Not asked to: it failed. */
+                if (si->si_code == CLD_EXITED)
+                        log_msg(LOG_WARNING, "Worker fork server (pid %d) exited with status %d; exec'ing workers "
+                                "until it is restarted", (int) si->si_pid, si->si_status);
+                else
+                        log_msg(LOG_WARNING, "Worker fork server (pid %d) killed by signal %s; exec'ing workers "
+                                "until it is restarted", (int) si->si_pid, strsignal(si->si_status));
+                ws->fork_server_fd = safe_close(ws->fork_server_fd);
+                ws->fork_server_retry_ns = now_ns() + FORK_SERVER_RETRY_NS;
+        }
+        ws->fork_server_source = sd_event_source_unref(s);
+        ws->fork_server_pid = 0;
+        return 0;
+}
+
+void workers_start_fork_server(Workers *ws) {
+        _cleanup_close_ int fd = -1;
+        pid_t pid;
+        int r;
+
+        r = spawn_fork_server(ws->config->worker_path, &pid, &fd);
+        if (r >= 0) {
+                r = sd_event_add_child(ws->event, &ws->fork_server_source, pid, WEXITED, fork_server_exit_cb, ws);
+                if (r < 0) {
+                        (void) kill(pid, SIGKILL);
+                        (void) waitpid(pid, NULL, 0);
+                }
+        }
+        if (r < 0) {
+                log_msg(LOG_WARNING, "Failed to start the worker fork server %s --fork-server: %s; exec'ing workers",
+                        ws->config->worker_path, strerror(-r));
+                ws->fork_server_retry_ns = now_ns() + FORK_SERVER_RETRY_NS;
+                return;
+        }
+        ws->fork_server_fd = TAKE_FD(fd);
+        ws->fork_server_pid = pid;
+        log_msg(LOG_DEBUG, "Worker fork server started, pid %d", (int) pid);
+}
+
+/* Kills it; its exit callback reaps it. */
+static void fork_server_stop(Workers *ws) {
+        ws->fork_server_fd = safe_close(ws->fork_server_fd);
+        if (ws->fork_server_pid > 0)
+                (void) kill(ws->fork_server_pid, SIGKILL);
+}
+
+/* A new vtpmd-worker, from the fork server if WorkerSpawn=fork-server and
+ * it works, else by exec; as spawn_worker() (spawn.h). */
+static int spawn_process(Workers *ws, pid_t *ret_pid, int *ret_fd) {
+        if (ws->config->worker_fork_server) {
+                if (ws->fork_server_fd < 0 && ws->fork_server_pid == 0 && now_ns() >= ws->fork_server_retry_ns)
+                        workers_start_fork_server(ws);
+                if (ws->fork_server_fd >= 0) {
+                        int r = spawn_from_fork_server(ws->fork_server_fd, ret_pid, ret_fd);
+                        if (r >= 0)
+                                return 0;
+                        log_msg(LOG_WARNING, "Worker fork server (pid %d) failed to fork a worker: %s; stopping it, "
+                                "exec'ing workers for %llu s", (int) ws->fork_server_pid, strerror(-r),
+                                FORK_SERVER_RETRY_NS / 1000000000ull);
+                        fork_server_stop(ws);
+                        ws->fork_server_retry_ns = now_ns() + FORK_SERVER_RETRY_NS;
+                }
+        }
+        return spawn_worker(ws->config->worker_path, ret_pid, ret_fd);
+}
+
+const char *workers_spawn_mode(Workers *ws) {
+        if (!ws->config->worker_fork_server)
+                return "exec";
+        return ws->fork_server_fd >= 0 ? "fork-server" : "exec (fork server failed; restarted at a later worker start)";
+}
+
+/* ---- processes ---- */
+
+static void process_free(Process *p) {
+        Workers *ws = p->workers;
+
+        if (p->owner && p->owner->process == p)
+                p->owner->process = NULL;
+        for (Process **q = &ws->processes; *q; q = &(*q)->next)
+                if (*q == p) {
+                        *q = p->next;
+                        break;
+                }
+        sd_event_source_disable_unref(p->io_source);
+        sd_event_source_disable_unref(p->child_source);
+        safe_close(p->fd);
+        free(p);
+}
+
+/* The owner lets go of it: its exit is no crash any more. */
+static void process_detach(Process *p) {
+        p->stopping = true;
+        if (p->owner && p->owner->process == p)
+                p->owner->process = NULL;
+        p->owner = NULL;
+}
+
+static int process_send(Process *p, const IpcMsg *m) {
+        uint8_t buf[IPC_MAX_PACKET];
+        size_t n = ipc_encode(m, buf);
+
+        if (send(p->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t) n)
+                return negative_errno();
+        return 0;
+}
+
+/* START carries the vTPM's state directory as SCM_RIGHTS. */
+static int process_send_start(Process *p, const IpcMsg *m, int dir_fd) {
+        uint8_t buf[IPC_MAX_PACKET];
+        size_t n = ipc_encode(m, buf);
+        union {
+                struct cmsghdr h;
+                uint8_t raw[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = buf, .iov_len = n };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+        ssize_t k;
+
+        if (dir_fd >= 0) {
+                struct cmsghdr *c;
+                mh.msg_control = control.raw;
+                mh.msg_controllen = sizeof(control.raw);
+                c = CMSG_FIRSTHDR(&mh);
+                c->cmsg_level = SOL_SOCKET;
+                c->cmsg_type = SCM_RIGHTS;
+                c->cmsg_len = CMSG_LEN(sizeof(int));
+                memcpy(CMSG_DATA(c), &dir_fd, sizeof(int));
+        }
+        k = sendmsg(p->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        crypto_wipe(buf, sizeof(buf));
+        return k == (ssize_t) n ? 0 : negative_errno();
+}
+
+static void process_stop(Process *p, IpcStopMode mode) {
+        IpcMsg m = { .type = IPC_STOP, .stop = { .mode = mode } };
+
+        if (p->stopping)
+                return;
+        process_detach(p);
+        if (process_send(p, &m) < 0)
+                (void) kill(p->pid, SIGKILL);
+}
+
+/* One uid per running guest worker, so that workers cannot signal, trace or
+ * read each other even without their seccomp filter: the lowest of the range
+ * that no listed process (running, or exited and not yet reaped) has.
+ * 0: no uid (WorkerIDs=no or not running as root); -EUSERS when every uid
+ * of the range is in use. */
+static int uid_alloc(Workers *ws, uint32_t *ret) {
+        const VtpmdConfig *c = ws->config;
+
+        if (!c->worker_id_first) {
+                *ret = 0;
+                return 0;
+        }
+        for (uint32_t uid = c->worker_id_first + 2; uid <= c->worker_id_last; uid++) {
+                bool used = false;
+                for (Process *p = ws->processes; p && !used; p = p->next)
+                        used = p->uid == uid;
+                if (!used) {
+                        *ret = uid;
+                        return 0;
+                }
+        }
+        return -EUSERS;
+}
+
+static bool previous_process_running(Workers *ws, const char *uuid) {
+        for (Process *p = ws->processes; p; p = p->next)
+                if (p->stopping && streq(p->uuid, uuid))
+                        return true;
+        return false;
+}
+
+bool workers_has_vtpm(Workers *ws, const char *uuid) {
+        for (Process *p = ws->processes; p; p = p->next)
+                if (streq(p->uuid, uuid))
+                        return true;
+        return false;
+}
+
+/* ---- one worker ---- */
+
+static void worker_spawn(Worker *w);
+
+/* The owner hears of it last: it may stop w inside. */
+static void worker_fail(Worker *w, const WorkerFailure *f) {
+        w->events->failed(w->userdata, f);
+}
+
+static int retry_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        Worker *w = userdata;
+
+        w->retry_source = sd_event_source_disable_unref(w->retry_source);
+        if (!w->process && !w->workers->stopping_all)
+                worker_spawn(w);
+        return 0;
+}
+
+static int worker_retry_at(Worker *w, uint64_t when_ns) {
+        w->retry_source = sd_event_source_disable_unref(w->retry_source);
+        return sd_event_add_time(w->workers->event, &w->retry_source, CLOCK_MONOTONIC, when_ns / 1000, 0, retry_cb,
+                                 w);
+}
+
+/* The vTPM's state is still locked by another process (a previous worker
+ * finishing its stop): try again shortly, for a bounded time. */
+static void worker_retry_busy(Worker *w) {
+        int r;
+
+        if (++w->busy_retries > BUSY_RETRY_MAX) {
+                worker_log(w, LOG_ERR, "The vTPM's state directory stays locked by another process; giving up");
+                w->busy_retries = 0;
+                worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = -EBUSY });
+                return;
+        }
+        r = worker_retry_at(w, now_ns() + BUSY_RETRY_NS);
+        if (r < 0) {
+                worker_log_errno(w, LOG_ERR, r, "Failed to arm the retry timer");
+                worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = r });
+        }
+}
+
+static void worker_crashed(Worker *w, const siginfo_t *si) {
+        uint64_t delay;
+        char why[96];
+
+        if (si->si_code == CLD_EXITED)
+                snprintf(why, sizeof(why), "exited with status %d", si->si_status);
+        else if (si->si_status == SIGSYS)
+                /* The kernel's audit log has the system call's number. */
+                snprintf(why, sizeof(why), "killed by its seccomp filter (SIGSYS: a system call not allowed)");
+        else
+                snprintf(why, sizeof(why), "killed by signal %s", strsignal(si->si_status));
+
+        if (!worker_backoff_crashed(&w->backoff, now_ns(), &delay)) {
+                worker_log(w, LOG_ERR, "Worker (pid %d) %s; %u crashes within %llus, giving up", (int) si->si_pid,
+                           why, w->backoff.crashes, (unsigned long long) (WORKER_CRASH_WINDOW_NS / 1000000000ull));
+                w->events->gave_up(w->userdata);
+                return;
+        }
+        worker_log(w, LOG_ERR, "Worker (pid %d) %s; restarting in %llums", (int) si->si_pid, why,
+                   (unsigned long long) (delay / 1000000ull));
+        if (worker_retry_at(w, now_ns() + delay) < 0) {
+                w->events->gave_up(w->userdata);
+                return;
+        }
+        w->events->exited(w->userdata);
+}
+
+/* Returns 1 if a message was read (more may follow), else 0. */
+static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *userdata) {
+        Process *p = userdata;
+        Workers *ws = p->workers;
+        Worker *w = p->owner;
+        uint8_t buf[IPC_MAX_PACKET + 1];
+        IpcMsg m;
+        ssize_t n;
+
+        n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+                return 0;
+        if (n <= 0) {
+                /* EOF: the process is ending; its exit is handled by the child source. */
+                p->io_source = sd_event_source_disable_unref(p->io_source);
+                return 0;
+        }
+        if (ipc_decode(buf, (size_t) n, &m) < 0) {
+                log_msg(LOG_ERR, "Worker (pid %d) sent a malformed message (%zd bytes), killing it", (int) p->pid, n);
+                (void) kill(p->pid, SIGKILL);
+                return 0;
+        }
+        if (m.type == IPC_STATE) {
+                /* Also from a worker that is stopping: its volatile state is the one to resume. */
+                if (m.state.error == 0) {
+                        vtpm_state_record(ws->state, p->uuid, (StateKind) m.state.kind, m.state.seq);
+                        vtpm_state_changed(ws->state);
+                } else if (w && log_ratelimit(&w->log_limit, "worker", w->params.domid, w->params.devid,
+                                              w->params.uuid))
+                        worker_log(w, LOG_ERR, "Failed to store %s state: %s; the guest's command failed, the "
+                                   "previous state is intact", state_kind_to_string((StateKind) m.state.kind),
+                                   strerror(-m.state.error));
+                return 1;
+        }
+        if (m.type == IPC_READY) {
+                /* The worker consumed (or, when not resuming, discarded) any saved
+                 * volatile state: also a superseded one, the file is gone either way. */
+                vtpm_state_volatile_consumed(ws->state, p->uuid);
+                vtpm_state_changed(ws->state);
+        }
+        if (!w)
+                return 1;
+        switch (m.type) {
+        case IPC_READY:
+                p->ready = true;
+                worker_log(w, LOG_DEBUG, "Worker (pid %d) mapped ring-ref %u and bound port %u (local %u)",
+                           (int) p->pid, w->params.ring_ref, w->params.evtchn, m.ready.local_port);
+                w->busy_retries = 0;
+                w->params.quiet = false;
+                w->events->ready(w->userdata);
+                break;
+        case IPC_FAILED:
+                /* It ends by itself. */
+                process_detach(p);
+                if (m.failed.stage == IPC_STAGE_STATE && m.failed.error == -EBUSY) {
+                        /* A previous worker of this vTPM still holds its state: try again shortly. */
+                        worker_retry_busy(w);
+                        break;
+                }
+                worker_fail(w, &(WorkerFailure){
+                                       .state = m.failed.stage == IPC_STAGE_STATE,
+                                       .pid = p->pid,
+                                       .stage = (IpcStage) m.failed.stage,
+                                       .error = m.failed.error,
+                               });
+                break;
+        case IPC_STATS:
+                w->events->stats(w->userdata, &m.stats);
+                break;
+        case IPC_STOPPED:
+        case IPC_START:
+        case IPC_STOP:
+        case IPC_STATS_REQ:
+        case IPC_STATE:
+        case IPC_COMMAND:
+        case IPC_RESPONSE:
+                break;
+        }
+        return 1;
+}
+
+static int process_exit_cb(sd_event_source *s, const siginfo_t *si, void *userdata) {
+        Process *p = userdata;
+        Workers *ws = p->workers;
+        Worker *crashed = NULL;
+        char uuid[IPC_UUID_LEN];
+
+        /* The exit can be dispatched before the worker's last messages (IPC_FAILED,
+         * IPC_STATE of its volatile state) are read: read them first. */
+        for (int i = 0; i < EXIT_DRAIN_MAX && p->io_source; i++)
+                if (process_io_cb(p->io_source, p->fd, EPOLLIN, p) <= 0)
+                        break;
+        memcpy(uuid, p->uuid, sizeof(uuid));
+
+        if (p->owner && !p->stopping)
+                crashed = p->owner;
+        else if (si->si_code != CLD_EXITED || si->si_status != 0)
+                log_msg(LOG_WARNING, "Stopped worker (pid %d) ended with %s %d", (int) si->si_pid,
+                        si->si_code == CLD_EXITED ? "status" : "signal", si->si_status);
+        process_free(p);
+
+        /* A worker waiting for this vTPM's previous process to let go of its state. */
+        for (Worker *o = ws->workers; o; o = o->next)
+                if (o->waiting && streq(o->params.uuid, uuid)) {
+                        o->waiting = false;
+                        if (!o->process && !ws->stopping_all)
+                                worker_spawn(o);
+                        break;
+                }
+        if (crashed)
+                worker_crashed(crashed, si);
+        return 0;
+}
+
+/* A process for w; what goes wrong reaches w's owner as a failure (logged). */
+static void worker_spawn(Worker *w) {
+        Workers *ws = w->workers;
+        const VtpmdConfig *c = ws->config;
+        const WorkerParams *wp = &w->params;
+        _cleanup_close_ int fd_parent = -1;
+        VtpmKeys keys = { .dir_fd = -1 };
+        IpcMsg m = { .type = IPC_START };
+        bool restore;
+        uint32_t uid = 0;
+        Process *p = NULL;
+        pid_t pid = 0;
+        int r;
+
+        if (previous_process_running(ws, wp->uuid)) {
+                /* Its volatile state and its lock must be released first. */
+                w->waiting = true;
+                return;
+        }
+        r = vtpm_state_prepare(ws->state, wp->uuid, c->auto_create, c->default_family, wp->domid, wp->devid, &keys);
+        if (r == -EBUSY) {
+                worker_retry_busy(w);
+                return;
+        }
+        if (r == -ENOENT && !c->auto_create) {
+                /* libxl invents a random UUID per boot when none is configured: never a fresh vTPM silently. */
+                char why[160];
+                worker_unknown_vtpm_message(wp->uuid, why, sizeof(why));
+                worker_log(w, LOG_ERR, "%s", why);
+                worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = r, .detail = why,
+                                                 .detail_code = ENOENT });
+                return;
+        }
+        if (r < 0) {
+                worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = r });
+                return;
+        }
+        /* Resume from saved volatile state only when the guest must not see a
+         * reset: a daemon restart re-attaching, or a frontend resume. */
+        restore = keys.vol_seq != 0 && (wp->quiet || wp->resume);
+        w->params.resume = false;
+        if (keys.vol_seq != 0 && !restore) {
+                /* A fresh power-on: the worker discards the saved volatile state
+                 * before anything else, even if it then fails to map the ring. */
+                vtpm_state_volatile_consumed(ws->state, wp->uuid);
+                vtpm_state_changed(ws->state);
+        }
+
+        r = uid_alloc(ws, &uid);
+        if (r < 0)
+                r = worker_log_errno(w, LOG_ERR, r, "No uid left for a worker in WorkerIDs=%u-%u", c->worker_id_first,
+                                     c->worker_id_last);
+        else {
+                r = spawn_process(ws, &pid, &fd_parent);
+                if (r < 0)
+                        r = worker_log_errno(w, LOG_ERR, r, "Failed to start worker %s", c->worker_path);
+        }
+        if (r >= 0) {
+                p = calloc(1, sizeof(*p));
+                if (!p) {
+                        (void) kill(pid, SIGKILL);
+                        (void) waitpid(pid, NULL, 0);
+                        r = worker_log_errno(w, LOG_ERR, -ENOMEM, "Failed to start worker %s", c->worker_path);
+                }
+        }
+        if (r < 0) {
+                vtpm_keys_done(&keys);
+                worker_fail(w, &(WorkerFailure){ .logged = true, .error = r });
+                return;
+        }
+        *p = (Process){ .workers = ws, .owner = w, .pid = pid, .fd = TAKE_FD(fd_parent), .uid = uid };
+        memcpy(p->uuid, wp->uuid, sizeof(p->uuid));
+        p->next = ws->processes;
+        ws->processes = p;
+        w->process = p;
+
+        r = sd_event_add_child(ws->event, &p->child_source, pid, WEXITED, process_exit_cb, p);
+        if (r >= 0)
+                r = sd_event_add_io(ws->event, &p->io_source, p->fd, EPOLLIN, process_io_cb, p);
+        if (r < 0) {
+                worker_log_errno(w, LOG_ERR, r, "Failed to watch worker");
+                (void) kill(pid, SIGKILL);
+                (void) waitpid(pid, NULL, 0);
+                process_free(p);
+                vtpm_keys_done(&keys);
+                worker_fail(w, &(WorkerFailure){ .logged = true, .error = r });
+                return;
+        }
+
+        m.start = (IpcStart){
+                .domid = wp->domid,
+                .devid = wp->devid,
+                .ring_ref = wp->ring_ref,
+                .evtchn_port = wp->evtchn,
+                .family = keys.family,
+                .flags = IPC_START_DURABLE | (c->trace ? IPC_START_TRACE : 0) |
+                         (restore ? IPC_START_RESTORE_VOLATILE
+                                  : (keys.family == TPM_FAMILY_2_0 ? IPC_START_TPM_STARTUP : 0)),
+                .min_perm_seq = keys.min_perm_seq,
+                .vol_seq = restore ? keys.vol_seq : 0,
+                .uid = uid,
+                .gid = uid ? c->worker_id_first : 0,
+                .memory_max = c->worker_memory_max,
+        };
+        memcpy(m.start.uuid, wp->uuid, sizeof(m.start.uuid));
+        memcpy(m.start.data_key, keys.data_key, sizeof(m.start.data_key));
+        snprintf(m.start.platform, sizeof(m.start.platform), "%s", c->platform_spec);
+        r = process_send_start(p, &m, keys.dir_fd);
+        crypto_wipe(&m, sizeof(m));
+        vtpm_keys_done(&keys);
+        if (r < 0) {
+                worker_log_errno(w, LOG_ERR, r, "Failed to send parameters to worker");
+                /* its exit is a crash: the back-off restarts it */
+                (void) kill(pid, SIGKILL);
+                return;
+        }
+        worker_log(w, LOG_DEBUG, "Started worker pid %d for ring-ref %u port %u%s", (int) pid, wp->ring_ref,
+                   wp->evtchn, restore ? ", resuming saved volatile state" : "");
+}
+
+/* ---- the device driver's operations ---- */
+
+static int ops_start(void *ctx, const WorkerParams *params, const WorkerEvents *events, void *userdata,
+                     Worker **ret) {
+        Workers *ws = ctx;
+        Worker *w = calloc(1, sizeof(*w));
+
+        if (!w)
+                return -ENOMEM;
+        *w = (Worker){
+                .workers = ws,
+                .params = *params,
+                .events = events,
+                .userdata = userdata,
+                .log_limit = RATELIMIT_INIT(10ull * 1000000000ull, 10),
+        };
+        w->next = ws->workers;
+        ws->workers = w;
+        /* Its owner may hear of a failure before this returns. */
+        *ret = w;
+        worker_spawn(w);
+        return 0;
+}
+
+static void worker_unlink(Worker *w) {
+        for (Worker **q = &w->workers->workers; *q; q = &(*q)->next)
+                if (*q == w) {
+                        *q = w->next;
+                        break;
+                }
+}
+
+static Worker *ops_stop(Worker *w, IpcStopMode mode) {
+        if (!w)
+                return NULL;
+        w->retry_source = sd_event_source_disable_unref(w->retry_source);
+        if (w->process)
+                process_stop(w->process, mode);
+        worker_unlink(w);
+        free(w);
+        return NULL;
+}
+
+static void ops_request_stats(Worker *w) {
+        IpcMsg m = { .type = IPC_STATS_REQ };
+
+        if (w && w->process && w->process->ready)
+                (void) process_send(w->process, &m);
+}
+
+const WorkerOps workers_ops = {
+        .start = ops_start,
+        .stop = ops_stop,
+        .request_stats = ops_request_stats,
+};
+
+/* ---- all of them ---- */
+
+int workers_new(const VtpmdConfig *c, sd_event *event, VtpmState *state, Workers **ret) {
+        Workers *ws = calloc(1, sizeof(*ws));
+
+        if (!ws)
+                return -ENOMEM;
+        *ws = (Workers){ .config = c, .event = event, .state = state, .fork_server_fd = -1 };
+        *ret = ws;
+        return 0;
+}
+
+Workers *workers_free(Workers *ws) {
+        if (!ws)
+                return NULL;
+        fork_server_stop(ws); /* it exits on EOF anyway */
+        ws->fork_server_source = sd_event_source_unref(ws->fork_server_source);
+        while (ws->workers) {
+                Worker *w = ws->workers;
+                ws->workers = w->next;
+                sd_event_source_disable_unref(w->retry_source);
+                free(w);
+        }
+        while (ws->processes) {
+                ws->processes->owner = NULL;
+                process_free(ws->processes);
+        }
+        free(ws);
+        return NULL;
+}
+
+void workers_stop_all(Workers *ws, IpcStopMode mode) {
+        ws->stopping_all = true;
+        for (Process *p = ws->processes; p; p = p->next)
+                process_stop(p, mode);
+}
+
+void workers_kill_all(Workers *ws) {
+        for (Process *p = ws->processes; p; p = p->next) {
+                log_msg(LOG_WARNING, "Worker pid %d did not stop in time, killing it", (int) p->pid);
+                (void) kill(p->pid, SIGKILL);
+        }
+}
+
+bool workers_idle(Workers *ws) {
+        return !ws->processes;
+}
