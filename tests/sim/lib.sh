@@ -25,8 +25,10 @@ trap cleanup EXIT
 
 ok() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
-# skip "description # why": a check that cannot run here; neither a pass nor a failure.
-skip() { SKIPPED=$((SKIPPED + 1)); echo "skip $*"; }
+# skip "description # why": a check that cannot run here; neither a pass nor a
+# failure, but the whole test ends as skipped (exit 77, meson's SKIP) unless
+# another check failed. The reason goes to stderr.
+skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP $*" >&2; }
 
 # check "description" command...: runs the command, records the result.
 check() {
@@ -61,7 +63,9 @@ worker_pids() { vtpmd_children | awk '$NF != "--fork-server" {print $1}'; }
 fork_server_pid() { vtpmd_children | awk '$NF == "--fork-server" {print $1}'; }
 n_workers() { worker_pids | wc -l; }
 
+# The test's last command: 1 if a check failed, else 77 if one was skipped, else 0.
 finish() {
-	echo "$PASSED passed, $FAILED failed$([ "$SKIPPED" -eq 0 ] || echo ", $SKIPPED skipped")"
-	[ "$FAILED" -eq 0 ]
+	echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+	[ "$FAILED" -eq 0 ] || return 1
+	[ "$SKIPPED" -eq 0 ] || return 77
 }

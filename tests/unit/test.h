@@ -16,7 +16,7 @@
  * calls deep (by longjmp: the frames it leaves run no cleanups, so keep what
  * they hold where the case's own set-up frees it), and test_run_child() runs
  * a function in a forked child whose ASSERTs and TEST_SKIPs count for the
- * case (for rlimits, namespaces and confinement the test must not keep).
+ * case (ASSERT_CHILD) (for rlimits, namespaces and confinement the test must not keep).
  */
 #pragma once
 
@@ -83,6 +83,12 @@ __attribute__((noreturn)) void test_abort_(void);
  * ASSERT or REQUIRE there fails the case, a TEST_SKIP skips it. 0 when the
  * child passed, -1 otherwise (the case is then already marked). */
 int test_run_child(void (*fn)(void *arg), void *arg);
+/* The same in a case: it ends here unless the child passed. */
+#define ASSERT_CHILD(fn, arg)                                                     \
+        do {                                                                      \
+                if (test_run_child((fn), (arg)) < 0)                              \
+                        return;                                                   \
+        } while (0)
 
 #define ASSERT_TRUE(x)                                                            \
         do {                                                                      \
