@@ -6,26 +6,13 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "testlib.h"
 #include "tpm-client.h"
 #include "tpm.h"
 #include "util.h"
 
 int tpm_client_connect(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
-
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        return fd;
+        return unix_connect(path);
 }
 
 static int read_full(int fd, uint8_t *buf, size_t n) {

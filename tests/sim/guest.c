@@ -47,6 +47,7 @@
 #include <unistd.h>
 #include <xenstore.h>
 
+#include "../common/testlib.h"
 #include "evtchn.h"
 #include "gnttab.h"
 #include "guest-chip.h"
@@ -152,12 +153,6 @@ void guest_log(const char *fmt, ...) {
         fputc('\n', log_file);
         fflush(log_file);
         funlockfile(log_file);
-}
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
 }
 
 /* ---- files for the launcher and tests ---------------------------------- */
@@ -935,15 +930,11 @@ static void *io_thread(void *arg) {
 }
 
 static int listen_unix(const char *path, int *ret) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -1;
+        struct sockaddr_un sa;
+        _cleanup_close_ int fd = unix_socket_for(path, &sa);
 
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
-                return negative_errno();
+                return fd;
         (void) unlink(path);
         if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 16) < 0)
                 return negative_errno();

@@ -36,6 +36,7 @@
 #include <unistd.h>
 #include <xenstore.h>
 
+#include "../common/testlib.h"
 #include "evtchn.h"
 #include "gnttab.h"
 #include "parse.h"
@@ -74,12 +75,6 @@ static struct {
 } H;
 
 /* ---- helpers ---- */
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
 
 static uint64_t now_us(void) {
         struct timespec ts;

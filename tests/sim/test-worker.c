@@ -24,6 +24,7 @@
 #include <sys/wait.h>
 #include <time.h>
 
+#include "../common/testlib.h"
 #include "evtchn.h"
 #include "gnttab.h"
 #include "crypto.h"
@@ -113,12 +114,6 @@ static void cleanup(void) {
         memcpy(sim_dir, SIM_DIR_TEMPLATE, sizeof(sim_dir));
         memcpy(state_root, STATE_ROOT_TEMPLATE, sizeof(state_root));
         memcpy(tmpfs_dir, TMPFS_DIR_TEMPLATE, sizeof(tmpfs_dir));
-}
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
 }
 
 static void pause_1ms(void) {
