@@ -15,6 +15,14 @@ int tpm_client_connect(const char *path) {
         return unix_connect(path);
 }
 
+int tpm_client_open(const char *prog, const char *path) {
+        int fd = unix_connect(path);
+
+        if (fd < 0)
+                fprintf(stderr, "%s: connect %s: %s\n", prog, path, strerror(-fd));
+        return fd;
+}
+
 static int read_full(int fd, uint8_t *buf, size_t n) {
         while (n > 0) {
                 ssize_t k = read(fd, buf, n);

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "statefile-offsets.h"
 #include "statestore.h"
 #include "test.h"
 #include "util.h"
@@ -24,13 +25,6 @@
 #define MARKER "VTPMD-PLAINTEXT-MARKER-7f3a9c"
 
 /* Header offsets, as documented in statefile.h */
-#define OFF_VERSION 8
-#define OFF_KIND 10
-#define OFF_FLAGS 12
-#define OFF_SEQ 16
-#define OFF_UUID 24
-#define OFF_NONCE 40
-#define OFF_LENGTH 52
 
 static const uint8_t key1[CRYPTO_KEY_SIZE] = { 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
                                                17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32 };
