@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
-# Shared helpers for the simulated-host test scripts. Source it; it expects
-# VTPM_SIM (the launcher) and TPM_SEND in the environment (meson sets them).
+# Shared helpers for the simulated-host test scripts. Source it; the scripts
+# that start a simulated host expect VTPM_SIM (the launcher) and TPM_SEND in
+# the environment (meson sets them).
 set -u
 
 SIMDIR=$(mktemp -d /tmp/vtpm-test.XXXXXX)
@@ -9,7 +10,7 @@ FAILED=0
 SKIPPED=0
 
 cleanup() {
-	"$VTPM_SIM" stop --dir "$SIMDIR" >/dev/null 2>&1 || true
+	[ -z "${VTPM_SIM:-}" ] || "$VTPM_SIM" stop --dir "$SIMDIR" >/dev/null 2>&1 || true
 	if [ "$FAILED" -ne 0 ] || [ -n "${KEEP_SIMDIR:-}" ]; then
 		echo "# simulation directory kept: $SIMDIR"
 		for f in "$SIMDIR"/*.log; do
