@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "../common/testlib.h"
+#include "../common/tpm-cmd.h"
 #include "evtchn.h"
 #include "gnttab.h"
 #include "crypto.h"
@@ -343,29 +344,6 @@ static void expect_get_random(Guest *g, uint16_t bytes) {
         REQUIRE(tpm_be16(resp + TPM_HEADER_SIZE) == bytes, "GetRandom gave %u bytes", tpm_be16(resp + TPM_HEADER_SIZE));
 }
 
-/* TPM2_CreatePrimary RSA-2048 under the owner hierarchy (15-100 ms of key
- * generation); `unique` makes every key a new one. */
-static size_t build_create_primary(uint8_t *b, uint32_t unique) {
-        static const uint8_t tmpl[] = {
-                0x80, 0x02, 0, 0, 0, 0, 0x00, 0x00, 0x01, 0x31, /* header, size below */
-                0x40, 0x00, 0x00, 0x01,                         /* TPM_RH_OWNER */
-                0x00, 0x00, 0x00, 0x09, 0x40, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, /* empty password */
-                0x00, 0x04, 0x00, 0x00, 0x00, 0x00,             /* inSensitive */
-                0x00, 0x1e,                                     /* inPublic: 30 bytes */
-                0x00, 0x01, 0x00, 0x0b, 0x00, 0x03, 0x00, 0x72, /* RSA, sha256, restricted decrypt key */
-                0x00, 0x00,                                     /* authPolicy */
-                0x00, 0x06, 0x00, 0x80, 0x00, 0x43,             /* AES-128-CFB */
-                0x00, 0x10, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, /* no scheme, 2048 bits, exponent */
-                0x00, 0x04, 0, 0, 0, 0,                         /* unique (4 bytes, below) */
-                0x00, 0x00,                                     /* outsideInfo */
-                0x00, 0x00, 0x00, 0x00,                         /* creationPCR */
-        };
-        memcpy(b, tmpl, sizeof(tmpl));
-        tpm_put_be32(b + 2, sizeof(tmpl));
-        tpm_put_be32(b + sizeof(tmpl) - 10, unique);
-        return sizeof(tmpl);
-}
-
 static void flush_handle(Guest *g, uint32_t handle) {
         uint8_t cmd[14], resp[TPM_MAX_PACKET];
         size_t n;
@@ -381,7 +359,7 @@ static void flush_handle(Guest *g, uint32_t handle) {
 static void submit_long_command(Guest *g, const Child *c, uint32_t unique) {
         uint8_t cmd[TPM_MAX_PACKET];
         uint64_t before = get_stats(c).events;
-        size_t len = build_create_primary(cmd, unique);
+        size_t len = tpmcmd_create_primary(cmd, unique);
         guest_submit(g, cmd, len);
         uint64_t deadline = now_ms() + COMMAND_TIMEOUT_MS;
         while (get_stats(c).events <= before) {
@@ -693,7 +671,6 @@ TEST(bad_start_fails_at_its_stage_and_exits_1) {
 #define TPM2_CC_PCR_EXTEND 0x182u
 #define TPM2_CC_PCR_READ 0x17eu
 #define TPM2_CC_GET_CAPABILITY 0x17au
-#define TPM2_RS_PW 0x40000009u
 #define TPM2_RH_OWNER 0x40000001u
 #define TPM2_CAP_TPM_PROPERTIES 6u
 #define TPM2_PT_LOCKOUT_COUNTER 0x20eu
@@ -706,47 +683,10 @@ static const char nv_marker[NV_SIZE + 1] = "GUEST-SECRET-NV-MARKER-31415926!";
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(DIR *, closedir);
 
-typedef struct Cmd {
-        uint8_t b[TPM_MAX_PACKET];
-        size_t n;
-} Cmd;
-
-static void c_u8(Cmd *c, uint8_t v) {
-        c->b[c->n++] = v;
-}
-static void c_u16(Cmd *c, uint16_t v) {
-        tpm_put_be16(c->b + c->n, v);
-        c->n += 2;
-}
-static void c_u32(Cmd *c, uint32_t v) {
-        tpm_put_be32(c->b + c->n, v);
-        c->n += 4;
-}
-static void c_bytes(Cmd *c, const void *p, size_t n) {
-        memcpy(c->b + c->n, p, n);
-        c->n += n;
-}
-static void c_begin(Cmd *c, uint16_t tag, uint32_t cc) {
-        c->n = 0;
-        c_u16(c, tag);
-        c_u32(c, 0);
-        c_u32(c, cc);
-}
-/* One password session (TPM_RS_PW) as the authorization area. */
-static void c_pw_session(Cmd *c, const char *pw) {
-        size_t len = strlen(pw);
-        c_u32(c, (uint32_t) (4 + 2 + 1 + 2 + len));
-        c_u32(c, TPM2_RS_PW);
-        c_u16(c, 0);
-        c_u8(c, 0);
-        c_u16(c, (uint16_t) len);
-        c_bytes(c, pw, len);
-}
-
 /* Runs a command; TPM_RC_RETRY (the first use of a DA-protected auth sets
  * daUsed, research libtpms-swtpm.md §1.7) is retried like a TSS does. */
-static uint32_t tpm_run(Guest *g, Cmd *c, uint8_t *resp, size_t *ret_len) {
-        tpm_put_be32(c->b + 2, (uint32_t) c->n);
+static uint32_t tpm_run(Guest *g, TpmCmd *c, uint8_t *resp, size_t *ret_len) {
+        tpmcmd_end(c);
         for (int i = 0;; i++) {
                 uint32_t rc = guest_transact(g, c->b, c->n, resp, ret_len);
                 if (rc != TPM2_RC_RETRY || i == 5)
@@ -757,18 +697,18 @@ static uint32_t tpm_run(Guest *g, Cmd *c, uint8_t *resp, size_t *ret_len) {
 static void nv_define(Guest *g) {
         uint8_t resp[TPM_MAX_PACKET];
         size_t n;
-        Cmd c;
-        c_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_NV_DEFINE_SPACE);
-        c_u32(&c, TPM2_RH_OWNER);
-        c_pw_session(&c, "");
-        c_u16(&c, 2);
-        c_bytes(&c, NV_AUTH, 2);
-        c_u16(&c, 14); /* TPM2B_NV_PUBLIC */
-        c_u32(&c, NV_INDEX);
-        c_u16(&c, 0x000b); /* sha256 */
-        c_u32(&c, TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD); /* no NO_DA: DA-protected */
-        c_u16(&c, 0);
-        c_u16(&c, NV_SIZE);
+        TpmCmd c;
+        tpmcmd_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_NV_DEFINE_SPACE);
+        tpmcmd_u32(&c, TPM2_RH_OWNER);
+        tpmcmd_pw_session(&c, "");
+        tpmcmd_u16(&c, 2);
+        tpmcmd_bytes(&c, NV_AUTH, 2);
+        tpmcmd_u16(&c, 14); /* TPM2B_NV_PUBLIC */
+        tpmcmd_u32(&c, NV_INDEX);
+        tpmcmd_u16(&c, 0x000b); /* sha256 */
+        tpmcmd_u32(&c, TPMA_NV_AUTHWRITE | TPMA_NV_AUTHREAD); /* no NO_DA: DA-protected */
+        tpmcmd_u16(&c, 0);
+        tpmcmd_u16(&c, NV_SIZE);
         uint32_t rc = tpm_run(g, &c, resp, &n);
         REQUIRE(rc == 0, "NV_DefineSpace answered 0x%x", rc);
 }
@@ -776,27 +716,27 @@ static void nv_define(Guest *g) {
 static uint32_t nv_write(Guest *g, const char *data) {
         uint8_t resp[TPM_MAX_PACKET];
         size_t n;
-        Cmd c;
-        c_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_NV_WRITE);
-        c_u32(&c, NV_INDEX);
-        c_u32(&c, NV_INDEX);
-        c_pw_session(&c, NV_AUTH);
-        c_u16(&c, NV_SIZE);
-        c_bytes(&c, data, NV_SIZE);
-        c_u16(&c, 0);
+        TpmCmd c;
+        tpmcmd_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_NV_WRITE);
+        tpmcmd_u32(&c, NV_INDEX);
+        tpmcmd_u32(&c, NV_INDEX);
+        tpmcmd_pw_session(&c, NV_AUTH);
+        tpmcmd_u16(&c, NV_SIZE);
+        tpmcmd_bytes(&c, data, NV_SIZE);
+        tpmcmd_u16(&c, 0);
         return tpm_run(g, &c, resp, &n);
 }
 
 static uint32_t nv_read(Guest *g, char out[NV_SIZE + 1]) {
         uint8_t resp[TPM_MAX_PACKET];
         size_t n = 0;
-        Cmd c;
-        c_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_NV_READ);
-        c_u32(&c, NV_INDEX);
-        c_u32(&c, NV_INDEX);
-        c_pw_session(&c, NV_AUTH);
-        c_u16(&c, NV_SIZE);
-        c_u16(&c, 0);
+        TpmCmd c;
+        tpmcmd_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_NV_READ);
+        tpmcmd_u32(&c, NV_INDEX);
+        tpmcmd_u32(&c, NV_INDEX);
+        tpmcmd_pw_session(&c, NV_AUTH);
+        tpmcmd_u16(&c, NV_SIZE);
+        tpmcmd_u16(&c, 0);
         uint32_t rc = tpm_run(g, &c, resp, &n);
         if (rc != 0)
                 return rc;
@@ -817,14 +757,14 @@ static void expect_nv(Guest *g, const char *want) {
 static void pcr_extend(Guest *g, uint8_t fill) {
         uint8_t resp[TPM_MAX_PACKET], digest[32];
         size_t n;
-        Cmd c;
+        TpmCmd c;
         memset(digest, fill, sizeof(digest));
-        c_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_PCR_EXTEND);
-        c_u32(&c, PCR_INDEX);
-        c_pw_session(&c, "");
-        c_u32(&c, 1);
-        c_u16(&c, 0x000b);
-        c_bytes(&c, digest, sizeof(digest));
+        tpmcmd_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_PCR_EXTEND);
+        tpmcmd_u32(&c, PCR_INDEX);
+        tpmcmd_pw_session(&c, "");
+        tpmcmd_u32(&c, 1);
+        tpmcmd_u16(&c, 0x000b);
+        tpmcmd_bytes(&c, digest, sizeof(digest));
         uint32_t rc = tpm_run(g, &c, resp, &n);
         REQUIRE(rc == 0, "PCR_Extend answered 0x%x", rc);
 }
@@ -832,14 +772,14 @@ static void pcr_extend(Guest *g, uint8_t fill) {
 static void pcr_read(Guest *g, uint8_t out[32]) {
         uint8_t resp[TPM_MAX_PACKET];
         size_t n = 0;
-        Cmd c;
-        c_begin(&c, TPM2_ST_NO_SESSIONS, TPM2_CC_PCR_READ);
-        c_u32(&c, 1);
-        c_u16(&c, 0x000b);
-        c_u8(&c, 3);
-        c_u8(&c, 0);
-        c_u8(&c, 0);
-        c_u8(&c, 1u << (PCR_INDEX - 16)); /* PCR 16 */
+        TpmCmd c;
+        tpmcmd_begin(&c, TPM2_ST_NO_SESSIONS, TPM2_CC_PCR_READ);
+        tpmcmd_u32(&c, 1);
+        tpmcmd_u16(&c, 0x000b);
+        tpmcmd_u8(&c, 3);
+        tpmcmd_u8(&c, 0);
+        tpmcmd_u8(&c, 0);
+        tpmcmd_u8(&c, 1u << (PCR_INDEX - 16)); /* PCR 16 */
         uint32_t rc = tpm_run(g, &c, resp, &n);
         REQUIRE(rc == 0, "PCR_Read answered 0x%x", rc);
         /* header, updateCounter, selection (4+6), TPML_DIGEST count, TPM2B size */
@@ -850,11 +790,11 @@ static void pcr_read(Guest *g, uint8_t out[32]) {
 static uint32_t lockout_counter(Guest *g) {
         uint8_t resp[TPM_MAX_PACKET];
         size_t n = 0;
-        Cmd c;
-        c_begin(&c, TPM2_ST_NO_SESSIONS, TPM2_CC_GET_CAPABILITY);
-        c_u32(&c, TPM2_CAP_TPM_PROPERTIES);
-        c_u32(&c, TPM2_PT_LOCKOUT_COUNTER);
-        c_u32(&c, 1);
+        TpmCmd c;
+        tpmcmd_begin(&c, TPM2_ST_NO_SESSIONS, TPM2_CC_GET_CAPABILITY);
+        tpmcmd_u32(&c, TPM2_CAP_TPM_PROPERTIES);
+        tpmcmd_u32(&c, TPM2_PT_LOCKOUT_COUNTER);
+        tpmcmd_u32(&c, 1);
         uint32_t rc = tpm_run(g, &c, resp, &n);
         REQUIRE(rc == 0, "GetCapability answered 0x%x", rc);
         REQUIRE(n >= 27 && tpm_be32(resp + 15) == 1 && tpm_be32(resp + 19) == TPM2_PT_LOCKOUT_COUNTER,
