@@ -255,6 +255,12 @@ static int wait_exit(Child *c, int timeout_ms) {
         return status;
 }
 
+/* Waits for the child to exit with this status. */
+static void expect_exit(Child *c, int code) {
+        int status = wait_exit(c, COMMAND_TIMEOUT_MS);
+        REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == code, "worker status 0x%x, expected exit %d", status, code);
+}
+
 static IpcStats get_stats(const Child *c) {
         IpcMsg m = { .type = IPC_STATS_REQ };
         send_msg(c, &m);
@@ -605,8 +611,7 @@ TEST(stop_reset_answers_stopped_and_exits_0) {
         send_msg(c, &m);
         REQUIRE(recv_msg(c, &m, COMMAND_TIMEOUT_MS) == 1, "EOF instead of STOPPED");
         REQUIRE(m.type == IPC_STOPPED, "expected STOPPED, got %u", m.type);
-        int status = wait_exit(c, COMMAND_TIMEOUT_MS);
-        REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker status 0x%x", status);
+        expect_exit(c, 0);
         printf("  ok   IPC_STOP{RESET} -> IPC_STOPPED, exit 0\n");
 }
 
@@ -617,8 +622,7 @@ TEST(sigterm_answers_stopped_and_exits_0) {
         REQUIRE(kill(c.pid, SIGTERM) == 0, "kill: %m");
         IpcMsg m;
         REQUIRE(recv_msg(&c, &m, COMMAND_TIMEOUT_MS) == 1 && m.type == IPC_STOPPED, "no STOPPED after SIGTERM");
-        int status = wait_exit(&c, COMMAND_TIMEOUT_MS);
-        REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker status 0x%x", status);
+        expect_exit(&c, 0);
         printf("  ok   SIGTERM -> IPC_STOPPED, exit 0\n");
 }
 
@@ -627,8 +631,7 @@ TEST(supervisor_gone_exits_0) {
         Child c = start_worker(g);
         expect_get_random(g, 8);
         c.fd = safe_close(c.fd);
-        int status = wait_exit(&c, COMMAND_TIMEOUT_MS);
-        REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker status 0x%x", status);
+        expect_exit(&c, 0);
         printf("  ok   supervisor gone (EOF on fd 3) -> exit 0\n");
 }
 
@@ -642,8 +645,7 @@ TEST(bad_start_fails_at_its_stage_and_exits_1) {
         IpcMsg m;
         REQUIRE(recv_msg(&c, &m, READY_TIMEOUT_MS) == 1, "EOF instead of FAILED");
         REQUIRE(m.type == IPC_FAILED && m.failed.stage == IPC_STAGE_PARAMS, "expected FAILED{PARAMS}");
-        int status = wait_exit(&c, COMMAND_TIMEOUT_MS);
-        REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 1, "worker status 0x%x", status);
+        expect_exit(&c, 1);
         printf("  ok   invalid IPC_START -> FAILED{PARAMS}, exit 1\n");
 
         /* A grant reference the guest never made. */
@@ -652,8 +654,7 @@ TEST(bad_start_fails_at_its_stage_and_exits_1) {
         REQUIRE(recv_msg(&c, &m, READY_TIMEOUT_MS) == 1, "EOF instead of FAILED");
         REQUIRE(m.type == IPC_FAILED && m.failed.stage == IPC_STAGE_MAP, "expected FAILED{MAP}, got type %u stage %u",
                 m.type, m.failed.stage);
-        status = wait_exit(&c, COMMAND_TIMEOUT_MS);
-        REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 1, "worker status 0x%x", status);
+        expect_exit(&c, 1);
         printf("  ok   unknown ring-ref -> FAILED{MAP} (%s), exit 1\n", strerror(-m.failed.error));
 }
 
@@ -921,8 +922,7 @@ static void stop_with(Child *c, IpcStopMode mode) {
         IpcMsg m = { .type = IPC_STOP, .stop = { .mode = mode } };
         send_msg(c, &m);
         REQUIRE(recv_msg(c, &m, COMMAND_TIMEOUT_MS) == 1 && m.type == IPC_STOPPED, "no STOPPED");
-        int status = wait_exit(c, COMMAND_TIMEOUT_MS);
-        REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker status 0x%x", status);
+        expect_exit(c, 0);
         if (mode == IPC_STOP_SUSPEND)
                 REQUIRE(track.n_vol == vol0 + 1, "SUSPEND reported no durable volatile state");
         else
@@ -980,8 +980,7 @@ TEST(durable_vtpm_survives_daemon_stops_guest_reboots_and_crashes) {
                         unsigned vol0 = track.n_vol;
                         IpcMsg m;
                         REQUIRE(recv_msg(&c, &m, COMMAND_TIMEOUT_MS) == 1 && m.type == IPC_STOPPED, "no STOPPED");
-                        int status = wait_exit(&c, COMMAND_TIMEOUT_MS);
-                        REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0, "worker status 0x%x", status);
+                        expect_exit(&c, 0);
                         REQUIRE(track.n_vol == vol0 + 1, "SIGTERM saved no volatile state");
                 } else
                         stop_with(&c, IPC_STOP_SUSPEND);
@@ -1203,7 +1202,8 @@ TEST(full_disk_fails_the_write_keeps_the_old_state_and_recovers) {
         expect_nv(g, value_b);
         stop_with(&c, IPC_STOP_RESET);
         free(before);
-        printf("  ok   space back: the vTPM re-initialises from permall, the failed write is not there, new writes are durable\n");
+        printf("  ok   space back: the vTPM re-initialises from permall, the failed write is not there, "
+               "new writes are durable\n");
 
         v->dir = statedir_close(v->dir);
         root = stateroot_close(root);

@@ -179,5 +179,6 @@ static inline int simfx_init(SimFx *f, const SimPeerOps *ops, const uint32_t *do
         return f->dom0 ? 0 : -EINVAL;
 }
 /* SIMFX_INIT(&f, &ops, GUEST, OTHER_GUEST): f.peer[0] is GUEST, f.peer[1] OTHER_GUEST. */
-#define SIMFX_INIT(f, ops, ...) \
-        simfx_init((f), (ops), (const uint32_t[]){ __VA_ARGS__ }, sizeof((uint32_t[]){ __VA_ARGS__ }) / sizeof(uint32_t))
+#define SIMFX_INIT(f, ops, ...)                                                                    \
+        simfx_init((f), (ops), (const uint32_t[]){ __VA_ARGS__ },                                   \
+                   sizeof((uint32_t[]){ __VA_ARGS__ }) / sizeof(uint32_t))

@@ -238,11 +238,10 @@ TEST(tpm2_store_sees_permall_writes) {
 }
 
 TEST(tpm2_store_failure_is_an_error_not_a_silent_loss) {
-        CountingStore *c = counting_new();
-        TpmInstance *t = NULL;
+        CountingStore *c;
+        TpmInstance *t = new2(&c);
         TpmCmd cmd, resp;
 
-        ASSERT_OK(tpm_instance_new(TPM_FAMILY_2_0, &c->base, &t));
         ASSERT_OK(tpm_instance_startup(t, NULL));
         c->fail_stores = true;
         build_nv_define(&cmd, 0x01500001);
