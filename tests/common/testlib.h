@@ -1,16 +1,18 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * What the test programs and simulation tools each wrote again: the
- * monotonic clock in milliseconds, a formatted string, an AF_UNIX stream
- * socket for a path. Header-only, so any of them includes it as
+ * monotonic clock in milliseconds, a formatted string, a file replaced
+ * atomically, an AF_UNIX stream socket for a path. Header-only, so any of them includes it as
  * "../common/testlib.h" without linking another library.
  */
 #pragma once
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -40,6 +42,38 @@ __attribute__((format(printf, 1, 2))) static inline char *strprintf(const char *
         s = vstrprintf(fmt, ap);
         va_end(ap);
         return s;
+}
+
+/* Replaces path with data (a string) through a temporary file and rename(), so
+ * that a reader polling for it sees the old content or all of the new. */
+static inline int write_file_atomic(const char *path, const char *data) {
+        size_t len = strlen(data);
+        char *tmp = strprintf("%s.tmp.%d", path, (int) getpid());
+        int fd, r = 0;
+
+        if (!tmp)
+                return -ENOMEM;
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+                r = -errno;
+                free(tmp);
+                return r;
+        }
+        for (size_t off = 0; off < len && r == 0;) {
+                ssize_t n = write(fd, data + off, len - off);
+                if (n < 0)
+                        r = -errno;
+                else
+                        off += (size_t) n;
+        }
+        if (close(fd) < 0 && r == 0)
+                r = -errno;
+        if (r == 0 && rename(tmp, path) < 0)
+                r = -errno;
+        if (r < 0)
+                (void) unlink(tmp);
+        free(tmp);
+        return r;
 }
 
 /* A new stream socket and the address of path for it; the fd or a negative

@@ -157,29 +157,6 @@ void guest_log(const char *fmt, ...) {
 
 /* ---- files for the launcher and tests ---------------------------------- */
 
-static int write_file_atomic(const char *path, const char *content) {
-        _cleanup_free_ char *tmp = NULL;
-        _cleanup_close_ int fd = -1;
-        size_t len = strlen(content);
-
-        if (asprintf(&tmp, "%s.tmp.%d", path, (int) getpid()) < 0)
-                return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0)
-                return negative_errno();
-        if (write(fd, content, len) != (ssize_t) len) {
-                int r = negative_errno();
-                (void) unlink(tmp);
-                return r;
-        }
-        if (rename(tmp, path) < 0) {
-                int r = negative_errno();
-                (void) unlink(tmp);
-                return r;
-        }
-        return 0;
-}
-
 static void report(Guest *g) {
         int fe = g->present ? g->state : (g->seen_state < 0 ? XB_UNKNOWN : g->seen_state);
         int tpm;

@@ -7,6 +7,7 @@
  *   pid=1234 98765           (pid and start time; "0 0": none)
  *   vtpm=0 <uuid> 2.0        (devid, vTPM uuid, family; one line per device)
  */
+#include "../common/testlib.h"
 #include "launcher-state.h"
 
 #include <ctype.h>
@@ -108,30 +109,7 @@ static char *guest_path(const char *dir, const char *name) {
 }
 
 int sim_write_file_atomic(const char *path, const char *data) {
-        _cleanup_free_ char *tmp = NULL;
-        _cleanup_close_ int fd = -1;
-        size_t len = strlen(data);
-
-        if (asprintf(&tmp, "%s.tmp.%d", path, (int) getpid()) < 0)
-                return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0)
-                return negative_errno();
-        for (size_t off = 0; off < len;) {
-                ssize_t n = write(fd, data + off, len - off);
-                if (n < 0) {
-                        int r = negative_errno();
-                        (void) unlink(tmp);
-                        return r;
-                }
-                off += (size_t) n;
-        }
-        if (close(TAKE_FD(fd)) < 0 || rename(tmp, path) < 0) {
-                int r = negative_errno();
-                (void) unlink(tmp);
-                return r;
-        }
-        return 0;
+        return write_file_atomic(path, data);
 }
 
 int sim_guest_save(const char *dir, const SimGuest *g) {

@@ -714,15 +714,20 @@ static void nv_define(Guest *g) {
         REQUIRE(rc == 0, "NV_DefineSpace answered 0x%x", rc);
 }
 
+/* NV_Write and NV_Read of the whole index, authorized by its own password. */
+static void nv_begin(TpmCmd *c, uint32_t cc) {
+        tpmcmd_begin(c, TPM2_ST_SESSIONS, cc);
+        tpmcmd_u32(c, NV_INDEX);
+        tpmcmd_u32(c, NV_INDEX);
+        tpmcmd_pw_session(c, NV_AUTH);
+        tpmcmd_u16(c, NV_SIZE);
+}
+
 static uint32_t nv_write(Guest *g, const char *data) {
         uint8_t resp[TPM_MAX_PACKET];
         size_t n;
         TpmCmd c;
-        tpmcmd_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_NV_WRITE);
-        tpmcmd_u32(&c, NV_INDEX);
-        tpmcmd_u32(&c, NV_INDEX);
-        tpmcmd_pw_session(&c, NV_AUTH);
-        tpmcmd_u16(&c, NV_SIZE);
+        nv_begin(&c, TPM2_CC_NV_WRITE);
         tpmcmd_bytes(&c, data, NV_SIZE);
         tpmcmd_u16(&c, 0);
         return tpm_run(g, &c, resp, &n);
@@ -732,11 +737,7 @@ static uint32_t nv_read(Guest *g, char out[NV_SIZE + 1]) {
         uint8_t resp[TPM_MAX_PACKET];
         size_t n = 0;
         TpmCmd c;
-        tpmcmd_begin(&c, TPM2_ST_SESSIONS, TPM2_CC_NV_READ);
-        tpmcmd_u32(&c, NV_INDEX);
-        tpmcmd_u32(&c, NV_INDEX);
-        tpmcmd_pw_session(&c, NV_AUTH);
-        tpmcmd_u16(&c, NV_SIZE);
+        nv_begin(&c, TPM2_CC_NV_READ);
         tpmcmd_u16(&c, 0);
         uint32_t rc = tpm_run(g, &c, resp, &n);
         if (rc != 0)

@@ -147,6 +147,13 @@ static TpmInstance *new2(CountingStore **ret_store) {
         *ret_store = c;
         return t;
 }
+/* The same, after TPM2_Startup. */
+static TpmInstance *started2(CountingStore **ret_store) {
+        TpmInstance *t = new2(ret_store);
+        if (tpm_instance_startup(t, NULL) < 0)
+                abort();
+        return t;
+}
 static void free_both(TpmInstance *t, CountingStore *c) {
         tpm_instance_free(t);
         tpm_store_free(&c->base);
@@ -187,10 +194,9 @@ TEST(tpm2_only_one_instance_per_process) {
 
 TEST(tpm2_pcr_extend_changes_pcr_read) {
         CountingStore *c;
-        TpmInstance *t = new2(&c);
+        TpmInstance *t = started2(&c);
         TpmCmd cmd, before, after, resp;
 
-        ASSERT_OK(tpm_instance_startup(t, NULL));
         build_pcr_read16(&cmd);
         ASSERT_EQ(run(t, &cmd, &before), 0);
         /* header, updateCounter, selection(10), count, TPM2B size 32, digest */
@@ -239,10 +245,9 @@ TEST(tpm2_store_sees_permall_writes) {
 
 TEST(tpm2_store_failure_is_an_error_not_a_silent_loss) {
         CountingStore *c;
-        TpmInstance *t = new2(&c);
+        TpmInstance *t = started2(&c);
         TpmCmd cmd, resp;
 
-        ASSERT_OK(tpm_instance_startup(t, NULL));
         c->fail_stores = true;
         build_nv_define(&cmd, 0x01500001);
         long long rc = run(t, &cmd, &resp);
@@ -254,10 +259,9 @@ TEST(tpm2_store_failure_is_an_error_not_a_silent_loss) {
 
 TEST(tpm2_buffer_size_is_one_page_minus_tpmif_header) {
         CountingStore *c;
-        TpmInstance *t = new2(&c);
+        TpmInstance *t = started2(&c);
         TpmCmd cmd, resp;
 
-        ASSERT_OK(tpm_instance_startup(t, NULL));
         build_get_cap_sizes(&cmd);
         ASSERT_EQ(run(t, &cmd, &resp), 0);
         ASSERT_EQ(resp.n, 35);
