@@ -38,6 +38,15 @@ static size_t encode_start(uint8_t buf[static IPC_MAX_PACKET]) {
         return ipc_encode(&m, buf);
 }
 
+/* A START whose string field at off (size bytes) holds s instead. */
+static size_t encode_start_with(uint8_t buf[static IPC_MAX_PACKET], size_t off, size_t size, const char *s) {
+        size_t n = encode_start(buf);
+
+        memset(buf + off, 0, size);
+        memcpy(buf + off, s, strlen(s));
+        return n;
+}
+
 static void put_u32(uint8_t *p, uint32_t v) {
         memcpy(p, &v, sizeof(v));
 }
@@ -316,9 +325,7 @@ TEST(reject_start_uuid) {
         size_t n;
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                n = encode_start(buf);
-                memset(buf + OFF_UUID, 0, 37);
-                memcpy(buf + OFF_UUID, bad[i], strlen(bad[i]));
+                n = encode_start_with(buf, OFF_UUID, 37, bad[i]);
                 ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
         }
         /* unterminated: 37 non-NUL bytes */
@@ -338,15 +345,11 @@ TEST(reject_start_platform) {
         size_t n;
 
         for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                n = encode_start(buf);
-                memset(buf + OFF_PLATFORM, 0, 256);
-                memcpy(buf + OFF_PLATFORM, bad[i], strlen(bad[i]));
+                n = encode_start_with(buf, OFF_PLATFORM, 256, bad[i]);
                 ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
         }
         /* "sim:/" itself is a (root) directory */
-        n = encode_start(buf);
-        memset(buf + OFF_PLATFORM, 0, 256);
-        memcpy(buf + OFF_PLATFORM, "sim:/", 5);
+        n = encode_start_with(buf, OFF_PLATFORM, 256, "sim:/");
         ASSERT_OK(ipc_decode(buf, n, &d));
         /* unterminated: 256 non-NUL bytes */
         memset(buf + OFF_PLATFORM, 'a', 256);

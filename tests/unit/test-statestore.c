@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+#include <assert.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -452,19 +453,29 @@ static int tamper_read(Fx *f, const uint8_t *orig, size_t orig_len, size_t off, 
         return r;
 }
 
+/* Writes a permall of n bytes of fill at seq 5; its path and the file's bytes. */
+static int write_permall(Fx *f, size_t n, char fill, char **ret_path, uint8_t **ret_file, size_t *ret_len) {
+        uint8_t payload[256];
+        int r;
+
+        assert(n <= sizeof(payload));
+        memset(payload, fill, n);
+        r = statedir_write(f->a, STATE_KIND_PERMANENT, key1, 5, payload, n);
+        if (r < 0)
+                return r;
+        *ret_path = fx_file(f, "permall");
+        return read_path(*ret_path, ret_file, ret_len);
+}
+
 TEST(tamper_each_header_field) {
         _cleanup_fx_ Fx f;
         _cleanup_free_ char *p = NULL;
         _cleanup_free_ uint8_t *orig = NULL;
         size_t len = 0;
-        uint8_t payload[64];
 
         ASSERT_OK(fx_init(&f));
-        memset(payload, 'p', sizeof(payload));
-        ASSERT_OK(statedir_write(f.a, STATE_KIND_PERMANENT, key1, 5, payload, sizeof(payload)));
-        p = fx_file(&f, "permall");
-        ASSERT_OK(read_path(p, &orig, &len));
-        ASSERT_EQ(len, STATEFILE_OVERHEAD + sizeof(payload));
+        ASSERT_OK(write_permall(&f, 64, 'p', &p, &orig, &len));
+        ASSERT_EQ(len, STATEFILE_OVERHEAD + 64);
 
         for (size_t i = 0; i < STATEFILE_MAGIC_SIZE; i++)
                 ASSERT_ERR(tamper_read(&f, orig, len, i, 0x20, false), -EBADMSG);
@@ -490,13 +501,9 @@ TEST(tamper_each_ciphertext_and_tag_byte) {
         _cleanup_free_ char *p = NULL;
         _cleanup_free_ uint8_t *orig = NULL;
         size_t len = 0;
-        uint8_t payload[48];
 
         ASSERT_OK(fx_init(&f));
-        memset(payload, 'q', sizeof(payload));
-        ASSERT_OK(statedir_write(f.a, STATE_KIND_PERMANENT, key1, 5, payload, sizeof(payload)));
-        p = fx_file(&f, "permall");
-        ASSERT_OK(read_path(p, &orig, &len));
+        ASSERT_OK(write_permall(&f, 48, 'q', &p, &orig, &len));
         for (size_t i = STATEFILE_HEADER_SIZE; i < len; i++)
                 ASSERT_ERR(tamper_read(&f, orig, len, i, 0x80, false), -EKEYREJECTED);
         /* the original, put back, still reads */
@@ -504,7 +511,11 @@ TEST(tamper_each_ciphertext_and_tag_byte) {
         {
                 _cleanup_free_ uint8_t *out = NULL;
                 size_t n;
+                uint8_t payload[48];
+
+                memset(payload, 'q', sizeof(payload));
                 ASSERT_OK(statedir_read(f.a, STATE_KIND_PERMANENT, key1, &out, &n, NULL));
+                ASSERT_EQ(n, sizeof(payload));
                 ASSERT_MEMEQ(out, payload, sizeof(payload));
         }
 }
