@@ -1082,6 +1082,15 @@ static _noreturn_ void usage(int code) {
         exit(code);
 }
 
+/* A number from 1 to max, or the usage message. */
+static uint32_t positive_arg(const char *arg, uint32_t max) {
+        uint32_t v;
+
+        if (parse_u32_max(arg, max, &v) < 0 || v == 0)
+                usage(2);
+        return v;
+}
+
 int main(int argc, char **argv) {
         static const char *const cases[] = {
                 "malformed-headers", "cancel-idle", "page-change",   "flood",       "never-read",   "cpu-hog",
@@ -1113,16 +1122,13 @@ int main(int argc, char **argv) {
                         name = optarg;
                         break;
                 case 'D':
-                        if (parse_u32_max(optarg, 0x7FEF, &domid) < 0 || domid == 0)
-                                usage(2);
+                        domid = positive_arg(optarg, 0x7FEF);
                         break;
                 case 's':
-                        if (parse_u32_max(optarg, 3600, &seconds) < 0 || seconds == 0)
-                                usage(2);
+                        seconds = positive_arg(optarg, 3600);
                         break;
                 case 'n':
-                        if (parse_u32_max(optarg, 100000, &cycles) < 0 || cycles == 0)
-                                usage(2);
+                        cycles = positive_arg(optarg, 100000);
                         break;
                 case 'h':
                         usage(0);
