@@ -37,11 +37,9 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "usage: tpm-rtt SOCKET [COUNT]\n");
                 return 2;
         }
-        fd = tpm_client_connect(argv[1]);
-        if (fd < 0) {
-                fprintf(stderr, "tpm-rtt: connect %s: %s\n", argv[1], strerror(-fd));
+        fd = tpm_client_open("tpm-rtt", argv[1]);
+        if (fd < 0)
                 return 1;
-        }
         len = tpm2_build_get_random(8, cmd, sizeof(cmd));
         t = calloc(count, sizeof(*t));
         if (len < 0 || !t)

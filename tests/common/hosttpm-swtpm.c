@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "testlib.h"
 #include "hosttpm-swtpm.h"
 #include "util.h"
 
@@ -29,12 +30,6 @@ struct HostTpmSim {
         char *tcti;
         pid_t pid;
 };
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
 
 static void pause_ms(long ms) {
         struct timespec ts = { .tv_sec = 0, .tv_nsec = ms * 1000000L };

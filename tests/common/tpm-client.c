@@ -6,25 +6,20 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "testlib.h"
 #include "tpm-client.h"
 #include "tpm.h"
 #include "util.h"
 
 int tpm_client_connect(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
+        return unix_connect(path);
+}
 
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+int tpm_client_open(const char *prog, const char *path) {
+        int fd = unix_connect(path);
+
         if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
+                fprintf(stderr, "%s: connect %s: %s\n", prog, path, strerror(-fd));
         return fd;
 }
 

@@ -7,6 +7,8 @@
 
 /* Connects to a Unix stream socket. Returns the fd or a negative errno. */
 int tpm_client_connect(const char *path);
+/* The same for a command-line tool: on failure says "PROG: connect PATH: why" on stderr. */
+int tpm_client_open(const char *prog, const char *path);
 /* Sends one command and reads one whole response (its size from the header).
  * Returns 0 or a negative errno (-EBADMSG for a malformed response). */
 int tpm_client_transact(int fd, const uint8_t *cmd, size_t len, uint8_t *resp, size_t max, size_t *ret_len);

@@ -21,11 +21,9 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "usage: tpm-send SOCKET HEX [HEX...]\n");
                 return 2;
         }
-        fd = tpm_client_connect(argv[1]);
-        if (fd < 0) {
-                fprintf(stderr, "tpm-send: connect %s: %s\n", argv[1], strerror(-fd));
+        fd = tpm_client_open("tpm-send", argv[1]);
+        if (fd < 0)
                 return 1;
-        }
         for (int a = 2; a < argc; a++) {
                 uint8_t cmd[TPM_MAX_PACKET], resp[TPM_MAX_PACKET];
                 size_t len, rlen;

@@ -10,9 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "ctl.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint8_t *buf;
@@ -24,11 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         char *enc = NULL;
         int r;
 
-        /* an exact-size copy so ASan flags any read past the input */
-        buf = malloc(size ? size : 1);
-        if (!buf)
-                abort();
-        memcpy(buf, data, size);
+        buf = fuzz_copy(data, size);
 
         r = ctl_request_parse(buf, size, &q);
         if (r < 0 && r != -EBADMSG && r != -ENOMEM)

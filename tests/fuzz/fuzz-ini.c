@@ -9,9 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "ini.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         IniError e = { 0 };
@@ -23,11 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (size_t i = 0; i < size; i++)
                 lines += data[i] == '\n';
 
-        /* an exact-size, unterminated copy so ASan flags any read past the end */
-        copy = malloc(size ? size : 1);
-        if (!copy)
-                abort();
-        memcpy(copy, data, size);
+        copy = fuzz_copy(data, size);
         r = ini_parse(copy, size, &ini, &e);
         free(copy);
         if (r < 0) {

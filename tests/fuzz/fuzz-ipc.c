@@ -8,9 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz.h"
 #include "ipc.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         uint8_t *pkt, out[IPC_MAX_PACKET], again[IPC_MAX_PACKET];
@@ -18,11 +17,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size_t n;
         int r;
 
-        /* an exact-size copy so ASan flags any read past the packet */
-        pkt = malloc(size ? size : 1);
-        if (!pkt)
-                abort();
-        memcpy(pkt, data, size);
+        pkt = fuzz_copy(data, size);
         r = ipc_decode(pkt, size, &m);
         free(pkt);
         if (r < 0) {

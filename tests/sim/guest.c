@@ -47,6 +47,7 @@
 #include <unistd.h>
 #include <xenstore.h>
 
+#include "../common/testlib.h"
 #include "evtchn.h"
 #include "gnttab.h"
 #include "guest-chip.h"
@@ -154,36 +155,7 @@ void guest_log(const char *fmt, ...) {
         funlockfile(log_file);
 }
 
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
-
 /* ---- files for the launcher and tests ---------------------------------- */
-
-static int write_file_atomic(const char *path, const char *content) {
-        _cleanup_free_ char *tmp = NULL;
-        _cleanup_close_ int fd = -1;
-        size_t len = strlen(content);
-
-        if (asprintf(&tmp, "%s.tmp.%d", path, (int) getpid()) < 0)
-                return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0)
-                return negative_errno();
-        if (write(fd, content, len) != (ssize_t) len) {
-                int r = negative_errno();
-                (void) unlink(tmp);
-                return r;
-        }
-        if (rename(tmp, path) < 0) {
-                int r = negative_errno();
-                (void) unlink(tmp);
-                return r;
-        }
-        return 0;
-}
 
 static void report(Guest *g) {
         int fe = g->present ? g->state : (g->seen_state < 0 ? XB_UNKNOWN : g->seen_state);
@@ -935,15 +907,11 @@ static void *io_thread(void *arg) {
 }
 
 static int listen_unix(const char *path, int *ret) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -1;
+        struct sockaddr_un sa;
+        _cleanup_close_ int fd = unix_socket_for(path, &sa);
 
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
-                return negative_errno();
+                return fd;
         (void) unlink(path);
         if (bind(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0 || listen(fd, 16) < 0)
                 return negative_errno();

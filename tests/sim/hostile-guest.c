@@ -36,6 +36,8 @@
 #include <unistd.h>
 #include <xenstore.h>
 
+#include "../common/testlib.h"
+#include "../common/tpm-cmd.h"
 #include "evtchn.h"
 #include "gnttab.h"
 #include "parse.h"
@@ -74,12 +76,6 @@ static struct {
 } H;
 
 /* ---- helpers ---- */
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
 
 static uint64_t now_us(void) {
         struct timespec ts;
@@ -509,29 +505,6 @@ static void expect_get_random(uint16_t bytes, const char *what) {
               "%s: GetRandom gave a %zu-byte response", what, n);
 }
 
-/* TPM2_CreatePrimary RSA-2048 storage key under the owner hierarchy; `unique`
- * makes every key a new one, so nothing can be cached. */
-static size_t build_create_primary(uint8_t *b, uint32_t unique) {
-        static const uint8_t tmpl[] = {
-                0x80, 0x02, 0, 0, 0, 0, 0x00, 0x00, 0x01, 0x31, /* header, size below */
-                0x40, 0x00, 0x00, 0x01,                         /* TPM_RH_OWNER */
-                0x00, 0x00, 0x00, 0x09, 0x40, 0x00, 0x00, 0x09, 0x00, 0x00, 0x00, 0x00, 0x00, /* password session, empty */
-                0x00, 0x04, 0x00, 0x00, 0x00, 0x00,             /* inSensitive */
-                0x00, 0x1e,                                     /* inPublic: 30 bytes */
-                0x00, 0x01, 0x00, 0x0b, 0x00, 0x03, 0x00, 0x72, /* RSA, sha256, restricted decrypt */
-                0x00, 0x00,                                     /* authPolicy */
-                0x00, 0x06, 0x00, 0x80, 0x00, 0x43,             /* AES-128-CFB */
-                0x00, 0x10, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, /* no scheme, 2048 bits, default exponent */
-                0x00, 0x04, 0, 0, 0, 0,                         /* unique (4 bytes, below) */
-                0x00, 0x00,                                     /* outsideInfo */
-                0x00, 0x00, 0x00, 0x00,                         /* creationPCR */
-        };
-        memcpy(b, tmpl, sizeof(tmpl));
-        tpm_put_be32(b + 2, sizeof(tmpl));
-        tpm_put_be32(b + sizeof(tmpl) - 10, unique);
-        return sizeof(tmpl);
-}
-
 static void flush_handle(uint32_t handle) {
         uint8_t cmd[14], resp[TPM_MAX_PACKET];
         size_t n;
@@ -715,7 +688,7 @@ static void case_page_change(void) {
         CHECK(getrandom_u32(&base) == 0, "random");
         for (attempt = 1; attempt <= 10; attempt++) {
                 uint8_t cmd[TPM_MAX_PACKET], resp[TPM_MAX_PACKET];
-                size_t len = build_create_primary(cmd, base + (uint32_t) attempt), n = 0;
+                size_t len = tpmcmd_create_primary(cmd, base + (uint32_t) attempt), n = 0;
                 uint64_t deadline = now_ms() + COMMAND_TIMEOUT_MS;
 
                 submit(cmd, len);
@@ -826,7 +799,7 @@ static void case_cpu_hog(unsigned seconds) {
         CHECK(getrandom_u32(&base) == 0, "random");
         while (now_ms() < end && n_lat < ELEMENTSOF(lat)) {
                 uint8_t cmd[TPM_MAX_PACKET], resp[TPM_MAX_PACKET];
-                size_t len = build_create_primary(cmd, base + (uint32_t) n_lat), n = 0;
+                size_t len = tpmcmd_create_primary(cmd, base + (uint32_t) n_lat), n = 0;
                 uint64_t t0 = now_us();
                 uint32_t rc = transact(cmd, len, resp, &n, "CreatePrimary");
                 lat[n_lat++] = now_us() - t0;
@@ -1074,7 +1047,7 @@ static void case_worker_crash(void) {
 
         CHECK(worker > 0, "no worker found");
         CHECK(getrandom_u32(&base) == 0, "random");
-        size_t len = build_create_primary(cmd, base);
+        size_t len = tpmcmd_create_primary(cmd, base);
         submit(cmd, len);
         uint64_t deadline = now_ms() + COMMAND_TIMEOUT_MS;
         while (!tpm_thread_running(worker) && page_state() == TPMIF_STATE_SUBMIT) {
@@ -1109,6 +1082,15 @@ static _noreturn_ void usage(int code) {
         exit(code);
 }
 
+/* A number from 1 to max, or the usage message. */
+static uint32_t positive_arg(const char *arg, uint32_t max) {
+        uint32_t v;
+
+        if (parse_u32_max(arg, max, &v) < 0 || v == 0)
+                usage(2);
+        return v;
+}
+
 int main(int argc, char **argv) {
         static const char *const cases[] = {
                 "malformed-headers", "cancel-idle", "page-change",   "flood",       "never-read",   "cpu-hog",
@@ -1140,16 +1122,13 @@ int main(int argc, char **argv) {
                         name = optarg;
                         break;
                 case 'D':
-                        if (parse_u32_max(optarg, 0x7FEF, &domid) < 0 || domid == 0)
-                                usage(2);
+                        domid = positive_arg(optarg, 0x7FEF);
                         break;
                 case 's':
-                        if (parse_u32_max(optarg, 3600, &seconds) < 0 || seconds == 0)
-                                usage(2);
+                        seconds = positive_arg(optarg, 3600);
                         break;
                 case 'n':
-                        if (parse_u32_max(optarg, 100000, &cycles) < 0 || cycles == 0)
-                                usage(2);
+                        cycles = positive_arg(optarg, 100000);
                         break;
                 case 'h':
                         usage(0);

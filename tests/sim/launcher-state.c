@@ -7,6 +7,7 @@
  *   pid=1234 98765           (pid and start time; "0 0": none)
  *   vtpm=0 <uuid> 2.0        (devid, vTPM uuid, family; one line per device)
  */
+#include "../common/testlib.h"
 #include "launcher-state.h"
 
 #include <ctype.h>
@@ -99,6 +100,14 @@ void sim_guest_remove_vtpm(SimGuest *g, size_t index) {
         g->n_vtpms--;
 }
 
+/* Opens path (NULL: its allocation failed) for reading. */
+static int fopen_read(const char *path, FILE **ret) {
+        if (!path)
+                return -ENOMEM;
+        *ret = fopen(path, "re");
+        return *ret ? 0 : negative_errno();
+}
+
 static char *guest_path(const char *dir, const char *name) {
         char *p;
 
@@ -108,30 +117,7 @@ static char *guest_path(const char *dir, const char *name) {
 }
 
 int sim_write_file_atomic(const char *path, const char *data) {
-        _cleanup_free_ char *tmp = NULL;
-        _cleanup_close_ int fd = -1;
-        size_t len = strlen(data);
-
-        if (asprintf(&tmp, "%s.tmp.%d", path, (int) getpid()) < 0)
-                return -ENOMEM;
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd < 0)
-                return negative_errno();
-        for (size_t off = 0; off < len;) {
-                ssize_t n = write(fd, data + off, len - off);
-                if (n < 0) {
-                        int r = negative_errno();
-                        (void) unlink(tmp);
-                        return r;
-                }
-                off += (size_t) n;
-        }
-        if (close(TAKE_FD(fd)) < 0 || rename(tmp, path) < 0) {
-                int r = negative_errno();
-                (void) unlink(tmp);
-                return r;
-        }
-        return 0;
+        return write_file_atomic(path, data);
 }
 
 int sim_guest_save(const char *dir, const SimGuest *g) {
@@ -163,15 +149,14 @@ int sim_guest_load(const char *dir, const char *name, SimGuest **ret) {
         _cleanup_fclose_ FILE *f = NULL;
         size_t cap = 0;
         bool have_uuid = false;
+        int r;
 
         if (!sim_name_valid(name))
                 return -EINVAL;
         path = guest_path(dir, name);
-        if (!path)
-                return -ENOMEM;
-        f = fopen(path, "re");
-        if (!f)
-                return negative_errno();
+        r = fopen_read(path, &f);
+        if (r < 0)
+                return r;
         g = calloc(1, sizeof(*g));
         if (!g)
                 return -ENOMEM;
@@ -277,12 +262,11 @@ int sim_proc_load(const char *dir, const char *key, SimProc *ret) {
         _cleanup_fclose_ FILE *f = NULL;
         int pid;
         unsigned long long st;
+        int r;
 
-        if (!p)
-                return -ENOMEM;
-        f = fopen(p, "re");
-        if (!f)
-                return negative_errno();
+        r = fopen_read(p, &f);
+        if (r < 0)
+                return r;
         if (fscanf(f, "%d %llu", &pid, &st) != 2 || pid < 0)
                 return -EBADMSG;
         *ret = (SimProc) { .pid = pid, .starttime = st };
@@ -303,12 +287,11 @@ int sim_u32_load(const char *dir, const char *key, uint32_t *ret) {
         _cleanup_free_ char *p = key_path(dir, key);
         _cleanup_fclose_ FILE *f = NULL;
         char buf[32] = "";
+        int r;
 
-        if (!p)
-                return -ENOMEM;
-        f = fopen(p, "re");
-        if (!f)
-                return negative_errno();
+        r = fopen_read(p, &f);
+        if (r < 0)
+                return r;
         if (!fgets(buf, sizeof(buf), f))
                 return -EBADMSG;
         buf[strcspn(buf, "\n")] = '\0';
@@ -370,12 +353,11 @@ int sim_str_load(const char *dir, const char *key, char **ret) {
         _cleanup_free_ char *p = key_path(dir, key), *line = NULL;
         _cleanup_fclose_ FILE *f = NULL;
         size_t cap = 0;
+        int r;
 
-        if (!p)
-                return -ENOMEM;
-        f = fopen(p, "re");
-        if (!f)
-                return negative_errno();
+        r = fopen_read(p, &f);
+        if (r < 0)
+                return r;
         if (getline(&line, &cap, f) < 0)
                 return -EBADMSG;
         line[strcspn(line, "\n")] = '\0';
@@ -406,12 +388,11 @@ int sim_strv_load(const char *dir, const char *key, char ***ret) {
         _cleanup_fclose_ FILE *f = NULL;
         char **l = NULL;
         size_t cap = 0, n = 0;
+        int r;
 
-        if (!p)
-                return -ENOMEM;
-        f = fopen(p, "re");
-        if (!f)
-                return negative_errno();
+        r = fopen_read(p, &f);
+        if (r < 0)
+                return r;
         l = calloc(1, sizeof(*l));
         if (!l)
                 return -ENOMEM;

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: BSD-3-Clause
-# Shared helpers for the simulated-host test scripts. Source it; it expects
-# VTPM_SIM (the launcher) and TPM_SEND in the environment (meson sets them).
+# Shared helpers for the simulated-host test scripts. Source it; the scripts
+# that start a simulated host expect VTPM_SIM (the launcher) and TPM_SEND in
+# the environment (meson sets them).
 set -u
 
 SIMDIR=$(mktemp -d /tmp/vtpm-test.XXXXXX)
@@ -9,7 +10,7 @@ FAILED=0
 SKIPPED=0
 
 cleanup() {
-	"$VTPM_SIM" stop --dir "$SIMDIR" >/dev/null 2>&1 || true
+	[ -z "${VTPM_SIM:-}" ] || "$VTPM_SIM" stop --dir "$SIMDIR" >/dev/null 2>&1 || true
 	if [ "$FAILED" -ne 0 ] || [ -n "${KEEP_SIMDIR:-}" ]; then
 		echo "# simulation directory kept: $SIMDIR"
 		for f in "$SIMDIR"/*.log; do
@@ -25,8 +26,10 @@ trap cleanup EXIT
 
 ok() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
-# skip "description # why": a check that cannot run here; neither a pass nor a failure.
-skip() { SKIPPED=$((SKIPPED + 1)); echo "skip $*"; }
+# skip "description # why": a check that cannot run here; neither a pass nor a
+# failure, but the whole test ends as skipped (exit 77, meson's SKIP) unless
+# another check failed. The reason goes to stderr.
+skip() { SKIPPED=$((SKIPPED + 1)); echo "SKIP $*" >&2; }
 
 # check "description" command...: runs the command, records the result.
 check() {
@@ -61,7 +64,9 @@ worker_pids() { vtpmd_children | awk '$NF != "--fork-server" {print $1}'; }
 fork_server_pid() { vtpmd_children | awk '$NF == "--fork-server" {print $1}'; }
 n_workers() { worker_pids | wc -l; }
 
+# The test's last command: 1 if a check failed, else 77 if one was skipped, else 0.
 finish() {
-	echo "$PASSED passed, $FAILED failed$([ "$SKIPPED" -eq 0 ] || echo ", $SKIPPED skipped")"
-	[ "$FAILED" -eq 0 ]
+	echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+	[ "$FAILED" -eq 0 ] || return 1
+	[ "$SKIPPED" -eq 0 ] || return 77
 }

@@ -24,6 +24,7 @@
 #include <unistd.h>
 #include <xenstore.h>
 
+#include "../common/testlib.h"
 #include "evtchn.h"
 #include "gnttab.h"
 #include "platform.h"
@@ -51,12 +52,6 @@ typedef struct Fx {
         uint32_t ref, remote_port, port;
         bool bound;
 } Fx;
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
 
 static void pause_ms(unsigned ms) {
         struct timespec ts = { .tv_sec = 0, .tv_nsec = (long) ms * 1000000L };
@@ -463,19 +458,10 @@ static bool fx_connect(Fx *fx) {
 }
 
 static int connect_unix(Fx *fx, const char *name) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        int fd;
+        char path[PATH_MAX];
 
-        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/%s", fx->dir, name);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
-                int r = -errno;
-                close(fd);
-                return r;
-        }
-        return fd;
+        snprintf(path, sizeof(path), "%s/%s", fx->dir, name);
+        return unix_connect(path);
 }
 
 /* Reads exactly n bytes, or fewer if the peer closes; -ETIMEDOUT at the deadline. */

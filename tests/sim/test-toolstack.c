@@ -15,6 +15,7 @@
 #include <time.h>
 #include <xenstore.h>
 
+#include "../common/testlib.h"
 #include "test.h"
 #include "toolstack.h"
 #include "util.h"
@@ -41,12 +42,6 @@ typedef struct Env {
         char *tslog_buf;
         size_t tslog_len;
 } Env;
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
 
 static void tick(void) {
         struct timespec ts = { .tv_nsec = 5 * 1000 * 1000 };

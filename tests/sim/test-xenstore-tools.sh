@@ -11,14 +11,13 @@ for t in xenstore-write xenstore-read xenstore-ls xenstore-rm xenstore-chmod \
 	command -v "$t" >/dev/null || { echo "missing $t (install xenstore-utils)"; exit 1; }
 done
 
-DIR=$(mktemp -d /tmp/test-xenstore-tools.XXXXXX)
-PASSED=0
-FAILED=0
+. "$(dirname "$0")/lib.sh"
+DIR=$SIMDIR
 WATCH_PID=
 
 alive() { [ -d "/proc/$1" ] && ! grep -q '^State:.*[ZX]' "/proc/$1/status" 2>/dev/null; }
 
-cleanup() {
+on_exit() {
 	[ -n "$WATCH_PID" ] && kill "$WATCH_PID" 2>/dev/null
 	if [ -f "$DIR/pid" ]; then
 		local pid deadline
@@ -31,12 +30,9 @@ cleanup() {
 	if [ "$FAILED" -ne 0 ]; then
 		echo "# daemon log:"; sed 's/^/#   /' "$DIR/log" 2>/dev/null | tail -n 30
 	fi
-	rm -rf "$DIR"
+	cleanup
 }
-trap cleanup EXIT
-
-ok() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
-fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
+trap on_exit EXIT
 
 # expect "description" "expected output" command...
 expect() {
@@ -47,18 +43,9 @@ expect() {
 		fail "$what"; echo "#   expected: $(printf '%q' "$want")"; echo "#   got:      $(printf '%q' "$got")"
 	fi
 }
+# check/check_not "description" command...: its output is not the test's.
 check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else fail "$what"; fi; }
 check_not() { local what=$1; shift; if "$@" >/dev/null 2>&1; then fail "$what"; else ok "$what"; fi; }
-
-# wait_for SECONDS command...: polls until the command succeeds or the deadline passes.
-wait_for() {
-	local deadline=$(($(date +%s%N) + $1 * 1000000000))
-	shift
-	until "$@" >/dev/null 2>&1; do
-		[ "$(date +%s%N)" -lt "$deadline" ] || return 1
-		sleep 0.05
-	done
-}
 
 if ! "$VTPM_XENSTORED" --dir "$DIR" --log "$DIR/log" --daemon --pidfile "$DIR/pid"; then
 	echo "FAIL daemon did not start"; exit 1
@@ -104,5 +91,4 @@ else
 	fail "watch: no initial event"
 fi
 
-echo "$PASSED passed, $FAILED failed"
-[ "$FAILED" -eq 0 ]
+finish

@@ -3,6 +3,7 @@
  * libxl's vtpm choreography on the simulated host. Function names point at the
  * libxl function each one models (Xen RELEASE-4.17.0, tools/libs/light).
  */
+#include "../common/testlib.h"
 #include "toolstack.h"
 
 #include <errno.h>
@@ -39,23 +40,7 @@ _printf_(2, 3) static void ts_error(Toolstack *t, const char *fmt, ...) {
         fflush(f);
 }
 
-_printf_(1, 2) static char *pathf(const char *fmt, ...) {
-        va_list ap;
-        char *s;
-        int r;
-
-        va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
-        va_end(ap);
-        return r < 0 ? NULL : s;
-}
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
+#define pathf strprintf
 
 int toolstack_timeout_scale_from_env(double *ret) {
         const char *e = getenv("VTPM_SIM_TIMEOUT_SCALE");

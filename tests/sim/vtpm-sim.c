@@ -50,6 +50,7 @@
 #include <unistd.h>
 #include <xenstore.h>
 
+#include "../common/testlib.h"
 #include "launcher-state.h"
 #include "parse.h"
 #include "toolstack.h"
@@ -103,23 +104,15 @@ static const char *state_name(int s) {
 _printf_(1, 2) static char *xasprintf(const char *fmt, ...) {
         va_list ap;
         char *s;
-        int r;
 
         va_start(ap, fmt);
-        r = vasprintf(&s, fmt, ap);
+        s = vstrprintf(fmt, ap);
         va_end(ap);
-        if (r < 0) {
+        if (!s) {
                 fputs("vtpm-sim: out of memory\n", stderr);
                 exit(1);
         }
         return s;
-}
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
 }
 
 /* The condition loops below re-check every 10 ms until their deadline. */

@@ -272,15 +272,11 @@ struct XsTx {
 };
 
 int xsdb_new(XsDb **ret) {
-        XsDb *db = calloc(1, sizeof(*db));
+        _cleanup_free_ XsDb *db = calloc(1, sizeof(*db));
 
-        if (!db)
+        if (!db || map_init(&db->nodes) < 0)
                 return -ENOMEM;
-        if (map_init(&db->nodes) < 0) {
-                free(db);
-                return -ENOMEM;
-        }
-        *ret = db;
+        *ret = TAKE_PTR(db);
         return 0;
 }
 

@@ -26,6 +26,7 @@
 #include <sys/un.h>
 #include <time.h>
 
+#include "../common/testlib.h"
 #include "util.h"
 #include "xenstored-db.h"
 #include "xs-wire.h"
@@ -1540,15 +1541,11 @@ static int setup_tree(void) {
 
 /* Refuses to steal the socket of a daemon that is still answering. */
 static int check_not_running(const char *path) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        _cleanup_close_ int fd = -1;
+        struct sockaddr_un sa;
+        _cleanup_close_ int fd = unix_socket_for(path, &sa);
 
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (fd < 0)
-                return -errno;
+                return fd;
         if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0)
                 return -EADDRINUSE;
         return 0;

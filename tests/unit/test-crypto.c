@@ -4,6 +4,7 @@
 
 #include "crypto.h"
 #include "test.h"
+#include "util.h"
 
 static void unhex(const char *s, uint8_t *out) {
         for (size_t i = 0; s[2 * i]; i++) {
@@ -86,31 +87,27 @@ TEST(gcm_rejects_every_modified_byte) {
         Tc16 t = tc16();
         uint8_t pt[60];
 
-        for (size_t i = 0; i < sizeof(t.ct); i++) {
-                t.ct[i] ^= 0x01;
-                memset(pt, 0xee, sizeof(pt));
-                ASSERT_ERR(crypto_aead_decrypt(t.key, t.iv, t.aad, sizeof(t.aad), t.ct, sizeof(t.ct), t.tag, pt),
-                           -EKEYREJECTED);
-                t.ct[i] ^= 0x01;
-        }
-        for (size_t i = 0; i < sizeof(t.tag); i++) {
-                t.tag[i] ^= 0x80;
-                ASSERT_ERR(crypto_aead_decrypt(t.key, t.iv, t.aad, sizeof(t.aad), t.ct, sizeof(t.ct), t.tag, pt),
-                           -EKEYREJECTED);
-                t.tag[i] ^= 0x80;
-        }
-        for (size_t i = 0; i < sizeof(t.aad); i++) {
-                t.aad[i] ^= 0x10;
-                ASSERT_ERR(crypto_aead_decrypt(t.key, t.iv, t.aad, sizeof(t.aad), t.ct, sizeof(t.ct), t.tag, pt),
-                           -EKEYREJECTED);
-                t.aad[i] ^= 0x10;
-        }
-        for (size_t i = 0; i < sizeof(t.iv); i++) {
-                t.iv[i] ^= 0x02;
-                ASSERT_ERR(crypto_aead_decrypt(t.key, t.iv, t.aad, sizeof(t.aad), t.ct, sizeof(t.ct), t.tag, pt),
-                           -EKEYREJECTED);
-                t.iv[i] ^= 0x02;
-        }
+        /* Every byte of each input, flipped by its own mask. */
+        const struct {
+                uint8_t *p;
+                size_t n;
+                uint8_t mask;
+        } inputs[] = {
+                { t.ct, sizeof(t.ct), 0x01 },
+                { t.tag, sizeof(t.tag), 0x80 },
+                { t.aad, sizeof(t.aad), 0x10 },
+                { t.iv, sizeof(t.iv), 0x02 },
+        };
+
+        for (size_t k = 0; k < ELEMENTSOF(inputs); k++)
+                for (size_t i = 0; i < inputs[k].n; i++) {
+                        inputs[k].p[i] ^= inputs[k].mask;
+                        memset(pt, 0xee, sizeof(pt));
+                        ASSERT_ERR(crypto_aead_decrypt(t.key, t.iv, t.aad, sizeof(t.aad), t.ct, sizeof(t.ct), t.tag,
+                                                       pt),
+                                   -EKEYREJECTED);
+                        inputs[k].p[i] ^= inputs[k].mask;
+                }
         /* shorter AAD or ciphertext */
         ASSERT_ERR(crypto_aead_decrypt(t.key, t.iv, t.aad, sizeof(t.aad) - 1, t.ct, sizeof(t.ct), t.tag, pt),
                    -EKEYREJECTED);

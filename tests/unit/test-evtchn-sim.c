@@ -6,14 +6,10 @@
  * notify returns), so "not delivered" is checked right after a pipe round
  * trip, without waiting.
  */
-#include <fcntl.h>
-#include <ftw.h>
 #include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,110 +71,55 @@ enum {
         OP_CLOSE,    /* close the handle */
 };
 
-typedef struct Peer {
-        pid_t pid;
-        int cmd;
-        int rep;
-} Peer;
+static Evtchn *peer_evtchn; /* in a peer's process */
 
-static void peer_serve(const char *simdir, uint32_t domid, int cmd, int rep) {
-        SimDir d;
-        snprintf(d.path, sizeof(d.path), "%s", simdir);
-        Platform *p = plat(&d, domid);
-        Evtchn *e = NULL;
-        if (!p || evtchn_open(p, &e) < 0)
-                _exit(2);
-        int32_t m[3];
-        while (read(cmd, m, sizeof(m)) == (ssize_t) sizeof(m)) {
-                uint32_t port = 0;
-                int32_t r;
-                switch (m[0]) {
-                case OP_ALLOC:
-                        r = evtchn_bind_unbound(e, (uint32_t) m[1], &port);
-                        break;
-                case OP_BIND:
-                        r = evtchn_bind_interdomain(e, (uint32_t) m[1], (uint32_t) m[2], &port);
-                        break;
-                case OP_NOTIFY:
-                        r = evtchn_notify(e, (uint32_t) m[1]);
-                        break;
-                case OP_WAIT:
-                        r = wait_event(e, m[1], &port);
-                        break;
-                case OP_PENDING:
-                        r = evtchn_pending(e, &port);
-                        break;
-                case OP_UNMASK:
-                        r = evtchn_unmask(e, (uint32_t) m[1]);
-                        break;
-                case OP_UNBIND:
-                        r = evtchn_unbind(e, (uint32_t) m[1]);
-                        break;
-                case OP_CLOSE:
-                        e = evtchn_close(e);
-                        r = 0;
-                        break;
-                default:
-                        r = -EINVAL;
-                }
-                if (r >= 0 && (m[0] == OP_ALLOC || m[0] == OP_BIND || m[0] == OP_WAIT || m[0] == OP_PENDING))
-                        r = (int32_t) port;
-                if (write(rep, &r, sizeof(r)) != (ssize_t) sizeof(r))
-                        break;
-        }
-        _exit(0);
+static int peer_open(Platform *p) {
+        return evtchn_open(p, &peer_evtchn);
 }
 
-/* Forks before the caller opens any handle, so the child inherits none. */
-static int peer_start(const SimDir *d, uint32_t domid, Peer *ret) {
-        int c[2], r[2];
-        if (pipe2(c, O_CLOEXEC) < 0)
-                return -errno;
-        if (pipe2(r, O_CLOEXEC) < 0) {
-                close(c[0]);
-                close(c[1]);
-                return -errno;
-        }
-        pid_t pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                close(c[1]);
-                close(r[0]);
-                peer_serve(d->path, domid, c[0], r[1]);
-        }
-        close(c[0]);
-        close(r[1]);
-        *ret = (Peer){ .pid = pid, .cmd = c[1], .rep = r[0] };
-        return 0;
-}
-
-static void peer_kill(Peer *p) {
-        if (p->pid > 0) {
-                kill(p->pid, SIGKILL);
-                waitpid(p->pid, NULL, 0);
-                p->pid = 0;
-        }
-        if (p->cmd >= 0)
-                close(p->cmd);
-        if (p->rep >= 0)
-                close(p->rep);
-        p->cmd = p->rep = -1;
-}
-#define _cleanup_peer_ __attribute__((cleanup(peer_kill)))
-
-/* Sends one request and waits (at most 5 s) for the answer. */
-static int32_t peer_call(Peer *p, int32_t op, int32_t a, int32_t b) {
-        int32_t m[3] = { op, a, b };
-        if (write(p->cmd, m, sizeof(m)) != (ssize_t) sizeof(m))
-                return -EPIPE;
-        struct pollfd pfd = { .fd = p->rep, .events = POLLIN };
-        if (poll(&pfd, 1, 5000) != 1)
-                return -ETIMEDOUT;
+static int32_t peer_handle(const int32_t m[4]) {
+        Evtchn *e = peer_evtchn;
+        uint32_t port = 0;
         int32_t r;
-        if (read(p->rep, &r, sizeof(r)) != (ssize_t) sizeof(r))
-                return -EPIPE;
+
+        switch (m[0]) {
+        case OP_ALLOC:
+                r = evtchn_bind_unbound(e, (uint32_t) m[1], &port);
+                break;
+        case OP_BIND:
+                r = evtchn_bind_interdomain(e, (uint32_t) m[1], (uint32_t) m[2], &port);
+                break;
+        case OP_NOTIFY:
+                r = evtchn_notify(e, (uint32_t) m[1]);
+                break;
+        case OP_WAIT:
+                r = wait_event(e, m[1], &port);
+                break;
+        case OP_PENDING:
+                r = evtchn_pending(e, &port);
+                break;
+        case OP_UNMASK:
+                r = evtchn_unmask(e, (uint32_t) m[1]);
+                break;
+        case OP_UNBIND:
+                r = evtchn_unbind(e, (uint32_t) m[1]);
+                break;
+        case OP_CLOSE:
+                peer_evtchn = evtchn_close(e);
+                r = 0;
+                break;
+        default:
+                r = -EINVAL;
+        }
+        if (r >= 0 && (m[0] == OP_ALLOC || m[0] == OP_BIND || m[0] == OP_WAIT || m[0] == OP_PENDING))
+                r = (int32_t) port;
         return r;
+}
+
+static const SimPeerOps peer_ops = { peer_open, peer_handle };
+
+static int32_t peer_call(SimPeer *p, int32_t op, int32_t a, int32_t b) {
+        return simpeer_call(p, op, a, b, 0);
 }
 
 /* Backend (this process, dom0) binds the guest's port and consumes the
@@ -235,16 +176,14 @@ TEST(platform_parse_forms) {
 /* ---- binding ---- */
 
 TEST(bind_returns_local_port_and_starts_pending) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        int32_t gport = peer_call(&g, OP_ALLOC, 0, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST));
+        SimPeer *g = &f.peer[0];
+        int32_t gport = peer_call(g, OP_ALLOC, 0, 0);
         ASSERT_OK(gport);
         ASSERT_TRUE(gport > 0);
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
+        Platform *p = f.dom0;
         _cleanup_evtchn_ Evtchn *e = NULL;
         ASSERT_OK(evtchn_open(p, &e));
         uint32_t lp = 0, ev = 0;
@@ -259,31 +198,27 @@ TEST(bind_returns_local_port_and_starts_pending) {
         ASSERT_ERR(evtchn_pending(e, &ev), -EAGAIN);
 
         /* Both directions work with the right port numbers. */
-        ASSERT_OK(peer_call(&g, OP_NOTIFY, gport, 0));
+        ASSERT_OK(peer_call(g, OP_NOTIFY, gport, 0));
         ASSERT_OK(wait_event(e, 2000, &ev));
         ASSERT_EQ(ev, lp);
         ASSERT_OK(evtchn_unmask(e, lp));
         ASSERT_OK(evtchn_notify(e, lp));
-        ASSERT_EQ(peer_call(&g, OP_WAIT, 2000, 0), gport);
+        ASSERT_EQ(peer_call(g, OP_WAIT, 2000, 0), gport);
 
         /* The local port is ours, not the guest's. */
         ASSERT_ERR(evtchn_notify(e, (uint32_t) gport), -ENOTCONN);
 }
 
 TEST(bind_requires_port_unbound_for_us) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        _cleanup_peer_ Peer b1 = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        ASSERT_OK(peer_start(&d, 0, &b1));
-        int32_t for_other = peer_call(&g, OP_ALLOC, 7, 0);
-        int32_t for_us = peer_call(&g, OP_ALLOC, 0, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST, 0));
+        SimPeer *g = &f.peer[0], *b1 = &f.peer[1];
+        int32_t for_other = peer_call(g, OP_ALLOC, 7, 0);
+        int32_t for_us = peer_call(g, OP_ALLOC, 0, 0);
         ASSERT_OK(for_other);
         ASSERT_OK(for_us);
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
+        Platform *p = f.dom0;
         _cleanup_evtchn_ Evtchn *e = NULL;
         ASSERT_OK(evtchn_open(p, &e));
         uint32_t lp;
@@ -296,22 +231,20 @@ TEST(bind_requires_port_unbound_for_us) {
         /* No such domain. */
         ASSERT_ERR(evtchn_bind_interdomain(e, 42, (uint32_t) for_us, &lp), -ESRCH);
         /* Already bound by a live backend. */
-        ASSERT_OK(peer_call(&b1, OP_BIND, GUEST, for_us));
+        ASSERT_OK(peer_call(b1, OP_BIND, GUEST, for_us));
         ASSERT_ERR(evtchn_bind_interdomain(e, GUEST, (uint32_t) for_us, &lp), -EINVAL);
 }
 
 /* ---- delivery ---- */
 
 TEST(pending_masks_until_unmask) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        int32_t gport = peer_call(&g, OP_ALLOC, 0, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST));
+        SimPeer *g = &f.peer[0];
+        int32_t gport = peer_call(g, OP_ALLOC, 0, 0);
         ASSERT_OK(gport);
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
+        Platform *p = f.dom0;
         _cleanup_evtchn_ Evtchn *e = NULL;
         ASSERT_OK(evtchn_open(p, &e));
         uint32_t lp, ev;
@@ -320,8 +253,8 @@ TEST(pending_masks_until_unmask) {
         ASSERT_EQ(ev, lp);
 
         /* Masked now: two notifications are held back... */
-        ASSERT_OK(peer_call(&g, OP_NOTIFY, gport, 0));
-        ASSERT_OK(peer_call(&g, OP_NOTIFY, gport, 0));
+        ASSERT_OK(peer_call(g, OP_NOTIFY, gport, 0));
+        ASSERT_OK(peer_call(g, OP_NOTIFY, gport, 0));
         ASSERT_ERR(evtchn_pending(e, &ev), -EAGAIN);
         ASSERT_FALSE(fd_readable(e));
 
@@ -334,7 +267,7 @@ TEST(pending_masks_until_unmask) {
         ASSERT_ERR(evtchn_pending(e, &ev), -EAGAIN);
 
         /* Unmasked with nothing pending: the next notify is delivered. */
-        ASSERT_OK(peer_call(&g, OP_NOTIFY, gport, 0));
+        ASSERT_OK(peer_call(g, OP_NOTIFY, gport, 0));
         ASSERT_OK(wait_event(e, 2000, &ev));
         ASSERT_EQ(ev, lp);
 
@@ -342,18 +275,16 @@ TEST(pending_masks_until_unmask) {
 }
 
 TEST(notify_before_bind_is_dropped) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        int32_t gport = peer_call(&g, OP_ALLOC, 0, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST));
+        SimPeer *g = &f.peer[0];
+        int32_t gport = peer_call(g, OP_ALLOC, 0, 0);
         ASSERT_OK(gport);
         /* Nobody bound yet: no error, nothing queued anywhere. */
-        ASSERT_OK(peer_call(&g, OP_NOTIFY, gport, 0));
-        ASSERT_OK(peer_call(&g, OP_NOTIFY, gport, 0));
+        ASSERT_OK(peer_call(g, OP_NOTIFY, gport, 0));
+        ASSERT_OK(peer_call(g, OP_NOTIFY, gport, 0));
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
+        Platform *p = f.dom0;
         _cleanup_evtchn_ Evtchn *e = NULL;
         ASSERT_OK(evtchn_open(p, &e));
         uint32_t lp, ev;
@@ -365,25 +296,23 @@ TEST(notify_before_bind_is_dropped) {
         ASSERT_ERR(evtchn_pending(e, &ev), -EAGAIN);
         ASSERT_FALSE(fd_readable(e));
         /* The guest got nothing from our bind. */
-        ASSERT_ERR(peer_call(&g, OP_PENDING, 0, 0), -EAGAIN);
+        ASSERT_ERR(peer_call(g, OP_PENDING, 0, 0), -EAGAIN);
 }
 
 TEST(many_ports_all_delivered) {
         /* More ports than a datagram queue holds (max_dgram_qlen is often
          * 10): wakeups can be dropped, events must not be. */
         enum { N = 40 };
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST));
+        SimPeer *g = &f.peer[0];
         int32_t gport[N];
         for (int i = 0; i < N; i++) {
-                gport[i] = peer_call(&g, OP_ALLOC, 0, 0);
+                gport[i] = peer_call(g, OP_ALLOC, 0, 0);
                 ASSERT_OK(gport[i]);
         }
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
+        Platform *p = f.dom0;
         _cleanup_evtchn_ Evtchn *e = NULL;
         ASSERT_OK(evtchn_open(p, &e));
         uint32_t lp[N];
@@ -408,24 +337,20 @@ TEST(many_ports_all_delivered) {
                 /* Second round: the guest notifies every port. */
                 if (round == 0)
                         for (int i = 0; i < N; i++)
-                                ASSERT_OK(peer_call(&g, OP_NOTIFY, gport[i], 0));
+                                ASSERT_OK(peer_call(g, OP_NOTIFY, gport[i], 0));
         }
 }
 
 /* ---- re-attaching ---- */
 
 TEST(unbind_returns_guest_port_to_unbound) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        _cleanup_peer_ Peer b2 = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        ASSERT_OK(peer_start(&d, 0, &b2));
-        int32_t gport = peer_call(&g, OP_ALLOC, 0, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST, 0));
+        SimPeer *g = &f.peer[0], *b2 = &f.peer[1];
+        int32_t gport = peer_call(g, OP_ALLOC, 0, 0);
         ASSERT_OK(gport);
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
+        Platform *p = f.dom0;
         _cleanup_evtchn_ Evtchn *e = NULL;
         ASSERT_OK(evtchn_open(p, &e));
         uint32_t lp;
@@ -435,70 +360,61 @@ TEST(unbind_returns_guest_port_to_unbound) {
         ASSERT_ERR(evtchn_notify(e, lp), -ENOTCONN);
 
         /* The guest's notify goes nowhere, without an error. */
-        ASSERT_OK(peer_call(&g, OP_NOTIFY, gport, 0));
+        ASSERT_OK(peer_call(g, OP_NOTIFY, gport, 0));
         /* Another process binds the same guest port and gets its event. */
-        int32_t lp2 = peer_call(&b2, OP_BIND, GUEST, gport);
+        int32_t lp2 = peer_call(b2, OP_BIND, GUEST, gport);
         ASSERT_OK(lp2);
-        ASSERT_EQ(peer_call(&b2, OP_WAIT, 2000, 0), lp2);
-        ASSERT_OK(peer_call(&b2, OP_UNMASK, lp2, 0));
-        ASSERT_OK(peer_call(&g, OP_NOTIFY, gport, 0));
-        ASSERT_EQ(peer_call(&b2, OP_WAIT, 2000, 0), lp2);
+        ASSERT_EQ(peer_call(b2, OP_WAIT, 2000, 0), lp2);
+        ASSERT_OK(peer_call(b2, OP_UNMASK, lp2, 0));
+        ASSERT_OK(peer_call(g, OP_NOTIFY, gport, 0));
+        ASSERT_EQ(peer_call(b2, OP_WAIT, 2000, 0), lp2);
 
         /* Closing the handle unbinds too: we can bind it again. */
-        ASSERT_OK(peer_call(&b2, OP_CLOSE, 0, 0));
+        ASSERT_OK(peer_call(b2, OP_CLOSE, 0, 0));
         ASSERT_OK(bind_and_settle(e, (uint32_t) gport, &lp));
-        ASSERT_OK(peer_call(&g, OP_NOTIFY, gport, 0));
+        ASSERT_OK(peer_call(g, OP_NOTIFY, gport, 0));
         uint32_t ev;
         ASSERT_OK(wait_event(e, 2000, &ev));
         ASSERT_EQ(ev, lp);
 }
 
 TEST(killed_backend_releases_guest_port) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        _cleanup_peer_ Peer b1 = { .cmd = -1, .rep = -1 };
-        _cleanup_peer_ Peer b2 = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        ASSERT_OK(peer_start(&d, 0, &b1));
-        ASSERT_OK(peer_start(&d, 0, &b2));
-        int32_t gport = peer_call(&g, OP_ALLOC, 0, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST, 0, 0));
+        SimPeer *g = &f.peer[0], *b1 = &f.peer[1], *b2 = &f.peer[2];
+        int32_t gport = peer_call(g, OP_ALLOC, 0, 0);
         ASSERT_OK(gport);
-        int32_t lp1 = peer_call(&b1, OP_BIND, GUEST, gport);
+        int32_t lp1 = peer_call(b1, OP_BIND, GUEST, gport);
         ASSERT_OK(lp1);
-        ASSERT_EQ(peer_call(&b1, OP_WAIT, 2000, 0), lp1);
+        ASSERT_EQ(peer_call(b1, OP_WAIT, 2000, 0), lp1);
         /* Bound by a live process: nobody else can have it. */
-        ASSERT_ERR(peer_call(&b2, OP_BIND, GUEST, gport), -EINVAL);
+        ASSERT_ERR(peer_call(b2, OP_BIND, GUEST, gport), -EINVAL);
 
-        peer_kill(&b1);
+        simpeer_kill(b1);
 
         /* Notify to the dead peer is dropped without error, ... */
-        ASSERT_OK(peer_call(&g, OP_NOTIFY, gport, 0));
+        ASSERT_OK(peer_call(g, OP_NOTIFY, gport, 0));
         /* ... and a new process binds the same guest port. */
-        int32_t lp2 = peer_call(&b2, OP_BIND, GUEST, gport);
+        int32_t lp2 = peer_call(b2, OP_BIND, GUEST, gport);
         ASSERT_OK(lp2);
-        ASSERT_EQ(peer_call(&b2, OP_WAIT, 2000, 0), lp2);
-        ASSERT_OK(peer_call(&b2, OP_UNMASK, lp2, 0));
-        ASSERT_OK(peer_call(&g, OP_NOTIFY, gport, 0));
-        ASSERT_EQ(peer_call(&b2, OP_WAIT, 2000, 0), lp2);
-        ASSERT_OK(peer_call(&b2, OP_NOTIFY, lp2, 0));
-        ASSERT_EQ(peer_call(&g, OP_WAIT, 2000, 0), gport);
+        ASSERT_EQ(peer_call(b2, OP_WAIT, 2000, 0), lp2);
+        ASSERT_OK(peer_call(b2, OP_UNMASK, lp2, 0));
+        ASSERT_OK(peer_call(g, OP_NOTIFY, gport, 0));
+        ASSERT_EQ(peer_call(b2, OP_WAIT, 2000, 0), lp2);
+        ASSERT_OK(peer_call(b2, OP_NOTIFY, lp2, 0));
+        ASSERT_EQ(peer_call(g, OP_WAIT, 2000, 0), gport);
 }
 
 TEST(notify_to_closed_peer_is_dropped) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        _cleanup_peer_ Peer g2 = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        ASSERT_OK(peer_start(&d, OTHER_GUEST, &g2));
-        int32_t gport = peer_call(&g, OP_ALLOC, 0, 0);
-        int32_t gport2 = peer_call(&g2, OP_ALLOC, 0, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST, OTHER_GUEST));
+        SimPeer *g = &f.peer[0], *g2 = &f.peer[1];
+        int32_t gport = peer_call(g, OP_ALLOC, 0, 0);
+        int32_t gport2 = peer_call(g2, OP_ALLOC, 0, 0);
         ASSERT_OK(gport);
         ASSERT_OK(gport2);
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
+        Platform *p = f.dom0;
         _cleanup_evtchn_ Evtchn *e = NULL;
         ASSERT_OK(evtchn_open(p, &e));
         uint32_t lp, lp2, ev;
@@ -509,11 +425,11 @@ TEST(notify_to_closed_peer_is_dropped) {
         ASSERT_OK(evtchn_unmask(e, lp2));
 
         /* The guest closes its end: ours stays ours, sends vanish. */
-        ASSERT_OK(peer_call(&g, OP_UNBIND, gport, 0));
+        ASSERT_OK(peer_call(g, OP_UNBIND, gport, 0));
         ASSERT_OK(evtchn_notify(e, lp));
         ASSERT_OK(evtchn_notify(e, lp));
         /* The other guest process dies: the same. */
-        peer_kill(&g2);
+        simpeer_kill(g2);
         ASSERT_OK(evtchn_notify(e, lp2));
         ASSERT_OK(evtchn_notify(e, lp2));
         ASSERT_ERR(evtchn_pending(e, &ev), -EAGAIN);
@@ -524,21 +440,17 @@ TEST(notify_to_closed_peer_is_dropped) {
 /* ---- restrict ---- */
 
 TEST(restrict_limits_new_bindings) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        _cleanup_peer_ Peer g2 = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        ASSERT_OK(peer_start(&d, OTHER_GUEST, &g2));
-        int32_t gport = peer_call(&g, OP_ALLOC, 0, 0);
-        int32_t gport2 = peer_call(&g2, OP_ALLOC, 0, 0);
-        int32_t gport2b = peer_call(&g2, OP_ALLOC, 0, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST, OTHER_GUEST));
+        SimPeer *g = &f.peer[0], *g2 = &f.peer[1];
+        int32_t gport = peer_call(g, OP_ALLOC, 0, 0);
+        int32_t gport2 = peer_call(g2, OP_ALLOC, 0, 0);
+        int32_t gport2b = peer_call(g2, OP_ALLOC, 0, 0);
         ASSERT_OK(gport);
         ASSERT_OK(gport2);
         ASSERT_OK(gport2b);
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
+        Platform *p = f.dom0;
         _cleanup_evtchn_ Evtchn *e = NULL;
         ASSERT_OK(evtchn_open(p, &e));
         uint32_t lp, lp2, ev;
@@ -554,29 +466,25 @@ TEST(restrict_limits_new_bindings) {
         ASSERT_ERR(evtchn_bind_unbound(e, GUEST, &lp), -EACCES);
         ASSERT_OK(bind_and_settle(e, (uint32_t) gport, &lp));
 
-        ASSERT_OK(peer_call(&g2, OP_NOTIFY, gport2, 0));
+        ASSERT_OK(peer_call(g2, OP_NOTIFY, gport2, 0));
         ASSERT_OK(wait_event(e, 2000, &ev));
         ASSERT_EQ(ev, lp2);
         ASSERT_OK(evtchn_notify(e, lp2));
-        ASSERT_EQ(peer_call(&g2, OP_WAIT, 2000, 0), gport2);
+        ASSERT_EQ(peer_call(g2, OP_WAIT, 2000, 0), gport2);
 }
 
 /* ---- domain destruction ---- */
 
 TEST(destroy_domain_closes_its_ports) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        _cleanup_peer_ Peer g2 = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        ASSERT_OK(peer_start(&d, OTHER_GUEST, &g2));
-        int32_t gport = peer_call(&g, OP_ALLOC, 0, 0);
-        int32_t gport2 = peer_call(&g2, OP_ALLOC, 0, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST, OTHER_GUEST));
+        SimPeer *g = &f.peer[0], *g2 = &f.peer[1];
+        int32_t gport = peer_call(g, OP_ALLOC, 0, 0);
+        int32_t gport2 = peer_call(g2, OP_ALLOC, 0, 0);
         ASSERT_OK(gport);
         ASSERT_OK(gport2);
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
+        Platform *p = f.dom0;
         _cleanup_evtchn_ Evtchn *e = NULL;
         ASSERT_OK(evtchn_open(p, &e));
         uint32_t lp, lp2, ev;
@@ -595,11 +503,11 @@ TEST(destroy_domain_closes_its_ports) {
         ASSERT_OK(platform_sim_destroy_domain(p, 99));
 
         /* Other domains are untouched. */
-        ASSERT_OK(peer_call(&g2, OP_NOTIFY, gport2, 0));
+        ASSERT_OK(peer_call(g2, OP_NOTIFY, gport2, 0));
         ASSERT_OK(wait_event(e, 2000, &ev));
         ASSERT_EQ(ev, lp2);
         ASSERT_OK(evtchn_notify(e, lp2));
-        ASSERT_EQ(peer_call(&g2, OP_WAIT, 2000, 0), gport2);
+        ASSERT_EQ(peer_call(g2, OP_WAIT, 2000, 0), gport2);
 }
 
 /* ---- deep simulation directories ---- */

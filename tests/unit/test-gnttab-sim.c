@@ -3,14 +3,8 @@
  * Simulated grant tables across real processes: a forked peer is the guest
  * that shares pages (or another domain that maps them), driven over pipes.
  */
-#include <fcntl.h>
-#include <ftw.h>
-#include <poll.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include "gnttab.h"
 #include "platform.h"
@@ -39,141 +33,81 @@ enum {
         OP_MPEEK,   /* a = slot, b = offset -> byte */
 };
 
-typedef struct Peer {
-        pid_t pid;
-        int cmd;
-        int rep;
-} Peer;
+/* In a peer's process: its handles, the pages it shares (by ref) and maps (by slot). */
+static Gntshr *peer_gntshr;
+static Gnttab *peer_gnttab;
+static uint8_t *shared[VTPM_SIM_GRANT_REFS];
+static uint8_t *mapped[MAX_PAGES];
+static int n_mapped;
 
-static void peer_serve(const char *simdir, uint32_t domid, int cmd, int rep) {
-        SimDir d;
-        snprintf(d.path, sizeof(d.path), "%s", simdir);
-        Platform *p = plat(&d, domid);
-        Gntshr *s = NULL;
-        Gnttab *g = NULL;
-        if (!p || gntshr_open(p, &s) < 0 || gnttab_open(p, &g) < 0)
-                _exit(2);
-        uint8_t *shared[VTPM_SIM_GRANT_REFS] = { NULL };
-        uint8_t *mapped[MAX_PAGES] = { NULL };
-        int n_mapped = 0;
-        int32_t m[4];
-        while (read(cmd, m, sizeof(m)) == (ssize_t) sizeof(m)) {
-                int32_t r = -EINVAL;
-                uint32_t ref;
-                void *addr;
-                bool ref_ok = m[1] >= 0 && (uint32_t) m[1] < VTPM_SIM_GRANT_REFS && shared[m[1]];
-                bool off_ok = m[2] >= 0 && m[2] < (int32_t) VTPM_XEN_PAGE_SIZE;
-                switch (m[0]) {
-                case OP_SHARE:
-                        r = gntshr_share(s, (uint32_t) m[1], m[2] != 0, &ref, &addr);
-                        if (r >= 0) {
-                                shared[ref] = addr;
-                                r = (int32_t) ref;
-                        }
-                        break;
-                case OP_UNSHARE:
-                        if (ref_ok) {
-                                r = gntshr_unshare(s, shared[m[1]]);
-                                shared[m[1]] = NULL;
-                        }
-                        break;
-                case OP_PEEK:
-                        if (ref_ok && off_ok)
-                                r = shared[m[1]][m[2]];
-                        break;
-                case OP_POKE:
-                        if (ref_ok && off_ok) {
-                                shared[m[1]][m[2]] = (uint8_t) m[3];
-                                r = 0;
-                        }
-                        break;
-                case OP_MAP:
-                        if (n_mapped < MAX_PAGES) {
-                                r = gnttab_map(g, (uint32_t) m[1], (uint32_t) m[2], m[3] != 0, &addr);
-                                if (r >= 0) {
-                                        mapped[n_mapped] = addr;
-                                        r = n_mapped++;
-                                }
-                        }
-                        break;
-                case OP_MPEEK:
-                        if (m[1] >= 0 && m[1] < n_mapped && off_ok)
-                                r = mapped[m[1]][m[2]];
-                        break;
+static int peer_open(Platform *p) {
+        int r = gntshr_open(p, &peer_gntshr);
+        return r < 0 ? r : gnttab_open(p, &peer_gnttab);
+}
+
+static int32_t peer_handle(const int32_t m[4]) {
+        int32_t r = -EINVAL;
+        uint32_t ref;
+        void *addr;
+        bool ref_ok = m[1] >= 0 && (uint32_t) m[1] < VTPM_SIM_GRANT_REFS && shared[m[1]];
+        bool off_ok = m[2] >= 0 && m[2] < (int32_t) VTPM_XEN_PAGE_SIZE;
+
+        switch (m[0]) {
+        case OP_SHARE:
+                r = gntshr_share(peer_gntshr, (uint32_t) m[1], m[2] != 0, &ref, &addr);
+                if (r >= 0) {
+                        shared[ref] = addr;
+                        r = (int32_t) ref;
                 }
-                if (write(rep, &r, sizeof(r)) != (ssize_t) sizeof(r))
-                        break;
+                break;
+        case OP_UNSHARE:
+                if (ref_ok) {
+                        r = gntshr_unshare(peer_gntshr, shared[m[1]]);
+                        shared[m[1]] = NULL;
+                }
+                break;
+        case OP_PEEK:
+                if (ref_ok && off_ok)
+                        r = shared[m[1]][m[2]];
+                break;
+        case OP_POKE:
+                if (ref_ok && off_ok) {
+                        shared[m[1]][m[2]] = (uint8_t) m[3];
+                        r = 0;
+                }
+                break;
+        case OP_MAP:
+                if (n_mapped < MAX_PAGES) {
+                        r = gnttab_map(peer_gnttab, (uint32_t) m[1], (uint32_t) m[2], m[3] != 0, &addr);
+                        if (r >= 0) {
+                                mapped[n_mapped] = addr;
+                                r = n_mapped++;
+                        }
+                }
+                break;
+        case OP_MPEEK:
+                if (m[1] >= 0 && m[1] < n_mapped && off_ok)
+                        r = mapped[m[1]][m[2]];
+                break;
         }
-        _exit(0);
-}
-
-/* Forks before the caller opens any handle, so the child inherits none. */
-static int peer_start(const SimDir *d, uint32_t domid, Peer *ret) {
-        int c[2], r[2];
-        if (pipe2(c, O_CLOEXEC) < 0)
-                return -errno;
-        if (pipe2(r, O_CLOEXEC) < 0) {
-                close(c[0]);
-                close(c[1]);
-                return -errno;
-        }
-        pid_t pid = fork();
-        if (pid < 0)
-                return -errno;
-        if (pid == 0) {
-                close(c[1]);
-                close(r[0]);
-                peer_serve(d->path, domid, c[0], r[1]);
-        }
-        close(c[0]);
-        close(r[1]);
-        *ret = (Peer){ .pid = pid, .cmd = c[1], .rep = r[0] };
-        return 0;
-}
-
-static void peer_kill(Peer *p) {
-        if (p->pid > 0) {
-                kill(p->pid, SIGKILL);
-                waitpid(p->pid, NULL, 0);
-                p->pid = 0;
-        }
-        if (p->cmd >= 0)
-                close(p->cmd);
-        if (p->rep >= 0)
-                close(p->rep);
-        p->cmd = p->rep = -1;
-}
-#define _cleanup_peer_ __attribute__((cleanup(peer_kill)))
-
-static int32_t peer_call(Peer *p, int32_t op, int32_t a, int32_t b, int32_t c) {
-        int32_t m[4] = { op, a, b, c };
-        if (write(p->cmd, m, sizeof(m)) != (ssize_t) sizeof(m))
-                return -EPIPE;
-        struct pollfd pfd = { .fd = p->rep, .events = POLLIN };
-        if (poll(&pfd, 1, 5000) != 1)
-                return -ETIMEDOUT;
-        int32_t r;
-        if (read(p->rep, &r, sizeof(r)) != (ssize_t) sizeof(r))
-                return -EPIPE;
         return r;
 }
+
+static const SimPeerOps peer_ops = { peer_open, peer_handle };
 
 /* ---- tests ---- */
 
 TEST(writes_visible_both_ways) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        int32_t ref = peer_call(&g, OP_SHARE, 0, 1, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST));
+        SimPeer *g = &f.peer[0];
+        int32_t ref = simpeer_call(g, OP_SHARE, 0, 1, 0);
         ASSERT_OK(ref);
         ASSERT_TRUE(ref >= 8); /* Linux's reserved refs are never handed out */
-        ASSERT_OK(peer_call(&g, OP_POKE, ref, 10, 0x5a));
+        ASSERT_OK(simpeer_call(g, OP_POKE, ref, 10, 0x5a));
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
         _cleanup_gnttab_ Gnttab *gt = NULL;
-        ASSERT_OK(gnttab_open(p, &gt));
+        ASSERT_OK(gnttab_open(f.dom0, &gt));
         uint8_t *page = NULL;
         ASSERT_OK(gnttab_map(gt, GUEST, (uint32_t) ref, true, (void **) &page));
         ASSERT_EQ(page[0], 0);
@@ -181,12 +115,12 @@ TEST(writes_visible_both_ways) {
         ASSERT_EQ(page[VTPM_XEN_PAGE_SIZE - 1], 0);
 
         page[4095] = 0xa5;
-        ASSERT_EQ(peer_call(&g, OP_PEEK, ref, 4095, 0), 0xa5);
-        ASSERT_OK(peer_call(&g, OP_POKE, ref, 4, 3));
+        ASSERT_EQ(simpeer_call(g, OP_PEEK, ref, 4095, 0), 0xa5);
+        ASSERT_OK(simpeer_call(g, OP_POKE, ref, 4, 3));
         ASSERT_EQ(page[4], 3);
 
         /* Two grants are two different pages. */
-        int32_t ref2 = peer_call(&g, OP_SHARE, 0, 1, 0);
+        int32_t ref2 = simpeer_call(g, OP_SHARE, 0, 1, 0);
         ASSERT_OK(ref2);
         ASSERT_TRUE(ref2 != ref);
         uint8_t *page2 = NULL;
@@ -199,17 +133,14 @@ TEST(writes_visible_both_ways) {
 }
 
 TEST(map_unknown_ref_fails) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        int32_t ref = peer_call(&g, OP_SHARE, 0, 1, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST));
+        SimPeer *g = &f.peer[0];
+        int32_t ref = simpeer_call(g, OP_SHARE, 0, 1, 0);
         ASSERT_OK(ref);
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
         _cleanup_gnttab_ Gnttab *gt = NULL;
-        ASSERT_OK(gnttab_open(p, &gt));
+        ASSERT_OK(gnttab_open(f.dom0, &gt));
         void *a;
         ASSERT_ERR(gnttab_map(gt, GUEST, (uint32_t) ref + 1, true, &a), -EINVAL);
         ASSERT_ERR(gnttab_map(gt, GUEST, 0, true, &a), -EINVAL);
@@ -222,69 +153,58 @@ TEST(map_unknown_ref_fails) {
 }
 
 TEST(map_of_grant_to_other_domain_fails) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        _cleanup_peer_ Peer other = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        ASSERT_OK(peer_start(&d, OTHER_GUEST, &other));
-        int32_t ref = peer_call(&g, OP_SHARE, OTHER_GUEST, 1, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST, OTHER_GUEST));
+        SimPeer *g = &f.peer[0], *other = &f.peer[1];
+        int32_t ref = simpeer_call(g, OP_SHARE, OTHER_GUEST, 1, 0);
         ASSERT_OK(ref);
-        ASSERT_OK(peer_call(&g, OP_POKE, ref, 0, 77));
+        ASSERT_OK(simpeer_call(g, OP_POKE, ref, 0, 77));
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
         _cleanup_gnttab_ Gnttab *gt = NULL;
-        ASSERT_OK(gnttab_open(p, &gt));
+        ASSERT_OK(gnttab_open(f.dom0, &gt));
         void *a;
         ASSERT_ERR(gnttab_map(gt, GUEST, (uint32_t) ref, true, &a), -EPERM);
         ASSERT_ERR(gnttab_map(gt, GUEST, (uint32_t) ref, false, &a), -EPERM);
         /* The domain it was granted to can map it. */
-        int32_t slot = peer_call(&other, OP_MAP, GUEST, ref, 1);
+        int32_t slot = simpeer_call(other, OP_MAP, GUEST, ref, 1);
         ASSERT_OK(slot);
-        ASSERT_EQ(peer_call(&other, OP_MPEEK, slot, 0, 0), 77);
+        ASSERT_EQ(simpeer_call(other, OP_MPEEK, slot, 0, 0), 77);
 }
 
 TEST(read_only_grant) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        int32_t ref = peer_call(&g, OP_SHARE, 0, 0, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST));
+        SimPeer *g = &f.peer[0];
+        int32_t ref = simpeer_call(g, OP_SHARE, 0, 0, 0);
         ASSERT_OK(ref);
-        ASSERT_OK(peer_call(&g, OP_POKE, ref, 100, 9));
+        ASSERT_OK(simpeer_call(g, OP_POKE, ref, 100, 9));
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
         _cleanup_gnttab_ Gnttab *gt = NULL;
-        ASSERT_OK(gnttab_open(p, &gt));
+        ASSERT_OK(gnttab_open(f.dom0, &gt));
         void *a;
         ASSERT_ERR(gnttab_map(gt, GUEST, (uint32_t) ref, true, &a), -EACCES);
         const uint8_t *page = NULL;
         ASSERT_OK(gnttab_map(gt, GUEST, (uint32_t) ref, false, (void **) &page));
         ASSERT_EQ(page[100], 9);
-        ASSERT_OK(peer_call(&g, OP_POKE, ref, 100, 10));
+        ASSERT_OK(simpeer_call(g, OP_POKE, ref, 100, 10));
         ASSERT_EQ(page[100], 10);
         ASSERT_OK(gnttab_unmap(gt, (void *) page));
 }
 
 TEST(unshare_revokes_existing_mapping_stays) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        int32_t ref = peer_call(&g, OP_SHARE, 0, 1, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST));
+        SimPeer *g = &f.peer[0];
+        int32_t ref = simpeer_call(g, OP_SHARE, 0, 1, 0);
         ASSERT_OK(ref);
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
         _cleanup_gnttab_ Gnttab *gt = NULL;
-        ASSERT_OK(gnttab_open(p, &gt));
+        ASSERT_OK(gnttab_open(f.dom0, &gt));
         uint8_t *page = NULL;
         ASSERT_OK(gnttab_map(gt, GUEST, (uint32_t) ref, true, (void **) &page));
         page[1] = 42;
 
-        ASSERT_OK(peer_call(&g, OP_UNSHARE, ref, 0, 0));
+        ASSERT_OK(simpeer_call(g, OP_UNSHARE, ref, 0, 0));
         void *a;
         ASSERT_ERR(gnttab_map(gt, GUEST, (uint32_t) ref, true, &a), -EINVAL);
         /* Our mapping still works until we unmap. */
@@ -295,7 +215,7 @@ TEST(unshare_revokes_existing_mapping_stays) {
         /* The next share gets another ref (Linux holds a ref back while the
          * peer still maps it, so a resumed frontend publishes a new ring-ref)
          * and a new, zeroed page. */
-        int32_t ref2 = peer_call(&g, OP_SHARE, 0, 1, 0);
+        int32_t ref2 = simpeer_call(g, OP_SHARE, 0, 1, 0);
         ASSERT_OK(ref2);
         ASSERT_TRUE(ref2 != ref);
         uint8_t *page2 = NULL;
@@ -309,29 +229,26 @@ TEST(unshare_revokes_existing_mapping_stays) {
         /* Once nobody maps the revoked page, its ref is the lowest free one
          * again: a frontend re-attached after a detach publishes the same
          * ring-ref, as real Xen showed (tests/xen). */
-        int32_t ref3 = peer_call(&g, OP_SHARE, 0, 1, 0);
+        int32_t ref3 = simpeer_call(g, OP_SHARE, 0, 1, 0);
         ASSERT_EQ(ref3, ref);
 }
 
 TEST(killed_granter_revokes) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        int32_t ref = peer_call(&g, OP_SHARE, 0, 1, 0);
-        int32_t ref2 = peer_call(&g, OP_SHARE, 0, 1, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST));
+        SimPeer *g = &f.peer[0];
+        int32_t ref = simpeer_call(g, OP_SHARE, 0, 1, 0);
+        int32_t ref2 = simpeer_call(g, OP_SHARE, 0, 1, 0);
         ASSERT_OK(ref);
         ASSERT_OK(ref2);
-        ASSERT_OK(peer_call(&g, OP_POKE, ref, 0, 11));
+        ASSERT_OK(simpeer_call(g, OP_POKE, ref, 0, 11));
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
         _cleanup_gnttab_ Gnttab *gt = NULL;
-        ASSERT_OK(gnttab_open(p, &gt));
+        ASSERT_OK(gnttab_open(f.dom0, &gt));
         uint8_t *page = NULL;
         ASSERT_OK(gnttab_map(gt, GUEST, (uint32_t) ref, true, (void **) &page));
 
-        peer_kill(&g);
+        simpeer_kill(g);
         void *a;
         ASSERT_ERR(gnttab_map(gt, GUEST, (uint32_t) ref2, true, &a), -EINVAL);
         ASSERT_EQ(page[0], 11);
@@ -339,28 +256,23 @@ TEST(killed_granter_revokes) {
 }
 
 TEST(destroy_domain_revokes_grants) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        _cleanup_peer_ Peer other = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        ASSERT_OK(peer_start(&d, OTHER_GUEST, &other));
-        int32_t ref = peer_call(&g, OP_SHARE, 0, 1, 0);
-        int32_t ref2 = peer_call(&g, OP_SHARE, 0, 1, 0);
-        int32_t oref = peer_call(&other, OP_SHARE, 0, 1, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST, OTHER_GUEST));
+        SimPeer *g = &f.peer[0], *other = &f.peer[1];
+        int32_t ref = simpeer_call(g, OP_SHARE, 0, 1, 0);
+        int32_t ref2 = simpeer_call(g, OP_SHARE, 0, 1, 0);
+        int32_t oref = simpeer_call(other, OP_SHARE, 0, 1, 0);
         ASSERT_OK(ref);
         ASSERT_OK(ref2);
         ASSERT_OK(oref);
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
         _cleanup_gnttab_ Gnttab *gt = NULL;
-        ASSERT_OK(gnttab_open(p, &gt));
+        ASSERT_OK(gnttab_open(f.dom0, &gt));
         uint8_t *page = NULL;
         ASSERT_OK(gnttab_map(gt, GUEST, (uint32_t) ref, true, (void **) &page));
         page[7] = 7;
 
-        ASSERT_OK(platform_sim_destroy_domain(p, GUEST));
+        ASSERT_OK(platform_sim_destroy_domain(f.dom0, GUEST));
         void *a;
         ASSERT_ERR(gnttab_map(gt, GUEST, (uint32_t) ref2, true, &a), -EINVAL);
         ASSERT_ERR(gnttab_map(gt, GUEST, (uint32_t) ref, true, &a), -EINVAL);
@@ -373,21 +285,16 @@ TEST(destroy_domain_revokes_grants) {
 }
 
 TEST(restrict_limits_maps) {
-        _cleanup_simdir_ SimDir d = { "" };
-        ASSERT_OK(simdir_make(&d));
-        _cleanup_peer_ Peer g = { .cmd = -1, .rep = -1 };
-        _cleanup_peer_ Peer other = { .cmd = -1, .rep = -1 };
-        ASSERT_OK(peer_start(&d, GUEST, &g));
-        ASSERT_OK(peer_start(&d, OTHER_GUEST, &other));
-        int32_t ref = peer_call(&g, OP_SHARE, 0, 1, 0);
-        int32_t oref = peer_call(&other, OP_SHARE, 0, 1, 0);
+        _cleanup_simfx_ SimFx f = {};
+        ASSERT_OK(SIMFX_INIT(&f, &peer_ops, GUEST, OTHER_GUEST));
+        SimPeer *g = &f.peer[0], *other = &f.peer[1];
+        int32_t ref = simpeer_call(g, OP_SHARE, 0, 1, 0);
+        int32_t oref = simpeer_call(other, OP_SHARE, 0, 1, 0);
         ASSERT_OK(ref);
         ASSERT_OK(oref);
 
-        _cleanup_platform_ Platform *p = plat(&d, 0);
-        ASSERT_TRUE(p);
         _cleanup_gnttab_ Gnttab *gt = NULL;
-        ASSERT_OK(gnttab_open(p, &gt));
+        ASSERT_OK(gnttab_open(f.dom0, &gt));
         void *a;
         ASSERT_OK(gnttab_restrict(gt, GUEST));
         ASSERT_ERR(gnttab_restrict(gt, OTHER_GUEST), -EPERM);

@@ -13,20 +13,12 @@
 #define UUID "0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3c"
 
 static IpcMsg start_msg(uint32_t flags) {
-        IpcMsg m;
+        IpcMsg m = { .type = IPC_START, .start = {
+                .domid = 3, .ring_ref = 8, .evtchn_port = 42, .family = TPM_FAMILY_2_0, .flags = flags,
+                .uuid = UUID, .platform = "xen", .min_perm_seq = 11, .vol_seq = 12,
+        } };
 
-        memset(&m, 0, sizeof(m));
-        m.type = IPC_START;
-        m.start.domid = 3;
-        m.start.ring_ref = 8;
-        m.start.evtchn_port = 42;
-        m.start.family = TPM_FAMILY_2_0;
-        m.start.flags = flags;
-        strcpy(m.start.uuid, UUID);
-        strcpy(m.start.platform, "xen");
         memset(m.start.data_key, 0x5c, sizeof(m.start.data_key));
-        m.start.min_perm_seq = 11;
-        m.start.vol_seq = 12;
         return m;
 }
 

@@ -38,6 +38,32 @@ static size_t encode_start(uint8_t buf[static IPC_MAX_PACKET]) {
         return ipc_encode(&m, buf);
 }
 
+/* A START whose string field at off (size bytes) holds s instead. */
+static size_t encode_start_with(uint8_t buf[static IPC_MAX_PACKET], size_t off, size_t size, const char *s) {
+        size_t n = encode_start(buf);
+
+        memset(buf + off, 0, size);
+        memcpy(buf + off, s, strlen(s));
+        return n;
+}
+
+/* Decodes the START in buf with its flags replaced (they stay in buf). */
+static int decode_with_flags(uint8_t *buf, size_t n, uint32_t flags) {
+        IpcMsg d;
+
+        memcpy(buf + OFF_FLAGS, &flags, sizeof(flags));
+        return ipc_decode(buf, n, &d);
+}
+
+/* Each string of bad in that field makes the START undecodable. */
+static void expect_field_rejected(size_t off, size_t size, const char *const *bad, size_t n_bad) {
+        uint8_t buf[IPC_MAX_PACKET];
+        IpcMsg d;
+
+        for (size_t i = 0; i < n_bad; i++)
+                ASSERT_ERR(ipc_decode(buf, encode_start_with(buf, off, size, bad[i]), &d), -EBADMSG);
+}
+
 static void put_u32(uint8_t *p, uint32_t v) {
         memcpy(p, &v, sizeof(v));
 }
@@ -290,10 +316,8 @@ TEST(reject_start_fields) {
 
         /* unknown flag bits */
         n = encode_start(buf);
-        put_u32(buf + OFF_FLAGS, 1u << 4);
-        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
-        put_u32(buf + OFF_FLAGS, 0x80000003u);
-        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        ASSERT_ERR(decode_with_flags(buf, n, 1u << 4), -EBADMSG);
+        ASSERT_ERR(decode_with_flags(buf, n, 0x80000003u), -EBADMSG);
 
         /* reserved domids (DOMID_FIRST_RESERVED and up) */
         n = encode_start(buf);
@@ -315,12 +339,7 @@ TEST(reject_start_uuid) {
         IpcMsg d;
         size_t n;
 
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                n = encode_start(buf);
-                memset(buf + OFF_UUID, 0, 37);
-                memcpy(buf + OFF_UUID, bad[i], strlen(bad[i]));
-                ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
-        }
+        expect_field_rejected(OFF_UUID, 37, bad, sizeof(bad) / sizeof(bad[0]));
         /* unterminated: 37 non-NUL bytes */
         n = encode_start(buf);
         buf[OFF_UUID + 36] = 'a';
@@ -337,16 +356,9 @@ TEST(reject_start_platform) {
         IpcMsg d;
         size_t n;
 
-        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-                n = encode_start(buf);
-                memset(buf + OFF_PLATFORM, 0, 256);
-                memcpy(buf + OFF_PLATFORM, bad[i], strlen(bad[i]));
-                ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
-        }
+        expect_field_rejected(OFF_PLATFORM, 256, bad, sizeof(bad) / sizeof(bad[0]));
         /* "sim:/" itself is a (root) directory */
-        n = encode_start(buf);
-        memset(buf + OFF_PLATFORM, 0, 256);
-        memcpy(buf + OFF_PLATFORM, "sim:/", 5);
+        n = encode_start_with(buf, OFF_PLATFORM, 256, "sim:/");
         ASSERT_OK(ipc_decode(buf, n, &d));
         /* unterminated: 256 non-NUL bytes */
         memset(buf + OFF_PLATFORM, 'a', 256);
@@ -474,19 +486,14 @@ TEST(start_key_and_seqs_free_form) {
 
 TEST(reject_restore_volatile_without_durable) {
         uint8_t buf[IPC_MAX_PACKET];
-        IpcMsg d;
         size_t n = encode_start(buf);
 
-        put_u32(buf + OFF_FLAGS, IPC_START_RESTORE_VOLATILE);
-        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
-        put_u32(buf + OFF_FLAGS, IPC_START_RESTORE_VOLATILE | IPC_START_TPM_STARTUP | IPC_START_TRACE);
-        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
-        put_u32(buf + OFF_FLAGS, IPC_START_RESTORE_VOLATILE | IPC_START_DURABLE);
-        ASSERT_OK(ipc_decode(buf, n, &d));
-        put_u32(buf + OFF_FLAGS, IPC_START_FLAGS_ALL & ~(uint32_t) IPC_START_OFFLINE);
-        ASSERT_OK(ipc_decode(buf, n, &d));
-        put_u32(buf + OFF_FLAGS, IPC_START_FLAGS_ALL | (1u << 5));
-        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
+        ASSERT_ERR(decode_with_flags(buf, n, IPC_START_RESTORE_VOLATILE), -EBADMSG);
+        ASSERT_ERR(decode_with_flags(buf, n, IPC_START_RESTORE_VOLATILE | IPC_START_TPM_STARTUP | IPC_START_TRACE),
+                   -EBADMSG);
+        ASSERT_OK(decode_with_flags(buf, n, IPC_START_RESTORE_VOLATILE | IPC_START_DURABLE));
+        ASSERT_OK(decode_with_flags(buf, n, IPC_START_FLAGS_ALL & ~(uint32_t) IPC_START_OFFLINE));
+        ASSERT_ERR(decode_with_flags(buf, n, IPC_START_FLAGS_ALL | (1u << 5)), -EBADMSG);
 }
 
 TEST(state_roundtrip) {
@@ -590,12 +597,10 @@ TEST(reject_start_offline_fields) {
         }
         ASSERT_OK(ipc_decode(buf, n, &d));
         /* offline needs a state directory to manufacture into, and a power-on */
-        put_u32(buf + OFF_FLAGS, IPC_START_OFFLINE);
-        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
-        put_u32(buf + OFF_FLAGS, IPC_START_OFFLINE | IPC_START_DURABLE | IPC_START_RESTORE_VOLATILE);
-        ASSERT_ERR(ipc_decode(buf, n, &d), -EBADMSG);
-        put_u32(buf + OFF_FLAGS, IPC_START_OFFLINE | IPC_START_DURABLE);
-        ASSERT_OK(ipc_decode(buf, n, &d));
+        ASSERT_ERR(decode_with_flags(buf, n, IPC_START_OFFLINE), -EBADMSG);
+        ASSERT_ERR(decode_with_flags(buf, n, IPC_START_OFFLINE | IPC_START_DURABLE | IPC_START_RESTORE_VOLATILE),
+                   -EBADMSG);
+        ASSERT_OK(decode_with_flags(buf, n, IPC_START_OFFLINE | IPC_START_DURABLE));
 }
 
 /* A TPM2_GetRandom(8) command, or any TPM packet of total size len. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "parse.h"
 #include "test.h"
+#include "util.h"
 
 TEST(u32_accepts) {
         struct {
@@ -167,26 +168,34 @@ TEST(pcr_lists) {
 }
 
 TEST(size) {
-        uint64_t v;
+        /* error 0: parses to want */
+        static const struct {
+                const char *s;
+                uint64_t want;
+                int error;
+        } cases[] = {
+                { "0", 0, 0 },
+                { "65536", 65536, 0 },
+                { "512M", 512ull << 20, 0 },
+                { "4294967295G", 4294967295ull << 30, 0 },
+                { "2K", 2048, 0 },
+                { "", 0, -EINVAL },
+                { "M", 0, -EINVAL },
+                { "1m", 0, -EINVAL },
+                { "1MB", 0, -EINVAL },
+                { "-1M", 0, -EINVAL },
+                { " 1M", 0, -EINVAL },
+                { "4294967296", 0, -ERANGE },
+                { "99999999999999M", 0, -ERANGE },
+        };
 
-        ASSERT_OK(parse_size("0", &v));
-        ASSERT_EQ(v, 0);
-        ASSERT_OK(parse_size("65536", &v));
-        ASSERT_EQ(v, 65536);
-        ASSERT_OK(parse_size("512M", &v));
-        ASSERT_EQ(v, 512ull << 20);
-        ASSERT_OK(parse_size("4294967295G", &v));
-        ASSERT_EQ(v, 4294967295ull << 30);
-        ASSERT_OK(parse_size("2K", &v));
-        ASSERT_EQ(v, 2048);
-        ASSERT_ERR(parse_size("", &v), -EINVAL);
-        ASSERT_ERR(parse_size("M", &v), -EINVAL);
-        ASSERT_ERR(parse_size("1m", &v), -EINVAL);
-        ASSERT_ERR(parse_size("1MB", &v), -EINVAL);
-        ASSERT_ERR(parse_size("-1M", &v), -EINVAL);
-        ASSERT_ERR(parse_size(" 1M", &v), -EINVAL);
-        ASSERT_ERR(parse_size("4294967296", &v), -ERANGE);
-        ASSERT_ERR(parse_size("99999999999999M", &v), -ERANGE);
+        for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
+                uint64_t v = 0;
+
+                ASSERT_ERR(parse_size(cases[i].s, &v), cases[i].error);
+                if (cases[i].error == 0)
+                        ASSERT_EQ(v, cases[i].want);
+        }
 }
 
 TEST(u32_range) {

@@ -1,19 +1,13 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <stdint.h>
 
+#include "statefile-offsets.h"
 #include "statefile.h"
 #include "test.h"
+#include "util.h"
 
 #define UUID_A "0c6c33b2-4f6a-4d35-9d7b-8d0e4f2a1b3c"
 
-/* Header offsets, as documented in statefile.h */
-#define OFF_VERSION 8
-#define OFF_KIND 10
-#define OFF_FLAGS 12
-#define OFF_SEQ 16
-#define OFF_UUID 24
-#define OFF_NONCE 40
-#define OFF_LENGTH 52
 
 static const StateKind all_kinds[] = {
         STATE_KIND_PERMANENT, STATE_KIND_VOLATILE, STATE_KIND_DATA_KEY, STATE_KIND_META, STATE_KIND_MANIFEST,
@@ -216,18 +210,19 @@ TEST(uuid_rejects_malformed) {
 }
 
 TEST(kind_names) {
-        ASSERT_STREQ(state_kind_to_string(STATE_KIND_PERMANENT), "permanent");
-        ASSERT_STREQ(state_kind_to_string(STATE_KIND_VOLATILE), "volatile");
-        ASSERT_STREQ(state_kind_to_string(STATE_KIND_DATA_KEY), "data key");
-        ASSERT_STREQ(state_kind_to_string(STATE_KIND_META), "metadata");
-        ASSERT_STREQ(state_kind_to_string(STATE_KIND_MANIFEST), "manifest");
-        ASSERT_STREQ(state_kind_filename(STATE_KIND_PERMANENT), "permall");
-        ASSERT_STREQ(state_kind_filename(STATE_KIND_VOLATILE), "volatile");
-        ASSERT_STREQ(state_kind_filename(STATE_KIND_DATA_KEY), "key");
-        ASSERT_STREQ(state_kind_filename(STATE_KIND_META), "meta");
-        ASSERT_STREQ(state_kind_filename(STATE_KIND_MANIFEST), "manifest");
-        ASSERT_STREQ(state_kind_to_string(STATE_KIND_CA_KEY), "CA key");
-        ASSERT_STREQ(state_kind_filename(STATE_KIND_CA_KEY), "ca-key");
+        static const struct {
+                StateKind kind;
+                const char *name, *filename;
+        } names[] = {
+                { STATE_KIND_PERMANENT, "permanent", "permall" }, { STATE_KIND_VOLATILE, "volatile", "volatile" },
+                { STATE_KIND_DATA_KEY, "data key", "key" },       { STATE_KIND_META, "metadata", "meta" },
+                { STATE_KIND_MANIFEST, "manifest", "manifest" }, { STATE_KIND_CA_KEY, "CA key", "ca-key" },
+        };
+
+        for (size_t i = 0; i < ELEMENTSOF(names); i++) {
+                ASSERT_STREQ(state_kind_to_string(names[i].kind), names[i].name);
+                ASSERT_STREQ(state_kind_filename(names[i].kind), names[i].filename);
+        }
         ASSERT_TRUE(state_kind_to_string((StateKind) 0) == NULL);
         ASSERT_TRUE(state_kind_filename((StateKind) 7) == NULL);
 }

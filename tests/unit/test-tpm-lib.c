@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 
+#include "../common/tpm-cmd.h"
 #include "tpm-instance.h"
 #include "test.h"
 #include "util.h"
@@ -53,115 +54,82 @@ static CountingStore *counting_new(void) {
 
 /* ---- TPM 2.0 command builders for the tests ---- */
 
-typedef struct Buf {
-        uint8_t b[4096];
-        size_t n;
-} Buf;
-static void put8(Buf *b, uint8_t v) {
-        b->b[b->n++] = v;
-}
-static void put16(Buf *b, uint16_t v) {
-        tpm_put_be16(b->b + b->n, v);
-        b->n += 2;
-}
-static void put32(Buf *b, uint32_t v) {
-        tpm_put_be32(b->b + b->n, v);
-        b->n += 4;
-}
-static void begin(Buf *b, uint16_t tag, uint32_t cc) {
-        b->n = 0;
-        put16(b, tag);
-        put32(b, 0); /* size, fixed in end() */
-        put32(b, cc);
-}
-static void end(Buf *b) {
-        tpm_put_be32(b->b + 2, (uint32_t) b->n);
-}
-/* An empty password session (TPM_RS_PW). */
-static void put_pw_session(Buf *b) {
-        put32(b, 9);
-        put32(b, 0x40000009);
-        put16(b, 0);
-        put8(b, 0);
-        put16(b, 0);
-}
-
-static void build_pcr_extend(Buf *b, uint32_t pcr, uint8_t fill) {
-        begin(b, TPM2_ST_SESSIONS, 0x182);
-        put32(b, pcr);
-        put_pw_session(b);
-        put32(b, 1);      /* one digest */
-        put16(b, 0x000b); /* sha256 */
+static void build_pcr_extend(TpmCmd *b, uint32_t pcr, uint8_t fill) {
+        tpmcmd_begin(b, TPM2_ST_SESSIONS, 0x182);
+        tpmcmd_u32(b, pcr);
+        tpmcmd_pw_session(b, "");
+        tpmcmd_u32(b, 1);      /* one digest */
+        tpmcmd_u16(b, 0x000b); /* sha256 */
         for (int i = 0; i < 32; i++)
-                put8(b, fill);
-        end(b);
+                tpmcmd_u8(b, fill);
+        tpmcmd_end(b);
 }
-static void build_pcr_read16(Buf *b) {
-        begin(b, TPM2_ST_NO_SESSIONS, 0x17e);
-        put32(b, 1);
-        put16(b, 0x000b);
-        put8(b, 3);
-        put8(b, 0x00);
-        put8(b, 0x00);
-        put8(b, 0x01); /* PCR 16 */
-        end(b);
+static void build_pcr_read16(TpmCmd *b) {
+        tpmcmd_begin(b, TPM2_ST_NO_SESSIONS, 0x17e);
+        tpmcmd_u32(b, 1);
+        tpmcmd_u16(b, 0x000b);
+        tpmcmd_u8(b, 3);
+        tpmcmd_u8(b, 0x00);
+        tpmcmd_u8(b, 0x00);
+        tpmcmd_u8(b, 0x01); /* PCR 16 */
+        tpmcmd_end(b);
 }
-static void build_nv_define(Buf *b, uint32_t index) {
-        begin(b, TPM2_ST_SESSIONS, 0x12a);
-        put32(b, 0x40000001); /* TPM_RH_OWNER */
-        put_pw_session(b);
-        put16(b, 0);  /* auth */
-        put16(b, 14); /* TPM2B_NV_PUBLIC */
-        put32(b, index);
-        put16(b, 0x000b);
-        put32(b, 0x00060006); /* OWNERWRITE|AUTHWRITE|OWNERREAD|AUTHREAD */
-        put16(b, 0);          /* authPolicy */
-        put16(b, 16);         /* dataSize */
-        end(b);
+static void build_nv_define(TpmCmd *b, uint32_t index) {
+        tpmcmd_begin(b, TPM2_ST_SESSIONS, 0x12a);
+        tpmcmd_u32(b, 0x40000001); /* TPM_RH_OWNER */
+        tpmcmd_pw_session(b, "");
+        tpmcmd_u16(b, 0);  /* auth */
+        tpmcmd_u16(b, 14); /* TPM2B_NV_PUBLIC */
+        tpmcmd_u32(b, index);
+        tpmcmd_u16(b, 0x000b);
+        tpmcmd_u32(b, 0x00060006); /* OWNERWRITE|AUTHWRITE|OWNERREAD|AUTHREAD */
+        tpmcmd_u16(b, 0);          /* authPolicy */
+        tpmcmd_u16(b, 16);         /* dataSize */
+        tpmcmd_end(b);
 }
-static void build_get_cap_sizes(Buf *b) {
-        begin(b, TPM2_ST_NO_SESSIONS, 0x17a);
-        put32(b, 6);     /* TPM_CAP_TPM_PROPERTIES */
-        put32(b, 0x11e); /* TPM_PT_MAX_COMMAND_SIZE, then TPM_PT_MAX_RESPONSE_SIZE */
-        put32(b, 2);
-        end(b);
+static void build_get_cap_sizes(TpmCmd *b) {
+        tpmcmd_begin(b, TPM2_ST_NO_SESSIONS, 0x17a);
+        tpmcmd_u32(b, 6);     /* TPM_CAP_TPM_PROPERTIES */
+        tpmcmd_u32(b, 0x11e); /* TPM_PT_MAX_COMMAND_SIZE, then TPM_PT_MAX_RESPONSE_SIZE */
+        tpmcmd_u32(b, 2);
+        tpmcmd_end(b);
 }
 /* RSA-2048 restricted decryption primary; `unique` makes every key different. */
-static void build_create_primary_rsa(Buf *b, uint32_t unique) {
-        begin(b, TPM2_ST_SESSIONS, TPM2_CC_CREATE_PRIMARY);
-        put32(b, 0x40000001);
-        put_pw_session(b);
-        put16(b, 4); /* inSensitive */
-        put16(b, 0);
-        put16(b, 0);
+static void build_create_primary_rsa(TpmCmd *b, uint32_t unique) {
+        tpmcmd_begin(b, TPM2_ST_SESSIONS, TPM2_CC_CREATE_PRIMARY);
+        tpmcmd_u32(b, 0x40000001);
+        tpmcmd_pw_session(b, "");
+        tpmcmd_u16(b, 4); /* inSensitive */
+        tpmcmd_u16(b, 0);
+        tpmcmd_u16(b, 0);
         size_t at = b->n;
-        put16(b, 0); /* inPublic size, below */
-        put16(b, 0x0001);     /* RSA */
-        put16(b, 0x000b);     /* sha256 */
-        put32(b, 0x00030072); /* fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|restricted|decrypt */
-        put16(b, 0);          /* authPolicy */
-        put16(b, 0x0006);     /* AES */
-        put16(b, 128);
-        put16(b, 0x0043); /* CFB */
-        put16(b, 0x0010); /* scheme NULL */
-        put16(b, 2048);
-        put32(b, 0);
-        put16(b, 4);
-        put32(b, unique);
+        tpmcmd_u16(b, 0); /* inPublic size, below */
+        tpmcmd_u16(b, 0x0001);     /* RSA */
+        tpmcmd_u16(b, 0x000b);     /* sha256 */
+        tpmcmd_u32(b, 0x00030072); /* fixedTPM|fixedParent|sensitiveDataOrigin|userWithAuth|restricted|decrypt */
+        tpmcmd_u16(b, 0);          /* authPolicy */
+        tpmcmd_u16(b, 0x0006);     /* AES */
+        tpmcmd_u16(b, 128);
+        tpmcmd_u16(b, 0x0043); /* CFB */
+        tpmcmd_u16(b, 0x0010); /* scheme NULL */
+        tpmcmd_u16(b, 2048);
+        tpmcmd_u32(b, 0);
+        tpmcmd_u16(b, 4);
+        tpmcmd_u32(b, unique);
         tpm_put_be16(b->b + at, (uint16_t) (b->n - at - 2));
-        put16(b, 0); /* outsideInfo */
-        put32(b, 0); /* creationPCR */
-        end(b);
+        tpmcmd_u16(b, 0); /* outsideInfo */
+        tpmcmd_u32(b, 0); /* creationPCR */
+        tpmcmd_end(b);
 }
-static void build_flush(Buf *b, uint32_t handle) {
-        begin(b, TPM2_ST_NO_SESSIONS, 0x165);
-        put32(b, handle);
-        end(b);
+static void build_flush(TpmCmd *b, uint32_t handle) {
+        tpmcmd_begin(b, TPM2_ST_NO_SESSIONS, 0x165);
+        tpmcmd_u32(b, handle);
+        tpmcmd_end(b);
 }
 
 /* Runs a command; returns the response code, or a negative errno. The
  * response's own size must equal its length. */
-static long long run(TpmInstance *t, const Buf *cmd, Buf *resp) {
+static long long run(TpmInstance *t, const TpmCmd *cmd, TpmCmd *resp) {
         TpmHeader h;
         int r = tpm_instance_process(t, cmd->b, cmd->n, resp->b, sizeof(resp->b), &resp->n, 0);
         if (r < 0)
@@ -179,6 +147,13 @@ static TpmInstance *new2(CountingStore **ret_store) {
         *ret_store = c;
         return t;
 }
+/* The same, after TPM2_Startup. */
+static TpmInstance *started2(CountingStore **ret_store) {
+        TpmInstance *t = new2(ret_store);
+        if (tpm_instance_startup(t, NULL) < 0)
+                abort();
+        return t;
+}
 static void free_both(TpmInstance *t, CountingStore *c) {
         tpm_instance_free(t);
         tpm_store_free(&c->base);
@@ -187,7 +162,7 @@ static void free_both(TpmInstance *t, CountingStore *c) {
 TEST(tpm2_startup_then_get_random) {
         CountingStore *c;
         TpmInstance *t = new2(&c);
-        Buf cmd, resp;
+        TpmCmd cmd, resp;
         uint32_t rc = 1;
 
         cmd.n = (size_t) tpm2_build_get_random(8, cmd.b, sizeof(cmd.b));
@@ -219,10 +194,9 @@ TEST(tpm2_only_one_instance_per_process) {
 
 TEST(tpm2_pcr_extend_changes_pcr_read) {
         CountingStore *c;
-        TpmInstance *t = new2(&c);
-        Buf cmd, before, after, resp;
+        TpmInstance *t = started2(&c);
+        TpmCmd cmd, before, after, resp;
 
-        ASSERT_OK(tpm_instance_startup(t, NULL));
         build_pcr_read16(&cmd);
         ASSERT_EQ(run(t, &cmd, &before), 0);
         /* header, updateCounter, selection(10), count, TPM2B size 32, digest */
@@ -241,7 +215,7 @@ TEST(tpm2_pcr_extend_changes_pcr_read) {
 TEST(tpm2_store_sees_permall_writes) {
         CountingStore *c = counting_new();
         TpmInstance *t = NULL;
-        Buf cmd, resp;
+        TpmCmd cmd, resp;
 
         ASSERT_OK(tpm_instance_new(TPM_FAMILY_2_0, &c->base, &t));
         /* Manufacturing writes the first image. */
@@ -270,12 +244,10 @@ TEST(tpm2_store_sees_permall_writes) {
 }
 
 TEST(tpm2_store_failure_is_an_error_not_a_silent_loss) {
-        CountingStore *c = counting_new();
-        TpmInstance *t = NULL;
-        Buf cmd, resp;
+        CountingStore *c;
+        TpmInstance *t = started2(&c);
+        TpmCmd cmd, resp;
 
-        ASSERT_OK(tpm_instance_new(TPM_FAMILY_2_0, &c->base, &t));
-        ASSERT_OK(tpm_instance_startup(t, NULL));
         c->fail_stores = true;
         build_nv_define(&cmd, 0x01500001);
         long long rc = run(t, &cmd, &resp);
@@ -287,10 +259,9 @@ TEST(tpm2_store_failure_is_an_error_not_a_silent_loss) {
 
 TEST(tpm2_buffer_size_is_one_page_minus_tpmif_header) {
         CountingStore *c;
-        TpmInstance *t = new2(&c);
-        Buf cmd, resp;
+        TpmInstance *t = started2(&c);
+        TpmCmd cmd, resp;
 
-        ASSERT_OK(tpm_instance_startup(t, NULL));
         build_get_cap_sizes(&cmd);
         ASSERT_EQ(run(t, &cmd, &resp), 0);
         ASSERT_EQ(resp.n, 35);
@@ -313,7 +284,7 @@ TEST(tpm2_buffer_size_is_one_page_minus_tpmif_header) {
 TEST(tpm2_any_locality_gets_a_well_formed_answer) {
         CountingStore *c;
         TpmInstance *t = new2(&c);
-        Buf cmd, resp;
+        TpmCmd cmd, resp;
         TpmHeader h;
 
         ASSERT_OK(tpm_instance_startup(t, NULL));
@@ -329,7 +300,7 @@ TEST(tpm2_any_locality_gets_a_well_formed_answer) {
 
 typedef struct CancelRun {
         TpmInstance *t;
-        Buf cmd, resp;
+        TpmCmd cmd, resp;
         long long rc;
         atomic_bool done;
 } CancelRun;
@@ -345,7 +316,7 @@ TEST(tpm2_cancel_from_another_thread_stops_rsa_keygen) {
         CountingStore *c;
         TpmInstance *t = new2(&c);
         static CancelRun cr;
-        Buf cmd, resp;
+        TpmCmd cmd, resp;
         int canceled = 0, attempts;
 
         ASSERT_OK(tpm_instance_startup(t, NULL));
@@ -382,15 +353,15 @@ TEST(tpm2_cancel_from_another_thread_stops_rsa_keygen) {
 TEST(tpm12_startup_and_get_random) {
         CountingStore *c = counting_new();
         TpmInstance *t = NULL;
-        Buf cmd, resp;
+        TpmCmd cmd, resp;
         uint32_t rc = 1;
 
         ASSERT_OK(tpm_instance_new(TPM_FAMILY_1_2, &c->base, &t));
         ASSERT_EQ(tpm_instance_family(t), TPM_FAMILY_1_2);
 
-        begin(&cmd, TPM12_TAG_RQU_COMMAND, TPM12_ORD_GET_RANDOM);
-        put32(&cmd, 8);
-        end(&cmd);
+        tpmcmd_begin(&cmd, TPM12_TAG_RQU_COMMAND, TPM12_ORD_GET_RANDOM);
+        tpmcmd_u32(&cmd, 8);
+        tpmcmd_end(&cmd);
         ASSERT_EQ(run(t, &cmd, &resp), TPM12_INVALID_POSTINIT);
 
         ASSERT_OK(tpm_instance_startup(t, &rc));

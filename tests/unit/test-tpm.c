@@ -82,28 +82,31 @@ TEST(build_tpm2_startup) {
         ASSERT_EQ(buf[12], 0xee); /* nothing written past the command */
 }
 
+/* A builder wrote exactly the 12 bytes of want. */
+static void expect_command(int len, const uint8_t *buf, const uint8_t want[12]) {
+        ASSERT_EQ(len, 12);
+        ASSERT_MEMEQ(buf, want, 12);
+}
+
 TEST(build_tpm2_shutdown) {
         const uint8_t want[] = { 0x80, 0x01, 0x00, 0x00, 0x00, 0x0c, 0x00, 0x00, 0x01, 0x45, 0x00, 0x00 };
         uint8_t buf[12];
 
-        ASSERT_EQ(tpm2_build_shutdown(TPM2_SU_CLEAR, buf, sizeof(buf)), 12);
-        ASSERT_MEMEQ(buf, want, sizeof(want));
+        expect_command(tpm2_build_shutdown(TPM2_SU_CLEAR, buf, sizeof(buf)), buf, want);
 }
 
 TEST(build_tpm2_get_random) {
         const uint8_t want[] = { 0x80, 0x01, 0x00, 0x00, 0x00, 0x0c, 0x00, 0x00, 0x01, 0x7b, 0x12, 0x34 };
         uint8_t buf[12];
 
-        ASSERT_EQ(tpm2_build_get_random(0x1234, buf, sizeof(buf)), 12);
-        ASSERT_MEMEQ(buf, want, sizeof(want));
+        expect_command(tpm2_build_get_random(0x1234, buf, sizeof(buf)), buf, want);
 }
 
 TEST(build_tpm12_startup) {
         const uint8_t want[] = { 0x00, 0xc1, 0x00, 0x00, 0x00, 0x0c, 0x00, 0x00, 0x00, 0x99, 0x00, 0x01 };
         uint8_t buf[12];
 
-        ASSERT_EQ(tpm12_build_startup(TPM12_ST_CLEAR, buf, sizeof(buf)), 12);
-        ASSERT_MEMEQ(buf, want, sizeof(want));
+        expect_command(tpm12_build_startup(TPM12_ST_CLEAR, buf, sizeof(buf)), buf, want);
 }
 
 TEST(builders_enobufs) {

@@ -202,28 +202,28 @@ TEST(path_validity) {
 }
 
 TEST(path_length_limits) {
-        char *s;
+        /* The longest valid path behind each prefix; one byte more is invalid. */
+        static const struct {
+                const char *prefix;
+                size_t longest;
+        } limits[] = {
+                { "/", XSWIRE_REL_PATH_MAX },
+                /* under /local/domain/<id>/ the limit counts only what follows */
+                { "/local/domain/12345/", sizeof("/local/domain/12345/") - 1 + XSWIRE_REL_PATH_MAX },
+                /* a six-digit id is not a domain prefix for sscanf("%5u/") */
+                { "/local/domain/123456/", XSWIRE_REL_PATH_MAX },
+        };
 
-        s = repeat("/", 'x', XSWIRE_REL_PATH_MAX);
-        ASSERT_TRUE(xswire_path_valid(s));
-        free(s);
-        s = repeat("/", 'x', XSWIRE_REL_PATH_MAX + 1);
-        ASSERT_FALSE(xswire_path_valid(s));
-        free(s);
-        /* under /local/domain/<id>/ the limit counts only what follows */
-        s = repeat("/local/domain/12345/", 'x', strlen("/local/domain/12345/") + XSWIRE_REL_PATH_MAX);
-        ASSERT_TRUE(xswire_path_valid(s));
-        free(s);
-        s = repeat("/local/domain/12345/", 'x', strlen("/local/domain/12345/") + XSWIRE_REL_PATH_MAX + 1);
-        ASSERT_FALSE(xswire_path_valid(s));
-        free(s);
-        /* a six-digit id is not a domain prefix for sscanf("%5u/") */
-        s = repeat("/local/domain/123456/", 'x', XSWIRE_REL_PATH_MAX);
-        ASSERT_TRUE(xswire_path_valid(s));
-        free(s);
-        s = repeat("/local/domain/123456/", 'x', XSWIRE_REL_PATH_MAX + 1);
-        ASSERT_FALSE(xswire_path_valid(s));
-        free(s);
+        for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
+                char *ok = repeat(limits[i].prefix, 'x', limits[i].longest);
+                char *over = repeat(limits[i].prefix, 'x', limits[i].longest + 1);
+                bool valid = xswire_path_valid(ok), over_valid = xswire_path_valid(over);
+
+                free(ok);
+                free(over);
+                ASSERT_TRUE(valid);
+                ASSERT_FALSE(over_valid);
+        }
 }
 
 TEST(canonicalize_and_parent) {

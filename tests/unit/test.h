@@ -9,11 +9,20 @@
  * exit status is 1 if any case failed, else 77 if any was skipped (meson
  * shows the test as SKIP, never as a pass; the reasons are in its log), else
  * 0. No case at all is a failure.
+ *
+ * ASSERT_* and TEST_SKIP return from the function they are written in, so
+ * the case's cleanup attributes run. Two helpers for what that cannot reach:
+ * REQUIRE(cond, fmt, ...) ends the whole case from a helper any number of
+ * calls deep (by longjmp: the frames it leaves run no cleanups, so keep what
+ * they hold where the case's own set-up frees it), and test_run_child() runs
+ * a function in a forked child whose ASSERTs and TEST_SKIPs count for the
+ * case (ASSERT_CHILD) (for rlimits, namespaces and confinement the test must not keep).
  */
 #pragma once
 
 #include <errno.h>
 #include <inttypes.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +60,34 @@ extern int test_skipped_current;
                 fprintf(stderr, "  skipped: " fmt "\n", ##__VA_ARGS__);           \
                 test_skipped_current = 1;                                         \
                 return;                                                           \
+        } while (0)
+
+/* Ends the case at once, however deep the helper it is written in. */
+#define REQUIRE(cond, fmt, ...)                                                   \
+        do {                                                                      \
+                if (!(cond)) {                                                    \
+                        fprintf(stderr, "  %s:%d: " fmt "\n", __FILE__, __LINE__, ##__VA_ARGS__); \
+                        test_abort_();                                            \
+                }                                                                 \
+        } while (0)
+/* expr >= 0, else the case ends with the errno's name */
+#define REQUIRE_OK(expr)                                                          \
+        do {                                                                      \
+                long long _r = (long long) (expr);                                \
+                REQUIRE(_r >= 0, "%s failed: %s", #expr, strerror((int) -_r));    \
+        } while (0)
+
+__attribute__((noreturn)) void test_abort_(void);
+
+/* Runs fn(arg) in a forked child with the harness's bookkeeping: a failed
+ * ASSERT or REQUIRE there fails the case, a TEST_SKIP skips it. 0 when the
+ * child passed, -1 otherwise (the case is then already marked). */
+int test_run_child(void (*fn)(void *arg), void *arg);
+/* The same in a case: it ends here unless the child passed. */
+#define ASSERT_CHILD(fn, arg)                                                     \
+        do {                                                                      \
+                if (test_run_child((fn), (arg)) < 0)                              \
+                        return;                                                   \
         } while (0)
 
 #define ASSERT_TRUE(x)                                                            \
@@ -98,4 +135,3 @@ extern int test_skipped_current;
                                    (long long) (err), _r, _r < 0 ? strerror((int) -_r) : "success"); \
         } while (0)
 
-int test_main(int argc, char **argv);
