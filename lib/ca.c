@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
+/* vtpmd's local CA over OpenSSL (ca.h). Nothing here logs: ca_load() reports to its caller. */
 #include <errno.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
@@ -14,7 +15,6 @@
 #include <string.h>
 
 #include "ca.h"
-#include "log.h"
 #include "util.h"
 
 struct Ca {
@@ -49,11 +49,12 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(OSSL_PARAM *, OSSL_PARAM_free)
 #define OID_EKU_PLATFORM_CERTIFICATE "2.23.133.8.2"
 #define OID_SUBJECT_DIRECTORY_ATTRIBUTES "2.5.29.9"
 
-/* The one translation of OpenSSL failures into errno. */
-static int ossl_error(void) {
-        unsigned long e = ERR_peek_last_error();
-        int r = ERR_GET_REASON(e) == ERR_R_MALLOC_FAILURE ? -ENOMEM : -EIO;
-
+/* The one translation of OpenSSL failures into errno: -ENOMEM if OpenSSL
+ * ran out of memory, else r, the caller's word for what failed. The error
+ * queue is emptied, so no stale entry is blamed for a later failure. */
+static int ossl_error(int r) {
+        if (ERR_GET_REASON(ERR_peek_last_error()) == ERR_R_MALLOC_FAILURE)
+                r = -ENOMEM;
         ERR_clear_error();
         return r;
 }
@@ -72,9 +73,9 @@ static int random_serial(X509 *x) {
 
         /* 127 random bits, top bit clear: a positive INTEGER of at most 16 bytes (RFC 5280 4.1.2.2). */
         if (!bn || !BN_rand(bn, 127, BN_RAND_TOP_ANY, BN_RAND_BOTTOM_ANY) || BN_is_zero(bn))
-                return ossl_error();
+                return ossl_error(-EIO);
         if (!BN_to_ASN1_INTEGER(bn, X509_get_serialNumber(x)))
-                return ossl_error();
+                return ossl_error(-EIO);
         return 0;
 }
 
@@ -83,7 +84,7 @@ static int add_ext_conf(X509 *x, X509V3_CTX *ctx, int nid, const char *value) {
         _cleanup_(X509_EXTENSION_freep) X509_EXTENSION *ext = X509V3_EXT_conf_nid(NULL, ctx, nid, value);
 
         if (!ext || !X509_add_ext(x, ext, -1))
-                return ossl_error();
+                return ossl_error(-EIO);
         return 0;
 }
 
@@ -91,7 +92,7 @@ static int generate_key(EVP_PKEY **ret) {
         EVP_PKEY *k = EVP_EC_gen("P-256");
 
         if (!k)
-                return ossl_error();
+                return ossl_error(-EIO);
         *ret = k;
         return 0;
 }
@@ -117,7 +118,7 @@ static int make_ca_cert(EVP_PKEY *key, X509 **ret) {
             !X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *) cn, -1, -1, 0) ||
             !X509_set_issuer_name(x, name) || !X509_gmtime_adj(X509_getm_notBefore(x), 0) ||
             !X509_time_adj_ex(X509_getm_notAfter(x), CA_VALIDITY_DAYS, 0, NULL) || !X509_set_pubkey(x, key))
-                return ossl_error();
+                return ossl_error(-EIO);
         r = random_serial(x);
         if (r < 0)
                 return r;
@@ -127,7 +128,7 @@ static int make_ca_cert(EVP_PKEY *key, X509 **ret) {
             (r = add_ext_conf(x, &ctx, NID_subject_key_identifier, "hash")) < 0)
                 return r;
         if (!X509_sign(x, key, EVP_sha256()))
-                return ossl_error();
+                return ossl_error(-EIO);
         *ret = TAKE_PTR(x);
         return 0;
 }
@@ -137,7 +138,7 @@ static int key_to_der(EVP_PKEY *key, uint8_t **ret, size_t *ret_len) {
         int n = i2d_PrivateKey(key, &der);
 
         if (n <= 0)
-                return ossl_error();
+                return ossl_error(-EIO);
         *ret = der;
         *ret_len = (size_t) n;
         return 0;
@@ -148,7 +149,7 @@ static int key_from_der(const uint8_t *der, size_t len, EVP_PKEY **ret) {
         EVP_PKEY *k = d2i_AutoPrivateKey(NULL, &p, (long) len);
 
         if (!k)
-                return ossl_error();
+                return ossl_error(-EIO);
         *ret = k;
         return 0;
 }
@@ -160,7 +161,7 @@ static int cert_to_pem(X509 *x, char **ret) {
         char *s;
 
         if (!b || !PEM_write_bio_X509(b, x))
-                return ossl_error();
+                return ossl_error(-EIO);
         n = BIO_get_mem_data(b, &data);
         if (n <= 0)
                 return -EIO;
@@ -181,10 +182,8 @@ static int cert_from_pem(const uint8_t *pem, size_t len, X509 **ret) {
         if (!b)
                 return -ENOMEM;
         x = PEM_read_bio_X509(b, NULL, NULL, NULL);
-        if (!x) {
-                ERR_clear_error();
-                return -EBADMSG;
-        }
+        if (!x)
+                return ossl_error(-EBADMSG);
         *ret = x;
         return 0;
 }
@@ -198,15 +197,24 @@ static int write_cert(StateRoot *root, X509 *x) {
         return stateroot_write_raw(root, CA_CERT_FILE, pem, strlen(pem));
 }
 
-int ca_load(StateRoot *root, const uint8_t master_key[CRYPTO_KEY_SIZE], Ca **ret) {
+/* A failure of ca_load(): the file and what went wrong with it, for the caller's log line. */
+static int load_fail(CaLoadReport *report, int r, const char *file, const char *error) {
+        if (report) {
+                report->file = file;
+                report->error = error;
+        }
+        return r;
+}
+
+int ca_load(StateRoot *root, const uint8_t master_key[CRYPTO_KEY_SIZE], CaLoadReport *ret_report, Ca **ret) {
         _cleanup_(ca_freep) Ca *ca = calloc(1, sizeof(Ca));
         uint8_t *der = NULL, *pem = NULL;
         size_t der_len = 0, pem_len = 0;
-        bool created = false;
+        CaLoadReport report = {};
         int r;
 
         if (!ca)
-                return -ENOMEM;
+                return load_fail(ret_report, -ENOMEM, NULL, "out of memory");
 
         r = stateroot_read(root, STATE_KIND_CA_KEY, master_key, &der, &der_len, NULL);
         if (r >= 0) {
@@ -214,53 +222,46 @@ int ca_load(StateRoot *root, const uint8_t master_key[CRYPTO_KEY_SIZE], Ca **ret
                 explicit_wipe(der, der_len);
                 free(der);
                 if (r < 0)
-                        return log_error_errno(r, "CA key %s/%s does not hold a private key", stateroot_path(root),
-                                               CA_KEY_FILE);
+                        return load_fail(ret_report, r, CA_KEY_FILE, "it does not hold a private key");
         } else if (r == -ENOENT) {
                 r = generate_key(&ca->key);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to generate the CA key");
+                        return load_fail(ret_report, r, CA_KEY_FILE, "cannot generate the key");
                 r = key_to_der(ca->key, &der, &der_len);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to encode the CA key");
+                        return load_fail(ret_report, r, CA_KEY_FILE, "cannot encode the key");
                 r = stateroot_write(root, STATE_KIND_CA_KEY, master_key, 1, der, der_len);
                 explicit_wipe(der, der_len);
                 OPENSSL_free(der);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to write the CA key %s/%s", stateroot_path(root),
-                                               CA_KEY_FILE);
-                created = true;
+                        return load_fail(ret_report, r, CA_KEY_FILE, "cannot write it");
+                report.created = true;
         } else
-                return log_error_errno(r, "CA key %s/%s: %s", stateroot_path(root), CA_KEY_FILE,
-                                       statestore_strerror(r));
+                return load_fail(ret_report, r, CA_KEY_FILE, statestore_strerror(r));
 
-        r = created ? -ENOENT : stateroot_read_raw(root, CA_CERT_FILE, &pem, &pem_len);
+        r = report.created ? -ENOENT : stateroot_read_raw(root, CA_CERT_FILE, &pem, &pem_len);
         if (r >= 0) {
                 r = cert_from_pem(pem, pem_len, &ca->cert);
                 free(pem);
                 if (r < 0)
-                        return log_error_errno(r, "CA certificate %s/%s is not a PEM certificate",
-                                               stateroot_path(root), CA_CERT_FILE);
-                if (X509_check_private_key(ca->cert, ca->key) != 1) {
-                        ERR_clear_error();
-                        return log_error_errno(-EKEYREJECTED, "CA certificate %s/%s is not the CA key's",
-                                               stateroot_path(root), CA_CERT_FILE);
-                }
+                        return load_fail(ret_report, r, CA_CERT_FILE, "it is not a PEM certificate");
+                if (X509_check_private_key(ca->cert, ca->key) != 1)
+                        return load_fail(ret_report, ossl_error(-EKEYREJECTED), CA_CERT_FILE,
+                                         "it is not the CA key's certificate");
         } else if (r == -ENOENT) {
                 /* The key is the CA's identity; a lost certificate is re-issued for it. */
                 r = make_ca_cert(ca->key, &ca->cert);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to make the CA certificate");
+                        return load_fail(ret_report, r, CA_CERT_FILE, "cannot make the certificate");
                 r = write_cert(root, ca->cert);
                 if (r < 0)
-                        return log_error_errno(r, "Failed to write the CA certificate %s/%s", stateroot_path(root),
-                                               CA_CERT_FILE);
-                log_msg(LOG_NOTICE, "%s the local CA certificate %s/%s", created ? "Created" : "Re-issued",
-                        stateroot_path(root), CA_CERT_FILE);
+                        return load_fail(ret_report, r, CA_CERT_FILE, "cannot write it");
+                report.reissued = !report.created;
         } else
-                return log_error_errno(r, "Failed to read the CA certificate %s/%s", stateroot_path(root),
-                                       CA_CERT_FILE);
+                return load_fail(ret_report, r, CA_CERT_FILE, "cannot read it");
 
+        if (ret_report)
+                *ret_report = report;
         *ret = TAKE_PTR(ca);
         return 0;
 }
@@ -276,10 +277,8 @@ int ca_der_to_pem(const uint8_t *der, size_t len, char **ret_pem) {
         if (len > LONG_MAX)
                 return -EBADMSG;
         x = d2i_X509(NULL, &p, (long) len);
-        if (!x) {
-                ERR_clear_error();
-                return -EBADMSG;
-        }
+        if (!x)
+                return ossl_error(-EBADMSG);
         return cert_to_pem(x, ret_pem);
 }
 
@@ -290,7 +289,7 @@ static int key_from_params(const char *type, OSSL_PARAM_BLD *bld, EVP_PKEY **ret
 
         if (!params || !ctx || EVP_PKEY_fromdata_init(ctx) <= 0 ||
             EVP_PKEY_fromdata(ctx, &k, EVP_PKEY_PUBLIC_KEY, params) <= 0)
-                return ossl_error();
+                return ossl_error(-EIO);
         *ret = k;
         return 0;
 }
@@ -307,7 +306,7 @@ int ca_rsa_public_key(const uint8_t *modulus, size_t len, uint32_t exponent, EVP
         if (!bld || !n || !e || !BN_set_word(e, exponent ? exponent : 65537) ||
             !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, n) ||
             !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
-                return ossl_error();
+                return ossl_error(-EIO);
         return key_from_params("RSA", bld, ret);
 }
 
@@ -324,7 +323,7 @@ int ca_ecc_p256_public_key(const uint8_t *x, size_t xlen, const uint8_t *y, size
         memcpy(point + 1 + 64 - ylen, y, ylen);
         if (!bld || !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
             !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point)))
-                return ossl_error();
+                return ossl_error(-EIO);
         return key_from_params("EC", bld, ret);
 }
 
@@ -332,7 +331,7 @@ static int name_add(X509_NAME *n, const char *oid, const char *value) {
         _cleanup_(ASN1_OBJECT_freep) ASN1_OBJECT *o = OBJ_txt2obj(oid, 1);
 
         if (!o || !X509_NAME_add_entry_by_OBJ(n, o, MBSTRING_UTF8, (const unsigned char *) value, -1, -1, 0))
-                return ossl_error();
+                return ossl_error(-EIO);
         return 0;
 }
 
@@ -364,7 +363,7 @@ static int add_san(X509 *x, CaCertKind kind, const CaTpmInfo *info) {
                 return -ENOMEM;
         }
         if (X509_add1_ext_i2d(x, NID_subject_alt_name, gens, 1, X509V3_ADD_DEFAULT) != 1)
-                return ossl_error();
+                return ossl_error(-EIO);
         return 0;
 }
 
@@ -421,10 +420,10 @@ static int add_tpm_spec(X509 *x, const CaTpmInfo *info) {
         memcpy(der + k, spec, n);
         k += n;
         if (!ASN1_OCTET_STRING_set(os, der, (int) k))
-                return ossl_error();
+                return ossl_error(-EIO);
         ext = X509_EXTENSION_create_by_OBJ(NULL, o, 0, os);
         if (!ext || !X509_add_ext(x, ext, -1))
-                return ossl_error();
+                return ossl_error(-EIO);
         return 0;
 }
 
@@ -454,7 +453,7 @@ int ca_issue(Ca *ca, CaCertKind kind, EVP_PKEY *key, const CaTpmInfo *info, uint
         if (!X509_set_version(x, X509_VERSION_3) || !X509_set_issuer_name(x, X509_get_subject_name(ca->cert)) ||
             !X509_gmtime_adj(X509_getm_notBefore(x), 0) ||
             !ASN1_TIME_set_string_X509(X509_getm_notAfter(x), EK_NOT_AFTER) || !X509_set_pubkey(x, key))
-                return ossl_error();
+                return ossl_error(-EIO);
         r = random_serial(x);
         if (r < 0)
                 return r;
@@ -468,17 +467,17 @@ int ca_issue(Ca *ca, CaCertKind kind, EVP_PKEY *key, const CaTpmInfo *info, uint
         if (kind != CA_CERT_PLATFORM && (r = add_tpm_spec(x, info)) < 0)
                 return r;
         if (!X509_sign(x, ca->key, EVP_sha256()))
-                return ossl_error();
+                return ossl_error(-EIO);
         /* Into plain malloc memory (ours is freed with free(), OPENSSL_malloc's may not be). */
         n = i2d_X509(x, NULL);
         if (n <= 0)
-                return ossl_error();
+                return ossl_error(-EIO);
         der = malloc((size_t) n);
         if (!der)
                 return -ENOMEM;
         p = der;
         if (i2d_X509(x, &p) != n)
-                return ossl_error();
+                return ossl_error(-EIO);
         *ret_der = TAKE_PTR(der);
         *ret_len = (size_t) n;
         return 0;

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -42,10 +43,23 @@ typedef enum CaCertKind {
         CA_CERT_PLATFORM, /* platform certificate over the EK (swtpm_cert --type platform style) */
 } CaCertKind;
 
+/* What ca_load() did, or where it failed, for the caller's one log line. */
+typedef struct CaLoadReport {
+        /* On failure: the file concerned (CA_KEY_FILE, CA_CERT_FILE; NULL if
+         * none) and what went wrong with it, a static phrase. */
+        const char *file;
+        const char *error;
+        /* On success: the CA was made now (key and certificate), or its lost
+         * certificate was issued again for the key. */
+        bool created;
+        bool reissued;
+} CaLoadReport;
+
 /* Loads the CA, creating its key and certificate if there are none.
  * -EKEYREJECTED if the key file does not decrypt with this master key or
- * the certificate is not the key's; -EIO for OpenSSL failures. Logs once. */
-int ca_load(StateRoot *root, const uint8_t master_key[CRYPTO_KEY_SIZE], Ca **ret);
+ * the certificate is not the key's; -EIO for OpenSSL failures. Logs
+ * nothing: the report (if not NULL) is written on success and on failure. */
+int ca_load(StateRoot *root, const uint8_t master_key[CRYPTO_KEY_SIZE], CaLoadReport *ret_report, Ca **ret);
 Ca *ca_free(Ca *ca); /* accepts NULL, returns NULL */
 DEFINE_TRIVIAL_CLEANUP_FUNC(Ca *, ca_free)
 

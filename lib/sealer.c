@@ -28,6 +28,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #include "sealer.h"
+#include "tss2-rc.h"
 #include "util.h"
 
 #define BLOB_MAGIC "VTPMSEAL"
@@ -136,51 +137,9 @@ _printf_(2, 3) static int open_fail(int r, const char *fmt, ...) {
         return r;
 }
 
-/* The TPM's own code with the handle/session/parameter number stripped, or
- * 0xFFFFFFFF for errors from the software layers. A resource manager
- * (tabrmd) forwards TPM codes in its own layer; the kernel's passes them as is. */
-static uint32_t tpm_base_rc(TSS2_RC rc) {
-        uint32_t layer = rc & TSS2_RC_LAYER_MASK;
-        if (layer != TSS2_TPM_RC_LAYER && layer != TSS2_RESMGR_TPM_RC_LAYER)
-                return UINT32_MAX;
-        rc &= 0xFFFFu;
-        if (rc & TPM2_RC_FMT1)
-                return rc & (TPM2_RC_FMT1 | 0x3Fu);
-        return rc;
-}
-
-static bool rc_is_parameter_error(TSS2_RC rc) {
-        return tpm_base_rc(rc) != UINT32_MAX && (rc & TPM2_RC_FMT1) && (rc & TPM2_RC_P);
-}
-
-/* The one place TSS2_RC becomes errno. */
-static int tss_errno(TSS2_RC rc) {
-        uint32_t layer = rc & TSS2_RC_LAYER_MASK;
-
-        if (layer == TSS2_TCTI_RC_LAYER)
-                return -ENODEV;
-        if (rc == TSS2_ESYS_RC_MEMORY)
-                return -ENOMEM;
-
-        switch (tpm_base_rc(rc)) {
-        case TPM2_RC_NV_RATE:
-        case TPM2_RC_RETRY:
-        case TPM2_RC_YIELDED:
-        case TPM2_RC_TESTING:
-        case TPM2_RC_PCR_CHANGED:
-                return -EAGAIN;
-        case TPM2_RC_POLICY_FAIL:
-                return -EPERM;
-        case TPM2_RC_NV_UNINITIALIZED:
-                return -ENOENT;
-        default:
-                return -EIO;
-        }
-}
-
 static int tss_fail(HostTpm *t, const char *what, TSS2_RC rc) {
         /* Tss2_RC_Decode() returns a static buffer: copied at once by fail(). */
-        return fail(t, tss_errno(rc), "%s: %s (0x%" PRIx32 ")", what, Tss2_RC_Decode(rc), (uint32_t) rc);
+        return fail(t, tss2_rc_errno(rc), "%s: %s (0x%" PRIx32 ")", what, Tss2_RC_Decode(rc), (uint32_t) rc);
 }
 
 static void flush(HostTpm *t, ESYS_TR *h) {
@@ -241,7 +200,7 @@ static void srk_template(TPM2_ALG_ID type, TPM2B_PUBLIC *ret) {
 
 /* Whether CreatePrimary refused the ECC template because the TPM lacks ECC or P-256. */
 static bool rc_is_unsupported_alg(TSS2_RC rc) {
-        switch (tpm_base_rc(rc)) {
+        switch (tss2_rc_base(rc)) {
         case TPM2_RC_CURVE:
         case TPM2_RC_ASYMMETRIC:
         case TPM2_RC_KDF:
@@ -267,7 +226,7 @@ static int srk_acquire(HostTpm *t, Srk *ret, TPM2B_NAME *ret_name) {
         if (t->srk_handle != 0) {
                 rc = Esys_TR_FromTPMPublic(t->esys, t->srk_handle, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
                                            &s.tr);
-                if (tpm_base_rc(rc) == TPM2_RC_HANDLE)
+                if (tss2_rc_base(rc) == TPM2_RC_HANDLE)
                         return fail(t, -ENOENT,
                                     "persistent SRK 0x%08" PRIx32 " does not exist on the host TPM "
                                     "(TPM cleared or not provisioned)",
@@ -507,9 +466,9 @@ int host_tpm_open(const HostTpmConfig *c, HostTpm **ret) {
 
         /* Firmware (or swtpm --flags startup-clear) normally started it already. */
         rc = Esys_Startup(t->esys, TPM2_SU_CLEAR);
-        if (rc != TSS2_RC_SUCCESS && tpm_base_rc(rc) != TPM2_RC_INITIALIZE) {
-                int r = tss_errno(rc);
-                uint32_t base = tpm_base_rc(rc);
+        if (rc != TSS2_RC_SUCCESS && tss2_rc_base(rc) != TPM2_RC_INITIALIZE) {
+                int r = tss2_rc_errno(rc);
+                uint32_t base = tss2_rc_base(rc);
                 host_tpm_close(t);
                 if (r == -ENODEV)
                         return open_fail(r, "cannot reach the host TPM through TCTI \"%s\": %s (0x%" PRIx32 ")",
@@ -653,7 +612,7 @@ int host_tpm_unseal(HostTpm *t, const uint8_t *blob, size_t len, uint8_t ret_key
         }
         if (rc != TSS2_RC_SUCCESS) {
                 /* The SRK matched, so a refused private/public area was altered. */
-                if (rc_is_parameter_error(rc) || tpm_base_rc(rc) == TPM2_RC_INTEGRITY)
+                if (tss2_rc_is_parameter_error(rc) || tss2_rc_base(rc) == TPM2_RC_INTEGRITY)
                         r = fail(t, -EBADMSG, "sealed blob failed the host TPM's integrity check: %s (0x%" PRIx32 ")",
                                  Tss2_RC_Decode(rc), (uint32_t) rc);
                 else
@@ -670,7 +629,7 @@ int host_tpm_unseal(HostTpm *t, const uint8_t *blob, size_t len, uint8_t ret_key
         rc = Esys_Unseal(t->esys, obj, sess, ESYS_TR_NONE, ESYS_TR_NONE, &out);
         wipe_response(t);
         if (rc != TSS2_RC_SUCCESS) {
-                if (tss_errno(rc) == -EPERM)
+                if (tss2_rc_errno(rc) == -EPERM)
                         r = fail(t, -EPERM, "the host TPM's PCRs no longer match the sealing policy: %s (0x%" PRIx32 ")",
                                  Tss2_RC_Decode(rc), (uint32_t) rc);
                 else
@@ -730,7 +689,7 @@ static int counter_open(HostTpm *t, ESYS_TR *ret, bool *ret_written) {
         int r;
 
         rc = Esys_TR_FromTPMPublic(t->esys, t->nv_index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &nv);
-        if (tpm_base_rc(rc) == TPM2_RC_HANDLE)
+        if (tss2_rc_base(rc) == TPM2_RC_HANDLE)
                 return fail(t, -ENOENT, "NV counter 0x%08" PRIx32 " is not defined", t->nv_index);
         if (rc != TSS2_RC_SUCCESS)
                 return tss_fail(t, "Esys_TR_FromTPMPublic(NV counter)", rc);
@@ -770,7 +729,7 @@ static int counter_value(HostTpm *t, ESYS_TR nv, uint64_t *ret) {
 
         /* The index's own (empty) authValue: reading needs no owner authorization. */
         rc = Esys_NV_Read(t->esys, nv, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, 8, 0, &data);
-        if (tpm_base_rc(rc) == TPM2_RC_NV_UNINITIALIZED)
+        if (tss2_rc_base(rc) == TPM2_RC_NV_UNINITIALIZED)
                 return fail(t, -ENOENT, "NV counter 0x%08" PRIx32 " was never incremented", t->nv_index);
         if (rc != TSS2_RC_SUCCESS)
                 return tss_fail(t, "Esys_NV_Read(counter)", rc);

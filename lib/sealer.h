@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The host TPM 2.0 through tpm2-tss ESAPI (research tss-sealing.md §2-3): seals
- * and unseals the daemon's master key, and keeps the rollback counter. The
- * only file that includes tpm2-tss headers.
+ * and unseals the daemon's master key, and keeps the rollback counter. It and
+ * tss-client.c (a vTPM's) are the only files that include tpm2-tss headers;
+ * TSS2_RC becomes errno in tss2-rc.c.
  *
  *  - SRK: the TCG Provisioning Guidance ECC P-256 template re-created with
  *    CreatePrimary (deterministic; RSA-2048 if the TPM refuses ECC), or a
@@ -22,6 +23,7 @@
  *   -EPERM          the PCR policy is not satisfied (PCRs changed)
  *   -EBADMSG        the sealed blob is malformed
  *   -EAGAIN         the TPM asked to retry later (TPM_RC_NV_RATE, RETRY)
+ *   -EACCES         the TPM refused an authorization (TPM_RC_BAD_AUTH: see below)
  *   -EIO            any other TPM failure
  * and, beyond that list:
  *   -ENOENT         the configured persistent SRK handle holds no object; for the
@@ -33,7 +35,7 @@
  *
  * Owner authorization is the empty password. A host whose owner hierarchy has
  * a password is not supported yet (CreatePrimary and NV_DefineSpace then fail
- * with TPM_RC_BAD_AUTH in last_error); reading and incrementing the counter
+ * with -EACCES, TPM_RC_BAD_AUTH in last_error); reading and incrementing the counter
  * use the index's own empty authValue and need no owner authorization.
  *
  * host_tpm_open() sets TSS2_LOG=all+none unless the environment already sets

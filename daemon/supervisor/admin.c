@@ -23,7 +23,6 @@
 #include <xenstore.h>
 
 #include "admin.h"
-#include "ca.h"
 #include "clock.h"
 #include "config.h"
 #include "crypto.h"
@@ -495,14 +494,11 @@ static void op_status(AdminCall *c) {
 
 static void op_ca_cert(AdminCall *c) {
         _cleanup_(json_object_putp) json_object *o = NULL;
-        _cleanup_(ca_freep) Ca *ca = NULL;
         _cleanup_free_ char *pem = NULL;
         int r;
 
         /* Created at first use. */
-        r = ca_load(vtpm_state_root(c->ctx->state), vtpm_state_master_key(c->ctx->state), &ca);
-        if (r >= 0)
-                r = ca_cert_pem(ca, &pem);
+        r = manufacture_ca_cert(c->ctx->manufacture, &pem);
         if (r < 0) {
                 finish_errorf(c, r, "cannot read the CA certificate: %s", strerror(-r));
                 return;

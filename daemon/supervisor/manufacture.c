@@ -5,9 +5,9 @@
  * dialogue runs in a short-lived helper process forked from the supervisor:
  *
  *   vtpmd ──fork──> helper ──spawn_worker──> vtpmd-worker (OFFLINE, DURABLE)
- *     ▲                │  ESAPI over a TCTI that sends IPC_COMMAND and
- *     │ report (pipe)  │  waits for IPC_RESPONSE on the worker's socket
- *     └────────────────┘
+ *     ▲                │  lib/tss-client.h (ESAPI) over a transport that
+ *     │ report (pipe)  │  sends IPC_COMMAND and waits for IPC_RESPONSE
+ *     └────────────────┘  on the worker's socket
  *
  * The helper only computes, talks to its own worker and writes the public
  * certificate files of this one vTPM; it never touches the supervisor's
@@ -18,13 +18,16 @@
  * exited, then calls done() from the loop.
  *
  * The helper is forked from a process that may have threads (libxenstore's
- * reader): it uses malloc, OpenSSL and tpm2-tss, which glibc's fork handlers
- * keep usable, and no lock of the supervisor's own.
+ * reader): it uses malloc, OpenSSL and tpm2-tss (through lib/), which glibc's
+ * fork handlers keep usable, and no lock of the supervisor's own.
+ *
+ * What is made is decided here (which EKs, certificates and banks, what the
+ * certificates say, where the public files go, what is logged); how, with
+ * the TCG's templates, handles and indices, is lib/tss-client.c's.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -44,48 +47,28 @@
 #include "parse.h"
 #include "spawn.h"
 #include "state.h"
+#include "tss-client.h"
 #include "util.h"
-
-/* After protocol/tpm.h: tpm2-tss defines some of the same TPM constants, and
- * a redefinition inside a system header is not a warning. */
-#include <tss2/tss2_esys.h>
-#include <tss2/tss2_mu.h>
-#include <tss2/tss2_rc.h>
-#include <tss2/tss2_tcti.h>
-
-/* TCG EK Credential Profile for TPM Family 2.0, 2.2.1.4 (low range) and
- * TCG PC Client Platform TPM Profile (persistent EK handles). */
-#define EK_RSA_HANDLE 0x81010001u
-#define EK_ECC_HANDLE 0x81010002u
-#define NV_EK_CERT_RSA 0x01c00002u
-#define NV_EK_CERT_ECC 0x01c0000au
-#define NV_PLATFORM_CERT 0x01c08000u
 
 /* The two kinds of EK, indexed by `ecc` (0: RSA 2048, 1: ECC NIST P-256). */
 typedef struct EkKind {
-        const char *name;      /* for messages */
-        TPM2_HANDLE handle;    /* its persistent handle */
-        TPM2_HANDLE nv_cert;   /* the NV index of its certificate */
+        TssEk ek;
+        TssCert cert;          /* the NV index of its certificate */
         CaCertKind cert_kind;
-        const char *cert_what; /* for messages */
         const char *cert_file; /* its certificate, PEM, in the state directory */
 } EkKind;
 
 static const EkKind ek_kinds[2] = {
         {
-                .name = "RSA 2048 EK",
-                .handle = EK_RSA_HANDLE,
-                .nv_cert = NV_EK_CERT_RSA,
+                .ek = TSS_EK_RSA2048,
+                .cert = TSS_CERT_EK_RSA2048,
                 .cert_kind = CA_CERT_EK_RSA,
-                .cert_what = "RSA EK certificate",
                 .cert_file = STATEDIR_EK_CERT_RSA2048,
         },
         {
-                .name = "ECC P-256 EK",
-                .handle = EK_ECC_HANDLE,
-                .nv_cert = NV_EK_CERT_ECC,
+                .ek = TSS_EK_ECC_P256,
+                .cert = TSS_CERT_EK_ECC_P256,
                 .cert_kind = CA_CERT_EK_ECC,
-                .cert_what = "ECC EK certificate",
                 .cert_file = STATEDIR_EK_CERT_ECC_P256,
         },
 };
@@ -94,13 +77,6 @@ static const EkKind ek_kinds[2] = {
 static char *result_ek_sha256(ManufactureResult *res, bool ecc) {
         return ecc ? res->ek_ecc_sha256 : res->ek_rsa_sha256;
 }
-
-/* As swtpm_setup writes them (swtpm.c, write_ek_cert_nvram): written once
- * under platform authorization, then readable by anyone who can read the
- * owner or the index itself, never rewritten after NV_WriteLock. */
-#define NV_CERT_ATTRIBUTES                                                                                    \
-        (TPMA_NV_PLATFORMCREATE | TPMA_NV_AUTHREAD | TPMA_NV_OWNERREAD | TPMA_NV_PPREAD | TPMA_NV_PPWRITE |   \
-         TPMA_NV_NO_DA | TPMA_NV_WRITEDEFINE)
 
 /* The journal gets the UUID as a field; the text names it too, as no guest is involved. */
 #define mf_log(level, uuid, fmt, ...) \
@@ -134,16 +110,6 @@ typedef struct Manufacture {
 /* The helper process                                                     */
 /* ---------------------------------------------------------------------- */
 
-/* A TCTI whose TPM is an offline worker. */
-typedef struct WorkerTcti {
-        TSS2_TCTI_CONTEXT_COMMON_V2 common;
-        int fd;
-        bool sent;     /* a command is outstanding */
-        bool have;     /* its response has arrived and is in resp */
-        IpcTpm resp;
-        Report *report; /* IPC_STATE reports go here */
-} WorkerTcti;
-
 typedef struct Helper {
         const char *uuid;
         const char *worker_path;
@@ -162,11 +128,10 @@ typedef struct Helper {
 
         pid_t worker_pid;
         int worker_fd;
-        WorkerTcti tcti;
-        ESYS_CONTEXT *esys;
+        bool worker_lost; /* a command got no response: a later one might get the earlier's */
+        TssClient *tss;
         Report report;
         CaTpmInfo info;
-        uint16_t nv_buffer_max;
         /* The certificates issued, for the public files (DER). */
         uint8_t *cert_der[2];
         size_t cert_len[2];
@@ -215,74 +180,33 @@ static int worker_next(int fd, Report *report, int timeout_ms, IpcMsg *ret) {
         }
 }
 
-static WorkerTcti *worker_tcti(TSS2_TCTI_CONTEXT *c) {
-        return (WorkerTcti *) c;
-}
-
-static TSS2_RC worker_tcti_transmit(TSS2_TCTI_CONTEXT *c, size_t size, const uint8_t *command) {
-        WorkerTcti *t = worker_tcti(c);
+/* The TssClient's transport: one command to the worker, its response back. */
+static int worker_transport(void *userdata, const uint8_t *cmd, size_t len, uint8_t *resp, size_t resp_max,
+                            size_t *ret_len) {
+        Helper *h = userdata;
         IpcMsg m = { .type = IPC_COMMAND };
+        int r;
 
-        if (t->sent)
-                return TSS2_TCTI_RC_BAD_SEQUENCE;
-        if (size < TPM_HEADER_SIZE || size > IPC_TPM_MAX)
-                return TSS2_TCTI_RC_BAD_VALUE;
-        memcpy(m.tpm.data, command, size);
-        m.tpm.len = (uint32_t) size;
-        if (ipc_socket_send(t->fd, &m, -1) < 0)
-                return TSS2_TCTI_RC_IO_ERROR;
-        t->sent = true;
-        t->have = false;
-        return TSS2_RC_SUCCESS;
-}
-
-static TSS2_RC worker_tcti_receive(TSS2_TCTI_CONTEXT *c, size_t *size, uint8_t *response, int32_t timeout) {
-        WorkerTcti *t = worker_tcti(c);
-
-        if (!size)
-                return TSS2_TCTI_RC_BAD_REFERENCE;
-        if (!t->sent)
-                return TSS2_TCTI_RC_BAD_SEQUENCE;
-        if (!t->have) {
-                IpcMsg m;
-                int r = worker_next(t->fd, t->report,
-                                    timeout == TSS2_TCTI_TIMEOUT_BLOCK || timeout > COMMAND_TIMEOUT_MS
-                                            ? COMMAND_TIMEOUT_MS
-                                            : timeout,
-                                    &m);
-                if (r == -ETIMEDOUT && timeout != TSS2_TCTI_TIMEOUT_BLOCK)
-                        return TSS2_TCTI_RC_TRY_AGAIN;
-                if (r <= 0 || m.type != IPC_RESPONSE)
-                        return TSS2_TCTI_RC_IO_ERROR;
-                t->resp = m.tpm;
-                t->have = true;
+        if (h->worker_lost)
+                return -EPIPE;
+        if (len < TPM_HEADER_SIZE || len > IPC_TPM_MAX)
+                return -EINVAL;
+        memcpy(m.tpm.data, cmd, len);
+        m.tpm.len = (uint32_t) len;
+        r = ipc_socket_send(h->worker_fd, &m, -1);
+        if (r >= 0)
+                r = worker_next(h->worker_fd, &h->report, COMMAND_TIMEOUT_MS, &m);
+        if (r > 0 && m.type != IPC_RESPONSE)
+                r = -EBADMSG;
+        if (r <= 0) {
+                h->worker_lost = true;
+                return r == 0 ? -EPIPE : r;
         }
-        /* ESAPI may ask for the size first (response NULL). */
-        if (!response) {
-                *size = t->resp.len;
-                return TSS2_RC_SUCCESS;
-        }
-        if (*size < t->resp.len)
-                return TSS2_TCTI_RC_INSUFFICIENT_BUFFER;
-        memcpy(response, t->resp.data, t->resp.len);
-        *size = t->resp.len;
-        t->sent = t->have = false;
-        return TSS2_RC_SUCCESS;
-}
-
-static void worker_tcti_init(WorkerTcti *t, int fd, Report *report) {
-        *t = (WorkerTcti){
-                .common = {
-                        .v1 = {
-                                .magic = UINT64_C(0x7674706d64697063), /* "vtpmdipc": ours, not a tctildr module */
-                                .version = 2,
-                                .transmit = worker_tcti_transmit,
-                                .receive = worker_tcti_receive,
-                        },
-                },
-                .fd = fd,
-                .report = report,
-        };
+        if (m.tpm.len > resp_max)
+                return -EMSGSIZE;
+        memcpy(resp, m.tpm.data, m.tpm.len);
+        *ret_len = m.tpm.len;
+        return 0;
 }
 
 /* Starts an offline worker on the vTPM's state and waits for READY. */
@@ -325,10 +249,9 @@ static int helper_start_worker(Helper *h) {
                 return helper_fail(h, "The worker answered %s instead of ready",
                                    strempty(ipc_type_to_string(m.type)));
 
-        worker_tcti_init(&h->tcti, h->worker_fd, &h->report);
-        TSS2_RC rc = Esys_Initialize(&h->esys, (TSS2_TCTI_CONTEXT *) &h->tcti, NULL);
-        if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "Esys_Initialize failed: %s", Tss2_RC_Decode(rc));
+        r = tss_client_new(worker_transport, h, &h->tss);
+        if (r < 0)
+                return helper_fail(h, "Esys_Initialize failed: %s", strerror(-r));
         return 0;
 }
 
@@ -341,8 +264,7 @@ static int helper_stop_worker(Helper *h) {
         IpcMsg m = { .type = IPC_STOP, .stop = { .mode = IPC_STOP_RESET } };
         int r = 0, status = 0;
 
-        if (h->esys)
-                Esys_Finalize(&h->esys);
+        h->tss = tss_client_free(h->tss);
         if (h->worker_fd >= 0) {
                 r = ipc_socket_send(h->worker_fd, &m, -1);
                 while (r >= 0) {
@@ -370,285 +292,80 @@ static int helper_stop_worker(Helper *h) {
 }
 
 static int get_properties(Helper *h) {
-        _cleanup_free_ TPMS_CAPABILITY_DATA *cap = NULL;
-        TPMI_YES_NO more = TPM2_NO;
-        TSS2_RC rc;
+        TssTpmProperties p;
 
-        rc = Esys_GetCapability(h->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_TPM_PROPERTIES,
-                                TPM2_PT_FIXED, TPM2_MAX_TPM_PROPERTIES, &more, &cap);
-        if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "TPM2_GetCapability(TPM_PROPERTIES) failed: %s", Tss2_RC_Decode(rc));
-
-        h->nv_buffer_max = 1024; /* what swtpm_setup uses when it does not ask */
-        for (uint32_t i = 0; i < cap->data.tpmProperties.count && i < TPM2_MAX_TPM_PROPERTIES; i++) {
-                const TPMS_TAGGED_PROPERTY *p = &cap->data.tpmProperties.tpmProperty[i];
-                switch (p->property) {
-                case TPM2_PT_MANUFACTURER:
-                        h->info.manufacturer = p->value;
-                        break;
-                case TPM2_PT_FIRMWARE_VERSION_1:
-                        h->info.version = p->value;
-                        break;
-                case TPM2_PT_LEVEL:
-                        h->info.spec_level = p->value;
-                        break;
-                case TPM2_PT_REVISION:
-                        h->info.spec_revision = p->value;
-                        break;
-                case TPM2_PT_NV_BUFFER_MAX:
-                        if (p->value >= 64 && p->value <= 1024)
-                                h->nv_buffer_max = (uint16_t) p->value;
-                        break;
-                default:
-                        break;
-                }
-        }
+        if (tss_client_properties(h->tss, &p) < 0)
+                return helper_fail(h, "%s", tss_client_last_error(h->tss));
+        h->info = (CaTpmInfo){
+                .manufacturer = p.manufacturer,
+                .version = p.firmware_version,
+                .spec_level = p.spec_level,
+                .spec_revision = p.spec_revision,
+        };
         /* libtpms is the software TPM of swtpm; the model names it like swtpm_setup does. */
         snprintf(h->info.model, sizeof(h->info.model), "swtpm");
         return 0;
 }
 
-/* The TCG default EK templates: EK Credential Profile 2.0, B.3.3 "Template
- * L-1" (RSA 2048) and B.3.4 "Template L-2" (ECC NIST P-256). */
-static const uint8_t ek_policy[32] = {
-        0x83, 0x71, 0x97, 0x67, 0x44, 0x84, 0xB3, 0xF8, 0x1A, 0x90, 0xCC, 0x8D, 0x46, 0xA5, 0xD7, 0x24,
-        0xFD, 0x52, 0xD7, 0x6E, 0x06, 0x52, 0x0B, 0x64, 0xF2, 0xA1, 0xDA, 0x1B, 0x33, 0x14, 0x69, 0xAA,
-};
+/* Issues one certificate over key (`what` names it: "<what> certificate") and
+ * writes it to its NV index; the DER goes to *ret_der if given (for the public
+ * file), else it is dropped. */
+static int issue_cert(Helper *h, CaCertKind kind, TssCert cert, const char *what, EVP_PKEY *key, uint8_t **ret_der,
+                      size_t *ret_len) {
+        _cleanup_free_ uint8_t *der = NULL;
+        size_t len = 0;
+        int r;
 
-#define EK_ATTRIBUTES                                                                                    \
-        (TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT | TPMA_OBJECT_SENSITIVEDATAORIGIN |             \
-         TPMA_OBJECT_ADMINWITHPOLICY | TPMA_OBJECT_RESTRICTED | TPMA_OBJECT_DECRYPT)
-_Static_assert(EK_ATTRIBUTES == 0x000300B2, "TCG EK attributes");
-
-static void ek_template(bool ecc, TPM2B_PUBLIC *t) {
-        memset(t, 0, sizeof(*t));
-        t->publicArea.nameAlg = TPM2_ALG_SHA256;
-        t->publicArea.objectAttributes = EK_ATTRIBUTES;
-        t->publicArea.authPolicy.size = sizeof(ek_policy);
-        memcpy(t->publicArea.authPolicy.buffer, ek_policy, sizeof(ek_policy));
-        if (!ecc) {
-                TPMS_RSA_PARMS *p = &t->publicArea.parameters.rsaDetail;
-                t->publicArea.type = TPM2_ALG_RSA;
-                p->symmetric.algorithm = TPM2_ALG_AES;
-                p->symmetric.keyBits.aes = 128;
-                p->symmetric.mode.aes = TPM2_ALG_CFB;
-                p->scheme.scheme = TPM2_ALG_NULL;
-                p->keyBits = 2048;
-                p->exponent = 0;
-                t->publicArea.unique.rsa.size = 256; /* zeros */
-        } else {
-                TPMS_ECC_PARMS *p = &t->publicArea.parameters.eccDetail;
-                t->publicArea.type = TPM2_ALG_ECC;
-                p->symmetric.algorithm = TPM2_ALG_AES;
-                p->symmetric.keyBits.aes = 128;
-                p->symmetric.mode.aes = TPM2_ALG_CFB;
-                p->scheme.scheme = TPM2_ALG_NULL;
-                p->curveID = TPM2_ECC_NIST_P256;
-                p->kdf.scheme = TPM2_ALG_NULL;
-                t->publicArea.unique.ecc.x.size = 32; /* zeros */
-                t->publicArea.unique.ecc.y.size = 32;
+        r = ca_issue(h->ca, kind, key, &h->info, &der, &len);
+        if (r < 0)
+                return helper_fail(h, "Failed to issue the %s certificate: %s", what, strerror(-r));
+        if (tss_client_write_cert(h->tss, cert, der, len) < 0)
+                return helper_fail(h, "%s", tss_client_last_error(h->tss));
+        if (ret_der) {
+                *ret_der = TAKE_PTR(der);
+                *ret_len = len;
         }
-}
-
-static int public_sha256(const TPM2B_PUBLIC *pub, char hex[65]) {
-        uint8_t buf[sizeof(TPM2B_PUBLIC)], md[32];
-        size_t off = 0;
-        unsigned n = 0;
-
-        if (Tss2_MU_TPM2B_PUBLIC_Marshal(pub, buf, sizeof(buf), &off) != TSS2_RC_SUCCESS)
-                return -EIO;
-        if (!EVP_Digest(buf, off, md, &n, EVP_sha256(), NULL) || n != sizeof(md))
-                return -EIO;
-        for (size_t i = 0; i < sizeof(md); i++)
-                snprintf(hex + 2 * i, 3, "%02x", md[i]);
         return 0;
-}
-
-/* Defines, writes (in chunks of the TPM's NV buffer) and write-locks one certificate index. */
-static int write_nv_cert(Helper *h, TPM2_HANDLE index, const uint8_t *der, size_t len, const char *what) {
-        TPM2B_AUTH auth = { .size = 0 };
-        TPM2B_NV_PUBLIC pub = {
-                .nvPublic = {
-                        .nvIndex = index,
-                        .nameAlg = TPM2_ALG_SHA256,
-                        .attributes = NV_CERT_ATTRIBUTES,
-                        .dataSize = (uint16_t) len,
-                },
-        };
-        ESYS_TR nv = ESYS_TR_NONE;
-        TSS2_RC rc;
-
-        if (len == 0 || len > UINT16_MAX)
-                return helper_fail(h, "The %s is %zu bytes", what, len);
-        rc = Esys_NV_DefineSpace(h->esys, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &auth,
-                                 &pub, &nv);
-        if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "TPM2_NV_DefineSpace(0x%08x) for the %s failed: %s", index, what,
-                                   Tss2_RC_Decode(rc));
-        for (size_t off = 0; off < len;) {
-                TPM2B_MAX_NV_BUFFER chunk;
-                size_t n = len - off;
-                if (n > h->nv_buffer_max)
-                        n = h->nv_buffer_max;
-                if (n > sizeof(chunk.buffer))
-                        n = sizeof(chunk.buffer);
-                chunk.size = (uint16_t) n;
-                memcpy(chunk.buffer, der + off, n);
-                rc = Esys_NV_Write(h->esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                                   &chunk, (uint16_t) off);
-                if (rc != TSS2_RC_SUCCESS)
-                        return helper_fail(h, "TPM2_NV_Write(0x%08x) of the %s failed: %s", index, what,
-                                           Tss2_RC_Decode(rc));
-                off += n;
-        }
-        rc = Esys_NV_WriteLock(h->esys, ESYS_TR_RH_PLATFORM, nv, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
-        if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "TPM2_NV_WriteLock(0x%08x) of the %s failed: %s", index, what,
-                                   Tss2_RC_Decode(rc));
-        (void) Esys_TR_Close(h->esys, &nv);
-        return 0;
-}
-
-/* TPM2_CreatePrimary of the TCG default EK (ek_template) in the endorsement
- * hierarchy: the one way both manufacturing and the reset's identity check
- * make it, so that their hashes compare. Returns the TPM's response code
- * (the callers word the failure) and, on success only, the transient object
- * (the caller flushes it) and its public area. */
-static TSS2_RC ek_create_primary(Helper *h, bool ecc, ESYS_TR *ret_obj, TPM2B_PUBLIC **ret_pub) {
-        TPM2B_PUBLIC in;
-        TPM2B_SENSITIVE_CREATE sens = { .size = 0 };
-        TPM2B_DATA outside = { .size = 0 };
-        TPML_PCR_SELECTION pcrs = { .count = 0 };
-        _cleanup_free_ TPM2B_PUBLIC *out = NULL;
-        _cleanup_free_ TPM2B_CREATION_DATA *cdata = NULL;
-        _cleanup_free_ TPM2B_DIGEST *chash = NULL;
-        _cleanup_free_ TPMT_TK_CREATION *ticket = NULL;
-        ESYS_TR obj = ESYS_TR_NONE;
-        TSS2_RC rc;
-
-        ek_template(ecc, &in);
-        rc = Esys_CreatePrimary(h->esys, ESYS_TR_RH_ENDORSEMENT, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sens,
-                                &in, &outside, &pcrs, &obj, &out, &cdata, &chash, &ticket);
-        if (rc != TSS2_RC_SUCCESS)
-                return rc;
-        *ret_obj = obj;
-        *ret_pub = TAKE_PTR(out);
-        return TSS2_RC_SUCCESS;
 }
 
 /* Creates one EK, makes it persistent, and issues and writes its certificate. */
 static int make_ek(Helper *h, bool ecc) {
         const EkKind *ek = &ek_kinds[ecc];
+        const char *name = tss_ek_to_string(ek->ek);
         /* swtpm_setup issues the platform certificate over the first EK (RSA when there is one). */
         bool want_platform = h->o.platform_cert && (!ecc || !(h->o.eks & MANUFACTURE_EK_RSA2048));
-        _cleanup_free_ TPM2B_PUBLIC *out = NULL;
         _cleanup_(EVP_PKEY_freep) EVP_PKEY *key = NULL;
-        ESYS_TR obj = ESYS_TR_NONE, persistent = ESYS_TR_NONE;
-        TSS2_RC rc;
+        TssEkPublic pub;
         int r;
 
-        rc = ek_create_primary(h, ecc, &obj, &out);
-        if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "TPM2_CreatePrimary of the %s failed: %s", ek->name, Tss2_RC_Decode(rc));
-        rc = Esys_EvictControl(h->esys, ESYS_TR_RH_OWNER, obj, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                               ek->handle, &persistent);
-        (void) Esys_FlushContext(h->esys, obj);
-        if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "TPM2_EvictControl of the %s to 0x%08x failed: %s", ek->name, ek->handle,
-                                   Tss2_RC_Decode(rc));
-        (void) Esys_TR_Close(h->esys, &persistent);
-
-        r = public_sha256(out, result_ek_sha256(&h->report.result, ecc));
-        if (r < 0)
-                return helper_fail(h, "Failed to hash the %s public key", ek->name);
+        if (tss_client_create_ek(h->tss, ek->ek, true, &pub) < 0)
+                return helper_fail(h, "%s", tss_client_last_error(h->tss));
+        memcpy(result_ek_sha256(&h->report.result, ecc), pub.sha256, sizeof(pub.sha256));
 
         if (!h->o.ek_certs && !want_platform)
                 return 0;
         if (ecc)
-                r = ca_ecc_p256_public_key(out->publicArea.unique.ecc.x.buffer, out->publicArea.unique.ecc.x.size,
-                                           out->publicArea.unique.ecc.y.buffer, out->publicArea.unique.ecc.y.size,
-                                           &key);
+                r = ca_ecc_p256_public_key(pub.ecc_x, pub.ecc_x_len, pub.ecc_y, pub.ecc_y_len, &key);
         else
-                r = ca_rsa_public_key(out->publicArea.unique.rsa.buffer, out->publicArea.unique.rsa.size,
-                                      out->publicArea.parameters.rsaDetail.exponent, &key);
+                r = ca_rsa_public_key(pub.rsa_modulus, pub.rsa_modulus_len, pub.rsa_exponent, &key);
         if (r < 0)
-                return helper_fail(h, "The %s public key is not usable by OpenSSL: %s", ek->name, strerror(-r));
+                return helper_fail(h, "The %s public key is not usable by OpenSSL: %s", name, strerror(-r));
 
         if (h->o.ek_certs) {
-                uint8_t **der = &h->cert_der[ecc];
-                size_t *len = &h->cert_len[ecc];
-                r = ca_issue(h->ca, ek->cert_kind, key, &h->info, der, len);
-                if (r < 0)
-                        return helper_fail(h, "Failed to issue the %s certificate: %s", ek->name, strerror(-r));
-                r = write_nv_cert(h, ek->nv_cert, *der, *len, ek->cert_what);
+                r = issue_cert(h, ek->cert_kind, ek->cert, name, key, &h->cert_der[ecc], &h->cert_len[ecc]);
                 if (r < 0)
                         return r;
         }
-        if (want_platform) {
-                _cleanup_free_ uint8_t *der = NULL;
-                size_t len = 0;
-                r = ca_issue(h->ca, CA_CERT_PLATFORM, key, &h->info, &der, &len);
-                if (r < 0)
-                        return helper_fail(h, "Failed to issue the platform certificate: %s", strerror(-r));
-                r = write_nv_cert(h, NV_PLATFORM_CERT, der, len, "platform certificate");
-                if (r < 0)
-                        return r;
-        }
+        if (want_platform)
+                return issue_cert(h, CA_CERT_PLATFORM, TSS_CERT_PLATFORM, "platform", key, NULL, NULL);
         return 0;
 }
 
-/* TPM2_PCR_Allocate: the requested banks get all PCRs, every other
- * implemented bank none. It takes effect at the next power-on: the worker
- * that serves the guest. */
+/* The requested banks get all PCRs, every other implemented bank none. It
+ * takes effect at the next power-on: the worker that serves the guest. */
 static int allocate_banks(Helper *h) {
-        static const struct {
-                unsigned bit;
-                TPMI_ALG_HASH alg;
-                const char *name;
-        } banks[] = {
-                { MANUFACTURE_BANK_SHA1, TPM2_ALG_SHA1, "sha1" },
-                { MANUFACTURE_BANK_SHA256, TPM2_ALG_SHA256, "sha256" },
-                { MANUFACTURE_BANK_SHA384, TPM2_ALG_SHA384, "sha384" },
-                { MANUFACTURE_BANK_SHA512, TPM2_ALG_SHA512, "sha512" },
-        };
-        _cleanup_free_ TPMS_CAPABILITY_DATA *cap = NULL;
-        TPML_PCR_SELECTION sel = { .count = 0 };
-        TPMI_YES_NO more = TPM2_NO, ok = TPM2_NO;
-        UINT32 max_pcr = 0, needed = 0, available = 0;
-        unsigned found = 0;
-        TSS2_RC rc;
-
-        rc = Esys_GetCapability(h->esys, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_PCRS, 0, 1, &more, &cap);
-        if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "TPM2_GetCapability(PCRS) failed: %s", Tss2_RC_Decode(rc));
-
-        /* Every implemented bank is listed, so that the unwanted ones are switched off. */
-        for (uint32_t i = 0; i < cap->data.assignedPCR.count && i < TPM2_NUM_PCR_BANKS; i++) {
-                TPMS_PCR_SELECTION *s = &sel.pcrSelections[sel.count++];
-                TPMI_ALG_HASH alg = cap->data.assignedPCR.pcrSelections[i].hash;
-                bool want = false;
-                for (size_t b = 0; b < ELEMENTSOF(banks); b++)
-                        if (banks[b].alg == alg && (h->o.pcr_banks & banks[b].bit)) {
-                                want = true;
-                                found |= banks[b].bit;
-                        }
-                s->hash = alg;
-                s->sizeofSelect = cap->data.assignedPCR.pcrSelections[i].sizeofSelect;
-                if (s->sizeofSelect > sizeof(s->pcrSelect))
-                        s->sizeofSelect = sizeof(s->pcrSelect);
-                memset(s->pcrSelect, want ? 0xff : 0, s->sizeofSelect);
-        }
-        for (size_t b = 0; b < ELEMENTSOF(banks); b++)
-                if ((h->o.pcr_banks & banks[b].bit) && !(found & banks[b].bit))
-                        return helper_fail(h, "The TPM has no %s PCR bank", banks[b].name);
-
-        rc = Esys_PCR_Allocate(h->esys, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sel, &ok,
-                               &max_pcr, &needed, &available);
-        if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "TPM2_PCR_Allocate failed: %s", Tss2_RC_Decode(rc));
-        if (ok != TPM2_YES)
-                return helper_fail(h, "TPM2_PCR_Allocate refused the banks (%" PRIu32 " bytes needed, %" PRIu32
-                                   " available)", needed, available);
+        if (tss_client_allocate_pcrs(h->tss, h->o.pcr_banks) < 0)
+                return helper_fail(h, "%s", tss_client_last_error(h->tss));
         return 0;
 }
 
@@ -704,40 +421,27 @@ static const char *ek_want(const Helper *h, bool ecc) {
         return ecc ? h->want.ek_ecc_sha256 : h->want.ek_rsa_sha256;
 }
 
-static bool rc_is_auth_failure(TSS2_RC rc) {
-        /* Format-one TPM errors carry the handle/session number in bits 8-11. */
-        if ((rc & TSS2_RC_LAYER_MASK) != TSS2_TPM_RC_LAYER || !(rc & TPM2_RC_FMT1))
-                return false;
-        rc = (rc & 0x3fu) | TPM2_RC_FMT1;
-        return rc == TPM2_RC_AUTH_FAIL || rc == TPM2_RC_BAD_AUTH;
-}
-
 /* Before anything changes: the endorsement primary seed must still make the
  * recorded EK, else the clear would leave a vTPM without its identity. A
  * guest may have set an endorsement password (the clear removes it): then
  * only the check after the clear is possible. */
 static int ek_precheck(Helper *h, bool ecc) {
-        const char *name = ek_kinds[ecc].name;
-        _cleanup_free_ TPM2B_PUBLIC *out = NULL;
-        ESYS_TR obj = ESYS_TR_NONE;
-        char hex[65];
-        TSS2_RC rc;
+        const char *name = tss_ek_to_string(ek_kinds[ecc].ek);
+        TssEkPublic pub;
+        int r;
 
-        rc = ek_create_primary(h, ecc, &obj, &out);
-        if (rc_is_auth_failure(rc)) {
+        r = tss_client_create_ek(h->tss, ek_kinds[ecc].ek, false, &pub);
+        if (r == -EACCES) {
                 mf_log(LOG_INFO, h->uuid, "the endorsement hierarchy has a password: the %s is checked after "
                        "the clear", name);
                 return 0;
         }
-        if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "TPM2_CreatePrimary of the %s failed: %s; nothing was changed", name,
-                                   Tss2_RC_Decode(rc));
-        (void) Esys_FlushContext(h->esys, obj);
-        if (public_sha256(out, hex) < 0)
-                return helper_fail(h, "Failed to hash the %s public key", name);
-        if (!streq(hex, ek_want(h, ecc)))
+        if (r < 0)
+                return helper_fail(h, "%s; nothing was changed", tss_client_last_error(h->tss));
+        if (!streq(pub.sha256, ek_want(h, ecc)))
                 return helper_fail(h, "the %s is not the one it was manufactured with (SHA-256 %s, recorded %s): "
-                                   "its endorsement seed changed; nothing was changed", name, hex, ek_want(h, ecc));
+                                   "its endorsement seed changed; nothing was changed", name, pub.sha256,
+                                   ek_want(h, ecc));
         return 0;
 }
 
@@ -747,7 +451,6 @@ static int ek_precheck(Helper *h, bool ecc) {
  * the platform's NV indices (the EK certificates) stay, so each EK is the
  * same key again: re-created from its template and made persistent. */
 static int helper_clear(Helper *h) {
-        TSS2_RC rc;
         int r = 0;
 
         for (int ecc = 0; ecc < 2 && r >= 0; ecc++)
@@ -755,14 +458,9 @@ static int helper_clear(Helper *h) {
                         r = ek_precheck(h, ecc);
         if (r < 0)
                 return r;
-        /* A guest's TPM2_ClearControl(owner, YES) would make TPM2_Clear fail; the platform may undo it. */
-        rc = Esys_ClearControl(h->esys, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_NO);
-        if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "TPM2_ClearControl(platform, NO) failed: %s; nothing was changed",
-                                   Tss2_RC_Decode(rc));
-        rc = Esys_Clear(h->esys, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
-        if (rc != TSS2_RC_SUCCESS)
-                return helper_fail(h, "TPM2_Clear failed: %s", Tss2_RC_Decode(rc));
+        /* The platform undoes a guest's TPM2_ClearControl(owner, YES) first, which would make the clear fail. */
+        if (tss_client_clear(h->tss) < 0)
+                return helper_fail(h, "%s", tss_client_last_error(h->tss));
         for (int ecc = 0; ecc < 2 && r >= 0; ecc++) {
                 if (!ek_want(h, ecc)[0])
                         continue;
@@ -770,7 +468,7 @@ static int helper_clear(Helper *h) {
                 if (r >= 0 && !streq(ek_want(h, ecc), result_ek_sha256(&h->report.result, ecc)))
                         r = helper_fail(h, "the TPM was cleared, but the re-created %s is not the one it was "
                                         "manufactured with (recorded SHA-256 %s): the vTPM has lost its identity",
-                                        ek_kinds[ecc].name, ek_want(h, ecc));
+                                        tss_ek_to_string(ek_kinds[ecc].ek), ek_want(h, ecc));
         }
         return r;
 }
@@ -888,6 +586,37 @@ static int defer_cb(sd_event_source *s, void *userdata) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(Manufacture *, manufacture_free)
 
+/* The local CA, created at first use; logs once what it made or why it failed. */
+static int load_ca(const ManufactureContext *ctx, Ca **ret) {
+        StateRoot *root = vtpm_state_root(ctx->state);
+        CaLoadReport report = {};
+        int r;
+
+        r = ca_load(root, vtpm_state_master_key(ctx->state), &report, ret);
+        if (r < 0) {
+                if (report.file)
+                        return log_error_errno(r, "CA file %s/%s: %s", stateroot_path(root), report.file,
+                                               report.error);
+                return log_error_errno(r, "Failed to load the local CA: %s", strempty(report.error));
+        }
+        if (report.created || report.reissued)
+                log_msg(LOG_NOTICE, "%s the local CA certificate %s/%s", report.created ? "Created" : "Re-issued",
+                        stateroot_path(root), CA_CERT_FILE);
+        return 0;
+}
+
+int manufacture_ca_cert(const ManufactureContext *ctx, char **ret_pem) {
+        _cleanup_(ca_freep) Ca *ca = NULL;
+        int r;
+
+        if (!ctx || !ctx->state || !ret_pem)
+                return -EINVAL;
+        r = load_ca(ctx, &ca);
+        if (r < 0)
+                return r;
+        return ca_cert_pem(ca, ret_pem);
+}
+
 static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions *opt, Ca *ca,
                         const ManufactureResult *clear_want);
 
@@ -933,7 +662,7 @@ int manufacture_vtpm(const ManufactureContext *ctx, const char *uuid, const Manu
                 return -EINVAL;
         }
         if (opt.ek_certs || opt.platform_cert) {
-                r = ca_load(vtpm_state_root(ctx->state), vtpm_state_master_key(ctx->state), &ca);
+                r = load_ca(ctx, &ca);
                 if (r < 0) {
                         vtpm_keys_done(&keys);
                         return r; /* logged */

@@ -4,15 +4,17 @@
  * (research libtpms-swtpm.md §2.8): EK(s) created in the endorsement
  * hierarchy with the TCG default templates and made persistent at the TCG
  * handles (RSA-2048 0x81010001, ECC P-256 0x81010002), EK certificates issued
- * by vtpmd's local CA (daemon/ca.h) written to the TCG NV indices (RSA-2048
+ * by vtpmd's local CA (lib/ca.h) written to the TCG NV indices (RSA-2048
  * 0x01c00002, ECC P-256 0x01c0000a) and write-locked, PCR banks allocated,
  * optionally a platform certificate (0x01c08000), then TPM2_Shutdown so the
  * result is durable.
  *
  * It runs asynchronously: a vtpmd-worker is started in offline mode on the
  * vTPM's state directory (no guest), and the supervisor drives it with TPM
- * commands over the worker's IPC socket (ESAPI over a TCTI that forwards to
- * the worker), so the supervisor never links libtpms and never blocks.
+ * commands over the worker's IPC socket (lib/tss-client.h, ESAPI over a
+ * transport that forwards to the worker), so the supervisor never links
+ * libtpms and never blocks. This module is the policy: what is made, when,
+ * in which process, and what is logged.
  */
 #pragma once
 
@@ -20,6 +22,7 @@
 #include <stdint.h>
 
 #include "tpm.h"
+#include "tss-client.h"
 
 typedef struct VtpmState VtpmState;
 typedef struct sd_event sd_event;
@@ -43,10 +46,10 @@ enum {
 };
 
 enum {
-        MANUFACTURE_BANK_SHA1 = 1u << 0,
-        MANUFACTURE_BANK_SHA256 = 1u << 1,
-        MANUFACTURE_BANK_SHA384 = 1u << 2,
-        MANUFACTURE_BANK_SHA512 = 1u << 3,
+        MANUFACTURE_BANK_SHA1 = TSS_PCR_BANK_SHA1,
+        MANUFACTURE_BANK_SHA256 = TSS_PCR_BANK_SHA256,
+        MANUFACTURE_BANK_SHA384 = TSS_PCR_BANK_SHA384,
+        MANUFACTURE_BANK_SHA512 = TSS_PCR_BANK_SHA512,
 };
 
 typedef struct ManufactureOptions {
@@ -94,3 +97,7 @@ int manufacture_clear(const ManufactureContext *ctx, const char *uuid, Manufactu
  * was made without EKs, -EINVAL for a malformed UUID, -EBADMSG if the
  * record is corrupt. Reads one small file; does not block on the vTPM. */
 int manufacture_info(const ManufactureContext *ctx, const char *uuid, ManufactureResult *ret);
+
+/* For `ca-cert`: the local CA's certificate, PEM, malloc'd; the CA is created
+ * at first use. A failure is logged (once). */
+int manufacture_ca_cert(const ManufactureContext *ctx, char **ret_pem);
