@@ -185,12 +185,12 @@ void log_hex(const char *what, const uint8_t *buf, size_t len) {
         for (size_t i = 0; i < len; i++)
                 snprintf(hex + 2 * i, 3, "%02x", buf[i]);
         hex[2 * len] = 0;
-        /* Longer than a line: logged in pieces so that nothing is cut. */
+        /* Longer than a line (LOG_LINE_MAX): logged in pieces so that nothing is cut. */
         size_t off = 0, n = 2 * len;
         do {
-                int piece = (int) (n - off < 1800 ? n - off : 1800);
+                int piece = (int) (n - off < 900 ? n - off : 900);
                 log_msg(LOG_DEBUG, "trace: %s (%zu bytes)%s%.*s", what, len, off ? ", continued: " : ": ", piece,
                         hex + off);
-                off += 1800;
+                off += 900;
         } while (off < n);
 }

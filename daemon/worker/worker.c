@@ -48,90 +48,14 @@
 #include "statestore.h"
 #include "tpmstore-durable.h"
 #include "tpmif.h"
+#include "log.h"
+#include "page-server.h"
+#include "ratelimit.h"
 #include "util.h"
 
 #define IPC_FD WORKER_IPC_FD
 #define WORKER_OPEN_FILES_MAX 64u
 #define WORKER_FILE_SIZE_MAX (16u << 20)
-
-/* ---- logging ---- */
-
-/* "vtpmd-worker[PID]: domid=D devid=N uuid=U: ": bounded by its fields
- * (10 + 10 + 10 digits, a 36-character UUID). */
-static char log_prefix[160];
-
-static void log_set_prefix(const IpcStart *s) {
-        if (s)
-                snprintf(log_prefix, sizeof(log_prefix), "vtpmd-worker[%d]: domid=%u devid=%u uuid=%s: ",
-                         (int) getpid(), s->domid, s->devid, s->uuid);
-        else
-                snprintf(log_prefix, sizeof(log_prefix), "vtpmd-worker[%d]: ", (int) getpid());
-}
-
-_printf_(1, 2) static void log_line(const char *fmt, ...) {
-        _cleanup_free_ char *msg = NULL;
-        va_list ap;
-        int saved = errno;
-
-        va_start(ap, fmt);
-        int n = vasprintf(&msg, fmt, ap);
-        va_end(ap);
-        if (n < 0)
-                return;
-        /* One write per line so lines from several workers do not interleave. */
-        struct iovec iov[3] = {
-                { log_prefix, strlen(log_prefix) },
-                { msg, (size_t) n },
-                { (char *) "\n", 1 },
-        };
-        (void) !writev(STDERR_FILENO, iov, 3);
-        errno = saved;
-}
-
-static uint64_t now_ms(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t) ts.tv_sec * 1000u + (uint64_t) ts.tv_nsec / 1000000u;
-}
-
-/* Anything a guest can trigger is rate-limited: at most RATELIMIT_BURST lines
- * per RATELIMIT_INTERVAL_MS for each kind. */
-#define RATELIMIT_INTERVAL_MS 10000u
-#define RATELIMIT_BURST 10u
-
-typedef struct RateLimit {
-        const char *kind;
-        uint64_t begin;
-        unsigned n;
-        uint64_t suppressed;
-} RateLimit;
-
-static bool ratelimit_ok(RateLimit *rl) {
-        uint64_t now = now_ms();
-        if (rl->n == 0 || now - rl->begin >= RATELIMIT_INTERVAL_MS) {
-                if (rl->suppressed > 0)
-                        log_line("suppressed %" PRIu64 " %s message(s)", rl->suppressed, rl->kind);
-                rl->begin = now;
-                rl->n = 0;
-                rl->suppressed = 0;
-        }
-        if (rl->n < RATELIMIT_BURST) {
-                rl->n++;
-                return true;
-        }
-        rl->suppressed++;
-        return false;
-}
-
-static void log_hex(const char *what, const uint8_t *buf, size_t len) {
-        _cleanup_free_ char *hex = malloc(len * 2 + 1);
-        if (!hex)
-                return;
-        for (size_t i = 0; i < len; i++)
-                snprintf(hex + 2 * i, 3, "%02x", buf[i]);
-        hex[2 * len] = 0;
-        log_line("trace: %s (%zu bytes): %s", what, len, hex);
-}
 
 /* ---- the worker ---- */
 
@@ -170,10 +94,10 @@ typedef struct Worker {
         /* Under lock. */
         bool job, job_done, quit;
         /* The job: written by the I/O thread before setting `job`, read by the
-         * TPM thread; the result the other way round. The command is at most a
-         * page (TPM_MAX_PACKET), our one copy of what the guest wrote; the
-         * response stays in libtpms' buffer until it is posted to the page. */
-        uint8_t cmd[TPM_MAX_PACKET];
+         * TPM thread; the result the other way round. The command is the page
+         * server's one copy of what the guest wrote; the response stays in
+         * libtpms' buffer until it is posted to the page. */
+        const uint8_t *cmd;
         size_t cmd_len;
         uint8_t locality;
         const uint8_t *resp;
@@ -181,11 +105,9 @@ typedef struct Worker {
         int resp_r;
 
         /* I/O thread only. */
-        bool busy;
-        uint32_t busy_offset;
-        bool cancel_seen;
-        IpcStats stats;
-        RateLimit rl_reject, rl_cancel, rl_bad_response;
+        PageServer *server; /* the guest's page; NULL offline */
+        IpcStats stats;     /* offline, and events; the page server counts the rest */
+        RateLimit rl_bad_response;
         RateLimit rl_store; /* TPM thread while serving; I/O thread after */
 } Worker;
 
@@ -202,12 +124,31 @@ static bool worker_offline(const Worker *w) {
         return w->start.flags & IPC_START_OFFLINE;
 }
 
+/* What the supervisor is told (STATS) and the last line says. */
+static IpcStats worker_stats(Worker *w) {
+        IpcStats s = w->stats;
+        if (w->server) {
+                const IpcStats *p = page_server_stats(w->server);
+                s.commands += p->commands;
+                s.rejected += p->rejected;
+                s.cancels += p->cancels;
+        }
+        return s;
+}
+
 /* Debug lines (state housekeeping) go with the trace switch. */
-#define log_debug(w, ...)                       \
-        do {                                    \
-                if (worker_trace(w))            \
-                        log_line(__VA_ARGS__);  \
+#define log_debug(w, ...)                               \
+        do {                                            \
+                if (worker_trace(w))                    \
+                        log_msg(LOG_INFO, __VA_ARGS__); \
         } while (0)
+
+#define WORKER_LOG_INTERVAL_NS (10ull * 1000000000ull)
+#define WORKER_LOG_BURST 10u
+
+static bool store_log_ok(Worker *w) {
+        return log_ratelimit(&w->rl_store, "state-write", UINT32_MAX, UINT32_MAX, NULL);
+}
 
 static int ipc_send(int fd, const IpcMsg *m) {
         return ipc_socket_send(fd, m, -1);
@@ -215,7 +156,7 @@ static int ipc_send(int fd, const IpcMsg *m) {
 
 static void ipc_send_failed(int fd, IpcStage stage, int error) {
         IpcMsg m = { .type = IPC_FAILED, .failed = { .stage = stage, .error = error < 0 ? error : -EIO } };
-        log_line("start failed at stage %s: %s", strempty(ipc_stage_to_string(stage)), strerror(-m.failed.error));
+        log_msg(LOG_INFO, "start failed at stage %s: %s", strempty(ipc_stage_to_string(stage)), strerror(-m.failed.error));
         (void) ipc_send(fd, &m);
 }
 
@@ -231,12 +172,12 @@ static int ipc_recv(int fd, IpcMsg *ret, int *ret_fd) {
 
 static void log_state_refused(const Worker *w, StateKind kind, int error) {
         if (error == -ENOENT) {
-                log_line("state file %s/%s: missing although the supervisor has a record of it; "
+                log_msg(LOG_INFO, "state file %s/%s: missing although the supervisor has a record of it; "
                          "not starting this vTPM (never a silent reset to a new TPM)",
                          w->start.uuid, strempty(state_kind_filename(kind)));
                 return;
         }
-        log_line("state file %s/%s: %s; not starting this vTPM, the file is kept for inspection", w->start.uuid,
+        log_msg(LOG_INFO, "state file %s/%s: %s; not starting this vTPM, the file is kept for inspection", w->start.uuid,
                  strempty(state_kind_filename(kind)), statestore_strerror(error));
 }
 
@@ -251,8 +192,8 @@ static void worker_on_state(void *userdata, StateKind kind, int error, uint64_t 
                            .seq = error < 0 ? 0 : seq },
         };
 
-        if (error < 0 && ratelimit_ok(&w->rl_store))
-                log_line("writing state file %s/%s failed: %s; the previous file is intact%s", w->start.uuid,
+        if (error < 0 && store_log_ok(w))
+                log_msg(LOG_INFO, "writing state file %s/%s failed: %s; the previous file is intact%s", w->start.uuid,
                          strempty(state_kind_filename(kind)), strerror(-error),
                          kind == STATE_KIND_PERMANENT ? ", the TPM answers failure until a write succeeds" : "");
         else if (error >= 0)
@@ -260,7 +201,7 @@ static void worker_on_state(void *userdata, StateKind kind, int error, uint64_t 
                           strempty(state_kind_filename(kind)), seq);
         int r = ipc_send(w->ipc_fd, &m);
         if (r < 0 && r != -EPIPE && r != -ECONNRESET)
-                log_line("sending STATE failed: %s", strerror(-r));
+                log_msg(LOG_INFO, "sending STATE failed: %s", strerror(-r));
 }
 
 /* Takes the state directory, reads what the TPM will start from, and
@@ -274,7 +215,7 @@ static int worker_load_state(Worker *w) {
         r = statedir_from_fd(w->state_fd, w->start.uuid, &d);
         w->state_fd = -1; /* statedir_from_fd owns it, whatever the result */
         if (r < 0) {
-                log_line("state directory %s: %s", w->start.uuid,
+                log_msg(LOG_INFO, "state directory %s: %s", w->start.uuid,
                          r == -EBUSY ? "locked by another process" : strerror(-r));
                 return r;
         }
@@ -284,7 +225,7 @@ static int worker_load_state(Worker *w) {
         if (w->start.uid != 0) {
                 r = statedir_lend(d, w->start.uid, w->start.gid);
                 if (r < 0) {
-                        log_line("lending the state directory to uid %u failed: %s", w->start.uid, strerror(-r));
+                        log_msg(LOG_INFO, "lending the state directory to uid %u failed: %s", w->start.uid, strerror(-r));
                         return r;
                 }
         }
@@ -299,7 +240,7 @@ static int worker_load_state(Worker *w) {
         r = tpm_store_durable_read(w->store, STATE_KIND_PERMANENT, &w->perm_blob, &w->perm_len, &seq);
         if (r == -ENOENT && w->start.min_perm_seq == 0 && !(w->start.flags & IPC_START_RESTORE_VOLATILE)) {
                 /* A new vTPM: libtpms manufactures it and stores permall. */
-                log_line("no permanent state yet: manufacturing a new TPM");
+                log_msg(LOG_INFO, "no permanent state yet: manufacturing a new TPM");
         } else if (r < 0) {
                 /* A missing permall the supervisor has a record of is a
                  * deletion, not a new vTPM: never a silent reset. */
@@ -311,7 +252,7 @@ static int worker_load_state(Worker *w) {
         if (w->start.flags & IPC_START_RESTORE_VOLATILE) {
                 r = tpm_store_durable_read(w->store, STATE_KIND_VOLATILE, &w->vol_blob, &w->vol_len, &seq);
                 if (r >= 0 && seq != w->start.vol_seq) {
-                        log_line("state file %s/volatile: seq %" PRIu64 ", expected %" PRIu64
+                        log_msg(LOG_INFO, "state file %s/volatile: seq %" PRIu64 ", expected %" PRIu64
                                  "; not resuming from it, the file is kept for inspection",
                                  w->start.uuid, seq, w->start.vol_seq);
                         return -ESTALE;
@@ -329,7 +270,7 @@ static int worker_load_state(Worker *w) {
                         tpm_store_durable_raise_seq(w->store, h.seq);
                         r = statedir_remove(w->statedir, STATE_KIND_VOLATILE);
                         if (r < 0) {
-                                log_line("removing stale state file %s/volatile failed: %s", w->start.uuid,
+                                log_msg(LOG_INFO, "removing stale state file %s/volatile failed: %s", w->start.uuid,
                                          strerror(-r));
                                 return r;
                         }
@@ -363,12 +304,12 @@ static bool worker_recover(Worker *w) {
         if (r >= 0 && tpm_store_durable_take_error(w->store) < 0)
                 r = -EIO;
         if (r < 0) {
-                if (ratelimit_ok(&w->rl_store))
-                        log_line("re-initialising the TPM from its durable state failed (%s, rc 0x%x); "
+                if (store_log_ok(w))
+                        log_msg(LOG_INFO, "re-initialising the TPM from its durable state failed (%s, rc 0x%x); "
                                  "answering TPM failure", strerror(-r), rc);
                 return false;
         }
-        log_line("TPM re-initialised from its durable state after a failed write (PCRs and sessions reset)");
+        log_msg(LOG_INFO, "TPM re-initialised from its durable state after a failed write (PCRs and sessions reset)");
         return true;
 }
 
@@ -426,98 +367,41 @@ static void *tpm_thread(void *userdata) {
 
 /* ---- the page ---- */
 
-static void page_read_header(const Worker *w, uint8_t raw[TPMIF_HEADER_SIZE]) {
-        const volatile uint8_t *v = w->page;
-        for (size_t i = 0; i < TPMIF_HEADER_SIZE; i++)
-                raw[i] = v[i];
-        /* Nothing after this (the command copy) may be read before the header. */
-        __atomic_thread_fence(__ATOMIC_ACQUIRE);
-}
+static int page_run(void *userdata, const uint8_t *cmd, size_t len, uint8_t locality, bool quick,
+                    const uint8_t **ret_resp, size_t *ret_len) {
+        Worker *w = userdata;
 
-/* Writes a response and hands the page back to the guest. */
-static void page_post(Worker *w, uint32_t offset, const uint8_t *resp, size_t len, uint8_t state) {
-        if (len > 0)
-                memcpy(w->page + offset, resp, len);
-        __atomic_store_n((uint32_t *) (void *) (w->page + TPMIF_OFF_LENGTH), (uint32_t) len, __ATOMIC_RELAXED);
-        /* The guest must see the response and length before the state. */
-        __atomic_thread_fence(__ATOMIC_RELEASE);
-        __atomic_store_n(w->page + TPMIF_OFF_STATE, state, __ATOMIC_RELAXED);
-        __atomic_thread_fence(__ATOMIC_SEQ_CST);
-        int r = evtchn_notify(w->evtchn, w->local_port);
-        if (r < 0)
-                log_line("notify on port %u failed: %s", w->local_port, strerror(-r));
-}
-
-static void page_post_error(Worker *w, uint32_t offset, uint32_t rc) {
-        uint8_t err[TPM_HEADER_SIZE];
-        if (tpmif_response_room(offset, VTPM_XEN_PAGE_SIZE) < TPM_HEADER_SIZE)
-                offset = TPMIF_HEADER_SIZE;
-        tpm_error_response(w->family, rc, err);
-        page_post(w, offset, err, sizeof(err), TPMIF_STATE_FINISH);
-}
-
-static void worker_check_page(Worker *w);
-
-/* The answer to a command that worker_run() gave r, *io_out and len for:
- * that response if it is one whole TPM response of at most room bytes, else
- * a TPM failure response built in err (*io_out then points there). Returns
- * its length. */
-static size_t worker_answer(Worker *w, int r, const uint8_t **io_out, size_t len, size_t room,
-                            uint8_t err[TPM_HEADER_SIZE]) {
-        TpmHeader h;
-
-        if (r < 0 || tpm_header_parse(*io_out, len, &h) < 0 || h.size != len || len > room) {
-                if (ratelimit_ok(&w->rl_bad_response))
-                        log_line("TPM gave no usable response (%s, %zu bytes); answering TPM failure",
-                                 r < 0 ? strerror(-r) : "bad size", len);
-                tpm_error_response(w->family, tpm_rc_failure(w->family), err);
-                *io_out = err;
-                len = TPM_HEADER_SIZE;
-        } else
-                w->stats.commands++;
-        if (worker_trace(w))
-                log_hex("response", *io_out, len);
-        return len;
-}
-
-/* Posts a command's result to the page, after the request's offset. */
-static void worker_post_result(Worker *w, int r, const uint8_t *out, size_t len) {
-        uint8_t err[TPM_HEADER_SIZE];
-
-        len = worker_answer(w, r, &out, len, tpmif_response_room(w->busy_offset, VTPM_XEN_PAGE_SIZE), err);
-        page_post(w, w->busy_offset, out, len, TPMIF_STATE_FINISH);
-        w->busy = false;
-}
-
-static void worker_submit(Worker *w, const TpmifRequest *req) {
-        /* The TPM thread is idle (not busy): the buffers are ours. */
-        memcpy(w->cmd, w->page + req->offset, req->length);
-        w->cmd_len = req->length;
-        w->locality = req->locality;
-        w->busy = true;
-        w->busy_offset = req->offset;
-        w->cancel_seen = false;
-        if (worker_trace(w))
-                log_hex("command", w->cmd, w->cmd_len);
-
-        if (tpm_command_is_quick(w->family, w->cmd, w->cmd_len)) {
-                /* Nothing to cancel in it: answer it here and spare two thread
-                 * hand-offs. Any event that came meanwhile is still pending on
-                 * the event channel, so the page is looked at again from the
-                 * poll loop (never by recursion: a guest that keeps submitting
-                 * must not grow our stack or starve the IPC socket). */
-                const uint8_t *out;
-                size_t n;
-                int r = worker_run(w, w->cmd, w->cmd_len, w->locality, &out, &n);
-                worker_post_result(w, r, out, n);
-                return;
-        }
-
+        /* Nothing to cancel in a quick command: answered here, sparing two
+         * thread hand-offs; the TPM thread is idle (the server is not busy). */
+        if (quick)
+                return worker_run(w, cmd, len, locality, ret_resp, ret_len);
         pthread_mutex_lock(&w->lock);
+        w->cmd = cmd;
+        w->cmd_len = len;
+        w->locality = locality;
         w->job = true;
         pthread_cond_signal(&w->cond);
         pthread_mutex_unlock(&w->lock);
+        return PAGE_SERVER_PENDING;
 }
+
+static void page_cancel(void *userdata) {
+        Worker *w = userdata;
+        tpm_instance_cancel(w->tpm);
+}
+
+static void page_notify(void *userdata) {
+        Worker *w = userdata;
+        int r = evtchn_notify(w->evtchn, w->local_port);
+        if (r < 0)
+                log_msg(LOG_INFO, "notify on port %u failed: %s", w->local_port, strerror(-r));
+}
+
+static const PageServerOps page_ops = {
+        .run = page_run,
+        .cancel = page_cancel,
+        .notify = page_notify,
+};
 
 /* The TPM thread is done: post its response (or a failure response). */
 static void worker_finish(Worker *w, bool recheck) {
@@ -536,75 +420,11 @@ static void worker_finish(Worker *w, bool recheck) {
         len = w->resp_len;
         pthread_mutex_unlock(&w->lock);
 
-        worker_post_result(w, r, out, len);
+        page_server_complete(w->server, r, out, len);
 
         /* A request may already be waiting; its event may have come while busy. */
         if (recheck)
-                worker_check_page(w);
-}
-
-static void worker_check_page(Worker *w) {
-        uint8_t raw[TPMIF_HEADER_SIZE];
-        TpmifHeader h;
-        TpmifRequest req;
-
-        page_read_header(w, raw);
-        tpmif_header_decode(raw, &h);
-        if (tpmif_request_classify(&h, VTPM_XEN_PAGE_SIZE, &req) < 0)
-                return;
-
-        switch (req.action) {
-        case TPMIF_ACTION_NONE:
-                return;
-
-        case TPMIF_ACTION_COMMAND:
-                /* While busy the page still says SUBMIT for the command we run. */
-                if (w->busy)
-                        return;
-                if (req.length > sizeof(w->cmd) || req.length > TPM_INSTANCE_BUFFER_SIZE) {
-                        /* classify() already bounds it by the page; never trust that silently. */
-                        w->stats.rejected++;
-                        page_post_error(w, req.offset, tpm_rc_command_size(w->family));
-                        return;
-                }
-                worker_submit(w, &req);
-                return;
-
-        case TPMIF_ACTION_REJECT: {
-                /* The guest rewrote the header of a command we are running: its
-                 * answer is what the TPM returns; the reject waits for nothing. */
-                if (w->busy)
-                        return;
-                w->stats.rejected++;
-                bool size_problem = req.reject == TPMIF_REJECT_TOO_SHORT || req.reject == TPMIF_REJECT_TOO_LONG;
-                if (ratelimit_ok(&w->rl_reject))
-                        log_line("rejected request: %s (length %u, state %u, nr_extra_pages %u)",
-                                 strempty(tpmif_reject_to_string(req.reject)), h.length, h.state,
-                                 h.nr_extra_pages);
-                page_post_error(w, req.offset,
-                                size_problem ? tpm_rc_command_size(w->family) : tpm_rc_failure(w->family));
-                return;
-        }
-
-        case TPMIF_ACTION_CANCEL:
-                if (w->busy) {
-                        /* Repeat it on every event: a cancel that reaches libtpms before
-                         * the command starts is lost. Finish normally afterwards. */
-                        tpm_instance_cancel(w->tpm);
-                        if (!w->cancel_seen) {
-                                w->cancel_seen = true;
-                                w->stats.cancels++;
-                                if (ratelimit_ok(&w->rl_cancel))
-                                        log_line("guest cancelled the running command");
-                        }
-                        return;
-                }
-                w->stats.cancels++;
-                if (ratelimit_ok(&w->rl_cancel))
-                        log_line("guest cancelled while idle");
-                page_post(w, req.offset, NULL, 0, TPMIF_STATE_IDLE);
-                return;
-        }
+                page_server_check(w->server);
 }
 
 /* Event-channel fd readable: pending -> unmask -> only then look at the page
@@ -621,19 +441,19 @@ static int worker_on_event(Worker *w) {
         if (r < 0)
                 return r;
         if (port == w->local_port)
-                worker_check_page(w);
+                page_server_check(w->server);
         return 0;
 }
 
 /* Waits for an in-flight command (used when stopping). */
 static void worker_drain(Worker *w) {
-        while (w->busy) {
+        while (w->server && page_server_busy(w->server)) {
                 uint64_t v;
                 ssize_t n = read(w->done_fd, &v, sizeof(v)); /* blocking eventfd */
                 if (n < 0 && errno == EINTR)
                         continue;
                 if (n < 0) {
-                        log_line("waiting for the TPM thread failed: %m");
+                        log_msg(LOG_INFO, "waiting for the TPM thread failed: %m");
                         return;
                 }
                 worker_finish(w, false);
@@ -659,16 +479,17 @@ static void worker_release(Worker *w) {
         w->state_fd = safe_close(w->state_fd);
         worker_free_blobs(w);
         explicit_wipe(w->start.data_key, sizeof(w->start.data_key));
+        w->server = page_server_free(w->server);
         if (w->page) {
                 int r = gnttab_unmap(w->gnttab, w->page);
                 if (r < 0)
-                        log_line("unmapping grant %u failed: %s", w->start.ring_ref, strerror(-r));
+                        log_msg(LOG_INFO, "unmapping grant %u failed: %s", w->start.ring_ref, strerror(-r));
                 w->page = NULL;
         }
         if (w->bound) {
                 int r = evtchn_unbind(w->evtchn, w->local_port);
                 if (r < 0)
-                        log_line("unbinding port %u failed: %s", w->local_port, strerror(-r));
+                        log_msg(LOG_INFO, "unbinding port %u failed: %s", w->local_port, strerror(-r));
                 w->bound = false;
         }
         w->evtchn = evtchn_close(w->evtchn);
@@ -681,7 +502,7 @@ static void worker_release(Worker *w) {
 static void worker_stop(Worker *w, IpcStopMode mode, const char *why, bool tell_supervisor) {
         int r;
 
-        log_line("stopping (%s, %s)", why, mode == IPC_STOP_RESET ? "reset" : "suspend");
+        log_msg(LOG_INFO, "stopping (%s, %s)", why, mode == IPC_STOP_RESET ? "reset" : "suspend");
         worker_drain(w);
         worker_stop_thread(w);
 
@@ -693,7 +514,7 @@ static void worker_stop(Worker *w, IpcStopMode mode, const char *why, bool tell_
                         uint32_t rc = 0;
                         r = tpm_instance_shutdown(w->tpm, &rc);
                         if (r < 0)
-                                log_line("TPM shutdown failed: %s (rc 0x%x)", strerror(-r), rc);
+                                log_msg(LOG_INFO, "TPM shutdown failed: %s (rc 0x%x)", strerror(-r), rc);
                 }
                 break;
         case IPC_STOP_SUSPEND:
@@ -705,13 +526,13 @@ static void worker_stop(Worker *w, IpcStopMode mode, const char *why, bool tell_
                         size_t len = 0;
                         r = tpm_instance_save_volatile(w->tpm, &v, &len);
                         if (r < 0)
-                                log_line("saving volatile state failed: %s", strerror(-r));
+                                log_msg(LOG_INFO, "saving volatile state failed: %s", strerror(-r));
                         else {
                                 if (worker_durable(w)) {
                                         uint64_t seq = 0;
                                         r = tpm_store_durable_write(w->store, STATE_KIND_VOLATILE, v, len, &seq);
                                         if (r >= 0)
-                                                log_line("volatile state saved (%zu bytes, seq %" PRIu64 ")", len,
+                                                log_msg(LOG_INFO, "volatile state saved (%zu bytes, seq %" PRIu64 ")", len,
                                                          seq);
                                 }
                                 explicit_wipe(v, len);
@@ -720,15 +541,16 @@ static void worker_stop(Worker *w, IpcStopMode mode, const char *why, bool tell_
                 break;
         }
 
+        IpcStats st = worker_stats(w);
         worker_release(w);
         if (tell_supervisor) {
                 IpcMsg m = { .type = IPC_STOPPED };
                 r = ipc_send(w->ipc_fd, &m);
                 if (r < 0 && r != -EPIPE && r != -ECONNRESET)
-                        log_line("sending STOPPED failed: %s", strerror(-r));
+                        log_msg(LOG_INFO, "sending STOPPED failed: %s", strerror(-r));
         }
-        log_line("stopped: %" PRIu64 " commands, %" PRIu64 " rejected, %" PRIu64 " cancels, %" PRIu64 " events",
-                 w->stats.commands, w->stats.rejected, w->stats.cancels, w->stats.events);
+        log_msg(LOG_INFO, "stopped: %" PRIu64 " commands, %" PRIu64 " rejected, %" PRIu64 " cancels, %" PRIu64 " events",
+                st.commands, st.rejected, st.cancels, st.events);
 }
 
 /* Everything privileged is done (grant mapped, event channel bound, state
@@ -772,10 +594,10 @@ static int worker_confine(Worker *w) {
         unsigned uid = p.uid != 0 ? p.uid : (unsigned) getuid(), gid = p.uid != 0 ? p.gid : (unsigned) getgid();
         r = confine_apply(&p, &res);
         if (r < 0) {
-                log_line("confinement failed: %s", strerror(-r));
+                log_msg(LOG_INFO, "confinement failed: %s", strerror(-r));
                 return r;
         }
-        log_line("confined: uid %u gid %u, Landlock %s%.0d, seccomp allow-list of %zu system calls", uid, gid,
+        log_msg(LOG_INFO, "confined: uid %u gid %u, Landlock %s%.0d, seccomp allow-list of %zu system calls", uid, gid,
                  res.landlock_abi > 0 ? "ABI " : "unavailable (file-system view not reduced)",
                  res.landlock_abi, res.n_syscalls);
         return 0;
@@ -859,13 +681,13 @@ tpm:
                 r = tpm_store_durable_remove(w->store, STATE_KIND_VOLATILE);
                 if (r < 0)
                         FAIL(IPC_STAGE_STATE, r);
-                log_line("resumed from the saved volatile state (seq %" PRIu64 ")", w->start.vol_seq);
+                log_msg(LOG_INFO, "resumed from the saved volatile state (seq %" PRIu64 ")", w->start.vol_seq);
         } else if (w->family == TPM_FAMILY_2_0 && (w->start.flags & IPC_START_TPM_STARTUP)) {
                 /* The Linux frontend never sends TPM2_Startup (research §2.9). */
                 uint32_t rc = 0;
                 r = tpm_instance_startup(w->tpm, &rc);
                 if (r < 0) {
-                        log_line("TPM2_Startup(CLEAR) answered 0x%x", rc);
+                        log_msg(LOG_INFO, "TPM2_Startup(CLEAR) answered 0x%x", rc);
                         FAIL(IPC_STAGE_TPM, r);
                 }
         }
@@ -874,6 +696,18 @@ tpm:
                 w->done_fd = eventfd(0, EFD_CLOEXEC);
                 if (w->done_fd < 0)
                         FAIL(IPC_STAGE_TPM, negative_errno());
+                PageServerConfig pc = {
+                        .page = w->page,
+                        .page_size = VTPM_XEN_PAGE_SIZE,
+                        .command_max = TPM_INSTANCE_BUFFER_SIZE,
+                        .family = w->family,
+                        .trace = worker_trace(w),
+                        .ops = &page_ops,
+                        .userdata = w,
+                };
+                r = page_server_new(&pc, &w->server);
+                if (r < 0)
+                        FAIL(IPC_STAGE_TPM, r);
         }
 
         r = worker_confine(w);
@@ -905,11 +739,11 @@ static int worker_wait_start(Worker *w) {
                 if (poll(p, 2, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
-                        log_line("poll failed: %m");
+                        log_msg(LOG_INFO, "poll failed: %m");
                         return -errno;
                 }
                 if (p[1].revents) {
-                        log_line("signalled before start; exiting");
+                        log_msg(LOG_INFO, "signalled before start; exiting");
                         return 0;
                 }
                 if (!p[0].revents)
@@ -919,7 +753,7 @@ static int worker_wait_start(Worker *w) {
                 int fd = -1;
                 int r = ipc_recv(w->ipc_fd, &m, &fd);
                 if (r == 0) {
-                        log_line("supervisor went away before start; exiting");
+                        log_msg(LOG_INFO, "supervisor went away before start; exiting");
                         return 0;
                 }
                 if (r < 0 || m.type != IPC_START) {
@@ -947,7 +781,7 @@ static bool worker_on_ipc(Worker *w) {
                 return true;
         }
         if (r < 0) {
-                log_line("ignoring invalid message from the supervisor");
+                log_msg(LOG_INFO, "ignoring invalid message from the supervisor");
                 return false;
         }
         switch (m.type) {
@@ -955,10 +789,10 @@ static bool worker_on_ipc(Worker *w) {
                 worker_stop(w, (IpcStopMode) m.stop.mode, "requested", true);
                 return true;
         case IPC_STATS_REQ: {
-                IpcMsg s = { .type = IPC_STATS, .stats = w->stats };
+                IpcMsg s = { .type = IPC_STATS, .stats = worker_stats(w) };
                 r = ipc_send(w->ipc_fd, &s);
                 if (r < 0)
-                        log_line("sending STATS failed: %s", strerror(-r));
+                        log_msg(LOG_INFO, "sending STATS failed: %s", strerror(-r));
                 return false;
         }
         case IPC_START:
@@ -971,7 +805,7 @@ static bool worker_on_ipc(Worker *w) {
         case IPC_RESPONSE:
                 break;
         }
-        log_line("ignoring unexpected %s message", strempty(ipc_type_to_string(m.type)));
+        log_msg(LOG_INFO, "ignoring unexpected %s message", strempty(ipc_type_to_string(m.type)));
         return false;
 }
 
@@ -989,7 +823,9 @@ static int worker_offline_command(Worker *w, const IpcTpm *cmd) {
         if (worker_trace(w))
                 log_hex("command", cmd->data, cmd->len);
         int r = worker_run(w, cmd->data, cmd->len, 0, &out, &n);
-        n = worker_answer(w, r, &out, n, sizeof(resp.tpm.data), err);
+        n = page_server_answer(w->family, &w->rl_bad_response, &w->stats, r, &out, n, sizeof(resp.tpm.data), err);
+        if (worker_trace(w))
+                log_hex("response", out, n);
         memcpy(resp.tpm.data, out, n);
         resp.tpm.len = (uint32_t) n;
         return ipc_send(w->ipc_fd, &resp);
@@ -1004,7 +840,7 @@ static int worker_serve_offline(Worker *w) {
                 if (poll(p, ELEMENTSOF(p), -1) < 0) {
                         if (errno == EINTR)
                                 continue;
-                        log_line("poll failed: %m");
+                        log_msg(LOG_INFO, "poll failed: %m");
                         return -errno;
                 }
                 if (p[1].revents) {
@@ -1028,14 +864,14 @@ static int worker_serve_offline(Worker *w) {
                         return 0;
                 }
                 if (r < 0) {
-                        log_line("ignoring invalid message from the supervisor");
+                        log_msg(LOG_INFO, "ignoring invalid message from the supervisor");
                         continue;
                 }
                 switch (m.type) {
                 case IPC_COMMAND:
                         r = worker_offline_command(w, &m.tpm);
                         if (r < 0) {
-                                log_line("sending RESPONSE failed: %s", strerror(-r));
+                                log_msg(LOG_INFO, "sending RESPONSE failed: %s", strerror(-r));
                                 worker_stop(w, IPC_STOP_RESET, "supervisor gone", false);
                                 return 0;
                         }
@@ -1044,7 +880,7 @@ static int worker_serve_offline(Worker *w) {
                         worker_stop(w, (IpcStopMode) m.stop.mode, "requested", true);
                         return 0;
                 case IPC_STATS_REQ: {
-                        IpcMsg s = { .type = IPC_STATS, .stats = w->stats };
+                        IpcMsg s = { .type = IPC_STATS, .stats = worker_stats(w) };
                         (void) ipc_send(w->ipc_fd, &s);
                         break;
                 }
@@ -1055,7 +891,7 @@ static int worker_serve_offline(Worker *w) {
                 case IPC_STOPPED:
                 case IPC_STATE:
                 case IPC_RESPONSE:
-                        log_line("ignoring unexpected %s message", strempty(ipc_type_to_string(m.type)));
+                        log_msg(LOG_INFO, "ignoring unexpected %s message", strempty(ipc_type_to_string(m.type)));
                         break;
                 }
         }
@@ -1063,7 +899,7 @@ static int worker_serve_offline(Worker *w) {
 
 static int worker_serve(Worker *w) {
         /* The Linux frontend sends its first command before we connect. */
-        worker_check_page(w);
+        page_server_check(w->server);
 
         for (;;) {
                 struct pollfd p[4] = {
@@ -1075,7 +911,7 @@ static int worker_serve(Worker *w) {
                 if (poll(p, ELEMENTSOF(p), -1) < 0) {
                         if (errno == EINTR)
                                 continue;
-                        log_line("poll failed: %m");
+                        log_msg(LOG_INFO, "poll failed: %m");
                         return -errno;
                 }
                 if (p[0].revents & POLLIN) {
@@ -1084,13 +920,13 @@ static int worker_serve(Worker *w) {
                                 worker_finish(w, true);
                 }
                 if (p[1].revents & (POLLERR | POLLNVAL)) {
-                        log_line("event channel failed (revents 0x%x)", (unsigned) p[1].revents);
+                        log_msg(LOG_INFO, "event channel failed (revents 0x%x)", (unsigned) p[1].revents);
                         return -EIO;
                 }
                 if (p[1].revents & POLLIN) {
                         int r = worker_on_event(w);
                         if (r < 0) {
-                                log_line("event channel failed: %s", strerror(-r));
+                                log_msg(LOG_INFO, "event channel failed: %s", strerror(-r));
                                 return r;
                         }
                 }
@@ -1140,7 +976,7 @@ int main(int argc, char **argv) {
         bool fork_server = false;
         int c;
 
-        log_set_prefix(NULL);
+        log_open("vtpmd-worker", LOG_STYLE_WORKER);
         while ((c = getopt_long(argc, argv, "h", options, NULL)) >= 0)
                 switch (c) {
                 case 'h':
@@ -1156,7 +992,7 @@ int main(int argc, char **argv) {
                         return 2;
                 }
         if (optind < argc) {
-                log_line("unexpected argument: %s", argv[optind]);
+                log_msg(LOG_INFO, "unexpected argument: %s", argv[optind]);
                 return 2;
         }
         if (!fork_server)
@@ -1168,10 +1004,10 @@ int main(int argc, char **argv) {
         /* Built once here, shared by every worker forked below. */
         int r = crypto_warm_up();
         if (r < 0)
-                log_line("warming up OpenSSL failed: %s", strerror(-r));
+                log_msg(LOG_INFO, "warming up OpenSSL failed: %s", strerror(-r));
         r = spawn_fork_server_run(IPC_FD, argv, worker_main);
         if (r < 0) {
-                log_line("fork server: reading requests failed: %s", strerror(-r));
+                log_msg(LOG_INFO, "fork server: reading requests failed: %s", strerror(-r));
                 return 1;
         }
         return 0;
@@ -1181,7 +1017,7 @@ static bool ipc_fd_is_ours(void) {
         int type = 0;
         socklen_t sl = sizeof(type);
         if (getsockopt(IPC_FD, SOL_SOCKET, SO_TYPE, &type, &sl) < 0 || type != SOCK_SEQPACKET) {
-                log_line("fd %d is not a SOCK_SEQPACKET socket; run by vtpmd only", IPC_FD);
+                log_msg(LOG_INFO, "fd %d is not a SOCK_SEQPACKET socket; run by vtpmd only", IPC_FD);
                 return false;
         }
         return true;
@@ -1209,15 +1045,12 @@ static int worker_main(void) {
         w->ipc_fd = IPC_FD;
         w->done_fd = -1;
         w->state_fd = -1;
-        w->rl_store.kind = "state-write";
-        w->rl_reject.kind = "reject";
-        w->rl_cancel.kind = "cancel";
-        w->rl_bad_response.kind = "bad-response";
+        w->rl_store = w->rl_bad_response = RATELIMIT_INIT(WORKER_LOG_INTERVAL_NS, WORKER_LOG_BURST);
         pthread_mutex_init(&w->lock, NULL);
         pthread_cond_init(&w->cond, NULL);
         w->signal_fd = signalfd(-1, &mask, SFD_CLOEXEC);
         if (w->signal_fd < 0) {
-                log_line("signalfd failed: %m");
+                log_msg(LOG_INFO, "signalfd failed: %m");
                 return 1;
         }
 
@@ -1225,12 +1058,14 @@ static int worker_main(void) {
         if (r <= 0)
                 return r < 0 ? 1 : 0;
 
-        log_set_prefix(&w->start);
+        log_set_guest(w->start.domid, w->start.devid, w->start.uuid);
+        if (worker_trace(w))
+                log_set_max_level(LOG_DEBUG); /* the command and response bytes (log_hex) */
         if (worker_offline(w))
-                log_line("starting offline (manufacturing), TPM %s",
+                log_msg(LOG_INFO, "starting offline (manufacturing), TPM %s",
                          strempty(tpm_family_to_string((TpmFamily) w->start.family)));
         else
-                log_line("starting: platform %s, ring-ref %u, port %u, TPM %s", w->start.platform,
+                log_msg(LOG_INFO, "starting: platform %s, ring-ref %u, port %u, TPM %s", w->start.platform,
                          w->start.ring_ref, w->start.evtchn_port,
                          strempty(tpm_family_to_string((TpmFamily) w->start.family)));
 
@@ -1249,8 +1084,8 @@ static int worker_main(void) {
         IpcMsg ready = { .type = IPC_READY, .ready = { .local_port = w->local_port } };
         r = ipc_send(w->ipc_fd, &ready);
         if (r < 0)
-                log_line("sending READY failed: %s", strerror(-r));
-        log_line("ready: local port %u", w->local_port);
+                log_msg(LOG_INFO, "sending READY failed: %s", strerror(-r));
+        log_msg(LOG_INFO, "ready: local port %u", w->local_port);
 
         r = worker_offline(w) ? worker_serve_offline(w) : worker_serve(w);
         if (r < 0) {
