@@ -64,9 +64,11 @@ worker_pids() { vtpmd_children | awk '$NF != "--fork-server" {print $1}'; }
 fork_server_pid() { vtpmd_children | awk '$NF == "--fork-server" {print $1}'; }
 n_workers() { worker_pids | wc -l; }
 
-# The test's last command: 1 if a check failed, else 77 if one was skipped, else 0.
+# Ends the test: exit 1 if a check failed, else exit 77 (meson's SKIP) if one
+# was skipped, else exit 0.
 finish() {
 	echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
-	[ "$FAILED" -eq 0 ] || return 1
-	[ "$SKIPPED" -eq 0 ] || return 77
+	[ "$FAILED" -eq 0 ] || exit 1
+	[ "$SKIPPED" -eq 0 ] || exit 77
+	exit 0
 }

@@ -41,7 +41,6 @@ if ! "$VTPM_SIM" start --dir "$SIMDIR" --guests 1 >"$SIMDIR/start.out" 2>&1; the
 	sed 's/^/# /' "$SIMDIR/start.out"
 	fail "vtpm-sim start --guests 1"
 	finish
-	exit 1
 fi
 ok "guest1 connected, host TPM swtpm"
 T=$(tcti guest1)

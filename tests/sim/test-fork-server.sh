@@ -24,7 +24,6 @@ if ! "$VTPM_SIM" start --dir "$SIMDIR" --guests 2 >"$SIMDIR/start.out" 2>&1; the
 	sed 's/^/# /' "$SIMDIR/start.out"
 	fail "vtpm-sim start --guests 2"
 	finish
-	exit 1
 fi
 ok "two guests connected"
 

@@ -56,7 +56,6 @@ start() {
 if ! start --dir "$SIMDIR" --guests 2; then
 	fail "vtpm-sim start --guests 2 with swtpm as the host TPM"
 	finish
-	exit 1
 fi
 ok "two guests connected, host TPM swtpm"
 uuid1=$(field guest1 "g['vtpms'][0]['uuid']")
