@@ -168,5 +168,7 @@ int platform_sim_destroy_domain(const Platform *p, uint32_t domid) {
         r = evtchn_sim_destroy_domain_locked(hv_fd, domid);
         int k = gnttab_sim_destroy_domain_locked(hv_fd, domid);
         sim_unlock(lock_fd);
-        return r < 0 ? r : k;
+        /* What xc_domain_getinfo would say about it: nothing. */
+        int d = domain_sim_file_remove(hv_fd, domid);
+        return r < 0 ? r : k < 0 ? k : d;
 }

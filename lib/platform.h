@@ -43,6 +43,7 @@ const char *platform_describe(const Platform *p);
  * another domain still has mapped stays readable by that mapper until it
  * unmaps (like a zombie domain's pages in Xen). Returns -EOPNOTSUPP for xen.
  * Destroying a domain that does not exist is not an error. The domain can be
- * "created" again by opening a handle as it (see evtchn.h).
+ * "created" again by opening a handle as it (see evtchn.h). Its domain info
+ * (domain.h) goes too.
  */
 int platform_sim_destroy_domain(const Platform *p, uint32_t domid);

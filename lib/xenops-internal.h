@@ -67,6 +67,13 @@ struct xentoollog_logger;
 /* A logger that drops everything: lib/ returns errors and never logs. */
 struct xentoollog_logger *vtpm_xen_null_logger(void);
 #endif
+#if HAVE_XENCTRL
+typedef struct DomainInfo DomainInfo;
+/* domain-xen.c: an xc_interface behind a void pointer (domain.c never sees xenctrl.h). */
+int domain_xen_open(void **ret);
+void domain_xen_close(void *h);
+int domain_xen_info(void *h, uint32_t domid, DomainInfo *ret);
+#endif
 
 /* Xen's DOMID_FIRST_RESERVED: domids at or above it are never real domains. */
 #define VTPM_DOMID_FIRST_RESERVED 0x7FF0u
@@ -87,3 +94,6 @@ void sim_unlock(int lock_fd);
 /* Called by platform_sim_destroy_domain with the global lock held. */
 int evtchn_sim_destroy_domain_locked(int hv_fd, uint32_t domid);
 int gnttab_sim_destroy_domain_locked(int hv_fd, uint32_t domid);
+
+/* domain.c: removes DIR/hv/domain-<domid> (the simulated domain's info); absent is not an error. */
+int domain_sim_file_remove(int hv_fd, uint32_t domid);
