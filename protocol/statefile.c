@@ -19,6 +19,9 @@
 
 #define MANIFEST_HEADER_SIZE 12u /* u64 counter, u32 n */
 #define MANIFEST_ENTRY_SIZE (STATEFILE_UUID_SIZE + 16u)
+#define MANIFEST_SUSPEND_MAGIC 0x53555350u /* "SUSP" */
+#define MANIFEST_SUSPEND_HEADER_SIZE 8u    /* u32 magic, u32 m */
+#define MANIFEST_SUSPEND_SIZE (STATEFILE_UUID_SIZE + 16u + STATEFILE_UUID_SIZE)
 
 /* On-disk values of TpmFamily in a META blob: fixed here, not the enum's
  * ordinals, so reordering the enum can never reinterpret a stored vTPM. */
@@ -209,6 +212,7 @@ static uint32_t manifest_lower_bound(const StateManifest *m, const uint8_t *uuid
 }
 
 int state_manifest_encode(const StateManifest *m, uint8_t **ret, size_t *ret_len) {
+        uint32_t n_suspended = 0;
         uint8_t *buf, *p;
         size_t len;
 
@@ -220,7 +224,16 @@ int state_manifest_encode(const StateManifest *m, uint8_t **ret, size_t *ret_len
                 if (uuid_cmp(m->entries[i - 1].uuid, m->entries[i].uuid) >= 0)
                         return -EINVAL;
 
+        for (uint32_t i = 0; i < m->n; i++)
+                if (m->entries[i].suspend.usec) {
+                        if (!m->entries[i].vol_seq)
+                                return -EINVAL;
+                        n_suspended++;
+                }
+
         len = MANIFEST_HEADER_SIZE + (size_t) m->n * MANIFEST_ENTRY_SIZE;
+        if (n_suspended)
+                len += MANIFEST_SUSPEND_HEADER_SIZE + (size_t) n_suspended * MANIFEST_SUSPEND_SIZE;
         buf = malloc(len);
         if (!buf)
                 return -ENOMEM;
@@ -232,6 +245,22 @@ int state_manifest_encode(const StateManifest *m, uint8_t **ret, size_t *ret_len
                 put_be64(p + STATEFILE_UUID_SIZE, m->entries[i].perm_seq);
                 put_be64(p + STATEFILE_UUID_SIZE + 8, m->entries[i].vol_seq);
         }
+        if (n_suspended) {
+                tpm_put_be32(p, MANIFEST_SUSPEND_MAGIC);
+                tpm_put_be32(p + 4, n_suspended);
+                p += MANIFEST_SUSPEND_HEADER_SIZE;
+                for (uint32_t i = 0; i < m->n; i++) {
+                        const StateSuspend *su = &m->entries[i].suspend;
+                        if (!su->usec)
+                                continue;
+                        memcpy(p, m->entries[i].uuid, STATEFILE_UUID_SIZE);
+                        put_be64(p + STATEFILE_UUID_SIZE, su->usec);
+                        tpm_put_be32(p + STATEFILE_UUID_SIZE + 8, su->domid);
+                        tpm_put_be32(p + STATEFILE_UUID_SIZE + 12, su->devid);
+                        memcpy(p + STATEFILE_UUID_SIZE + 16, su->handle, STATEFILE_UUID_SIZE);
+                        p += MANIFEST_SUSPEND_SIZE;
+                }
+        }
         *ret = buf;
         *ret_len = len;
         return 0;
@@ -239,8 +268,10 @@ int state_manifest_encode(const StateManifest *m, uint8_t **ret, size_t *ret_len
 
 int state_manifest_parse(const uint8_t *buf, size_t len, StateManifest *ret) {
         StateManifestEntry *entries = NULL;
+        uint32_t n_suspended = 0;
         const uint8_t *p;
         uint64_t counter;
+        size_t base;
         uint32_t n;
 
         if (!buf || len < MANIFEST_HEADER_SIZE)
@@ -250,9 +281,20 @@ int state_manifest_parse(const uint8_t *buf, size_t len, StateManifest *ret) {
         if (n > STATE_MANIFEST_MAX_ENTRIES)
                 return -EBADMSG;
         /* n is bounded above, so n * 32 cannot overflow; compare by subtraction anyway. */
-        if ((len - MANIFEST_HEADER_SIZE) / MANIFEST_ENTRY_SIZE != n ||
-            (len - MANIFEST_HEADER_SIZE) % MANIFEST_ENTRY_SIZE != 0)
+        if ((len - MANIFEST_HEADER_SIZE) / MANIFEST_ENTRY_SIZE < n)
                 return -EBADMSG;
+        base = MANIFEST_HEADER_SIZE + (size_t) n * MANIFEST_ENTRY_SIZE;
+        if (len != base) {
+                /* The suspend trailer, and nothing else. */
+                uint32_t m;
+                if (len - base < MANIFEST_SUSPEND_HEADER_SIZE || tpm_be32(buf + base) != MANIFEST_SUSPEND_MAGIC)
+                        return -EBADMSG;
+                m = tpm_be32(buf + base + 4);
+                if (m == 0 || m > n || (len - base - MANIFEST_SUSPEND_HEADER_SIZE) / MANIFEST_SUSPEND_SIZE != m ||
+                    (len - base - MANIFEST_SUSPEND_HEADER_SIZE) % MANIFEST_SUSPEND_SIZE != 0)
+                        return -EBADMSG;
+                n_suspended = m;
+        }
 
         p = buf + MANIFEST_HEADER_SIZE;
         for (uint32_t i = 1; i < n; i++)
@@ -268,6 +310,26 @@ int state_manifest_parse(const uint8_t *buf, size_t len, StateManifest *ret) {
                 memcpy(entries[i].uuid, p, STATEFILE_UUID_SIZE);
                 entries[i].perm_seq = get_be64(p + STATEFILE_UUID_SIZE);
                 entries[i].vol_seq = get_be64(p + STATEFILE_UUID_SIZE + 8);
+        }
+        /* Suspend records: in uuid order, so one forward walk over the entries matches them. */
+        p += MANIFEST_SUSPEND_HEADER_SIZE;
+        for (uint32_t k = 0, i = 0; k < n_suspended; k++, p += MANIFEST_SUSPEND_SIZE) {
+                while (i < n && uuid_cmp(entries[i].uuid, p) < 0)
+                        i++;
+                if (i == n || uuid_cmp(entries[i].uuid, p) != 0 || entries[i].vol_seq == 0) {
+                        free(entries);
+                        return -EBADMSG;
+                }
+                StateSuspend *su = &entries[i].suspend;
+                su->usec = get_be64(p + STATEFILE_UUID_SIZE);
+                su->domid = tpm_be32(p + STATEFILE_UUID_SIZE + 8);
+                su->devid = tpm_be32(p + STATEFILE_UUID_SIZE + 12);
+                memcpy(su->handle, p + STATEFILE_UUID_SIZE + 16, STATEFILE_UUID_SIZE);
+                if (su->usec == 0) {
+                        free(entries);
+                        return -EBADMSG;
+                }
+                i++; /* strictly increasing: a duplicate record finds no entry */
         }
 
         *ret = (StateManifest){ .counter = counter, .n = n, .entries = entries };

@@ -90,11 +90,27 @@ int state_meta_parse(const uint8_t *buf, size_t len, StateMeta *ret); /* -EBADMS
 /* ---- the rollback manifest (the plaintext of the MANIFEST blob) ----
  * u64 counter (the host-TPM NV counter value this manifest is committed to),
  * u32 n, then n entries of { uuid[16], u64 perm_seq, u64 vol_seq }, big-endian,
- * sorted by uuid, no duplicates. vol_seq is 0 when no volatile state is saved. */
+ * sorted by uuid, no duplicates. vol_seq is 0 when no volatile state is saved.
+ *
+ * Only when some vTPM is suspended (its guest's domain was saved or migrated
+ * away: xl save, xendomains, xl migrate) does a trailer follow: u32 magic
+ * "SUSP", u32 m >= 1, then m records of { uuid[16], u64 suspended_usec,
+ * u32 domid, u32 devid, domain handle[16] } in uuid order, each of an entry
+ * with vol_seq != 0. Without a suspended vTPM the manifest is byte for byte
+ * the format of earlier versions, which refuse the trailer (a downgrade with
+ * a suspended vTPM fails loudly instead of resetting that guest's TPM). */
+typedef struct StateSuspend {
+        uint64_t usec;     /* CLOCK_REALTIME of the suspend; 0: not suspended */
+        uint32_t domid;    /* the domain and device it was saved from */
+        uint32_t devid;
+        uint8_t handle[STATEFILE_UUID_SIZE]; /* that domain's handle (UUID): only its restore resumes it */
+} StateSuspend;
+
 typedef struct StateManifestEntry {
         uint8_t uuid[STATEFILE_UUID_SIZE];
         uint64_t perm_seq; /* newest permanent-state sequence number recorded */
         uint64_t vol_seq;  /* sequence number of the saved volatile state, 0 if none */
+        StateSuspend suspend;
 } StateManifestEntry;
 
 typedef struct StateManifest {
@@ -107,7 +123,8 @@ typedef struct StateManifest {
 
 /* Encodes into a malloc'd buffer. -EINVAL if entries are not sorted/unique. */
 int state_manifest_encode(const StateManifest *m, uint8_t **ret, size_t *ret_len);
-/* -EBADMSG for any malformation (size, order, duplicates, count over the max). */
+/* -EBADMSG for any malformation (size, order, duplicates, count over the max, a
+ * suspend record without an entry or without saved volatile state). */
 int state_manifest_parse(const uint8_t *buf, size_t len, StateManifest *ret);
 void state_manifest_done(StateManifest *m); /* frees entries; accepts a zeroed struct */
 /* Finds an entry (binary search); NULL if absent. */

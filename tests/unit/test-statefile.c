@@ -298,6 +298,78 @@ TEST(manifest_roundtrip) {
         free(b);
 }
 
+static StateManifestEntry suspended(uint8_t first, uint64_t vol, uint64_t usec) {
+        StateManifestEntry e = entry(first, 5, vol);
+
+        e.suspend = (StateSuspend){ .usec = usec, .domid = 7u + first, .devid = first };
+        memset(e.suspend.handle, 0xa0 + first, sizeof(e.suspend.handle));
+        return e;
+}
+
+TEST(manifest_suspend_records_roundtrip_and_only_when_needed) {
+        StateManifestEntry es[4] = { entry(1, 10, 0), suspended(2, 21, 1700000000000000ull), entry(3, 5, 9),
+                                     suspended(0xfe, 1, 1) };
+        StateManifest m = { .counter = 9, .n = 4, .entries = es }, out = { 0 };
+        uint8_t *b = NULL;
+        size_t len = 0;
+
+        ASSERT_OK(state_manifest_encode(&m, &b, &len));
+        ASSERT_EQ(len, 12 + 4 * 32 + 8 + 2 * 48);
+        ASSERT_MEMEQ(b + 12 + 4 * 32, "SUSP", 4);
+        ASSERT_OK(state_manifest_parse(b, len, &out));
+        ASSERT_EQ(out.n, 4);
+        ASSERT_MEMEQ(out.entries, es, sizeof(es));
+        state_manifest_done(&out);
+        free(b);
+
+        /* Nothing suspended: the format of earlier versions, byte for byte. */
+        es[1].suspend = (StateSuspend){ 0 };
+        es[3].suspend = (StateSuspend){ 0 };
+        ASSERT_OK(state_manifest_encode(&m, &b, &len));
+        ASSERT_EQ(len, 12 + 4 * 32);
+        free(b);
+
+        /* A suspended vTPM without saved volatile state cannot be written. */
+        es[1] = suspended(2, 0, 5);
+        ASSERT_ERR(state_manifest_encode(&m, &b, &len), -EINVAL);
+}
+
+TEST(manifest_parse_rejects_malformed_suspend_records) {
+        StateManifestEntry es[2] = { suspended(1, 3, 100), entry(2, 1, 4) };
+        StateManifest m = { .counter = 7, .n = 2, .entries = es }, out;
+        const size_t rec = 12 + 2 * 32 + 8;
+        uint8_t *b = NULL, *copy;
+        size_t len = 0;
+
+        ASSERT_OK(state_manifest_encode(&m, &b, &len));
+        copy = malloc(len);
+        REQUIRE(copy, "out of memory");
+#define MUTATED(off, val)                                                               \
+        do {                                                                            \
+                memcpy(copy, b, len);                                                   \
+                copy[off] = (val);                                                      \
+                ASSERT_ERR(state_manifest_parse(copy, len, &out), -EBADMSG);            \
+        } while (0)
+        MUTATED(12 + 2 * 32, 'X');          /* magic */
+        MUTATED(12 + 2 * 32 + 7, 2);        /* m says two records, one follows */
+        MUTATED(12 + 2 * 32 + 7, 0);        /* m == 0 */
+        MUTATED(rec, 9);                    /* a record of no entry */
+        MUTATED(rec + 16 + 7, 0);           /* suspended at time 0 */
+        MUTATED(12 + 31, 0);                /* its entry's vol_seq becomes 0 */
+#undef MUTATED
+        /* Truncated trailers, and bytes after it. */
+        ASSERT_ERR(state_manifest_parse(b, len - 1, &out), -EBADMSG);
+        ASSERT_ERR(state_manifest_parse(b, 12 + 2 * 32 + 4, &out), -EBADMSG);
+        memcpy(copy, b, len);
+        copy[rec] = 2; /* the record moves to the other entry, which has volatile state: accepted */
+        ASSERT_OK(state_manifest_parse(copy, len, &out));
+        ASSERT_EQ(out.entries[1].suspend.usec, 100);
+        ASSERT_EQ(out.entries[0].suspend.usec, 0);
+        state_manifest_done(&out);
+        free(copy);
+        free(b);
+}
+
 TEST(manifest_encode_rejects_unsorted_and_duplicates) {
         StateManifestEntry unsorted[2] = { entry(2, 1, 0), entry(1, 1, 0) };
         StateManifestEntry dup[2] = { entry(1, 1, 0), entry(1, 2, 0) };
