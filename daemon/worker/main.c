@@ -79,12 +79,13 @@ static int ipc_send(int fd, const IpcMsg *m) {
         return ipc_socket_send(fd, m, -1);
 }
 
-/* The start failed: tell the supervisor. */
+/* The start failed: said once in the log (unless the reason is logged
+ * already) and once to the supervisor. */
 static void ipc_send_failed(int fd, IpcStage stage, int error, bool logged) {
         IpcMsg m = { .type = IPC_FAILED, .failed = { .stage = stage, .error = error < 0 ? error : -EIO } };
-        (void) logged;
-        log_msg(LOG_INFO, "start failed at stage %s: %s", strempty(ipc_stage_to_string(stage)),
-                strerror(-m.failed.error));
+        if (!logged)
+                log_msg(LOG_INFO, "start failed at stage %s: %s", strempty(ipc_stage_to_string(stage)),
+                        strerror(-m.failed.error));
         (void) ipc_send(fd, &m);
 }
 

@@ -145,7 +145,8 @@ static const PageServerOps page_ops = {
 
 /* Everything privileged is done (grant mapped, event channel bound, state
  * read, libtpms and OpenSSL initialised); nothing the guest wrote has been
- * read yet. From here on the worker holds only what lib/confine.h leaves. */
+ * read yet. From here on the worker holds only what lib/confine.h leaves.
+ * Every failure is logged here. */
 static int setup_confine(Setup *s) {
         _cleanup_close_ int hv_fd = -1, san_fd = -1;
         ConfinePolicy p = {
@@ -170,8 +171,11 @@ static int setup_confine(Setup *s) {
                 char path[PATH_MAX];
                 snprintf(path, sizeof(path), "%s/hv", s->platform->sim_dir);
                 hv_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (hv_fd < 0)
-                        return negative_errno();
+                if (hv_fd < 0) {
+                        r = negative_errno();
+                        log_msg(LOG_INFO, "confinement failed: opening %s: %s", path, strerror(-r));
+                        return r;
+                }
                 p.dir_fds[p.n_dir_fds++] = hv_fd;
         }
 #ifdef VTPMD_SANITIZED
@@ -238,7 +242,7 @@ static int setup_start_tpm(Setup *s, SetupFailure *ret_failure) {
 
         int resumed = worker_state_restore(s->state, s->family, &tpm, &stage);
         if (resumed < 0)
-                return setup_fail(ret_failure, stage, resumed, false);
+                return setup_fail(ret_failure, stage, resumed, stage == IPC_STAGE_STATE);
         r = tpm_thread_new(s->family, tpm, s->state, &s->tpm);
         if (r < 0) {
                 tpm_instance_free(tpm);

@@ -170,8 +170,10 @@ int worker_state_load(WorkerState *s, uint8_t data_key[IPC_DATA_KEY_SIZE]) {
 
         r = tpm_store_durable_new(s->statedir, data_key, s->min_perm_seq, worker_on_state, s, &s->store);
         explicit_wipe(data_key, IPC_DATA_KEY_SIZE);
-        if (r < 0)
+        if (r < 0) {
+                log_msg(LOG_INFO, "opening the state store of %s failed: %s", s->uuid, strerror(-r));
                 return r;
+        }
         tpm_store_durable_raise_seq(s->store, s->vol_seq);
 
         r = tpm_store_durable_read(s->store, STATE_KIND_PERMANENT, &s->perm_blob, &s->perm_len, &seq);
@@ -227,6 +229,8 @@ int worker_state_restore(WorkerState *s, TpmFamily family, TpmInstance **ret, Ip
                  * point is a power loss, not a second resume). */
                 r = tpm_store_durable_remove(s->store, STATE_KIND_VOLATILE);
                 if (r < 0) {
+                        log_msg(LOG_INFO, "removing state file %s/volatile after resuming from it failed: %s", s->uuid,
+                                 strerror(-r));
                         tpm_instance_free(tpm);
                         *ret_stage = IPC_STAGE_STATE;
                         return r;

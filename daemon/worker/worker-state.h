@@ -38,8 +38,9 @@ int worker_state_load(WorkerState *s, uint8_t data_key[IPC_DATA_KEY_SIZE]);
 /* libtpms from the blobs loaded (wiped now), or a new TPM without: returns 1
  * if it resumed from the saved volatile state (whose file is removed, so a
  * crash later is a power loss rather than a second resume), else 0. On
- * failure a negative errno and in *ret_stage whether the state
- * (IPC_STAGE_STATE) or the TPM (IPC_STAGE_TPM) failed; nothing is logged. */
+ * failure a negative errno and in *ret_stage whether the state failed
+ * (IPC_STAGE_STATE: logged, here or in the failed write's report) or the TPM
+ * (IPC_STAGE_TPM: not logged). */
 int worker_state_restore(WorkerState *s, TpmFamily family, TpmInstance **ret, IpcStage *ret_stage);
 
 /* No Shutdown (the guest must see no reset): libtpms' volatile state, written
