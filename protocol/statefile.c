@@ -211,6 +211,11 @@ static uint32_t manifest_lower_bound(const StateManifest *m, const uint8_t *uuid
         return lo;
 }
 
+/* A suspend record counts only with the volatile state it resumes. */
+static bool manifest_entry_suspended(const StateManifestEntry *e) {
+        return e->suspend.usec && e->vol_seq;
+}
+
 int state_manifest_encode(const StateManifest *m, uint8_t **ret, size_t *ret_len) {
         uint32_t n_suspended = 0;
         uint8_t *buf, *p;
@@ -225,11 +230,7 @@ int state_manifest_encode(const StateManifest *m, uint8_t **ret, size_t *ret_len
                         return -EINVAL;
 
         for (uint32_t i = 0; i < m->n; i++)
-                if (m->entries[i].suspend.usec) {
-                        if (!m->entries[i].vol_seq)
-                                return -EINVAL;
-                        n_suspended++;
-                }
+                n_suspended += manifest_entry_suspended(&m->entries[i]);
 
         len = MANIFEST_HEADER_SIZE + (size_t) m->n * MANIFEST_ENTRY_SIZE;
         if (n_suspended)
@@ -251,7 +252,7 @@ int state_manifest_encode(const StateManifest *m, uint8_t **ret, size_t *ret_len
                 p += MANIFEST_SUSPEND_HEADER_SIZE;
                 for (uint32_t i = 0; i < m->n; i++) {
                         const StateSuspend *su = &m->entries[i].suspend;
-                        if (!su->usec)
+                        if (!manifest_entry_suspended(&m->entries[i]))
                                 continue;
                         memcpy(p, m->entries[i].uuid, STATEFILE_UUID_SIZE);
                         put_be64(p + STATEFILE_UUID_SIZE, su->usec);

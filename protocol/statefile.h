@@ -96,8 +96,9 @@ int state_meta_parse(const uint8_t *buf, size_t len, StateMeta *ret); /* -EBADMS
  * away: xl save, xendomains, xl migrate) does a trailer follow: u32 magic
  * "SUSP", u32 m >= 1, then m records of { uuid[16], u64 suspended_usec,
  * u32 domid, u32 devid, domain handle[16] } in uuid order, each of an entry
- * with vol_seq != 0. Without a suspended vTPM the manifest is byte for byte
- * the format of earlier versions, which refuse the trailer (a downgrade with
+ * with vol_seq != 0 (a record without saved volatile state, a suspend whose
+ * save has not been reported yet or failed, is not written). Without a
+ * suspended vTPM the manifest is byte for byte the format of earlier versions, which refuse the trailer (a downgrade with
  * a suspended vTPM fails loudly instead of resetting that guest's TPM). */
 typedef struct StateSuspend {
         uint64_t usec;     /* CLOCK_REALTIME of the suspend; 0: not suspended */

@@ -28,6 +28,16 @@ static void start_worker(DevMachine *m, const DevView *v, DevActions *a) {
         m->phase = DEV_CONNECTING;
 }
 
+/* The device ends (removed, or its frontend dir gone): a suspended domain's vTPM is kept for its resume. */
+static void end_worker(DevMachine *m, const DevView *v, DevActions *a) {
+        if (v->domain_suspended) {
+                a->suspend_vtpm = m->worker;
+                stop_worker(m, a, IPC_STOP_SUSPEND);
+                return;
+        }
+        stop_worker(m, a, IPC_STOP_RESET);
+}
+
 static void fail(DevMachine *m, DevActions *a, const char *why, int code) {
         stop_worker(m, a, IPC_STOP_RESET);
         a->error = why;
@@ -66,7 +76,17 @@ static void try_connect(DevMachine *m, const DevView *v, DevActions *a) {
                 a->timer_ns = m->initwait_since_ns + m->initwait_dwell_ns;
                 return;
         }
+        if (v->holder == DEV_HOLDER_RUNNING) {
+                /* Two live copies of one vTPM, never (an image restored twice, a uuid in two configs). */
+                fail(m, a, v->holder_error ?: "the vTPM is in use by another device", EBUSY);
+                return;
+        }
         start_worker(m, v, a);
+        if (v->holder == DEV_HOLDER_SUSPENDED) {
+                a->take_over = true;
+                a->log = "frontend ring published, taking the vTPM over from its suspended domain";
+                return;
+        }
         a->log = "frontend ring published, starting worker";
 }
 
@@ -113,7 +133,7 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
                 return;
 
         if (ev == DEV_EV_DOMAIN_GONE || !v->backend_present) {
-                stop_worker(m, a, IPC_STOP_RESET);
+                end_worker(m, v, a);
                 a->forget = true;
                 a->log = ev == DEV_EV_DOMAIN_GONE ? "domain released" : "backend directory removed";
                 m->phase = DEV_GONE;
@@ -128,7 +148,20 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
                 return;
         }
 
+        if (ev == DEV_EV_HANDOVER) {
+                /* A migration's destination connected: this device's domain never serves again. */
+                if (m->phase != DEV_SUSPENDED) {
+                        a->suspend_vtpm = true;
+                        stop_worker(m, a, IPC_STOP_SUSPEND);
+                        a->log = "vTPM handed over to the migrated domain";
+                        m->phase = DEV_SUSPENDED;
+                }
+                return;
+        }
+
         switch (ev) {
+        case DEV_EV_HANDOVER:
+                return;
         case DEV_EV_GIVE_UP:
                 fail(m, a, "worker crashed repeatedly, giving up on this device", EIO);
                 return;
@@ -160,7 +193,7 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
 
         if (v->online == 0) {
                 /* libxl's remove: online=0 and (unless already 6) be=5; it waits for 6. */
-                stop_worker(m, a, IPC_STOP_RESET);
+                end_worker(m, v, a);
                 if (m->phase != DEV_CLOSED || v->be_state != XENBUS_CLOSED) {
                         if (v->be_state != XENBUS_CLOSED)
                                 a->write_state = XENBUS_CLOSED;
@@ -173,7 +206,7 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
 
         if (!v->frontend_present) {
                 if (m->phase != DEV_CLOSED) {
-                        stop_worker(m, a, IPC_STOP_RESET);
+                        end_worker(m, v, a);
                         a->write_state = XENBUS_CLOSED;
                         a->log = "frontend directory removed";
                         m->phase = DEV_CLOSED;
@@ -183,6 +216,14 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
 
         switch (m->phase) {
         case DEV_NEW:
+                if (v->be_state == XENBUS_CONNECTED && v->domain_suspended) {
+                        /* Daemon restart while the domain is suspended (saved or migrating):
+                         * the state the stop saved is what its resume continues from. */
+                        a->suspend_vtpm = true;
+                        a->log = "domain suspended, keeping its vTPM for the resume";
+                        m->phase = DEV_SUSPENDED;
+                        return;
+                }
                 if (v->be_state == XENBUS_CONNECTED && frontend_has_ring(v) && v->fe_protocol_v2) {
                         /* Daemon restart: re-map and re-bind without moving any state. */
                         start_worker(m, v, a);
@@ -229,6 +270,8 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
                 }
                 return;
 
+        case DEV_SUSPENDED:
+                /* Its domain sends nothing; the device waits for its removal. */
         case DEV_FAILED:
         case DEV_GONE:
                 return;
@@ -251,6 +294,8 @@ const char *dev_phase_to_string(DevPhase p) {
                 return "closed";
         case DEV_FAILED:
                 return "failed";
+        case DEV_SUSPENDED:
+                return "suspended";
         case DEV_GONE:
                 return "gone";
         }

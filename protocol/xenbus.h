@@ -22,6 +22,15 @@
  *   frontend dir gone   -> stop, be=6
  *   backend dir gone or domain released -> stop, forget (no writes)
  *   daemon restart with be=4 and fe=4   -> start worker quietly, no writes
+ *
+ * A guest's end is not always an end: when the device goes (online=0,
+ * frontend or backend dir gone) while its domain is shut down with reason
+ * suspend (xl save, xendomains, xl migrate), the worker saves the volatile
+ * state and the vTPM is marked suspended instead of reset. Its next device
+ * (restore, migrate-in: same vTPM uuid) resumes it. A device whose frontend
+ * connects while another device's worker holds the vTPM takes it over if
+ * that device's domain is suspended (a migration's destination: the source
+ * saves, then the destination resumes), and is refused otherwise.
  */
 #pragma once
 
@@ -50,6 +59,7 @@ typedef enum DevPhase {
         DEV_CLOSING,    /* be=5, waiting for the frontend to close */
         DEV_CLOSED,     /* be=6 (or left at 2 after a frontend close with online=0) */
         DEV_FAILED,     /* refused or gave up: error node written, be=6 */
+        DEV_SUSPENDED,  /* its domain is suspended and its vTPM saved (or taken over): no worker, no writes */
         DEV_GONE,       /* backend dir or domain gone: forget the device */
 } DevPhase;
 
@@ -62,7 +72,14 @@ typedef enum DevEvent {
         DEV_EV_GIVE_UP,       /* the daemon gave up restarting the worker */
         DEV_EV_STATE_FAILED,  /* the vTPM's state cannot be loaded (missing key, corrupt, rolled back) */
         DEV_EV_DOMAIN_GONE,   /* @releaseDomain and the domain is no longer introduced */
+        DEV_EV_HANDOVER,      /* another device (a migration's destination) takes this device's vTPM */
 } DevEvent;
+
+typedef enum DevHolder {
+        DEV_HOLDER_NONE,      /* no other device has a worker on this vTPM */
+        DEV_HOLDER_RUNNING,   /* another device's worker serves it, and its domain runs */
+        DEV_HOLDER_SUSPENDED, /* another device's worker has it, and its domain is suspended */
+} DevHolder;
 
 /* What the daemon read, already parsed and validated. Missing or malformed
  * numeric nodes are -1. */
@@ -77,6 +94,9 @@ typedef struct DevView {
         uint32_t evtchn;
         bool fe_protocol_v2;   /* frontend feature-protocol-v2 == "1" */
         const char *config_error; /* NULL, or why the backend keys are unacceptable */
+        bool domain_suspended; /* the domain has shut down with reason suspend (read while the device ends) */
+        DevHolder holder;      /* who else uses this device's vTPM */
+        const char *holder_error; /* with DEV_HOLDER_RUNNING: the refusal's text */
         uint64_t now_ns;       /* CLOCK_MONOTONIC */
 } DevView;
 
@@ -92,6 +112,8 @@ typedef struct DevActions {
         uint32_t evtchn;
         uint64_t timer_ns;       /* non-zero: deliver DEV_EV_TIMER at this CLOCK_MONOTONIC time */
         bool forget;             /* drop the device object */
+        bool suspend_vtpm;       /* the domain suspended: mark the vTPM suspended (its worker, if any, stops with SUSPEND) */
+        bool take_over;          /* the starting worker takes the vTPM from the suspended holder (DEV_EV_HANDOVER there) */
         const char *log;         /* a one-line description of the transition, or NULL */
 } DevActions;
 

@@ -39,6 +39,9 @@ struct Device {
         uint32_t devid;
         char uuid[IPC_UUID_LEN]; /* empty until read */
         char config_error[256];  /* text of view.config_error */
+        char holder_error[160];  /* text of view.holder_error */
+        bool handle_known;       /* the domain's handle, read with its shutdown state */
+        uint8_t handle[DOMAIN_HANDLE_SIZE];
         bool fe_watched;
         DevMachine machine;
         DevView view; /* the last one read */
@@ -89,6 +92,7 @@ static bool phase_active(DevPhase p) {
         case DEV_NEW:
         case DEV_CLOSED:
         case DEV_FAILED:
+        case DEV_SUSPENDED:
         case DEV_GONE:
                 return false;
         }
@@ -102,12 +106,24 @@ static Device *device_find(Devices *ds, uint32_t domid, uint32_t devid) {
         return NULL;
 }
 
-/* Another device in a phase that uses self's vTPM. */
-static Device *device_find_uuid_user(Devices *ds, Device *self) {
+/* Another device whose worker has self's vTPM. */
+static Device *device_find_holder(Devices *ds, Device *self) {
         for (Device *dev = ds->devices; dev; dev = dev->next)
-                if (dev != self && dev->uuid[0] && streq(dev->uuid, self->uuid) && phase_active(dev->machine.phase))
+                if (dev != self && dev->uuid[0] && streq(dev->uuid, self->uuid) && dev->worker)
                         return dev;
         return NULL;
+}
+
+/* Whether dev's domain is suspended (xl save, migration); remembers its handle. */
+static bool device_domain_suspended(Device *dev) {
+        const DevicesEnv *env = &dev->devices->env;
+        DomainInfo info;
+
+        if (!env->domain_info || env->domain_info(env->userdata, dev->domid, &info) < 0)
+                return false;
+        memcpy(dev->handle, info.handle, sizeof(dev->handle));
+        dev->handle_known = true;
+        return domain_info_suspended(&info);
 }
 
 /* ---- timers ---- */
@@ -232,6 +248,9 @@ static void device_start_worker(Device *dev, const DevActions *a) {
         int r;
 
         memcpy(p.uuid, dev->uuid, sizeof(p.uuid));
+        (void) device_domain_suspended(dev);
+        p.handle_known = dev->handle_known;
+        memcpy(p.handle, dev->handle, sizeof(p.handle));
         dev->worker_gen++;
         r = env->worker_ops->start(env->worker_ctx, &p, &device_worker_events, dev, &dev->worker);
         if (r < 0) {
@@ -239,6 +258,33 @@ static void device_start_worker(Device *dev, const DevActions *a) {
                 device_queue(dev, &(DeviceEvent){ .ev = DEV_EV_WORKER_FAILED, .gen = dev->worker_gen,
                                                   .cause_logged = true, .error = r });
         }
+}
+
+static void device_suspend_vtpm(Device *dev) {
+        const DevicesEnv *env = &dev->devices->env;
+        StateSuspend su = {
+                .usec = env->realtime_usec(env->userdata),
+                .domid = dev->domid,
+                .devid = dev->devid,
+        };
+
+        if (!dev->uuid[0])
+                return;
+        memcpy(su.handle, dev->handle, sizeof(su.handle));
+        dev_log(dev, LOG_NOTICE, "Domain suspended: the vTPM's volatile state is kept for its restore or migration");
+        env->worker_ops->suspend_vtpm(env->worker_ctx, dev->uuid, &su);
+}
+
+/* A migration's destination connects: the suspended source saves first (the new worker waits for it). */
+static void device_take_over(Device *dev) {
+        Device *holder = device_find_holder(dev->devices, dev);
+
+        if (!holder)
+                return;
+        dev_log(dev, LOG_NOTICE, "Taking the vTPM over from suspended domain %u device %u", holder->domid,
+                holder->devid);
+        device_queue(holder, &(DeviceEvent){ .ev = DEV_EV_HANDOVER });
+        device_run(holder);
 }
 
 static void device_apply(Device *dev, const DevActions *a, bool cause_logged) {
@@ -251,6 +297,8 @@ static void device_apply(Device *dev, const DevActions *a, bool cause_logged) {
                 /* Transitions follow frontend writes: a guest looping through them must not flood the log. */
                 dev_log_limited(dev, LOG_INFO, "%s", a->log);
 
+        if (a->suspend_vtpm)
+                device_suspend_vtpm(dev);
         if (a->stop_worker)
                 device_stop_worker(dev, a->stop_mode);
         if (a->error) {
@@ -268,6 +316,8 @@ static void device_apply(Device *dev, const DevActions *a, bool cause_logged) {
                         dev_log(dev, LOG_DEBUG, "Backend state -> %d (%s)", a->write_state,
                                 xenbus_state_to_string(a->write_state));
         }
+        if (a->take_over)
+                device_take_over(dev);
         if (a->start_worker && !dev->worker)
                 device_start_worker(dev, a);
         if (a->timer_ns) {
@@ -291,14 +341,30 @@ static bool device_read(Device *dev, bool *ret_refused) {
                 return false;
         }
         if (v.backend_present && !v.config_error) {
-                Device *other = device_find_uuid_user(ds, dev);
-                if (other) {
-                        snprintf(dev->config_error, sizeof(dev->config_error),
+                Device *other = device_find_holder(ds, dev);
+                if (other && device_domain_suspended(other))
+                        v.holder = DEV_HOLDER_SUSPENDED;
+                else if (other) {
+                        snprintf(dev->holder_error, sizeof(dev->holder_error),
                                  "vTPM %s is already attached to domain %u device %u", dev->uuid, other->domid,
                                  other->devid);
-                        v.config_error = dev->config_error;
+                        (void) device_domain_suspended(dev);
+                        if (dev->handle_known && other->handle_known &&
+                            memcmp(dev->handle, other->handle, sizeof(dev->handle)) == 0) {
+                                /* The same domain handle: a migration's destination, created while the source
+                                 * still runs; it may take the vTPM once the source suspends, not before. */
+                                v.holder = DEV_HOLDER_RUNNING;
+                                v.holder_error = dev->holder_error;
+                        } else {
+                                /* Another domain: refused at once, before libxl sees InitWait. */
+                                memcpy(dev->config_error, dev->holder_error, sizeof(dev->holder_error));
+                                v.config_error = dev->config_error;
+                        }
                 }
         }
+        /* Only an end, or a look after a daemon restart, asks why the domain went. */
+        if (dev->worker || dev->machine.phase == DEV_NEW)
+                v.domain_suspended = device_domain_suspended(dev);
         dev->view = v;
         if (v.backend_present && !dev->fe_watched) {
                 /* The frontend dir: state, ring-ref and event-channel (resume). */
@@ -328,6 +394,7 @@ static bool event_is_failure(DevEvent ev) {
         case DEV_EV_WORKER_READY:
         case DEV_EV_WORKER_EXITED:
         case DEV_EV_DOMAIN_GONE:
+        case DEV_EV_HANDOVER:
                 return false;
         }
         return false;

@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "domain.h"
 #include "ipc.h"
 #include "workers.h"
 #include "xenbus.h"
@@ -34,6 +35,10 @@ typedef struct DevicesEnv {
         uint64_t (*now)(void *userdata);
         /* Call devices_run_timers() at when_ns (CLOCK_MONOTONIC), instead of at an earlier request. */
         void (*schedule)(void *userdata, uint64_t when_ns);
+        /* What the hypervisor says about a domain (domain.h); NULL: nothing (no domain is suspended). */
+        int (*domain_info)(void *userdata, uint32_t domid, DomainInfo *ret);
+        /* CLOCK_REALTIME in µs (the suspend's time) */
+        uint64_t (*realtime_usec)(void *userdata);
         void *userdata;
 } DevicesEnv;
 

@@ -461,10 +461,30 @@ void vtpm_state_record(VtpmState *s, const char *uuid, StateKind kind, uint64_t 
 void vtpm_state_volatile_consumed(VtpmState *s, const char *uuid) {
         StateManifestEntry *e = entry_get(s, uuid, false);
 
-        if (e && e->vol_seq) {
+        if (e && (e->vol_seq || e->suspend.usec)) {
                 e->vol_seq = 0;
+                e->suspend = (StateSuspend){ 0 };
                 s->dirty = true;
         }
+}
+
+void vtpm_state_suspend(VtpmState *s, const char *uuid, const StateSuspend *su) {
+        StateManifestEntry *e = entry_get(s, uuid, true);
+
+        if (!e)
+                return;
+        e->suspend = *su;
+        s->dirty = true;
+}
+
+bool vtpm_state_suspended(VtpmState *s, const char *uuid, StateSuspend *ret) {
+        StateManifestEntry *e = entry_get(s, uuid, false);
+
+        if (!e || !e->suspend.usec || !e->vol_seq)
+                return false;
+        if (ret)
+                *ret = e->suspend;
+        return true;
 }
 
 uint64_t vtpm_state_perm_seq(VtpmState *s, const char *uuid) {
@@ -563,6 +583,8 @@ int vtpm_state_prepare(VtpmState *s, const char *uuid, bool create, TpmFamily fa
         e = entry_get(s, uuid, true);
         k.min_perm_seq = e ? e->perm_seq : 0;
         k.vol_seq = e ? e->vol_seq : 0;
+        if (e && e->vol_seq)
+                k.suspend = e->suspend;
         k.dir_fd = fcntl(statedir_fd(dir), F_DUPFD_CLOEXEC, 3);
         if (k.dir_fd < 0) {
                 r = log_dev_errno(LOG_ERR, negative_errno(), domid, devid, uuid, "Cannot duplicate the fd of %s/%s",

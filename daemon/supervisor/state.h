@@ -40,6 +40,7 @@ typedef struct VtpmKeys {
         TpmFamily family;
         uint64_t min_perm_seq;
         uint64_t vol_seq; /* 0: no saved volatile state */
+        StateSuspend suspend; /* .usec != 0: suspended (with vol_seq): only a resume may use it */
         bool created;     /* the vTPM was created just now */
 } VtpmKeys;
 
@@ -68,8 +69,14 @@ void vtpm_keys_done(VtpmKeys *k);
 
 /* A worker reported a durable write (kind PERMANENT or VOLATILE, seq). */
 void vtpm_state_record(VtpmState *s, const char *uuid, StateKind kind, uint64_t seq);
-/* The saved volatile state was consumed by a worker (it removed the file). */
+/* The saved volatile state was consumed by a worker (it removed the file); a suspend ends with it. */
 void vtpm_state_volatile_consumed(VtpmState *s, const char *uuid);
+/* The vTPM's guest was suspended (xl save, xendomains, xl migrate): the
+ * volatile state its worker saves next is kept for a resume. Takes effect
+ * once that save is recorded (vtpm_state_record VOLATILE). */
+void vtpm_state_suspend(VtpmState *s, const char *uuid, const StateSuspend *su);
+/* True with *ret if uuid is suspended (its suspend record and saved volatile state). */
+bool vtpm_state_suspended(VtpmState *s, const char *uuid, StateSuspend *ret);
 /* The permanent state's sequence number the manifest records for uuid (0: none). */
 uint64_t vtpm_state_perm_seq(VtpmState *s, const char *uuid);
 /* Drops uuid's manifest record (the vTPM is gone, or is about to be created afresh). */

@@ -29,6 +29,7 @@
 #include "journal.h"
 #include "log.h"
 #include "manufacture.h"
+#include "domain.h"
 #include "platform.h"
 #include "state.h"
 #include "util.h"
@@ -43,6 +44,8 @@ typedef struct Daemon {
         VtpmdConfig *config; /* as parsed, with the worker path, platform and WorkerIDs= resolved */
         char *worker_path;
         char *platform;
+        Platform *platform_obj;
+        DomainCtl *domains; /* NULL: no way to tell a suspend (then every end is a reset) */
         sd_event *event;
         VtpmState *state;
         XsConnection *xs_conn;
@@ -67,6 +70,8 @@ static void daemon_done(Daemon *d) {
         d->xs = xs_view_free(d->xs);
         d->xs_conn = xs_connection_close(d->xs_conn);
         d->event = sd_event_unref(d->event);
+        d->domains = domainctl_free(d->domains);
+        d->platform_obj = platform_free(d->platform_obj);
         free(d->platform);
         free(d->worker_path);
 }
@@ -107,7 +112,11 @@ static int resolve_config(Daemon *d) {
                 return r;
         }
         d->platform = strdup(platform_describe(platform));
-        platform_free(platform);
+        d->platform_obj = platform;
+        r = domainctl_open(platform, &d->domains);
+        if (r < 0)
+                log_msg(LOG_WARNING, "Cannot ask the hypervisor why domains shut down (%s); a saved or migrated "
+                        "guest's vTPM will be reset instead of suspended", strerror(-r));
         d->worker_path = c->worker_path ? strdup(c->worker_path) : find_worker();
         if (!d->platform || !d->worker_path)
                 return log_error_errno(-ENOMEM, "Out of memory");
@@ -170,6 +179,21 @@ static int xs_io_cb(sd_event_source *s, int fd, uint32_t revents, void *userdata
 
 static uint64_t clock_cb(void *userdata) {
         return now_ns();
+}
+
+static uint64_t realtime_cb(void *userdata) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ull + (uint64_t) ts.tv_nsec / 1000u;
+}
+
+static int domain_info_cb(void *userdata, uint32_t domid, DomainInfo *ret) {
+        Daemon *d = userdata;
+
+        if (!d->domains)
+                return -EOPNOTSUPP;
+        return domainctl_info(d->domains, domid, ret);
 }
 
 static int devices_timer_cb(sd_event_source *s, uint64_t usec, void *userdata) {
@@ -266,6 +290,8 @@ static int daemon_open(Daemon *d) {
                                                .initwait_dwell_ns = c->initwait_dwell_ns,
                                                .now = clock_cb,
                                                .schedule = schedule_cb,
+                                               .domain_info = domain_info_cb,
+                                               .realtime_usec = realtime_cb,
                                                .userdata = d },
                                 &d->devices);
         if (r < 0)

@@ -102,6 +102,29 @@ void worker_unknown_vtpm_message(const char *uuid, char *buf, size_t size) {
         snprintf(buf, size, "unknown vTPM %s: create it with vtpmd-ctl create --uuid %s", uuid, uuid);
 }
 
+static double suspend_age_s(const StateSuspend *su) {
+        struct timespec ts;
+        uint64_t now;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        now = (uint64_t) ts.tv_sec * 1000000ull + (uint64_t) ts.tv_nsec / 1000u;
+        return now > su->usec ? (double) (now - su->usec) / 1e6 : 0.0;
+}
+
+void worker_suspended_message(const char *uuid, const StateSuspend *su, char *buf, size_t size) {
+        char when[32] = "?", handle[37];
+        time_t t = (time_t) (su->usec / 1000000u);
+        struct tm tm;
+
+        if (gmtime_r(&t, &tm))
+                strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+        statefile_uuid_to_string(su->handle, handle);
+        snprintf(buf, size,
+                 "vTPM %s is suspended: domain %u (uuid %s) device %u was saved at %s; only that domain's "
+                 "restore or migration resumes it",
+                 uuid, su->domid, handle, su->devid, when);
+}
+
 /* ---- the fork server ---- */
 
 static int fork_server_exit_cb(sd_event_source *s, const siginfo_t *si, void *userdata) {
@@ -510,9 +533,25 @@ static void worker_spawn(Worker *w) {
                 worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = r });
                 return;
         }
+        if (keys.suspend.usec && wp->handle_known &&
+            memcmp(keys.suspend.handle, wp->handle, DOMAIN_HANDLE_SIZE) != 0) {
+                /* A fresh boot of another domain must not continue a saved guest's PCRs and sessions,
+                 * and must not destroy what that guest's restore needs. */
+                char why[256];
+                worker_suspended_message(wp->uuid, &keys.suspend, why, sizeof(why));
+                worker_log(w, LOG_ERR, "%s", why);
+                vtpm_keys_done(&keys);
+                worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = -EBUSY, .detail = why,
+                                                 .detail_code = EBUSY });
+                return;
+        }
         /* Resume from saved volatile state only when the guest must not see a
-         * reset: a daemon restart re-attaching, or a frontend resume. */
-        restore = keys.vol_seq != 0 && (wp->quiet || wp->resume);
+         * reset: a daemon restart re-attaching, a frontend resume, or the
+         * restore or migration of a suspended guest. */
+        restore = keys.vol_seq != 0 && (wp->quiet || wp->resume || keys.suspend.usec);
+        if (restore && keys.suspend.usec)
+                worker_log(w, LOG_NOTICE, "Resuming the vTPM suspended from domain %u device %u %.1f s ago",
+                           keys.suspend.domid, keys.suspend.devid, suspend_age_s(&keys.suspend));
         w->params.resume = false;
         if (keys.vol_seq != 0 && !restore) {
                 /* A fresh power-on: the worker discards the saved volatile state
@@ -643,10 +682,18 @@ static void ops_request_stats(Worker *w) {
                 (void) process_send(w->process, &m);
 }
 
+static void ops_suspend_vtpm(void *ctx, const char *uuid, const StateSuspend *su) {
+        Workers *ws = ctx;
+
+        vtpm_state_suspend(ws->state, uuid, su);
+        vtpm_state_changed(ws->state);
+}
+
 const WorkerOps workers_ops = {
         .start = ops_start,
         .stop = ops_stop,
         .request_stats = ops_request_stats,
+        .suspend_vtpm = ops_suspend_vtpm,
 };
 
 /* ---- all of them ---- */

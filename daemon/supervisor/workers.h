@@ -24,7 +24,9 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "domain.h"
 #include "ipc.h"
+#include "statefile.h"
 
 typedef struct sd_event sd_event;
 typedef struct VtpmState VtpmState;
@@ -41,6 +43,9 @@ typedef struct WorkerParams {
         /* Resume the vTPM's saved volatile state (a guest must not see a reset) ... */
         bool quiet;  /* ... re-attaching after a daemon restart, until READY (also across a crash) */
         bool resume; /* ... a frontend resume: the first process continues from what the previous one saved */
+        /* The device's domain handle (domain UUID): a suspended vTPM resumes only into the domain it was saved from. */
+        bool handle_known;
+        uint8_t handle[DOMAIN_HANDLE_SIZE];
 } WorkerParams;
 
 typedef struct WorkerFailure {
@@ -75,6 +80,9 @@ typedef struct WorkerOps {
         Worker *(*stop)(Worker *w, IpcStopMode mode);
         /* Asks a running worker for its figures (they come as a stats event). */
         void (*request_stats)(Worker *w);
+        /* The guest of vTPM uuid suspended: the volatile state saved next (by the worker stopping with
+         * IPC_STOP_SUSPEND, or already by a daemon stop) is kept for its resume (state.h). */
+        void (*suspend_vtpm)(void *ctx, const char *uuid, const StateSuspend *su);
 } WorkerOps;
 
 extern const WorkerOps workers_ops;
@@ -94,6 +102,9 @@ bool worker_backoff_crashed(WorkerBackoff *b, uint64_t now_ns, uint64_t *ret_del
 
 /* What a device whose vTPM does not exist (and AutoCreate=no) is told: "unknown vTPM U: create it with ...". */
 void worker_unknown_vtpm_message(const char *uuid, char *buf, size_t size);
+
+/* What a device of another domain is told when it wants a suspended vTPM. */
+void worker_suspended_message(const char *uuid, const StateSuspend *su, char *buf, size_t size);
 
 /* The settings come from c (WorkerIDs=, WorkerSpawn=, WorkerMemoryMax=, AutoCreate=, DefaultTPM=,
  * --trace, the resolved worker path and platform); c, state and event are borrowed. */

@@ -23,7 +23,8 @@ typedef struct ViewChange {
         bool fresh;
         int fresh_be, fresh_fe;
         bool fresh_ring;
-        long long backend_present, online, be, frontend_present, fe, ring_valid, ring_ref, evtchn, v2;
+        long long backend_present, online, be, frontend_present, fe, ring_valid, ring_ref, evtchn, v2, suspended,
+                holder;
         const char *config_error;
         bool clear_config_error;
         uint64_t advance_ns;
@@ -32,7 +33,7 @@ typedef struct ViewChange {
 typedef struct Expect {
         bool nothing; /* no action at all */
         long long write_state, feature, start, stop, stop_mode, ring_ref, evtchn, timer_ns, error, error_code,
-                forget, phase;
+                forget, phase, suspend_vtpm, take_over;
         bool error_is_config_error; /* the error text is the view's config_error */
 } Expect;
 
@@ -82,6 +83,8 @@ static void change(DevView *v, const ViewChange *c) {
         APPLY(ring_ref, ring_ref);
         APPLY(evtchn, evtchn);
         APPLY(v2, fe_protocol_v2);
+        APPLY(suspended, domain_suspended);
+        APPLY(holder, holder);
 #undef APPLY
         if (c->config_error)
                 v->config_error = c->config_error;
@@ -92,7 +95,7 @@ static void change(DevView *v, const ViewChange *c) {
 
 static bool no_action(const DevActions *a) {
         return a->write_state < 0 && !a->write_feature_v2 && !a->error && !a->stop_worker && !a->start_worker &&
-               !a->forget;
+               !a->forget && !a->suspend_vtpm && !a->take_over;
 }
 
 static void check(const Expect *w, const DevActions *a, const DevMachine *m, const DevView *v) {
@@ -115,6 +118,8 @@ static void check(const Expect *w, const DevActions *a, const DevMachine *m, con
         CHECK_FIELD(error_code, a->error_code);
         CHECK_FIELD(forget, a->forget);
         CHECK_FIELD(phase, m->phase);
+        CHECK_FIELD(suspend_vtpm, a->suspend_vtpm);
+        CHECK_FIELD(take_over, a->take_over);
 #undef CHECK_FIELD
         if (w->error_is_config_error)
                 ASSERT_STREQ(a->error, v->config_error);
@@ -309,6 +314,71 @@ SCENARIO(resume_without_protocol_v2_fails, .connected = true, .steps = {
 SCENARIO(state_failure_closes_with_error, .connected = true, .steps = {
         { {}, DEV_EV_STATE_FAILED,
           { .error = YES, .stop = NO, .write_state = EQ(XENBUS_CLOSED), .phase = EQ(DEV_FAILED) } },
+})
+
+/* ---- a guest that suspends (xl save, xendomains, xl migrate): research hvm-migration.md §B ---- */
+
+SCENARIO(xl_save_removal_of_a_suspended_domain_suspends_the_vtpm, .connected = true, .steps = {
+        /* libxl destroys the saved domain with FORCE_ON: frontend dir first, while it is shut down (suspend). */
+        { { .suspended = SET(true), .frontend_present = SET(false), .fe = SET(-1), .ring_valid = SET(false) },
+          DEV_EV_XENSTORE,
+          { .stop = YES, .stop_mode = EQ(IPC_STOP_SUSPEND), .suspend_vtpm = YES, .write_state = EQ(XENBUS_CLOSED),
+            .phase = EQ(DEV_CLOSED) } },
+        { { .online = SET(0), .be = SET(XENBUS_CLOSING) }, DEV_EV_XENSTORE,
+          { .stop = NO, .suspend_vtpm = NO, .write_state = EQ(XENBUS_CLOSED) } },
+        { { .backend_present = SET(false) }, DEV_EV_XENSTORE, { .forget = YES, .stop = NO, .suspend_vtpm = NO } },
+})
+
+SCENARIO(online0_of_a_suspended_domain_suspends, .connected = true, .steps = {
+        { { .suspended = SET(true), .online = SET(0), .be = SET(XENBUS_CLOSING) }, DEV_EV_XENSTORE,
+          { .stop = YES, .stop_mode = EQ(IPC_STOP_SUSPEND), .suspend_vtpm = YES, .write_state = EQ(XENBUS_CLOSED) } },
+})
+
+SCENARIO(backend_gone_of_a_suspended_domain_suspends, .connected = true, .steps = {
+        { { .suspended = SET(true), .backend_present = SET(false) }, DEV_EV_XENSTORE,
+          { .stop = YES, .stop_mode = EQ(IPC_STOP_SUSPEND), .suspend_vtpm = YES, .forget = YES } },
+})
+
+SCENARIO(a_poweroff_is_still_a_reset, .connected = true, .steps = {
+        { { .suspended = SET(false), .online = SET(0), .be = SET(XENBUS_CLOSING) }, DEV_EV_XENSTORE,
+          { .stop = YES, .stop_mode = EQ(IPC_STOP_RESET), .suspend_vtpm = NO } },
+})
+
+SCENARIO(a_suspended_domain_that_stays_does_nothing, .connected = true, .steps = {
+        /* xl migrate suspends the source and leaves its devices until the destination runs. */
+        { { .suspended = SET(true) }, DEV_EV_XENSTORE, { .nothing = true, .phase = EQ(DEV_CONNECTED) } },
+        /* The destination connected: the source hands its vTPM over and never serves again. */
+        { {}, DEV_EV_HANDOVER,
+          { .stop = YES, .stop_mode = EQ(IPC_STOP_SUSPEND), .suspend_vtpm = YES, .write_state = EQ(-1),
+            .phase = EQ(DEV_SUSPENDED) } },
+        { {}, DEV_EV_HANDOVER, { .nothing = true } },
+        { { .fe = SET(XENBUS_INITIALISED), .ring_ref = SET(77) }, DEV_EV_XENSTORE,
+          { .nothing = true, .phase = EQ(DEV_SUSPENDED) } },
+        /* Then libxl destroys the source: closed, nothing saved twice, nothing reset. */
+        { { .online = SET(0), .be = SET(XENBUS_CLOSING) }, DEV_EV_XENSTORE,
+          { .stop = NO, .suspend_vtpm = NO, .write_state = EQ(XENBUS_CLOSED), .phase = EQ(DEV_CLOSED) } },
+})
+
+SCENARIO(migration_destination_takes_over_from_a_suspended_source, .steps = {
+        { { FRESH(XENBUS_INITIALISING, XENBUS_INITIALISING, false), .holder = SET(DEV_HOLDER_RUNNING) },
+          DEV_EV_XENSTORE, { .write_state = EQ(XENBUS_INITWAIT), .error = NO, .phase = EQ(DEV_INIT_WAIT) } },
+        { { FRESH(XENBUS_INITWAIT, XENBUS_INITIALISED, true), .holder = SET(DEV_HOLDER_SUSPENDED) },
+          DEV_EV_XENSTORE, { .start = YES, .take_over = YES, .error = NO } },
+})
+
+SCENARIO(a_second_live_copy_is_refused_when_it_connects, .steps = {
+        { { FRESH(XENBUS_INITIALISING, XENBUS_INITIALISING, false), .holder = SET(DEV_HOLDER_RUNNING) },
+          DEV_EV_XENSTORE, { .write_state = EQ(XENBUS_INITWAIT) } },
+        { { FRESH(XENBUS_INITWAIT, XENBUS_INITIALISED, true), .holder = SET(DEV_HOLDER_RUNNING) },
+          DEV_EV_XENSTORE,
+          { .start = NO, .take_over = NO, .error = YES, .error_code = EQ(EBUSY), .write_state = EQ(XENBUS_CLOSED),
+            .phase = EQ(DEV_FAILED) } },
+})
+
+SCENARIO(daemon_restart_while_the_domain_is_suspended_keeps_the_saved_state, .dwell = DWELL, .steps = {
+        { { FRESH(XENBUS_CONNECTED, XENBUS_CONNECTED, true), .suspended = SET(true) }, DEV_EV_XENSTORE,
+          { .start = NO, .suspend_vtpm = YES, .write_state = EQ(-1), .phase = EQ(DEV_SUSPENDED) } },
+        { { .backend_present = SET(false) }, DEV_EV_XENSTORE, { .forget = YES, .stop = NO, .suspend_vtpm = NO } },
 })
 
 TEST(state_names) {
