@@ -13,6 +13,8 @@ static void print(const CliReply *reply) {
                 { "commands", "Commands" },
                 { "created", "Created" },
                 { "state_size", "State size", " bytes" },
+                { "suspended_at", "Suspended at" },
+                { "suspended_from", "Suspended from" },
                 { "ek_rsa_sha256", "EK RSA SHA-256" },
                 { "ek_ecc_sha256", "EK ECC SHA-256" },
                 { "ek_rsa_cert", "EK RSA cert" },

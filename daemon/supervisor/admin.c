@@ -148,6 +148,26 @@ static void ek_info(const AdminContext *d, const char *uuid, json_object *o) {
         }
 }
 
+/* When and from where a suspended vTPM was saved (show); nulls when it is not suspended. */
+static void suspend_info(const StateSuspend *su, json_object *o) {
+        char when[64];
+        time_t t;
+        struct tm tm;
+
+        if (!su) {
+                json_object_object_add(o, "suspended_at", NULL);
+                json_object_object_add(o, "suspended_from", NULL);
+                return;
+        }
+        t = (time_t) (su->usec / 1000000ull);
+        if (gmtime_r(&t, &tm) && strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) > 0)
+                json_object_object_add(o, "suspended_at", json_object_new_string(when));
+        else
+                json_object_object_add(o, "suspended_at", NULL);
+        snprintf(when, sizeof(when), "domain %u device %u", su->domid, su->devid);
+        json_object_object_add(o, "suspended_from", json_object_new_string(when));
+}
+
 /* One row of list, or with details the object of show. */
 static json_object *vtpm_info(const AdminContext *d, const char *uuid, bool details) {
         json_object *o = json_object_new_object();
@@ -156,8 +176,9 @@ static json_object *vtpm_info(const AdminContext *d, const char *uuid, bool deta
         const char *what = "key", *state;
         _cleanup_free_ char *last_error = NULL;
         StateMeta m;
+        StateSuspend su;
         uint64_t size = 0;
-        bool active;
+        bool active, suspended;
         Device *dev = device_of(d, uuid, &active);
         int r;
 
@@ -182,6 +203,9 @@ static json_object *vtpm_info(const AdminContext *d, const char *uuid, bool deta
                 json_object_object_add(o, "devid", NULL);
                 state = dev && device_phase(dev) == DEV_FAILED ? "failed" : "detached";
         }
+        suspended = vtpm_state_suspended(d->state, uuid, &su) && !(dev && active && device_has_worker(dev));
+        if (suspended)
+                state = "suspended";
         if (r < 0)
                 state = "unreadable";
         json_object_object_add(o, "state", json_object_new_string(state));
@@ -204,6 +228,7 @@ static json_object *vtpm_info(const AdminContext *d, const char *uuid, bool deta
         if (dir)
                 (void) statedir_size(dir, &size);
         json_object_object_add(o, "state_size", json_object_new_int64((int64_t) size));
+        suspend_info(suspended ? &su : NULL, o);
         ek_info(d, uuid, o);
         if (r < 0) {
                 char buf[CTL_MAX_ERROR];
