@@ -93,12 +93,12 @@ if [ -n "$b64" ]; then
 fi
 VLOG=$OUT/logs/vtpmd.log
 grep -a 'XENRIG-DIAG' "$SERIAL" | sed 's/.*XENRIG-DIAG //' > "$OUT/diag.txt"
-for n in 1 2 3 4 5 6 7; do
+for n in 1 2 3 4 5 6 7 8 9; do
 	sed -n "s/^$n //p" "$OUT/diag.txt" > "$OUT/scenario-$n.txt"
 done
 grep -a 'XENRIG-RESULT ' "$SERIAL" | sed 's/.*XENRIG-RESULT //' > "$OUT/results.txt"
 pass=0 fail=0
-for n in 1 2 3 4 5 6 7; do
+for n in 1 2 3 4 5 6 7 8 9; do
 	line=$(grep -E "^(not )?ok $n " "$OUT/results.txt" | head -1)
 	[ -n "$line" ] || line="not ok $n - scenario $n # no result (QEMU rc=$QRC, see serial.log)"
 	echo "$line"

@@ -183,14 +183,97 @@ destroy_guest() { # name: xl destroy succeeds (its time noted), no "unable to re
 	return 0
 }
 
+# The chip's number changes when the frontend re-probes (vtpm-attach, restore, migration).
+TCTI_NOW='T=$(ls /dev/tpm[0-9]* 2>/dev/null | head -1); export TPM2TOOLS_TCTI=device:${T:-/dev/tpm0};'
 pcrread() { # name alg:index -> hex value in $PCR
-	guest_run "$1" 150 "tpm2_pcrread $2" || { PCR="error: $GOUT"; return 1; }
+	guest_run "$1" 150 "$TCTI_NOW tpm2_pcrread $2" || { PCR="error: $GOUT"; return 1; }
 	PCR=$(echo "$GOUT" | sed -n 's/^ *[0-9]* *: *0x\([0-9A-Fa-f]*\).*/\1/p' | tr 'A-F' 'a-f' | head -1)
 	[ -n "$PCR" ] || { PCR="unparsed: $GOUT"; return 1; }
 }
 # SHA-256(a || b) of two hex strings (dom0's perl-base has no Digest::SHA)
 sha256_ext() { printf "$(echo "$1$2" | sed 's/../\\x&/g')" | sha256sum | cut -c1-64; }
 rand_hex() { head -c "$1" /dev/urandom | od -An -tx1 | tr -d ' \n'; }
+
+# ---- save, restore, migrate (issue 14) -----------------------------------------
+# The guest's command loop keeps its counter across a restore or migration (it
+# is the same kernel), so the new domid continues the old one's sequence.
+follow_guest() { # name old-domid: waits for the domain under its name to have another domid
+	local name=$1 old=$2 id
+	new_domid() { id=$(domid "$name") && [ "$id" != "$old" ]; }
+	wait_until 120 new_domid || return 1
+	id=$(domid "$name"); SEQ[$id]=${SEQ[$old]}
+}
+# PCR 16 extended and an NV index written just before, compared just after.
+TPM_UNTIL_UP='i=0; until T=$(ls /dev/tpm[0-9]* 2>/dev/null | head -1) && [ -n "$T" ] && tpm2_getrandom -T device:$T --hex 8 >/dev/null 2>&1; do i=$((i+1)); [ $i -gt 300 ] && exit 1; sleep 0.2; done'
+fe_any_is_4() { local d; for d in $(xenstore-list "/local/domain/$1/device/vtpm" 2>/dev/null); do [ "$(fe_state "$1" "$d")" = 4 ] && return 0; done; return 1; }
+before_move() { # N
+	local n=$1 d
+	d=$(rand_hex 32)
+	guest_run g20 150 "$TCTI_NOW tpm2_pcrextend 16:sha256=$d" || fail "$n" "pcrextend before: $GOUT"
+	pcrread g20 sha256:16 || fail "$n" "pcrread before: $PCR"
+	PCR_BEFORE=$PCR
+	NV_BEFORE=xenrig-nv-$(rand_hex 8)
+	guest_run g20 300 "$TCTI_NOW printf %s $NV_BEFORE > /tmp/nv && tpm2_nvwrite $NVIDX -C o -i /tmp/nv" || fail "$n" "nvwrite before: $GOUT"
+}
+after_move() { # N what
+	local n=$1 what=$2
+	pcrread g20 sha256:16 || fail "$n" "pcrread after $what: $PCR"
+	[ "$PCR" = "$PCR_BEFORE" ] && note "$n" "ok: PCR 16 unchanged across $what" \
+		|| fail "$n" "PCR 16 changed across $what: $PCR_BEFORE -> $PCR"
+	guest_run g20 150 "$TCTI_NOW tpm2_nvread $NVIDX -C o -s ${#NV_BEFORE}"
+	[ "$GOUT" = "$NV_BEFORE" ] && note "$n" "ok: NV intact across $what" || fail "$n" "NV after $what: '$GOUT'"
+}
+rig_save_restore() {
+	local n=8 id0 t0 rc img=/var/lib/xen/g20.save
+	before_move $n
+	id0=$(domid g20)
+	t0=$(now)
+	xl -v save g20 "$img" > "$L/xl-save-g20.log" 2>&1; rc=$?
+	note $n "xl save g20 (domid $id0): rc=$rc in $(since "$t0") s"
+	[ $rc = 0 ] || { fail $n "xl save rc=$rc: $(grep -i -E 'error|fail' "$L/xl-save-g20.log" | head -2 | tr '\n' ' ')"; return 1; }
+	vtpmd-ctl list > "$L/list-after-save.txt" 2>&1
+	grep "$U20" "$L/list-after-save.txt" | grep -q suspended && note $n "ok: vtpmd-ctl list shows the vTPM suspended" \
+		|| fail $n "vtpmd-ctl list after xl save: $(grep "$U20" "$L/list-after-save.txt")"
+	t0=$(now)
+	xl -v restore "$img" > "$L/xl-restore-g20.log" 2>&1; rc=$?
+	note $n "xl restore: rc=$rc in $(since "$t0") s"
+	[ $rc = 0 ] || { fail $n "xl restore rc=$rc: $(grep -i -E 'error|fail' "$L/xl-restore-g20.log" | head -2 | tr '\n' ' ')"; return 1; }
+	follow_guest g20 "$id0" || { fail $n "no g20 after xl restore"; return 1; }
+	if guest_run g20 300 "$TPM_UNTIL_UP"; then
+		note $n "first answered TPM command $(since "$t0") s after xl restore began (domid $(domid g20))"
+	else
+		fail $n "the restored guest's TPM does not answer: $GOUT"; return 1
+	fi
+	after_move $n "xl save + xl restore"
+	rm -f "$img"
+}
+rig_migrate_then_reboot() {
+	local n=9 id0 id t0 rc
+	before_move $n
+	id0=$(domid g20)
+	t0=$(now)
+	# -s '': run the receiver here instead of through ssh (xl_migrate.c)
+	xl -v migrate -s '' g20 'xl migrate-receive' > "$L/xl-migrate-g20.log" 2>&1; rc=$?
+	note $n "xl migrate g20 to localhost (domid $id0): rc=$rc in $(since "$t0") s"
+	[ $rc = 0 ] || { fail $n "xl migrate rc=$rc: $(grep -i -E 'error|fail' "$L/xl-migrate-g20.log" | head -2 | tr '\n' ' ')"; return 1; }
+	follow_guest g20 "$id0" || { fail $n "no g20 after xl migrate"; return 1; }
+	guest_run g20 300 "$TPM_UNTIL_UP" && note $n "first answered TPM command $(since "$t0") s after xl migrate began" \
+		|| { fail $n "the migrated guest's TPM does not answer: $GOUT"; return 1; }
+	after_move $n "xl migrate"
+	[ "$(workers)" -ge 1 ] || fail $n "no worker after the migration"
+	xl list | grep -q migratedaway && fail $n "the source domain is still there: $(xl list | grep migratedaway)"
+	id=$(domid g20)
+	xl reboot g20 > "$L/xl-reboot-g20-2.log" 2>&1 || fail $n "xl reboot g20: $(cat "$L/xl-reboot-g20-2.log")"
+	if follow_guest g20 "$id" && wait_until 120 fe_any_is_4 "$(domid g20)" && wait_until 60 guest_ready "$(domid g20)"; then
+		# a booted kernel's command loop starts at 1 again
+		SEQ[$(domid g20)]=0
+		pcrread g20 sha256:16 || fail $n "pcrread after reboot: $PCR"
+		[ "$PCR" = "$(printf '%064d' 0)" ] && note $n "ok: PCR 16 reset by the reboot after the migration" \
+			|| fail $n "PCR 16 after the reboot is $PCR, expected zeros"
+	else
+		fail $n "g20 did not come back after xl reboot"
+	fi
+}
 
 # Every change under the vtpm paths, with times, to compare with the simulation.
 xenstore-watch / 2>/dev/null | grep --line-buffered -E 'vtpm|releaseDomain|introduceDomain' |
@@ -339,12 +422,19 @@ if create_guest g20 "$U20" 1; then
 		[ "$(workers)" -ge 2 ] || fail 7 "expected a worker per guest, found $(workers)"
 		destroy_guest g20b
 	fi
+
+	say "scenario 8: xl save + xl restore: PCR 16 and NV as they were"
+	rig_save_restore
+	say "scenario 9: xl migrate to localhost, then a guest reboot clears PCR 16"
+	rig_migrate_then_reboot
 	destroy_guest g20
 else
 	fail 3 "no TPM 2.0 guest"
 	fail 4 "no TPM 2.0 guest"
 	fail 6 "no TPM 2.0 guest"
 	fail 7 "no TPM 2.0 guest"
+	fail 8 "no TPM 2.0 guest"
+	fail 9 "no TPM 2.0 guest"
 fi
 kill -0 "$VPID" 2>/dev/null || fail 5 "vtpmd is not running at the end"
 vtpmd_stop || fail 5 "vtpmd (2.0) did not stop cleanly"
@@ -356,8 +446,10 @@ DESC[4]='xl vtpm-list shows it; vtpm-detach without a libxl timeout, /dev/tpm0 g
 DESC[5]='xl destroy without "unable to remove", worker gone, backend dir gone'
 DESC[6]='vtpmd restart while the guest uses TPM 2.0: commands succeed, PCRs unchanged'
 DESC[7]='two guests at once: a PCR extended in one is unchanged in the other'
+DESC[8]='xl save + xl restore: the vTPM is suspended, then resumed with PCR 16 and NV as they were'
+DESC[9]='xl migrate to localhost: PCR 16 and NV as they were; a guest reboot afterwards clears PCR 16'
 failed=0
-for n in 1 2 3 4 5 6 7; do
+for n in 1 2 3 4 5 6 7 8 9; do
 	if [ -z "${RAN[$n]}" ]; then
 		echo "XENRIG-RESULT not ok $n - ${DESC[$n]} # did not run"; failed=$((failed + 1))
 	elif [ -n "${FAILS[$n]}" ]; then
