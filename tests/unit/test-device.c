@@ -76,6 +76,7 @@ static struct {
         } watch[MAX_WATCHES], event[MAX_EVENTS];
         unsigned n_watches, n_events;
         bool dead; /* domain DOMID was destroyed */
+        bool suspended; /* domain DOMID shut down with reason suspend (xl save, xl migrate) */
 } xs;
 
 static bool below(const char *path, const char *dir) {
@@ -273,11 +274,31 @@ static void fake_request_stats(Worker *w) {
         see("stats?");
 }
 
+static void fake_suspend_vtpm(void *ctx, const char *uuid, const StateSuspend *su) {
+        see("suspend-vtpm %s domid=%u devid=%u at=%llu handle=%02x", uuid, su->domid, su->devid,
+            (unsigned long long) su->usec, su->handle[0]);
+}
+
 static const WorkerOps fake_worker_ops = {
         .start = fake_start,
         .stop = fake_stop,
         .request_stats = fake_request_stats,
+        .suspend_vtpm = fake_suspend_vtpm,
 };
+
+/* ---- the hypervisor ---- */
+
+static int fake_domain_info(void *userdata, uint32_t domid, DomainInfo *ret) {
+        if (domid != DOMID || xs.dead)
+                return -ENOENT;
+        *ret = (DomainInfo){ .shutdown = xs.suspended, .reason = DOMAIN_SHUTDOWN_SUSPEND };
+        memset(ret->handle, 0xd3, sizeof(ret->handle));
+        return 0;
+}
+
+static uint64_t fake_realtime(void *userdata) {
+        return 1700000000000000ull;
+}
 
 /* ---- the clock ---- */
 
@@ -304,7 +325,8 @@ static void setup(void) {
         log_set_max_level(LOG_WARNING);
         if (xs_view_new(0, &fake_xs_ops, NULL, &view) < 0 ||
             devices_new(&(DevicesEnv){ .xs = view, .worker_ops = &fake_worker_ops, .initwait_dwell_ns = DWELL_NS,
-                                       .now = fake_now, .schedule = fake_schedule },
+                                       .now = fake_now, .schedule = fake_schedule,
+                                       .domain_info = fake_domain_info, .realtime_usec = fake_realtime },
                         &devices) < 0)
                 abort();
         if (devices_watch(devices) < 0)
@@ -342,6 +364,7 @@ typedef enum Op {
         OP_RELEASE, /* the domain is destroyed (@releaseDomain) */
         OP_UNKNOWN, /* from now on the vTPM does not exist (AutoCreate=no) */
         OP_DESTROY, /* vtpmd-ctl destroy --force */
+        OP_SUSPEND, /* the domain shuts down with reason suspend (nothing in xenstore changes) */
 } Op;
 
 typedef struct Step {
@@ -421,6 +444,9 @@ static void run_step(const Step *s) {
                 break;
         case OP_UNKNOWN:
                 fw.unknown_vtpm = true;
+                break;
+        case OP_SUSPEND:
+                xs.suspended = true;
                 break;
         case OP_DESTROY:
                 dev = devices_find_vtpm(devices, UUID, &attached);
@@ -564,6 +590,23 @@ TEST(backend_removed_worker_stopped_device_forgotten) {
                 /* xl vtpm-detach: online=0, be=5; libxl waits for 6, then removes both dirs. */
                 { OP_SET, "be/online=0 be/state=5", "stop reset\nbe/state=6\n", DEV_CLOSED },
                 { OP_RM, "fe", "", DEV_CLOSED },
+                { OP_RM, "be", "", -1 },
+        };
+        setup();
+        CONNECT();
+        RUN(steps);
+        teardown();
+}
+
+TEST(xl_save_suspends_the_vtpm_instead_of_resetting_it) {
+        static const Step steps[] = {
+                /* The guest suspends: no xenstore change, nothing happens. */
+                { OP_SUSPEND, NULL, "", DEV_CONNECTED },
+                /* libxl destroys the saved domain (FORCE_ON): frontend dir first, then online=0 and be=5. */
+                { OP_RM, "fe",
+                  "suspend-vtpm " UUID " domid=3 devid=0 at=1700000000000000 handle=d3\nstop suspend\nbe/state=6\n",
+                  DEV_CLOSED },
+                { OP_SET, "be/online=0 be/state=5", "be/state=6\n", DEV_CLOSED },
                 { OP_RM, "be", "", -1 },
         };
         setup();
