@@ -347,32 +347,65 @@ static long proc_status_kb(pid_t pid, const char *key) {
         return v;
 }
 
-/* True if a thread other than the main one is running: the TPM thread is
- * working on a command (it sleeps on a condition variable otherwise). */
-static bool tpm_thread_running(pid_t pid) {
+/* CPU time of a process's threads other than its main one, by thread id. */
+#define MAX_THREADS 16
+typedef struct ThreadTimes {
+        size_t n;
+        pid_t tid[MAX_THREADS];
+        uint64_t ns[MAX_THREADS];
+} ThreadTimes;
+
+/* How long a thread has run, in ns: the first field of its schedstat. */
+static int thread_cpu_ns(pid_t pid, pid_t tid, uint64_t *ret) {
+        char path[96], buf[128];
+        uint64_t ns;
+
+        snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int) pid, (int) tid);
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+                return -errno;
+        ssize_t n = read(fd, buf, sizeof(buf) - 1);
+        if (n <= 0)
+                return -EIO;
+        buf[n] = 0;
+        if (sscanf(buf, "%" SCNu64, &ns) != 1)
+                return -EIO;
+        *ret = ns;
+        return 0;
+}
+
+static void thread_times(pid_t pid, ThreadTimes *ret) {
         char path[64];
         _cleanup_(closedirp) DIR *d = NULL;
         struct dirent *de;
 
+        *ret = (ThreadTimes){};
         snprintf(path, sizeof(path), "/proc/%d/task", (int) pid);
         d = opendir(path);
         if (!d)
-                return false;
-        while ((de = readdir(d))) {
-                char p[128], buf[512];
+                return;
+        while ((de = readdir(d)) && ret->n < MAX_THREADS) {
                 uint32_t tid;
-                if (parse_u32(de->d_name, &tid) < 0 || (pid_t) tid == pid)
+                if (parse_u32(de->d_name, &tid) < 0 || (pid_t) tid == pid ||
+                    thread_cpu_ns(pid, (pid_t) tid, &ret->ns[ret->n]) < 0)
                         continue;
-                snprintf(p, sizeof(p), "/proc/%d/task/%u/stat", (int) pid, tid);
-                _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC);
-                if (fd < 0)
-                        continue;
-                ssize_t n = read(fd, buf, sizeof(buf) - 1);
-                if (n <= 0)
-                        continue;
-                buf[n] = 0;
-                char *s = strrchr(buf, ')');
-                if (s && s[1] == ' ' && s[2] == 'R')
+                ret->tid[ret->n++] = (pid_t) tid;
+        }
+}
+
+/* The worker's TPM thread sleeps on a condition variable until the I/O thread
+ * hands it a command, which the I/O thread does only after copying the command
+ * out of the page and marking the page server busy (page-server.c submit()).
+ * Waking up and going back to sleep costs it microseconds; an RSA-2048
+ * CreatePrimary costs it tens of milliseconds or more. So a thread that was
+ * there before the submit and has run this long since is the TPM thread
+ * executing our command, whatever else runs on the machine. */
+#define TPM_THREAD_WORK_NS (2u * 1000000u)
+
+static bool thread_ran_since(pid_t pid, const ThreadTimes *before) {
+        for (size_t i = 0; i < before->n; i++) {
+                uint64_t ns;
+                if (thread_cpu_ns(pid, before->tid[i], &ns) == 0 && ns - before->ns[i] >= TPM_THREAD_WORK_NS)
                         return true;
         }
         return false;
@@ -520,6 +553,35 @@ static void flush_handle(uint32_t handle) {
 static bool is_create_primary_response(const uint8_t *resp, size_t n) {
         return n > 300 && tpm_be16(resp) == TPM2_ST_SESSIONS && tpm_be32(resp + 6) == 0 &&
                (tpm_be32(resp + TPM_HEADER_SIZE) >> 24) == 0x80;
+}
+
+/* Submits a long command and waits until the worker is executing it (true) or
+ * has answered it already (false). */
+static bool submit_until_taken(pid_t worker, const uint8_t *cmd, size_t len) {
+        uint64_t deadline = now_ms() + COMMAND_TIMEOUT_MS;
+        ThreadTimes before;
+
+        thread_times(worker, &before);
+        CHECK(before.n > 0 && before.ns[0] > 0, "no CPU times of worker %d's threads in /proc/%d/task/*/schedstat",
+              (int) worker, (int) worker);
+        submit(cmd, len);
+        while (page_state() == TPMIF_STATE_SUBMIT) {
+                if (thread_ran_since(worker, &before))
+                        return true;
+                CHECK(now_ms() < deadline, "the worker never started the command");
+                pause_1ms();
+        }
+        return false;
+}
+
+/* A retried attempt's CreatePrimary answered: its object must not fill the TPM's few transient slots. */
+static void flush_if_created(const char *what) {
+        uint8_t resp[TPM_MAX_PACKET];
+        size_t n = 0;
+
+        if (page_state() == TPMIF_STATE_FINISH && read_response(TPMIF_HEADER_SIZE, resp, &n, what) == 0 &&
+            is_create_primary_response(resp, n))
+                flush_handle(tpm_be32(resp + TPM_HEADER_SIZE));
 }
 
 /* ---- the domain ---- */
@@ -689,16 +751,11 @@ static void case_page_change(void) {
         for (attempt = 1; attempt <= 10; attempt++) {
                 uint8_t cmd[TPM_MAX_PACKET], resp[TPM_MAX_PACKET];
                 size_t len = tpmcmd_create_primary(cmd, base + (uint32_t) attempt), n = 0;
-                uint64_t deadline = now_ms() + COMMAND_TIMEOUT_MS;
 
-                submit(cmd, len);
                 /* Wait until the TPM thread works on it: the worker has its copy. */
-                while (!tpm_thread_running(worker) && page_state() == TPMIF_STATE_SUBMIT) {
-                        CHECK(now_ms() < deadline, "the worker never started the command");
-                        pause_1ms();
-                }
-                if (page_state() != TPMIF_STATE_SUBMIT) {
+                if (!submit_until_taken(worker, cmd, len)) {
                         printf("  attempt %d: finished before the page could be changed, again\n", attempt);
+                        flush_if_created("the answered attempt");
                         continue;
                 }
                 /* The hostile part: a length that wraps any addition, and the command
@@ -1048,13 +1105,7 @@ static void case_worker_crash(void) {
         CHECK(worker > 0, "no worker found");
         CHECK(getrandom_u32(&base) == 0, "random");
         size_t len = tpmcmd_create_primary(cmd, base);
-        submit(cmd, len);
-        uint64_t deadline = now_ms() + COMMAND_TIMEOUT_MS;
-        while (!tpm_thread_running(worker) && page_state() == TPMIF_STATE_SUBMIT) {
-                CHECK(now_ms() < deadline, "the worker never started the command");
-                pause_1ms();
-        }
-        bool in_flight = page_state() == TPMIF_STATE_SUBMIT;
+        bool in_flight = submit_until_taken(worker, cmd, len);
         CHECK(kill(worker, SIGKILL) == 0, "kill: %m");
         printf("  SIGKILL to worker %d with a CreatePrimary %s\n", (int) worker,
                in_flight ? "in flight" : "just finished");

@@ -96,11 +96,11 @@ static void start_long_command(PageServer *ps) {
         page_server_check(ps);
 }
 
-static PageServer *server_new(TpmFamily family) {
+static PageServer *server_new(TpmFamily family, size_t page_size) {
         PageServer *ps = NULL;
         PageServerConfig c = {
                 .page = page,
-                .page_size = PAGE,
+                .page_size = page_size,
                 .command_max = 4088,
                 .family = family,
                 .ops = &ops,
@@ -128,10 +128,15 @@ typedef struct Case {
         uint32_t want_rc;       /* of the response at offset 8, if want_state is FINISH */
         unsigned want_runs, want_notifies;
         uint64_t want_commands, want_rejected, want_cancels;
+        /* a mapping smaller than a page (0: a whole page), and where the guest finds the response there */
+        size_t page_size;
+        uint32_t want_offset; /* 0: the request's offset */
 } Case;
 
 #define RC_SIZE TPM2_RC_COMMAND_SIZE
 #define RC_FAIL TPM2_RC_FAILURE
+#define SMALL_PAGE (TPMIF_HEADER_SIZE + TPM_HEADER_SIZE)
+#define BEYOND 0x5Au /* what lies past a small mapping: not the guest's page */
 
 static const Case cases[] = {
         /* Nothing asked: no answer, the page untouched. */
@@ -158,12 +163,19 @@ static const Case cases[] = {
           0 },
         { "response_size_mismatch", 12, TPMIF_STATE_SUBMIT, 0, true, 0, 20, TPMIF_STATE_FINISH, 10, RC_FAIL, 1, 1, 0,
           0, 0 },
+        /* The smallest mapping the server takes, the header and a 10-byte command: where nr_extra_pages leaves no
+         * room for the error response (6 bytes, or none past the end), it goes after the header instead. */
+        { "small_page_extra_pages_1", 10, TPMIF_STATE_SUBMIT, 1, true, 0, 0, TPMIF_STATE_FINISH, 10, RC_FAIL, 0, 1,
+          0, 1, 0, SMALL_PAGE, TPMIF_HEADER_SIZE },
+        { "small_page_extra_pages_3", 10, TPMIF_STATE_SUBMIT, 3, true, 0, 0, TPMIF_STATE_FINISH, 10, RC_FAIL, 0, 1,
+          0, 1, 0, SMALL_PAGE, TPMIF_HEADER_SIZE },
         /* CANCEL while idle: IDLE, length 0, notified. */
         { "cancel_idle", 12, TPMIF_STATE_CANCEL, 0, true, 0, 0, TPMIF_STATE_IDLE, 0, 0, 0, 1, 0, 0, 1 },
 };
 
 static void run_case(const Case *c, TpmFamily family) {
-        PageServer *ps = server_new(family);
+        size_t size = c->page_size ? c->page_size : PAGE;
+        PageServer *ps = server_new(family, size);
         ASSERT_TRUE(ps);
 
         tpm.r = c->run_r;
@@ -175,6 +187,7 @@ static void run_case(const Case *c, TpmFamily family) {
         put_command(TPMIF_HEADER_SIZE + 4u * c->nr_extra, c->quick, c->length <= PAGE ? c->length : 12);
         if (c->state == TPMIF_STATE_FINISH)
                 memcpy(page + TPMIF_OFF_LENGTH, &c->length, 4);
+        memset(page + size, BEYOND, PAGE - size);
 
         page_server_check(ps);
 
@@ -192,11 +205,13 @@ static void run_case(const Case *c, TpmFamily family) {
                 uint32_t want = c->want_rc == RC_SIZE ? tpm_rc_command_size(family) : tpm_rc_failure(family);
                 TpmHeader h;
                 /* After the request's offset, where it fits (nr_extra_pages moves it). */
-                uint32_t off = TPMIF_HEADER_SIZE + 4u * c->nr_extra;
+                uint32_t off = c->want_offset ? c->want_offset : TPMIF_HEADER_SIZE + 4u * c->nr_extra;
                 ASSERT_OK(tpm_header_parse(page + off, 10, &h));
                 ASSERT_EQ(h.size, 10);
                 ASSERT_EQ(h.code, want);
         }
+        for (size_t i = size; i < PAGE; i++)
+                ASSERT_EQ(page[i], BEYOND);
         if (c->want_runs) {
                 ASSERT_EQ(tpm.last_len, c->length);
                 ASSERT_EQ(tpm.last_locality, 2);
@@ -225,7 +240,7 @@ TEST(every_header_state_and_boundary_tpm12) {
  * is counted once, a rewritten header is ignored, and the completion posts
  * the running command's answer. */
 TEST(long_command_cancel_and_rewrite_while_busy) {
-        PageServer *ps = server_new(TPM_FAMILY_2_0);
+        PageServer *ps = server_new(TPM_FAMILY_2_0, PAGE);
         ASSERT_TRUE(ps);
         start_long_command(ps);
         ASSERT_TRUE(page_server_busy(ps));
@@ -264,7 +279,7 @@ TEST(long_command_cancel_and_rewrite_while_busy) {
 
 /* A long command that fails on the TPM thread still ends in FINISH. */
 TEST(long_command_failed_on_the_tpm_thread) {
-        PageServer *ps = server_new(TPM_FAMILY_2_0);
+        PageServer *ps = server_new(TPM_FAMILY_2_0, PAGE);
         ASSERT_TRUE(ps);
         start_long_command(ps);
         page_server_complete(ps, -EIO, NULL, 0);
@@ -280,7 +295,7 @@ TEST(long_command_failed_on_the_tpm_thread) {
 /* The command the TPM runs is the server's private copy: the guest
  * rewriting the page after the check cannot change it. */
 TEST(command_is_copied_once) {
-        PageServer *ps = server_new(TPM_FAMILY_2_0);
+        PageServer *ps = server_new(TPM_FAMILY_2_0, PAGE);
         ASSERT_TRUE(ps);
         start_long_command(ps);
         memset(page + TPMIF_HEADER_SIZE, 0xEE, 12);
