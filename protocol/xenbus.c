@@ -48,6 +48,7 @@ static void fail(DevMachine *m, DevActions *a, const char *why, int code) {
 }
 
 static void enter_initwait(DevMachine *m, const DevView *v, DevActions *a, bool dwell) {
+        m->retried = false;
         a->write_feature_v2 = true;
         a->write_state = XENBUS_INITWAIT;
         m->phase = DEV_INIT_WAIT;
@@ -171,9 +172,16 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
                 return;
         case DEV_EV_WORKER_FAILED:
                 m->worker = false;
+                if (!m->retried && m->phase == DEV_CONNECTING && frontend_has_ring(v)) {
+                        m->retried = true;
+                        a->timer_ns = v->now_ns + XENBUS_MAP_RETRY_NS;
+                        a->log = "could not map the frontend's ring or bind its event channel; trying once more";
+                        return;
+                }
                 fail(m, a, "could not map the frontend's ring or bind its event channel", ENXIO);
                 return;
         case DEV_EV_WORKER_READY:
+                m->retried = false;
                 if (m->phase == DEV_CONNECTING && m->worker) {
                         if (!m->quiet && v->be_state != XENBUS_CONNECTED)
                                 a->write_state = XENBUS_CONNECTED;
@@ -256,6 +264,14 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
                 return;
 
         case DEV_CONNECTING:
+                if (!m->worker && ev == DEV_EV_TIMER && frontend_has_ring(v) && v->fe_protocol_v2) {
+                        /* The retry after a failed map (XENBUS_MAP_RETRY_NS). */
+                        start_worker(m, v, a);
+                        a->log = "starting the worker again";
+                        return;
+                }
+                follow_frontend(m, v, a);
+                return;
         case DEV_CONNECTED:
         case DEV_CLOSING:
                 follow_frontend(m, v, a);

@@ -39,6 +39,12 @@
 
 #include "ipc.h"
 
+/* A worker that cannot map or bind the ring is tried once more after this
+ * long: a frontend reloading its driver frees the ring and may publish one
+ * with the same numbers (grant refs and ports are reused) before the failure
+ * is known. A second failure on the ring fails the device. */
+#define XENBUS_MAP_RETRY_NS (100ull * 1000000ull)
+
 typedef enum XenbusState {
         XENBUS_UNKNOWN = 0,
         XENBUS_INITIALISING = 1,
@@ -121,6 +127,7 @@ typedef struct DevMachine {
         DevPhase phase;
         bool worker;            /* a worker exists (starting or running) */
         bool quiet;             /* re-attaching after a daemon restart: do not rewrite be=4 */
+        bool retried;           /* a worker failed to map or bind this ring once already */
         uint32_t ring_ref;      /* the ring the worker serves */
         uint32_t evtchn;
         uint64_t initwait_since_ns;

@@ -316,6 +316,26 @@ SCENARIO(state_failure_closes_with_error, .connected = true, .steps = {
           { .error = YES, .stop = NO, .write_state = EQ(XENBUS_CLOSED), .phase = EQ(DEV_FAILED) } },
 })
 
+SCENARIO(a_ring_that_cannot_be_mapped_is_tried_once_more, .steps = {
+        { { FRESH(XENBUS_INITIALISING, XENBUS_INITIALISING, false) }, DEV_EV_XENSTORE, {} },
+        { { FRESH(XENBUS_INITWAIT, XENBUS_INITIALISED, true) }, DEV_EV_XENSTORE, { .start = YES } },
+        { {}, DEV_EV_WORKER_FAILED,
+          { .start = NO, .error = NO, .write_state = EQ(-1), .timer_ns = EQ(START_NS + XENBUS_MAP_RETRY_NS),
+            .phase = EQ(DEV_CONNECTING) } },
+        { { .advance_ns = XENBUS_MAP_RETRY_NS }, DEV_EV_TIMER, { .start = YES, .ring_ref = EQ(8) } },
+        { {}, DEV_EV_WORKER_FAILED,
+          { .error = YES, .error_code = EQ(ENXIO), .write_state = EQ(XENBUS_CLOSED), .phase = EQ(DEV_FAILED) } },
+})
+
+SCENARIO(a_frontend_that_closes_after_a_failed_map_gets_a_fresh_try, .steps = {
+        { { FRESH(XENBUS_INITIALISING, XENBUS_INITIALISING, false) }, DEV_EV_XENSTORE, {} },
+        { { FRESH(XENBUS_INITWAIT, XENBUS_INITIALISED, true) }, DEV_EV_XENSTORE, { .start = YES } },
+        { {}, DEV_EV_WORKER_FAILED, { .error = NO } },
+        { { .fe = SET(XENBUS_CLOSED) }, DEV_EV_XENSTORE, { .write_state = EQ(XENBUS_INITWAIT) } },
+        { { .fe = SET(XENBUS_INITIALISED), .be = SET(XENBUS_INITWAIT) }, DEV_EV_XENSTORE, { .start = YES } },
+        { {}, DEV_EV_WORKER_FAILED, { .error = NO, .phase = EQ(DEV_CONNECTING) } },
+})
+
 /* ---- a guest that suspends (xl save, xendomains, xl migrate): research hvm-migration.md §B ---- */
 
 SCENARIO(xl_save_removal_of_a_suspended_domain_suspends_the_vtpm, .connected = true, .steps = {
