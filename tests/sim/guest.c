@@ -851,6 +851,9 @@ static int power_cycle(Guest *g) {
                 return -ETIMEDOUT;
         }
         g->shutting_down = false;
+        /* The node reads Closed until the probe: report that, not the state
+         * seen at the first probe. */
+        g->seen_state = g->state;
         device_unregister(g);
 
         /* A backend still Closing or Closed would unbind the new probe at
