@@ -155,5 +155,6 @@ err=$(echo "$out" | grep 'backend error')
 check "the second copy is not Connected" test "$rc" -ne 0
 check "its device's error node says the vTPM is already attached or in use" \
 	bash -c "echo '$err' | grep -Eqi 'already attached|in use'"
-check "the first copy still answers" tpm2_getrandom -T "$(tcti first)" 8
+answers() { tpm2_getrandom -T "$(tcti "$1")" 8 >/dev/null; }
+check "the first copy still answers" answers first
 finish
