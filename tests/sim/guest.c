@@ -4,7 +4,7 @@
  *
  *   vtpm-sim-guest --dir DIR --domid N --name NAME [--devid 0] [--wait poll|event]
  *                  [--tcp-port P] [--log FILE] [--timeout-scale X]
- *                  [--no-shutdown-on-exit]
+ *                  [--no-shutdown-on-exit] [--resumed]
  *
  * The main thread is the guest kernel's xenwatch thread: it follows the
  * frontend dir and the backend state like the Linux xenbus core
@@ -15,13 +15,52 @@
  * shared page as if written to /dev/tpm0.
  *
  * Files in DIR: NAME.sock (data), NAME.sock.ctrl (control), NAME.tcti
- * ("swtpm:path=DIR/NAME.sock", written once both sockets listen) and
+ * ("swtpm:path=DIR/NAME.sock", written once both sockets listen),
  * NAME.guest-state ("frontend=<n> tpm=<ready|none>", rewritten atomically on
- * every change).
+ * every change) and NAME.domctl (below).
  *
  * Signals: SIGTERM/SIGINT = guest shutdown (xenbus_frontend_dev_shutdown),
- * SIGUSR1 = suspend/resume (tpmfront_resume: remove + probe), SIGKILL =
- * domain destroyed.
+ * SIGUSR1 = resume in place without a suspend (xenbus_dev_resume ->
+ * tpmfront_resume: remove + probe, a checkpoint's resume), SIGKILL = domain
+ * destroyed.
+ *
+ * Suspend (xl save, xl migrate), like Linux drivers/xen/manage.c: the guest
+ * watches control/shutdown; on "suspend" it acknowledges (clears the node),
+ * freezes user space (commands on the sockets stay connected and wait; one in
+ * flight completes first), sends TPM_SaveState and ignores the answer
+ * (tpm_pm_suspend -> tpm1_pm_suspend: xen-tpmfront registers a TPM 1.2 chip),
+ * and makes its SCHEDOP_shutdown(SHUTDOWN_suspend) hypercall by writing its
+ * domain file DIR/hv/domain-<domid> with shutdown=suspend (lib/domain.h). It
+ * then runs nothing until the "hypervisor" resumes it through NAME.domctl.
+ *
+ * NAME.domctl is the simulated hypervisor's handle on the guest's vCPUs, a
+ * Unix stream socket served by the xenwatch thread: one request line, one
+ * reply line ("ok" or "error <why>"), then the guest closes the connection.
+ *   resume <domid>  only while suspended; answered "ok" before the guest runs.
+ *                   <domid> = its own: a cancelled suspend (xen_suspend returns
+ *                   with si.cancelled=1: the old ring and the old xenstore
+ *                   connection stay, nothing is re-probed, tpm_pm_resume sends
+ *                   nothing). Another domid: the guest was migrated into that
+ *                   domain: it opens the new domain's xenstore connection,
+ *                   event channels and grants, re-registers its watches
+ *                   (xs_resume) and runs xenbus_dev_resume -> tpmfront_resume =
+ *                   remove + probe (a new page, grant and event channel, state
+ *                   3, the probe-time commands). Then user space thaws.
+ *   rename <name>   the guest's files follow an xl rename (vtpm-sim rename):
+ *                   DIR/OLD.{sock,sock.ctrl,domctl,guest-state} are renamed,
+ *                   NEW.tcti written and OLD.tcti removed.
+ *
+ * --resumed starts the guest as xl restore does a restored kernel: it does not
+ * boot; its first xenbus action is the resume probe of device/vtpm/<devid>
+ * (which the toolstack created before starting it), with user space frozen
+ * until that is done, as after case "another domid" above.
+ *
+ * The swtpm control channel's CMD_INIT power-cycles the TPM device as a guest
+ * would on a real host: the TPM is unregistered, the frontend closes (5, then
+ * 6 once the backend is Closing: the backend gives the vTPM its orderly
+ * reset), the driver probes again, and CMD_INIT answers success only once the
+ * device is Connected again (TPM_FAIL otherwise). Control commands the
+ * simulation does not model answer an error.
  *
  * The differences from a real Linux guest are listed at the end of this file.
  */
@@ -48,6 +87,7 @@
 #include <xenstore.h>
 
 #include "../common/testlib.h"
+#include "domain.h"
 #include "evtchn.h"
 #include "gnttab.h"
 #include "guest-chip.h"
@@ -68,6 +108,10 @@ enum {
 };
 
 #define SHUTDOWN_WAIT_MS 5000u  /* xenbus_frontend_dev_shutdown: 5 * HZ */
+/* CMD_INIT: how long the re-probed device may take to be Connected again. */
+#define REPROBE_CONNECT_MS 10000u
+#define DOMCTL_IO_TIMEOUT_MS 1000
+#define TPM12_ORD_SAVESTATE 0x98u
 #define CLIENT_IO_TIMEOUT_MS 10000
 /* swtpm control messages: the largest request is ptm_hdata (4 + 4 + 4096). */
 #define CTRL_MAX_MSG (4u + 4u + 4096u)
@@ -79,11 +123,11 @@ enum {
 #define CMD_SET_LOCALITY 0x05u
 #define CMD_CANCEL_TPM_CMD 0x09u
 #define PTM_CAP_INIT (1u << 0)
-#define PTM_CAP_SHUTDOWN (1u << 1)
 #define PTM_CAP_SET_LOCALITY (1u << 3)
 #define PTM_CAP_CANCEL_TPM_CMD (1u << 5)
 /* TPM 1.2 result codes swtpm's control channel answers with */
 #define TPM12_BAD_PARAMETER 0x03u
+#define TPM12_FAIL 0x09u
 #define TPM12_BAD_ORDINAL 0x0au
 #define TPM12_BAD_LOCALITY 0x3du
 
@@ -97,6 +141,7 @@ typedef struct Options {
         char *log_path;
         double timeout_scale;
         bool shutdown_on_exit;
+        bool resumed;
 } Options;
 
 typedef struct Guest {
@@ -108,11 +153,28 @@ typedef struct Guest {
         struct xs_handle *xs;
 
         char *nodename;   /* "device/vtpm/<devid>" */
+        char *dir;        /* DIR, absolute */
         char *data_path;  /* DIR/NAME.sock */
         char *ctrl_path;  /* DIR/NAME.sock.ctrl */
         char *tcti_path;
         char *state_path;
+        char *domctl_path; /* DIR/NAME.domctl */
         int listen_fd[4]; /* unix data, unix ctrl, tcp data, tcp ctrl */
+        int domctl_fd;    /* listening on domctl_path */
+        int req_pipe[2];  /* socket thread -> xenwatch thread: a CMD_INIT is waiting */
+
+        /* The freezer (kernel/power/process.c) and the socket thread's
+         * CMD_INIT request, under freeze_lock. */
+        pthread_mutex_t freeze_lock;
+        pthread_cond_t freeze_cond;
+        bool frozen;        /* user space must not start a command */
+        unsigned active;    /* socket-thread messages being served */
+        bool req_pending;   /* a CMD_INIT waits for the xenwatch thread */
+        bool req_done;
+        int req_result;
+
+        bool suspended;     /* SCHEDOP_shutdown(suspend) done, not resumed */
+        bool ctl_pending;   /* control/shutdown changed, not looked at yet */
 
         /* struct xenbus_device */
         bool present;       /* device object exists (probed, bound or not) */
@@ -613,6 +675,11 @@ static void dev_resume(Guest *g) {
 static void handle_watch(Guest *g, const char *path, const char *token) {
         size_t n = strlen(g->nodename);
 
+        if (streq(token, "ctl")) {
+                /* Looked at by the main loop, not inside a wait for the backend. */
+                g->ctl_pending = true;
+                return;
+        }
         if (streq(token, "fe")) {
                 /* Anything at or below our device dir, or a parent going away. */
                 if (strncmp(path, g->nodename, strlen(path)) == 0 ||
@@ -637,19 +704,11 @@ static int drain_watches(Guest *g) {
         return 0;
 }
 
-/* xenbus_frontend_dev_shutdown(), after device_shutdown() has shut the TPM
- * chip (a child device) down: tpm_class_shutdown() leaves no ops, and a
- * TPM 1.2 chip gets no command. */
-static void guest_shutdown(Guest *g) {
+/* xenbus_frontend_dev_shutdown()'s handshake: Closing, then up to 5 s for
+ * the backend to be Closing too (frontend_closed sets Closed). */
+static bool close_device(Guest *g) {
         uint64_t deadline;
 
-        g->shutting_down = true;
-        chip_unregister(g);
-
-        if (!g->bound || g->state != XB_CONNECTED) {
-                guest_log("xenbus: %s: %d != Connected, skipping", g->nodename, g->state);
-                return;
-        }
         g->down = false;
         switch_state(g, XB_CLOSING);
 
@@ -660,13 +719,451 @@ static void guest_shutdown(Guest *g) {
 
                 if (now >= deadline) {
                         guest_log("xenbus: %s timeout closing device", g->nodename);
-                        return;
+                        return false;
                 }
                 if (poll(&p, 1, (int) (deadline - now)) < 0 && errno != EINTR)
-                        return;
+                        return false;
                 if (drain_watches(g) < 0)
-                        return;
+                        return false;
         }
+        return true;
+}
+
+/* xenbus_frontend_dev_shutdown(), after device_shutdown() has shut the TPM
+ * chip (a child device) down: tpm_class_shutdown() leaves no ops, and a
+ * TPM 1.2 chip gets no command. */
+static void guest_shutdown(Guest *g) {
+        g->shutting_down = true;
+        chip_unregister(g);
+
+        if (!g->bound || g->state != XB_CONNECTED) {
+                guest_log("xenbus: %s: %d != Connected, skipping", g->nodename, g->state);
+                return;
+        }
+        (void) close_device(g);
+}
+
+/* ---- power management: CMD_INIT, suspend and resume --------------------- */
+
+static int write_full(int fd, const uint8_t *buf, size_t len);
+
+/* The socket thread's messages run between freezer_enter and freezer_leave;
+ * a frozen guest lets none start (freeze_processes). */
+static void freezer_enter(Guest *g) {
+        pthread_mutex_lock(&g->freeze_lock);
+        while (g->frozen)
+                pthread_cond_wait(&g->freeze_cond, &g->freeze_lock);
+        g->active++;
+        pthread_mutex_unlock(&g->freeze_lock);
+}
+
+static void freezer_leave(Guest *g) {
+        pthread_mutex_lock(&g->freeze_lock);
+        g->active--;
+        pthread_cond_broadcast(&g->freeze_cond);
+        pthread_mutex_unlock(&g->freeze_lock);
+}
+
+/* Waits for the message being served to finish. A CMD_INIT that waits for
+ * this thread fails (-EBUSY): the suspend goes first. */
+static void freezer_freeze(Guest *g) {
+        pthread_mutex_lock(&g->freeze_lock);
+        g->frozen = true;
+        while (g->active > 0) {
+                if (g->req_pending && !g->req_done) {
+                        g->req_result = -EBUSY;
+                        g->req_done = true;
+                        pthread_cond_broadcast(&g->freeze_cond);
+                }
+                pthread_cond_wait(&g->freeze_cond, &g->freeze_lock);
+        }
+        pthread_mutex_unlock(&g->freeze_lock);
+}
+
+static void freezer_thaw(Guest *g) {
+        pthread_mutex_lock(&g->freeze_lock);
+        g->frozen = false;
+        pthread_cond_broadcast(&g->freeze_cond);
+        pthread_mutex_unlock(&g->freeze_lock);
+}
+
+/* Socket thread: asks the xenwatch thread to power-cycle the device and
+ * waits for the result. */
+static int request_power_cycle(Guest *g) {
+        int r;
+
+        pthread_mutex_lock(&g->freeze_lock);
+        g->req_pending = true;
+        g->req_done = false;
+        if (write(g->req_pipe[1], "i", 1) != 1) {
+                g->req_pending = false;
+                pthread_mutex_unlock(&g->freeze_lock);
+                return -EIO;
+        }
+        while (!g->req_done)
+                pthread_cond_wait(&g->freeze_cond, &g->freeze_lock);
+        r = g->req_result;
+        g->req_pending = false;
+        pthread_mutex_unlock(&g->freeze_lock);
+        return r;
+}
+
+/* Waits until the device is Connected, handling xenstore events. */
+static int wait_connected(Guest *g, unsigned timeout_ms) {
+        uint64_t deadline = now_ms() + timeout_ms;
+
+        while (!(g->bound && g->state == XB_CONNECTED)) {
+                struct pollfd p = { .fd = xs_fileno(g->xs), .events = POLLIN };
+                uint64_t now = now_ms();
+
+                if (!g->present)
+                        return -ENODEV;
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                if (poll(&p, 1, (int) (deadline - now)) < 0 && errno != EINTR)
+                        return negative_errno();
+                if (drain_watches(g) < 0)
+                        return -EIO;
+        }
+        return 0;
+}
+
+/* CMD_INIT: what a guest that power-cycles its TPM does on a real host. The
+ * chip goes away and the frontend closes as at shutdown (the backend's
+ * orderly reset of the vTPM), then the driver is bound again (xenbus_dev_probe,
+ * like rmmod + modprobe xen-tpmfront) once the backend is ready for a new
+ * connection, and the device must reach Connected. */
+static int power_cycle(Guest *g) {
+        _cleanup_free_ char *be = NULL;
+        uint64_t deadline;
+        int r, s;
+
+        if (!g->bound || g->state != XB_CONNECTED || !g->otherend)
+                return -ENODEV;
+        be = strdup(g->otherend);
+        if (!be)
+                return -ENOMEM;
+        guest_log("ctrl: CMD_INIT: power-cycling %s", g->nodename);
+        chip_unregister(g);
+        g->shutting_down = true;
+        if (!close_device(g)) {
+                g->shutting_down = false;
+                return -ETIMEDOUT;
+        }
+        g->shutting_down = false;
+        /* The node reads Closed until the probe: report that, not the state
+         * seen at the first probe. */
+        g->seen_state = g->state;
+        device_unregister(g);
+
+        /* A backend still Closing or Closed would unbind the new probe at
+         * once (backend_changed); vtpmd goes back to InitWait after fe 6. */
+        deadline = now_ms() + SHUTDOWN_WAIT_MS;
+        while ((s = read_driver_state(g, be)) == XB_CLOSING || s == XB_CLOSED) {
+                struct timespec ts = { .tv_nsec = 5 * 1000 * 1000 };
+
+                if (now_ms() >= deadline) {
+                        guest_log("ctrl: CMD_INIT: backend %s stays in state %d", be, s);
+                        return -ETIMEDOUT;
+                }
+                nanosleep(&ts, NULL);
+        }
+        if (!xs_exists(g, g->nodename))
+                return -ENODEV;
+        guest_log("xenbus: probing %s again", g->nodename);
+        g->present = true;
+        report(g);
+        dev_probe(g);
+        r = wait_connected(g, REPROBE_CONNECT_MS);
+        if (r < 0)
+                guest_log("ctrl: CMD_INIT: %s not Connected again: %s", g->nodename, strerror(-r));
+        return r;
+}
+
+static void serve_power_cycle(Guest *g) {
+        char c;
+        int r;
+
+        while (read(g->req_pipe[0], &c, 1) == 1)
+                ;
+        pthread_mutex_lock(&g->freeze_lock);
+        if (!g->req_pending || g->req_done) {
+                pthread_mutex_unlock(&g->freeze_lock);
+                return;
+        }
+        pthread_mutex_unlock(&g->freeze_lock);
+        r = power_cycle(g);
+        pthread_mutex_lock(&g->freeze_lock);
+        g->req_result = r;
+        g->req_done = true;
+        pthread_cond_broadcast(&g->freeze_cond);
+        pthread_mutex_unlock(&g->freeze_lock);
+}
+
+/* tpm1_pm_suspend() without PCR extend: TPM_SaveState, answer ignored. */
+static void tpm_save_state(Guest *g) {
+        uint8_t buf[TPM_HEADER_SIZE];
+        size_t len = 0;
+        int r;
+
+        if (!__atomic_load_n(&g->chip.registered, __ATOMIC_ACQUIRE))
+                return;
+        tpm_put_be16(buf, 0x00c1); /* TPM_TAG_RQU_COMMAND */
+        tpm_put_be32(buf + 2, TPM_HEADER_SIZE);
+        tpm_put_be32(buf + 6, TPM12_ORD_SAVESTATE);
+        pthread_mutex_lock(&g->chip.lock);
+        r = guest_chip_transmit_cmd(&g->chip, buf, sizeof(buf), 0, "attempting to save state", &len);
+        pthread_mutex_unlock(&g->chip.lock);
+        if (r != 0)
+                guest_log("tpm: TPM_SaveState before suspend: %d (ignored, like Linux)", r);
+        else
+                guest_log("tpm: TPM_SaveState before suspend: ok");
+}
+
+/* HYPERVISOR_suspend: SCHEDOP_shutdown(SHUTDOWN_suspend). */
+static int hypercall_shutdown_suspend(Guest *g) {
+        DomainCtl *dc = NULL;
+        DomainInfo info;
+        int r;
+
+        r = domainctl_open(g->platform, &dc);
+        if (r >= 0)
+                r = domainctl_info(dc, g->opt.domid, &info);
+        domainctl_free(dc);
+        if (r >= 0) {
+                info.shutdown = true;
+                info.reason = DOMAIN_SHUTDOWN_SUSPEND;
+                r = domain_sim_set(g->platform, g->opt.domid, &info);
+        }
+        return r;
+}
+
+/* drivers/xen/manage.c do_suspend(), up to the hypercall. */
+static void do_suspend(Guest *g) {
+        int r;
+
+        guest_log("suspend: freezing user space");
+        freezer_freeze(g);
+        /* dpm_suspend_start(PMSG_FREEZE): the TPM class's pm ops; xenbus's
+         * suspend calls tpmfront's suspend op, which it has none of. */
+        tpm_save_state(g);
+        r = hypercall_shutdown_suspend(g);
+        if (r < 0) {
+                /* The hypercall failing is a cancelled suspend: run on. */
+                guest_log("suspend: SCHEDOP_shutdown(suspend) failed: %s; resuming", strerror(-r));
+                freezer_thaw(g);
+                return;
+        }
+        g->suspended = true;
+        guest_log("suspend: domain %" PRIu32 " suspended", g->opt.domid);
+}
+
+/* shutdown_handler(): only "suspend" is acknowledged and handled. */
+static void shutdown_handler(Guest *g) {
+        for (;;) {
+                _cleanup_free_ char *v = NULL;
+                xs_transaction_t t;
+                bool handled;
+
+                t = xs_transaction_start(g->xs);
+                if (t == XBT_NULL)
+                        return;
+                v = xs_read_str(g, t, "control", "shutdown");
+                if (!v || !*v) {
+                        (void) xs_transaction_end(g->xs, t, true);
+                        return;
+                }
+                handled = streq(v, "suspend");
+                if (handled && !xs_write(g->xs, t, "control/shutdown", "", 0)) {
+                        (void) xs_transaction_end(g->xs, t, true);
+                        return;
+                }
+                if (!xs_transaction_end(g->xs, t, false)) {
+                        if (errno == EAGAIN)
+                                continue;
+                        return;
+                }
+                if (!handled) {
+                        guest_log("Ignoring shutdown request: %s", v);
+                        return;
+                }
+                do_suspend(g);
+                return;
+        }
+}
+
+static int add_watches(Guest *g) {
+        if (!xs_watch(g->xs, "device/vtpm", "fe") || !xs_watch(g->xs, "control/shutdown", "ctl"))
+                return negative_errno();
+        return 0;
+}
+
+/* A migrated guest continues in domain domid: the old domain's event
+ * channels, grants and xenstore connection are left behind (after the old
+ * ring is freed, as tpmfront_resume's remove would), the new domain's are
+ * opened. */
+static int move_to_domain(Guest *g, uint32_t domid) {
+        _cleanup_free_ char *spec = NULL, *xs_path = NULL;
+        int r;
+
+        free_otherend_watch(g);
+        tpmfront_remove(g);
+        g->chip.evtchn = g->evtchn = evtchn_close(g->evtchn);
+        g->chip.gntshr = g->gntshr = gntshr_close(g->gntshr);
+        g->platform = platform_free(g->platform);
+        xs_close(g->xs);
+        g->xs = NULL;
+
+        guest_log("resume: continuing as domain %" PRIu32, domid);
+        g->opt.domid = log_domid = domid;
+        if (asprintf(&spec, "sim:%s", g->dir) < 0 ||
+            asprintf(&xs_path, "%s/xenstore/domain-%" PRIu32 ".sock", g->dir, domid) < 0)
+                return -ENOMEM;
+        r = platform_parse(spec, domid, &g->platform);
+        if (r >= 0)
+                r = evtchn_open(g->platform, &g->evtchn);
+        if (r >= 0)
+                r = gntshr_open(g->platform, &g->gntshr);
+        if (r < 0)
+                return r;
+        g->chip.evtchn = g->evtchn;
+        g->chip.gntshr = g->gntshr;
+        if (setenv("XENSTORED_PATH", xs_path, 1) < 0)
+                return negative_errno();
+        g->xs = xs_open(0);
+        if (!g->xs)
+                return negative_errno();
+        /* xs_resume: every watch again (each fires once). */
+        return add_watches(g);
+}
+
+/* xen_suspend() returned: a cancelled suspend, or a resume in domid. */
+static void resume_domain(Guest *g, uint32_t domid) {
+        if (domid == g->opt.domid)
+                guest_log("resume: suspend cancelled, continuing on the old ring");
+        else {
+                int r = move_to_domain(g, domid);
+
+                if (r < 0) {
+                        guest_log("resume: cannot attach to domain %" PRIu32 ": %s", domid, strerror(-r));
+                        _exit(1);
+                }
+                if (g->bound)
+                        dev_resume(g);
+        }
+        g->suspended = false;
+        freezer_thaw(g);
+        guest_log("resume: user space thawed");
+}
+
+static int set_paths(Guest *g, const char *name) {
+        char *d = NULL, *c = NULL, *t = NULL, *st = NULL, *dc = NULL;
+
+        if (asprintf(&d, "%s/%s.sock", g->dir, name) < 0 || asprintf(&c, "%s/%s.sock.ctrl", g->dir, name) < 0 ||
+            asprintf(&t, "%s/%s.tcti", g->dir, name) < 0 || asprintf(&st, "%s/%s.guest-state", g->dir, name) < 0 ||
+            asprintf(&dc, "%s/%s.domctl", g->dir, name) < 0) {
+                free(d);
+                free(c);
+                free(t);
+                free(st);
+                return -ENOMEM;
+        }
+        free(g->data_path);
+        free(g->ctrl_path);
+        free(g->tcti_path);
+        free(g->state_path);
+        free(g->domctl_path);
+        g->data_path = d;
+        g->ctrl_path = c;
+        g->tcti_path = t;
+        g->state_path = st;
+        g->domctl_path = dc;
+        return 0;
+}
+
+static int write_tcti(Guest *g) {
+        _cleanup_free_ char *tcti = NULL;
+
+        if (asprintf(&tcti, "swtpm:path=%s", g->data_path) < 0)
+                return -ENOMEM;
+        return write_file_atomic(g->tcti_path, tcti);
+}
+
+/* The files follow the domain's new name. */
+static int rename_files(Guest *g, const char *name) {
+        _cleanup_free_ char *od = g->data_path, *oc = g->ctrl_path, *ot = g->tcti_path, *os = g->state_path,
+                            *odc = g->domctl_path;
+        int r;
+
+        g->data_path = g->ctrl_path = g->tcti_path = g->state_path = g->domctl_path = NULL;
+        r = set_paths(g, name);
+        if (r < 0) {
+                g->data_path = TAKE_PTR(od);
+                g->ctrl_path = TAKE_PTR(oc);
+                g->tcti_path = TAKE_PTR(ot);
+                g->state_path = TAKE_PTR(os);
+                g->domctl_path = TAKE_PTR(odc);
+                return r;
+        }
+        if (rename(od, g->data_path) < 0 || rename(oc, g->ctrl_path) < 0 || rename(odc, g->domctl_path) < 0 ||
+            (rename(os, g->state_path) < 0 && errno != ENOENT))
+                return negative_errno();
+        r = write_tcti(g);
+        if (r < 0)
+                return r;
+        (void) unlink(ot);
+        guest_log("renamed: files now %s/%s.*", g->dir, name);
+        return 0;
+}
+
+/* One request on NAME.domctl (header comment). */
+static void serve_domctl(Guest *g) {
+        _cleanup_close_ int fd = accept4(g->domctl_fd, NULL, NULL, SOCK_CLOEXEC);
+        char line[128], reply[160];
+        size_t got = 0;
+        uint32_t domid = 0;
+        bool resume = false;
+
+        if (fd < 0)
+                return;
+        for (;;) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                ssize_t n;
+
+                if (got == sizeof(line) - 1 || poll(&p, 1, DOMCTL_IO_TIMEOUT_MS) <= 0)
+                        break;
+                n = read(fd, line + got, sizeof(line) - 1 - got);
+                if (n <= 0)
+                        break;
+                got += (size_t) n;
+                if (memchr(line, '\n', got))
+                        break;
+        }
+        line[got] = '\0';
+        line[strcspn(line, "\n")] = '\0';
+
+        if (strncmp(line, "resume ", 7) == 0) {
+                if (parse_u32_max(line + 7, 0x7fefu, &domid) < 0 || domid == 0)
+                        snprintf(reply, sizeof(reply), "error bad domid\n");
+                else if (!g->suspended)
+                        snprintf(reply, sizeof(reply), "error not suspended\n");
+                else {
+                        snprintf(reply, sizeof(reply), "ok\n");
+                        resume = true;
+                }
+        } else if (strncmp(line, "rename ", 7) == 0) {
+                const char *name = line + 7;
+                int r = (!*name || strchr(name, '/')) ? -EINVAL : rename_files(g, name);
+
+                if (r < 0)
+                        snprintf(reply, sizeof(reply), "error %s\n", strerror(-r));
+                else
+                        snprintf(reply, sizeof(reply), "ok\n");
+        } else
+                snprintf(reply, sizeof(reply), "error unknown request\n");
+        (void) write_full(fd, (const uint8_t *) reply, strlen(reply));
+        if (resume)
+                resume_domain(g, domid);
 }
 
 /* ---- user space: the swtpm-compatible sockets --------------------------- */
@@ -790,29 +1287,39 @@ static int serve_ctrl(Guest *g, int fd) {
 
         switch (cmd) {
         case CMD_GET_CAPABILITY: {
-                uint32_t caps = PTM_CAP_INIT | PTM_CAP_SHUTDOWN | PTM_CAP_SET_LOCALITY | PTM_CAP_CANCEL_TPM_CMD;
+                uint32_t caps = PTM_CAP_INIT | PTM_CAP_SET_LOCALITY | PTM_CAP_CANCEL_TPM_CMD;
                 /* ptm_cap is a big-endian uint64_t, without a result code */
                 tpm_put_be32(out, 0);
                 tpm_put_be32(out + 4, caps);
                 out_len = 8;
                 break;
         }
-        case CMD_INIT:
+        case CMD_INIT: {
+                int r;
+
                 if (n != 4) {
                         put_res(out, TPM12_BAD_PARAMETER);
                         break;
                 }
-                guest_log("ctrl: CMD_INIT flags=0x%" PRIx32 " (TPM reset not modelled, reporting success)",
-                          tpm_be32(in + 4));
-                put_res(out, 0);
+                r = request_power_cycle(g);
+                if (r < 0) {
+                        guest_log("ctrl: CMD_INIT flags=0x%" PRIx32 ": power cycle failed: %s, answering TPM_FAIL",
+                                  tpm_be32(in + 4), strerror(-r));
+                        put_res(out, TPM12_FAIL);
+                } else {
+                        guest_log("ctrl: CMD_INIT flags=0x%" PRIx32 ": TPM power-cycled, device Connected again",
+                                  tpm_be32(in + 4));
+                        put_res(out, 0);
+                }
                 break;
+        }
         case CMD_SHUTDOWN:
                 if (n != 0) {
                         put_res(out, TPM12_BAD_PARAMETER);
                         break;
                 }
-                guest_log("ctrl: CMD_SHUTDOWN (not modelled, reporting success)");
-                put_res(out, 0);
+                guest_log("ctrl: CMD_SHUTDOWN not modelled, answering TPM_FAIL");
+                put_res(out, TPM12_FAIL);
                 break;
         case CMD_SET_LOCALITY:
                 if (n < 1) {
@@ -877,9 +1384,14 @@ static void *io_thread(void *arg) {
 
                 /* Clients first, so indices stay valid; then new connections. */
                 for (size_t i = n_conns; i-- > 0;) {
+                        int r;
+
                         if (!(p[nl + i].revents & (POLLIN | POLLHUP | POLLERR)))
                                 continue;
-                        if ((conns[i].ctrl ? serve_ctrl(g, conns[i].fd) : serve_data(g, conns[i].fd)) < 0) {
+                        freezer_enter(g);
+                        r = conns[i].ctrl ? serve_ctrl(g, conns[i].fd) : serve_data(g, conns[i].fd);
+                        freezer_leave(g);
+                        if (r < 0) {
                                 safe_close(conns[i].fd);
                                 conns[i] = conns[--n_conns];
                         }
@@ -941,8 +1453,9 @@ static void usage(FILE *f) {
         fprintf(f,
                 "Usage: vtpm-sim-guest --dir DIR --domid N --name NAME [--devid 0]\n"
                 "                      [--wait poll|event] [--tcp-port P] [--log FILE]\n"
-                "                      [--timeout-scale X] [--no-shutdown-on-exit]\n"
+                "                      [--timeout-scale X] [--no-shutdown-on-exit] [--resumed]\n"
                 "A simulated Linux guest running xen-tpmfront against the simulated Xen in DIR.\n"
+                "--resumed: start as a restored kernel (the first xenbus action is the resume probe).\n"
                 "TPM timeouts are multiplied by X (default: $VTPM_SIM_TIMEOUT_SCALE or 1).\n");
 }
 
@@ -959,7 +1472,7 @@ static int parse_scale(const char *s, double *ret) {
 }
 
 static int parse_options(int argc, char **argv, Options *o) {
-        enum { OPT_SCALE = 0x100, OPT_NO_SHUTDOWN, OPT_SHUTDOWN };
+        enum { OPT_SCALE = 0x100, OPT_NO_SHUTDOWN, OPT_SHUTDOWN, OPT_RESUMED };
         static const struct option longopts[] = {
                 { "dir", required_argument, NULL, 'd' },
                 { "domid", required_argument, NULL, 'n' },
@@ -971,6 +1484,7 @@ static int parse_options(int argc, char **argv, Options *o) {
                 { "timeout-scale", required_argument, NULL, OPT_SCALE },
                 { "shutdown-on-exit", no_argument, NULL, OPT_SHUTDOWN },
                 { "no-shutdown-on-exit", no_argument, NULL, OPT_NO_SHUTDOWN },
+                { "resumed", no_argument, NULL, OPT_RESUMED },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -1041,6 +1555,9 @@ static int parse_options(int argc, char **argv, Options *o) {
                 case OPT_NO_SHUTDOWN:
                         o->shutdown_on_exit = false;
                         break;
+                case OPT_RESUMED:
+                        o->resumed = true;
+                        break;
                 case 'h':
                         usage(stdout);
                         exit(EXIT_SUCCESS);
@@ -1060,11 +1577,14 @@ static void cleanup_files(Guest *g) {
         (void) unlink(g->tcti_path);
         (void) unlink(g->data_path);
         (void) unlink(g->ctrl_path);
+        (void) unlink(g->domctl_path);
 }
 
 int main(int argc, char **argv) {
-        Guest g = { .listen_fd = { -1, -1, -1, -1 }, .seen_state = -1, .reported_fe = -1, .reported_tpm = -1 };
-        _cleanup_free_ char *dir = NULL, *xs_path = NULL, *spec = NULL, *tcti = NULL;
+        Guest g = { .listen_fd = { -1, -1, -1, -1 }, .domctl_fd = -1, .req_pipe = { -1, -1 }, .seen_state = -1,
+                    .reported_fe = -1, .reported_tpm = -1, .freeze_lock = PTHREAD_MUTEX_INITIALIZER,
+                    .freeze_cond = PTHREAD_COND_INITIALIZER };
+        _cleanup_free_ char *xs_path = NULL, *spec = NULL;
         _cleanup_close_ int sfd = -1;
         pthread_t io;
         sigset_t mask;
@@ -1083,18 +1603,16 @@ int main(int argc, char **argv) {
                 log_file = f;
         }
 
-        dir = realpath(g.opt.dir, NULL);
-        if (!dir) {
+        g.dir = realpath(g.opt.dir, NULL);
+        if (!g.dir) {
                 guest_log("cannot resolve --dir %s: %m", g.opt.dir);
                 return 1;
         }
-        if (asprintf(&g.nodename, "device/vtpm/%" PRIu32, g.opt.devid) < 0 ||
-            asprintf(&g.data_path, "%s/%s.sock", dir, g.opt.name) < 0 ||
-            asprintf(&g.ctrl_path, "%s/%s.sock.ctrl", dir, g.opt.name) < 0 ||
-            asprintf(&g.tcti_path, "%s/%s.tcti", dir, g.opt.name) < 0 ||
-            asprintf(&g.state_path, "%s/%s.guest-state", dir, g.opt.name) < 0 ||
-            asprintf(&xs_path, "%s/xenstore/domain-%" PRIu32 ".sock", dir, g.opt.domid) < 0 ||
-            asprintf(&spec, "sim:%s", dir) < 0 || asprintf(&tcti, "swtpm:path=%s", g.data_path) < 0)
+        if (asprintf(&g.nodename, "device/vtpm/%" PRIu32, g.opt.devid) < 0 || set_paths(&g, g.opt.name) < 0 ||
+            asprintf(&xs_path, "%s/xenstore/domain-%" PRIu32 ".sock", g.dir, g.opt.domid) < 0 ||
+            asprintf(&spec, "sim:%s", g.dir) < 0)
+                return 1;
+        if (pipe2(g.req_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
                 return 1;
 
         sigemptyset(&mask);
@@ -1134,6 +1652,8 @@ int main(int argc, char **argv) {
         r = listen_unix(g.data_path, &g.listen_fd[0]);
         if (r >= 0)
                 r = listen_unix(g.ctrl_path, &g.listen_fd[1]);
+        if (r >= 0)
+                r = listen_unix(g.domctl_path, &g.domctl_fd);
         if (r >= 0 && g.opt.tcp_port) {
                 r = listen_tcp(g.opt.tcp_port, &g.listen_fd[2]);
                 if (r >= 0)
@@ -1144,12 +1664,14 @@ int main(int argc, char **argv) {
                 cleanup_files(&g);
                 return 1;
         }
-        r = write_file_atomic(g.tcti_path, tcti);
+        r = write_tcti(&g);
         if (r < 0) {
                 guest_log("cannot write %s: %s", g.tcti_path, strerror(-r));
                 cleanup_files(&g);
                 return 1;
         }
+        /* A restored kernel's user space stays frozen until its devices resumed. */
+        g.frozen = g.opt.resumed;
         r = pthread_create(&io, NULL, io_thread, &g);
         if (r != 0) {
                 guest_log("pthread_create: %s", strerror(r));
@@ -1157,43 +1679,70 @@ int main(int argc, char **argv) {
                 return 1;
         }
 
-        if (!xs_watch(g.xs, "device/vtpm", "fe")) {
-                guest_log("cannot watch device/vtpm: %m");
+        if (add_watches(&g) < 0) {
+                guest_log("cannot watch device/vtpm and control/shutdown: %m");
                 cleanup_files(&g);
                 return 1;
         }
-        guest_log("up: %s, wait=%s, timeout scale %g", g.nodename,
-                  g.opt.wait == GUEST_WAIT_POLL ? "poll" : "event", g.opt.timeout_scale);
+        guest_log("up: %s, wait=%s, timeout scale %g%s", g.nodename,
+                  g.opt.wait == GUEST_WAIT_POLL ? "poll" : "event", g.opt.timeout_scale,
+                  g.opt.resumed ? ", resumed" : "");
+        if (g.opt.resumed) {
+                if (xs_exists(&g, g.nodename)) {
+                        g.present = true;
+                        g.bound = true;
+                        dev_resume(&g);
+                } else
+                        guest_log("resumed: %s does not exist", g.nodename);
+                freezer_thaw(&g);
+        }
 
         for (;;) {
-                struct pollfd p[2] = {
-                        { .fd = xs_fileno(g.xs), .events = POLLIN },
+                /* A suspended domain runs nothing: only the hypervisor's
+                 * control socket (and signals) are looked at. */
+                struct pollfd p[4] = {
                         { .fd = sfd, .events = POLLIN },
+                        { .fd = g.domctl_fd, .events = POLLIN },
+                        { .fd = g.req_pipe[0], .events = POLLIN },
+                        { .fd = xs_fileno(g.xs), .events = POLLIN },
                 };
 
-                if (poll(p, 2, -1) < 0) {
+                if (poll(p, g.suspended ? 2 : 4, -1) < 0) {
                         if (errno == EINTR)
                                 continue;
                         guest_log("poll: %m");
                         break;
                 }
-                if (p[1].revents & POLLIN) {
+                if (p[0].revents & POLLIN) {
                         struct signalfd_siginfo si;
 
                         if (read(sfd, &si, sizeof(si)) == (ssize_t) sizeof(si)) {
                                 if (si.ssi_signo == SIGUSR1) {
-                                        dev_resume(&g);
+                                        if (!g.suspended)
+                                                dev_resume(&g);
                                         continue;
                                 }
                                 guest_log("signal %u: shutting down", si.ssi_signo);
-                                if (g.opt.shutdown_on_exit)
+                                if (g.opt.shutdown_on_exit && !g.suspended)
                                         guest_shutdown(&g);
                                 break;
                         }
                 }
-                if (p[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+                if (p[1].revents & POLLIN) {
+                        serve_domctl(&g);
+                        continue;
+                }
+                if (g.suspended)
+                        continue;
+                if (p[2].revents & POLLIN)
+                        serve_power_cycle(&g);
+                if (p[3].revents & (POLLIN | POLLHUP | POLLERR)) {
                         if (drain_watches(&g) < 0)
                                 break;
+                }
+                if (g.ctl_pending) {
+                        g.ctl_pending = false;
+                        shutdown_handler(&g);
                 }
         }
 
@@ -1223,4 +1772,23 @@ int main(int argc, char **argv) {
  *    the control channel (mini-os tpmfront style); Linux never writes it.
  *  - A probe-time command blocks SIGTERM/SIGUSR1 handling until it finishes
  *    or times out, like the kernel's xenwatch thread blocks.
+ *  - Suspend: only "suspend" is handled on control/shutdown (poweroff, reboot
+ *    etc. are ignored, not acknowledged); no suspend event channel
+ *    (device/suspend/event-channel); TPM_SaveState is sent once, without
+ *    tpm1_pm_suspend's retries on TPM_WARN_RETRY and without its optional PCR
+ *    extend (tpm_suspend_pcr). A CMD_INIT still waiting for the xenwatch
+ *    thread when a suspend starts fails with TPM_FAIL instead of waiting.
+ *  - A /dev/tpm0 user's connection survives tpmfront_resume's remove + probe
+ *    (after a migration or restore) and its next command goes to the new
+ *    chip; on Linux the old file descriptor is dead after the chip was
+ *    unregistered (tools that open the device per command, like tpm2-tools,
+ *    see no difference).
+ *  - CMD_INIT is a power cycle of the device (close, then the driver bound
+ *    again, as rmmod + modprobe xen-tpmfront would); a Linux guest has no
+ *    such control channel. Control commands the simulation does not model
+ *    (CMD_SHUTDOWN, ...) answer TPM_FAIL, unknown ones TPM_BAD_ORDINAL.
+ *  - The migrated guest's memory is not copied: the same process continues
+ *    in the new domain (resume <domid> on NAME.domctl); a restored guest is a
+ *    new process started with --resumed, with none of the old process's
+ *    user-space connections.
  */

@@ -6,6 +6,8 @@
  *   domid=3                  (0: not running)
  *   pid=1234 98765           (pid and start time; "0 0": none)
  *   vtpm=0 <uuid> 2.0        (devid, vTPM uuid, family; one line per device)
+ *   saved=/path/FILE         (only while the guest is saved there by
+ *                             vtpm-sim save and not restored yet)
  */
 #include "../common/testlib.h"
 #include "launcher-state.h"
@@ -52,6 +54,7 @@ SimGuest *sim_guest_free(SimGuest *g) {
         if (!g)
                 return NULL;
         free(g->vtpms);
+        free(g->saved_image);
         free(g);
         return NULL;
 }
@@ -137,6 +140,8 @@ int sim_guest_save(const char *dir, const SimGuest *g) {
         for (size_t i = 0; i < g->n_vtpms; i++)
                 fprintf(f, "vtpm=%u %s %s\n", g->vtpms[i].devid, g->vtpms[i].uuid,
                         g->vtpms[i].family);
+        if (g->saved_image)
+                fprintf(f, "saved=%s\n", g->saved_image);
         if (fclose(f) != 0)
                 return -ENOMEM;
         r = sim_write_file_atomic(path, buf);
@@ -192,12 +197,38 @@ int sim_guest_load(const char *dir, const char *name, SimGuest **ret) {
                         if (sscanf(v, "%u %63s %7s", &devid, uuid, fam) != 3 ||
                             sim_guest_add_vtpm(g, devid, uuid, fam) < 0)
                                 return -EBADMSG;
+                } else if (streq(line, "saved")) {
+                        if (sim_guest_set_saved(g, v) < 0)
+                                return -ENOMEM;
                 }
                 /* Unknown keys are ignored so later versions can add some. */
         }
         if (!have_uuid)
                 return -EBADMSG;
         *ret = TAKE_PTR(g);
+        return 0;
+}
+
+int sim_guest_set_saved(SimGuest *g, const char *image) {
+        char *c = NULL;
+
+        if (image && !(c = strdup(image)))
+                return -ENOMEM;
+        free(g->saved_image);
+        g->saved_image = c;
+        return 0;
+}
+
+int sim_guest_delete(const char *dir, const char *name) {
+        _cleanup_free_ char *path = NULL;
+
+        if (!sim_name_valid(name))
+                return -EINVAL;
+        path = guest_path(dir, name);
+        if (!path)
+                return -ENOMEM;
+        if (unlink(path) < 0 && errno != ENOENT)
+                return negative_errno();
         return 0;
 }
 

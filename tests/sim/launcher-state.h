@@ -45,6 +45,7 @@ typedef struct SimGuest {
         SimProc proc;
         SimVtpm *vtpms;
         size_t n_vtpms;
+        char *saved_image;              /* vtpm-sim save's FILE until restored; NULL: none */
 } SimGuest;
 
 /* Letters, digits, '-', '_', 1..SIM_NAME_MAX characters. */
@@ -61,6 +62,10 @@ int sim_guest_save(const char *dir, const SimGuest *g);
 int sim_guest_list(const char *dir, char ***ret);
 int sim_guest_add_vtpm(SimGuest *g, uint32_t devid, const char *uuid, const char *family);
 void sim_guest_remove_vtpm(SimGuest *g, size_t index);
+/* Records (image = FILE) or clears (NULL) that the guest is saved. */
+int sim_guest_set_saved(SimGuest *g, const char *image);
+/* Removes NAME's record (a renamed guest's old one); none is not an error. */
+int sim_guest_delete(const char *dir, const char *name);
 
 /* key is "xenstored", "vtpmd", "swtpm" or "next-domid". */
 int sim_proc_load(const char *dir, const char *key, SimProc *ret);

@@ -6,7 +6,11 @@
  * responses), and checks what a backend author relies on: the frontend's
  * xenstore keys and states, the probe-time TPM 1.2 commands, the error node,
  * the close and shutdown handshakes, resume, timeouts, and that a TPM command
- * sent to the swtpm-style socket comes out on the page and back.
+ * sent to the swtpm-style socket comes out on the page and back. Also the
+ * simulated host's side of suspend (control/shutdown acknowledged,
+ * TPM_SaveState, the domain file), a cancelled resume, a resume as another
+ * domid (migration: a new ring in the new domain) and the swtpm control
+ * channel's CMD_INIT power cycle.
  *
  * Environment (set by meson): VTPM_XENSTORED, VTPM_SIM_GUEST.
  */
@@ -25,10 +29,12 @@
 #include <xenstore.h>
 
 #include "../common/testlib.h"
+#include "domain.h"
 #include "evtchn.h"
 #include "gnttab.h"
 #include "platform.h"
 #include "test.h"
+#include "toolstack.h"
 #include "tpm.h"
 #include "tpmif.h"
 #include "util.h"
@@ -51,6 +57,7 @@ typedef struct Fx {
         uint8_t *page;
         uint32_t ref, remote_port, port;
         bool bound;
+        uint32_t domid; /* the guest's domain: DOMID until it migrates */
 } Fx;
 
 static void pause_ms(unsigned ms) {
@@ -218,28 +225,35 @@ static bool set_perms(Fx *fx, xs_transaction_t t, const char *path, unsigned own
 }
 
 /* libxl__device_add: frontend and backend dirs in one transaction. */
-static bool toolstack_add_vtpm(Fx *fx, const char *fe_state) {
+static bool add_vtpm_for(Fx *fx, uint32_t domid, const char *fe_state) {
+        char fe[64], be[64], fev[96], bev[96], id[16];
+
+        snprintf(fe, sizeof(fe), "/local/domain/%u/device/vtpm/0", domid);
+        snprintf(be, sizeof(be), "/local/domain/0/backend/vtpm/%u/0", domid);
+        snprintf(id, sizeof(id), "%u", domid);
+#define FEK(k) (snprintf(fev, sizeof(fev), "%s/%s", fe, k), fev)
+#define BEK(k) (snprintf(bev, sizeof(bev), "%s/%s", be, k), bev)
         for (;;) {
                 xs_transaction_t t = xs_transaction_start(fx->xs);
                 bool ok;
 
                 if (t == XBT_NULL)
                         return false;
-                (void) xs_rm(fx->xs, t, FE);
-                (void) xs_rm(fx->xs, t, BE);
-                ok = xs_mkdir(fx->xs, t, FE) && set_perms(fx, t, FE, DOMID, 0, XS_PERM_READ) &&
-                     xs_mkdir(fx->xs, t, BE) && set_perms(fx, t, BE, 0, DOMID, XS_PERM_READ) &&
-                     xs_write(fx->xs, t, FE "/backend", BE, strlen(BE)) &&
-                     xs_write(fx->xs, t, FE "/backend-id", "0", 1) &&
-                     xs_write(fx->xs, t, FE "/state", fe_state, strlen(fe_state)) &&
-                     xs_write(fx->xs, t, FE "/handle", "0", 1) &&
-                     xs_write(fx->xs, t, BE "/frontend", FE, strlen(FE)) &&
-                     xs_write(fx->xs, t, BE "/frontend-id", "9", 1) &&
-                     xs_write(fx->xs, t, BE "/online", "1", 1) &&
-                     xs_write(fx->xs, t, BE "/state", "1", 1) &&
-                     xs_write(fx->xs, t, BE "/handle", "0", 1) &&
-                     xs_write(fx->xs, t, BE "/uuid", TEST_UUID, strlen(TEST_UUID)) &&
-                     xs_write(fx->xs, t, BE "/resume", "False", 5);
+                (void) xs_rm(fx->xs, t, fe);
+                (void) xs_rm(fx->xs, t, be);
+                ok = xs_mkdir(fx->xs, t, fe) && set_perms(fx, t, fe, domid, 0, XS_PERM_READ) &&
+                     xs_mkdir(fx->xs, t, be) && set_perms(fx, t, be, 0, domid, XS_PERM_READ) &&
+                     xs_write(fx->xs, t, FEK("backend"), be, strlen(be)) &&
+                     xs_write(fx->xs, t, FEK("backend-id"), "0", 1) &&
+                     xs_write(fx->xs, t, FEK("state"), fe_state, strlen(fe_state)) &&
+                     xs_write(fx->xs, t, FEK("handle"), "0", 1) &&
+                     xs_write(fx->xs, t, BEK("frontend"), fe, strlen(fe)) &&
+                     xs_write(fx->xs, t, BEK("frontend-id"), id, strlen(id)) &&
+                     xs_write(fx->xs, t, BEK("online"), "1", 1) &&
+                     xs_write(fx->xs, t, BEK("state"), "1", 1) &&
+                     xs_write(fx->xs, t, BEK("handle"), "0", 1) &&
+                     xs_write(fx->xs, t, BEK("uuid"), TEST_UUID, strlen(TEST_UUID)) &&
+                     xs_write(fx->xs, t, BEK("resume"), "False", 5);
                 if (!ok) {
                         (void) xs_transaction_end(fx->xs, t, true);
                         return false;
@@ -249,6 +263,37 @@ static bool toolstack_add_vtpm(Fx *fx, const char *fe_state) {
                 if (errno != EAGAIN)
                         return false;
         }
+#undef FEK
+#undef BEK
+}
+
+static bool toolstack_add_vtpm(Fx *fx, const char *fe_state) {
+        return add_vtpm_for(fx, DOMID, fe_state);
+}
+
+/* libxl__domain_make's nodes the guest uses (the domain dir is dom0's and
+ * readable by the guest; device/, error/ and control/shutdown are the
+ * guest's), the introduction, and the hypervisor's domain file. */
+static bool make_domain(Fx *fx, uint32_t domid) {
+        char d[64], p[96];
+        DomainInfo info = { .shutdown = false };
+        Platform *plat = NULL;
+        bool ok;
+
+        snprintf(d, sizeof(d), "/local/domain/%u", domid);
+#define DK(k) (snprintf(p, sizeof(p), "%s/%s", d, k), p)
+        ok = xs_put(fx, DK("name"), "g") && set_perms(fx, XBT_NULL, d, 0, domid, XS_PERM_READ) &&
+             xs_mkdir(fx->xs, XBT_NULL, DK("device")) && set_perms(fx, XBT_NULL, DK("device"), domid, 0, XS_PERM_NONE) &&
+             xs_mkdir(fx->xs, XBT_NULL, DK("error")) && set_perms(fx, XBT_NULL, DK("error"), domid, 0, XS_PERM_NONE) &&
+             xs_put(fx, DK("control/shutdown"), "") &&
+             set_perms(fx, XBT_NULL, DK("control/shutdown"), domid, 0, XS_PERM_NONE) &&
+             xs_introduce_domain(fx->xs, domid, 1, 1);
+#undef DK
+        memset(info.handle, 0x5a, sizeof(info.handle));
+        snprintf(p, sizeof(p), "sim:%s", fx->dir);
+        ok = ok && platform_parse(p, 0, &plat) >= 0 && domain_sim_set(plat, domid, &info) >= 0;
+        platform_free(plat);
+        return ok;
 }
 
 /* xenstored, domain 9 with libxl's basic nodes, the vtpm device in fe_state,
@@ -293,14 +338,8 @@ static int fx_start(Fx *fx, const char *fe_state, const char *wait_mode) {
                 pause_ms(2);
         }
 
-        /* libxl__domain_make: the domain dir is dom0's and readable by the
-         * guest; device/ and error/ belong to the guest. */
-        if (!xs_put(fx, "/local/domain/9/name", "g") || !set_perms(fx, XBT_NULL, "/local/domain/9", 0, DOMID, XS_PERM_READ) ||
-            !xs_mkdir(fx->xs, XBT_NULL, "/local/domain/9/device") ||
-            !set_perms(fx, XBT_NULL, "/local/domain/9/device", DOMID, 0, XS_PERM_NONE) ||
-            !xs_mkdir(fx->xs, XBT_NULL, "/local/domain/9/error") ||
-            !set_perms(fx, XBT_NULL, "/local/domain/9/error", DOMID, 0, XS_PERM_NONE) ||
-            !xs_introduce_domain(fx->xs, DOMID, 1, 1))
+        fx->domid = DOMID;
+        if (!make_domain(fx, DOMID))
                 return -EIO;
         if (!toolstack_add_vtpm(fx, fe_state))
                 return -EIO;
@@ -321,8 +360,12 @@ static int fx_start(Fx *fx, const char *fe_state, const char *wait_mode) {
 
 /* The backend maps the ring and binds the event channel the frontend wrote. */
 static int be_connect(Fx *fx) {
-        _cleanup_free_ char *ref = xs_get(fx, FE "/ring-ref"), *port = xs_get(fx, FE "/event-channel");
+        char p1[96], p2[96];
         int r;
+
+        snprintf(p1, sizeof(p1), "/local/domain/%u/device/vtpm/0/ring-ref", fx->domid);
+        snprintf(p2, sizeof(p2), "/local/domain/%u/device/vtpm/0/event-channel", fx->domid);
+        _cleanup_free_ char *ref = xs_get(fx, p1), *port = xs_get(fx, p2);
 
         if (!ref || !port)
                 return -ENOENT;
@@ -336,10 +379,10 @@ static int be_connect(Fx *fx) {
         }
         fx->ref = (uint32_t) strtoul(ref, NULL, 10);
         fx->remote_port = (uint32_t) strtoul(port, NULL, 10);
-        r = gnttab_map(fx->gnttab, DOMID, fx->ref, true, (void **) &fx->page);
+        r = gnttab_map(fx->gnttab, fx->domid, fx->ref, true, (void **) &fx->page);
         if (r < 0)
                 return r;
-        r = evtchn_bind_interdomain(fx->evtchn, DOMID, fx->remote_port, &fx->port);
+        r = evtchn_bind_interdomain(fx->evtchn, fx->domid, fx->remote_port, &fx->port);
         if (r < 0)
                 return r;
         fx->bound = true;
@@ -821,4 +864,224 @@ TEST(tpm2_getrandom_works_through_the_tcti) {
         ASSERT_TRUE(read_text(&fx, "random.out", buf, sizeof(buf)));
         ASSERT_EQ(strlen(buf), 16);
         ASSERT_EQ(strspn(buf, "0123456789abcdef"), 16);
+}
+
+/* ---- suspend, resume, migration, CMD_INIT -------------------------------- */
+
+static bool domain_reads(Fx *fx, uint32_t domid, bool suspended, int ms) {
+        uint64_t deadline = now_ms() + (uint64_t) ms;
+        DomainCtl *dc = NULL;
+        bool ok = false;
+
+        if (domainctl_open(fx->platform, &dc) < 0)
+                return false;
+        for (;;) {
+                DomainInfo info;
+
+                if (domainctl_info(dc, domid, &info) >= 0 && domain_info_suspended(&info) == suspended) {
+                        ok = true;
+                        break;
+                }
+                if (now_ms() >= deadline)
+                        break;
+                pause_ms(1);
+        }
+        domainctl_free(dc);
+        return ok;
+}
+
+/* The toolstack's request; the guest acknowledges, sends TPM_SaveState
+ * (answered here with TPM_SUCCESS), and its domain reads suspended. */
+static bool fx_suspend(Fx *fx) {
+        static const uint8_t save_state[10] = { 0x00, 0xc1, 0, 0, 0, 10, 0, 0, 0, 0x98 };
+        char path[64];
+        uint8_t cmd[4096], resp[16];
+
+        snprintf(path, sizeof(path), "/local/domain/%u/control/shutdown", fx->domid);
+        if (!xs_put(fx, path, "suspend") || !wait_xs(fx, path, "", WAIT_MS, NULL))
+                return false;
+        if (be_wait_command(fx, cmd, sizeof(cmd)) != sizeof(save_state) || memcmp(cmd, save_state, sizeof(save_state)))
+                return false;
+        be_respond(fx, resp, tpm12_response(0, NULL, 0, resp), 0);
+        return domain_reads(fx, fx->domid, true, WAIT_MS);
+}
+
+static int guest_resume(Fx *fx, uint32_t domid) {
+        char ctl[PATH_MAX];
+
+        snprintf(ctl, sizeof(ctl), "%s/g.domctl", fx->dir);
+        return toolstack_guest_resume(ctl, domid, WAIT_MS, NULL);
+}
+
+/* A TPM2_GetRandom written to the data socket while the guest is frozen; the
+ * caller reads the answer. */
+static int send_getrandom(Fx *fx) {
+        uint8_t cmd[12];
+        int fd = connect_unix(fx, "g.sock");
+
+        if (fd < 0 || tpm2_build_get_random(8, cmd, sizeof(cmd)) != 12 || write(fd, cmd, sizeof(cmd)) != 12) {
+                if (fd >= 0)
+                        close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+/* The backend answers one command and the client gets the answer. */
+static bool relay_one(Fx *fx, int fd) {
+        static const uint8_t canned[20] = { 0x80, 0x01, 0, 0, 0, 20, 0, 0, 0, 0, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8 };
+        uint8_t cmd[4096], reply[32];
+
+        if (be_wait_command(fx, cmd, sizeof(cmd)) != 12)
+                return false;
+        be_respond(fx, canned, sizeof(canned), 0);
+        return read_n(fd, reply, sizeof(canned), WAIT_MS) == (ssize_t) sizeof(canned) &&
+               memcmp(reply, canned, sizeof(canned)) == 0;
+}
+
+/* migrate-receive or restore: domain domid with a fresh device whose
+ * backend is in InitWait. */
+static bool prepare_domain(Fx *fx, uint32_t domid) {
+        char p[96];
+
+        snprintf(p, sizeof(p), "/local/domain/0/backend/vtpm/%u/0/feature-protocol-v2", domid);
+        if (!make_domain(fx, domid) || !add_vtpm_for(fx, domid, "1") || !xs_put(fx, p, "1"))
+                return false;
+        snprintf(p, sizeof(p), "/local/domain/0/backend/vtpm/%u/0/state", domid);
+        return xs_put(fx, p, "2");
+}
+
+/* The resume probe in domain domid up to Connected; the grant and port are
+ * that domain's (the backend maps them from there). *ret_torn as wait_xs. */
+static bool connect_in(Fx *fx, uint32_t domid, bool *ret_torn) {
+        char fe[96], be[96];
+
+        snprintf(fe, sizeof(fe), "/local/domain/%u/device/vtpm/0/state", domid);
+        snprintf(be, sizeof(be), "/local/domain/0/backend/vtpm/%u/0/state", domid);
+        fx->domid = domid;
+        return wait_xs(fx, fe, "3", WAIT_MS, ret_torn) && be_connect(fx) >= 0 && be_answer_probe(fx, false) &&
+               xs_put(fx, be, "4") && wait_xs(fx, fe, "4", WAIT_MS, NULL) &&
+               wait_guest_state(fx, "frontend=4 tpm=ready\n", WAIT_MS);
+}
+
+TEST(suspend_acknowledges_saves_state_and_cancelled_resume_keeps_the_ring) {
+        _cleanup_(fx_done) Fx fx = {};
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *ref = NULL;
+        char err[PATH_MAX];
+
+        ASSERT_OK(fx_start(&fx, "1", "poll"));
+        ASSERT_TRUE(fx_connect(&fx));
+        ref = xs_get(&fx, FE "/ring-ref");
+        ASSERT_TRUE(ref);
+        /* Not suspended: the hypervisor cannot resume it. */
+        snprintf(err, sizeof(err), "%s/g.domctl", fx.dir);
+        ASSERT_EQ(toolstack_guest_resume(err, DOMID, WAIT_MS, NULL), -EPROTO);
+
+        ASSERT_TRUE(fx_suspend(&fx));
+        /* User space is frozen: a command waits and does not reach the page
+         * (watched for 200 ms). */
+        fd = send_getrandom(&fx);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_FALSE(wait_page_state(&fx, TPMIF_STATE_SUBMIT, 200));
+
+        /* Cancelled (xl migrate failed): the same ring, nothing re-probed,
+         * and the waiting command goes through. */
+        ASSERT_OK(guest_resume(&fx, DOMID));
+        ASSERT_TRUE(relay_one(&fx, fd));
+        ASSERT_TRUE(xs_is(&fx, FE "/ring-ref", ref));
+        ASSERT_TRUE(xs_is(&fx, FE "/state", "4"));
+        ASSERT_TRUE(wait_guest_state(&fx, "frontend=4 tpm=ready\n", WAIT_MS));
+}
+
+TEST(resume_as_a_new_domid_probes_a_new_ring_there) {
+        _cleanup_(fx_done) Fx fx = {};
+        _cleanup_close_ int fd = -1;
+        _cleanup_free_ char *old_ref = NULL;
+        bool torn = false;
+
+        ASSERT_OK(fx_start(&fx, "1", "poll"));
+        ASSERT_TRUE(fx_connect(&fx));
+        old_ref = xs_get(&fx, FE "/ring-ref");
+        ASSERT_TRUE(fx_suspend(&fx));
+        fd = send_getrandom(&fx);
+        ASSERT_TRUE(fd >= 0);
+
+        ASSERT_TRUE(prepare_domain(&fx, 10));
+        ASSERT_OK(guest_resume(&fx, 10));
+        /* tpmfront_resume in domain 10: a ring of its own, state 3, the probe. */
+        ASSERT_TRUE(connect_in(&fx, 10, &torn));
+        ASSERT_FALSE(torn);
+        /* The old domain's frontend is left as it was. */
+        ASSERT_TRUE(xs_is(&fx, FE "/state", "4"));
+        ASSERT_TRUE(xs_is(&fx, FE "/ring-ref", old_ref));
+        /* The command that waited through the migration is served in the new domain. */
+        ASSERT_TRUE(relay_one(&fx, fd));
+}
+
+TEST(resumed_start_probes_like_a_restored_kernel) {
+        _cleanup_(fx_done) Fx fx = {};
+        const char *guest = getenv("VTPM_SIM_GUEST");
+        char glog[PATH_MAX];
+
+        /* The guest of domain 9 is gone (saved); domain 11 gets the device
+         * first, then a guest started --resumed: no boot, the resume probe. */
+        ASSERT_OK(fx_start(&fx, "1", "poll"));
+        ASSERT_TRUE(fx_connect(&fx));
+        stop_child(&fx.guest);
+        ASSERT_TRUE(prepare_domain(&fx, 11));
+        snprintf(glog, sizeof(glog), "%s/guest.log", fx.dir);
+        {
+                char *argv[] = { (char *) guest, "--dir", fx.dir, "--domid", "11", "--name", "g", "--log", glog,
+                                 "--timeout-scale", "0.05", "--resumed", NULL };
+                fx.guest = spawn(argv);
+        }
+        ASSERT_TRUE(fx.guest > 0);
+        ASSERT_TRUE(connect_in(&fx, 11, NULL));
+}
+
+TEST(cmd_init_power_cycles_the_device_and_answers_once_connected) {
+        _cleanup_(fx_done) Fx fx = {};
+        _cleanup_close_ int fd = -1;
+        uint8_t msg[8], reply[4];
+
+        ASSERT_OK(fx_start(&fx, "1", "poll"));
+        ASSERT_TRUE(fx_connect(&fx));
+        fd = connect_unix(&fx, "g.sock.ctrl");
+        ASSERT_TRUE(fd >= 0);
+        tpm_put_be32(msg, 0x02); /* CMD_INIT */
+        tpm_put_be32(msg + 4, 0);
+        ASSERT_EQ(write(fd, msg, sizeof(msg)), (ssize_t) sizeof(msg));
+
+        /* The frontend closes as at shutdown; the backend follows and goes
+         * back to InitWait, as vtpmd does after its orderly reset. */
+        ASSERT_TRUE(wait_xs(&fx, FE "/state", "5", WAIT_MS, NULL));
+        ASSERT_TRUE(xs_put(&fx, BE "/state", "5"));
+        ASSERT_TRUE(wait_xs(&fx, FE "/state", "6", WAIT_MS, NULL));
+        ASSERT_TRUE(wait_guest_state(&fx, "frontend=6 tpm=none\n", WAIT_MS));
+        ASSERT_TRUE(xs_put(&fx, BE "/state", "2"));
+        /* Probed again: a new ring, the probe commands, then Connected. */
+        ASSERT_TRUE(wait_xs(&fx, FE "/state", "3", WAIT_MS, NULL));
+        ASSERT_OK(be_connect(&fx));
+        ASSERT_TRUE(be_answer_probe(&fx, false));
+        ASSERT_TRUE(xs_put(&fx, BE "/state", "4"));
+        ASSERT_EQ(read_n(fd, reply, 4, WAIT_MS), 4);
+        ASSERT_EQ(tpm_be32(reply), 0);
+        ASSERT_TRUE(xs_is(&fx, FE "/state", "4"));
+        ASSERT_TRUE(wait_guest_state(&fx, "frontend=4 tpm=ready\n", WAIT_MS));
+}
+
+TEST(cmd_init_without_a_connected_device_and_cmd_shutdown_answer_an_error) {
+        _cleanup_(fx_done) Fx fx = {};
+        uint8_t reply[8];
+
+        ASSERT_OK(fx_start(&fx, "1", "poll"));
+        ASSERT_TRUE(wait_xs(&fx, FE "/state", "3", WAIT_MS, NULL));
+        ASSERT_EQ(ctrl_cmd(&fx, 0x02, (const uint8_t[]){ 0, 0, 0, 0 }, 4, reply, 4), 4);
+        ASSERT_EQ(tpm_be32(reply), 0x09); /* TPM_FAIL */
+        ASSERT_EQ(ctrl_cmd(&fx, 0x03, NULL, 0, reply, 4), 4); /* CMD_SHUTDOWN: not modelled */
+        ASSERT_EQ(tpm_be32(reply), 0x09);
+        ASSERT_EQ(ctrl_cmd(&fx, 0x01, NULL, 0, reply, 8), 8);
+        ASSERT_FALSE(tpm_be32(reply + 4) & (1u << 1)); /* no PTM_CAP_SHUTDOWN */
+        ASSERT_TRUE(tpm_be32(reply + 4) & (1u << 0)); /* PTM_CAP_INIT */
 }

@@ -10,12 +10,16 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <xenstore.h>
 
 #include "../common/testlib.h"
+#include "domain.h"
+#include "statefile.h"
 #include "test.h"
 #include "toolstack.h"
 #include "util.h"
@@ -473,3 +477,171 @@ TEST(destroy_forces_removal_and_fires_release_domain) {
         check_destroy(&e);
         env_teardown(&e);
 }
+
+/* ---- suspend, resume, rename (no backend needed) ------------------------ */
+
+#define CONTROL "/local/domain/5/control/shutdown"
+
+/* The guest's part of a suspend: it clears control/shutdown and makes the
+ * SCHEDOP_shutdown(suspend) hypercall (its domain file). */
+typedef struct FakeGuest {
+        Env *e;
+        bool ack;    /* false: never acknowledges */
+        bool done;
+} FakeGuest;
+
+static void *fake_guest(void *p) {
+        FakeGuest *fg = p;
+        uint64_t deadline = now_ms() + DEADLINE_MS;
+
+        while (now_ms() < deadline) {
+                _cleanup_free_ char *v = xs_get(fg->e, CONTROL);
+                DomainCtl *dc = NULL;
+                DomainInfo info;
+
+                if (!v || !streq(v, "suspend")) {
+                        tick();
+                        continue;
+                }
+                if (!fg->ack)
+                        break;
+                (void) xs_write(fg->e->xs, XBT_NULL, CONTROL, "", 0);
+                if (domainctl_open(fg->e->ts->platform, &dc) >= 0 && domainctl_info(dc, DOMID, &info) >= 0) {
+                        info.shutdown = true;
+                        info.reason = DOMAIN_SHUTDOWN_SUSPEND;
+                        fg->done = domain_sim_set(fg->e->ts->platform, DOMID, &info) >= 0;
+                }
+                domainctl_free(dc);
+                break;
+        }
+        return NULL;
+}
+
+/* 1 suspended, 0 running, -errno unreadable. */
+static int domain_suspended(Env *e, uint32_t domid, uint8_t *ret_handle) {
+        DomainCtl *dc = NULL;
+        DomainInfo info;
+        int r = domainctl_open(e->ts->platform, &dc);
+
+        if (r >= 0)
+                r = domainctl_info(dc, domid, &info);
+        domainctl_free(dc);
+        if (r < 0)
+                return r;
+        if (ret_handle)
+                memcpy(ret_handle, info.handle, sizeof(info.handle));
+        return domain_info_suspended(&info) ? 1 : 0;
+}
+
+/* The hypervisor's end of DIR/NAME.domctl: one request, answered "ok". */
+typedef struct FakeCtl {
+        int fd;
+        char line[64];
+} FakeCtl;
+
+static void *fake_ctl(void *p) {
+        FakeCtl *fc = p;
+        _cleanup_close_ int c = accept4(fc->fd, NULL, NULL, SOCK_CLOEXEC);
+        ssize_t n;
+
+        if (c < 0)
+                return NULL;
+        n = read(c, fc->line, sizeof(fc->line) - 1);
+        if (n > 0)
+                fc->line[n] = '\0';
+        (void) !write(c, "ok\n", 3);
+        return NULL;
+}
+
+static void check_suspend_resume(Env *e) {
+        FakeGuest fg = { .e = e, .ack = true };
+        FakeCtl fc = { .fd = -1 };
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        uint8_t handle[DOMAIN_HANDLE_SIZE], want[DOMAIN_HANDLE_SIZE];
+        pthread_t th;
+
+        ASSERT_OK(toolstack_domain_create(e->ts, DOMID, "guestA", DOM_UUID));
+        /* The hypervisor knows the domain, running, with its handle. */
+        ASSERT_EQ(domain_suspended(e, DOMID, handle), 0);
+        ASSERT_OK(statefile_uuid_from_string(DOM_UUID, want));
+        ASSERT_MEMEQ(handle, want, sizeof(want));
+
+        ASSERT_EQ(pthread_create(&th, NULL, fake_guest, &fg), 0);
+        ASSERT_OK(toolstack_domain_suspend(e->ts, DOMID));
+        pthread_join(th, NULL);
+        ASSERT_TRUE(fg.done);
+        ASSERT_NODE(e, CONTROL, "");
+        ASSERT_EQ(domain_suspended(e, DOMID, NULL), 1);
+
+        /* libxl_domain_resume(suspend_cancel): running again, and the guest
+         * told to continue in its own domain. */
+        snprintf(sa.sun_path, sizeof(sa.sun_path), "%s/g.domctl", e->dir);
+        fc.fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        ASSERT_TRUE(fc.fd >= 0);
+        ASSERT_OK(bind(fc.fd, (struct sockaddr *) &sa, sizeof(sa)));
+        ASSERT_OK(listen(fc.fd, 1));
+        ASSERT_EQ(pthread_create(&th, NULL, fake_ctl, &fc), 0);
+        ASSERT_OK(toolstack_domain_resume(e->ts, DOMID, sa.sun_path));
+        pthread_join(th, NULL);
+        close(fc.fd);
+        ASSERT_STREQ(fc.line, "resume 5\n");
+        ASSERT_EQ(domain_suspended(e, DOMID, NULL), 0);
+        ASSERT_EQ(strlen(tslog(e)), 0);
+
+        /* Destroy removes the domain file. */
+        ASSERT_OK(toolstack_domain_destroy(e->ts, DOMID));
+        ASSERT_EQ(domain_suspended(e, DOMID, NULL), -ENOENT);
+}
+
+static void check_suspend_no_ack(Env *e) {
+        FakeGuest fg = { .e = e, .ack = false };
+        pthread_t th;
+
+        e->ts->suspend_ack_timeout_ms = 300;
+        ASSERT_OK(toolstack_domain_create(e->ts, DOMID, "guestA", DOM_UUID));
+        ASSERT_EQ(pthread_create(&th, NULL, fake_guest, &fg), 0);
+        ASSERT_EQ(toolstack_domain_suspend(e->ts, DOMID), -ETIMEDOUT);
+        pthread_join(th, NULL);
+        /* The request is withdrawn and the domain still runs. */
+        ASSERT_NODE(e, CONTROL, "");
+        ASSERT_EQ(domain_suspended(e, DOMID, NULL), 0);
+        ASSERT_TRUE(strstr(tslog(e), "guest didn't acknowledge suspend, cancelling request"));
+}
+
+static void check_rename(Env *e) {
+        uint32_t d = 0;
+
+        ASSERT_OK(toolstack_domain_create(e->ts, DOMID, "guestA", DOM_UUID));
+        ASSERT_OK(toolstack_domain_create(e->ts, 6, "guestB", "7e57d0c5-1111-4222-8333-444455556667"));
+        ASSERT_OK(toolstack_domain_by_name(e->ts, "guestB", &d));
+        ASSERT_EQ(d, 6);
+        ASSERT_EQ(toolstack_domain_by_name(e->ts, "nobody", &d), -ENOENT);
+
+        ASSERT_EQ(toolstack_domain_rename(e->ts, DOMID, "guestA", "guestB"), -EEXIST);
+        ASSERT_TRUE(strstr(tslog(e), "domain with name \"guestB\" already exists."));
+        ASSERT_EQ(toolstack_domain_rename(e->ts, DOMID, "wrong", "guestC"), -EINVAL);
+        ASSERT_NODE(e, "/local/domain/5/name", "guestA");
+
+        ASSERT_OK(toolstack_domain_rename(e->ts, DOMID, "guestA", "guestA--migratedaway"));
+        ASSERT_NODE(e, "/local/domain/5/name", "guestA--migratedaway");
+        ASSERT_NODE(e, "/vm/" DOM_UUID "/name", "guestA--migratedaway");
+        ASSERT_OK(toolstack_domain_by_name(e->ts, "guestA--migratedaway", &d));
+        ASSERT_EQ(d, DOMID);
+        ASSERT_EQ(toolstack_domain_by_name(e->ts, "guestA", &d), -ENOENT);
+}
+
+#define ENV_TEST(name, backend, check)                                  \
+        TEST(name) {                                                    \
+                Env e;                                                  \
+                int r = env_setup(&e, backend);                         \
+                if (r < 0) {                                            \
+                        env_teardown(&e);                               \
+                        TEST_FAIL_("setup: %s", strerror(-r));          \
+                }                                                       \
+                check(&e);                                              \
+                env_teardown(&e);                                       \
+        }
+
+ENV_TEST(suspend_waits_for_ack_and_suspended_domain_and_resume_runs_it, NULL, check_suspend_resume)
+ENV_TEST(suspend_without_ack_is_withdrawn_after_the_timeout, NULL, check_suspend_no_ack)
+ENV_TEST(rename_refuses_a_name_in_use_and_renames_both_nodes, NULL, check_rename)

@@ -12,10 +12,15 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
+#include <unistd.h>
 #include <xenstore.h>
 
+#include "domain.h"
 #include "parse.h"
+#include "statefile.h"
 #include "util.h"
 
 #define XENBUS_STATE_INITIALISING 1
@@ -76,6 +81,8 @@ int toolstack_open(const char *xenstored_path, const char *sim_dir, double timeo
                 return -ENOMEM;
         t->init_timeout_ms = (unsigned) (TOOLSTACK_INIT_TIMEOUT_MS * timeout_scale);
         t->destroy_timeout_ms = (unsigned) (TOOLSTACK_DESTROY_TIMEOUT_MS * timeout_scale);
+        t->suspend_ack_timeout_ms = (unsigned) (TOOLSTACK_SUSPEND_ACK_TIMEOUT_MS * timeout_scale);
+        t->suspend_timeout_ms = (unsigned) (TOOLSTACK_SUSPEND_TIMEOUT_MS * timeout_scale);
 
         t->xs = xs_open(0);
         if (!t->xs) {
@@ -199,6 +206,18 @@ int toolstack_domain_create(Toolstack *t, uint32_t domid, const char *name,
         lx = pathf("/libxl/%u", domid);
         if (!dom || !vm || !lx)
                 return -ENOMEM;
+
+        /* xc_domain_create comes first in libxl: the hypervisor knows the
+         * domain (and its handle) before xenstore does. */
+        if (t->platform) {
+                DomainInfo info = { .shutdown = false };
+
+                if (statefile_uuid_from_string(domain_uuid, info.handle) < 0)
+                        return -EINVAL;
+                r = domain_sim_set(t->platform, domid, &info);
+                if (r < 0)
+                        return r;
+        }
 
         for (;;) {
                 xs_transaction_t tx = xs_transaction_start(t->xs);
@@ -678,5 +697,305 @@ int toolstack_domain_destroy(Toolstack *t, uint32_t domid) {
                 if (r >= 0)
                         r = q;
         }
+        return r;
+}
+
+/* Aborts the transaction after a failed call; returns that call's -errno. */
+static int tx_fail(Toolstack *t, xs_transaction_t tx) {
+        int r = negative_errno();
+
+        (void) tx_end(t, tx, true);
+        return r;
+}
+
+/* The condition loops below re-check every 10 ms until their deadline. */
+static void tick(void) {
+        struct timespec ts = { .tv_nsec = 10 * 1000 * 1000 };
+        nanosleep(&ts, NULL);
+}
+
+int toolstack_domain_by_name(Toolstack *t, const char *name, uint32_t *ret_domid) {
+        _cleanup_free_ uint32_t *ids = NULL;
+        size_t n = 0;
+        int r;
+
+        r = dir_u32_list(t, "/local/domain", &ids, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++) {
+                _cleanup_free_ char *p = pathf("/local/domain/%u/name", ids[i]);
+                _cleanup_free_ char *v = NULL;
+                unsigned len;
+
+                if (!p)
+                        return -ENOMEM;
+                v = xs_read(t->xs, XBT_NULL, p, &len);
+                if (v && streq(v, name)) {
+                        *ret_domid = ids[i];
+                        return 0;
+                }
+        }
+        return -ENOENT;
+}
+
+int toolstack_domain_rename(Toolstack *t, uint32_t domid, const char *old_name, const char *new_name) {
+        _cleanup_free_ char *dname = pathf("/local/domain/%u/name", domid);
+        _cleanup_free_ char *vmkey = pathf("/local/domain/%u/vm", domid);
+        uint32_t other;
+        int r;
+
+        if (!dname || !vmkey)
+                return -ENOMEM;
+        if (!new_name || !*new_name)
+                return -EINVAL;
+        /* libxl__domain_rename: "domain with name found" unless it is us. */
+        r = toolstack_domain_by_name(t, new_name, &other);
+        if (r >= 0 && other != domid) {
+                ts_error(t, "domain with name \"%s\" already exists.", new_name);
+                return -EEXIST;
+        }
+        for (;;) {
+                xs_transaction_t tx = xs_transaction_start(t->xs);
+                _cleanup_free_ char *cur = NULL, *vm = NULL, *vname = NULL;
+                unsigned len;
+
+                if (tx == XBT_NULL)
+                        return negative_errno();
+                cur = xs_read(t->xs, tx, dname, &len);
+                vm = xs_read(t->xs, tx, vmkey, &len);
+                if (!cur) {
+                        r = errno == ENOENT ? -ENOENT : negative_errno();
+                        (void) tx_end(t, tx, true);
+                        ts_error(t, "domain %u: cannot read its name", domid);
+                        return r;
+                }
+                if (old_name && !streq(cur, old_name)) {
+                        (void) tx_end(t, tx, true);
+                        ts_error(t, "domain %u renamed from \"%s\", but its name is \"%s\"", domid, old_name, cur);
+                        return -EINVAL;
+                }
+                vname = vm ? pathf("%s/name", vm) : NULL;
+                if (!xs_write_str(t, tx, dname, new_name) || (vname && !xs_write_str(t, tx, vname, new_name)))
+                        return tx_fail(t, tx);
+                r = tx_end(t, tx, false);
+                if (r == -EAGAIN)
+                        continue;
+                return r;
+        }
+}
+
+/* libxl__xswait until path reads "" or is gone. */
+static int wait_cleared(Toolstack *t, const char *path, unsigned timeout_ms) {
+        char token[48];
+        uint64_t deadline = now_ms() + timeout_ms;
+        struct pollfd pfd = { .fd = xs_fileno(t->xs), .events = POLLIN };
+        int r;
+
+        snprintf(token, sizeof(token), "toolstack-wait-%u", ++t->watch_seq);
+        if (pfd.fd < 0)
+                return -EIO;
+        if (!xs_watch(t->xs, path, token))
+                return negative_errno();
+        for (;;) {
+                _cleanup_free_ char *v = NULL;
+                char **ev;
+                unsigned len;
+                uint64_t now;
+
+                while ((ev = xs_check_watch(t->xs)))
+                        free(ev);
+                v = xs_read(t->xs, XBT_NULL, path, &len);
+                if (!v || !*v) {
+                        r = 0;
+                        break;
+                }
+                now = now_ms();
+                if (now >= deadline) {
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                if (poll(&pfd, 1, (int) (deadline - now)) < 0 && errno != EINTR) {
+                        r = negative_errno();
+                        break;
+                }
+        }
+        (void) xs_unwatch(t->xs, path, token);
+        return r;
+}
+
+/* domain_suspend_common_pvcontrol_suspending's timeout: withdraw the request
+ * unless the guest took it meanwhile. 0 if it did, -ETIMEDOUT if withdrawn. */
+static int suspend_withdraw(Toolstack *t, const char *path) {
+        for (;;) {
+                xs_transaction_t tx = xs_transaction_start(t->xs);
+                _cleanup_free_ char *v = NULL;
+                unsigned len;
+                int r;
+
+                if (tx == XBT_NULL)
+                        return negative_errno();
+                v = xs_read(t->xs, tx, path, &len);
+                if (!v || !*v) {
+                        (void) tx_end(t, tx, true);
+                        return 0;
+                }
+                if (!xs_write_str(t, tx, path, ""))
+                        return tx_fail(t, tx);
+                r = tx_end(t, tx, false);
+                if (r == -EAGAIN)
+                        continue;
+                return r < 0 ? r : -ETIMEDOUT;
+        }
+}
+
+int toolstack_domain_suspend(Toolstack *t, uint32_t domid) {
+        _cleanup_free_ char *path = pathf("/local/domain/%u/control/shutdown", domid);
+        DomainCtl *dc = NULL;
+        uint64_t deadline;
+        int r;
+
+        if (!path)
+                return -ENOMEM;
+        if (!t->platform)
+                return -EOPNOTSUPP;
+        /* libxl__domain_pvcontrol_write */
+        if (!xs_write_str(t, XBT_NULL, path, "suspend")) {
+                r = negative_errno();
+                ts_error(t, "domain %u: cannot write %s: %s", domid, path, strerror(-r));
+                return r;
+        }
+        r = wait_cleared(t, path, t->suspend_ack_timeout_ms);
+        if (r == -ETIMEDOUT)
+                r = suspend_withdraw(t, path);
+        if (r == -ETIMEDOUT) {
+                ts_error(t, "guest didn't acknowledge suspend, cancelling request");
+                return r;
+        }
+        if (r < 0) {
+                ts_error(t, "domain %u: waiting for the suspend acknowledgement: %s", domid, strerror(-r));
+                return r;
+        }
+
+        /* suspend_common_wait_guest: xc_domain_getinfo until shut down. */
+        r = domainctl_open(t->platform, &dc);
+        if (r < 0)
+                return r;
+        deadline = now_ms() + t->suspend_timeout_ms;
+        for (;;) {
+                DomainInfo info;
+
+                r = domainctl_info(dc, domid, &info);
+                if (r >= 0 && info.shutdown) {
+                        if (info.reason == DOMAIN_SHUTDOWN_SUSPEND)
+                                break;
+                        ts_error(t, "guest shut down for reason %s instead of suspending",
+                                 domain_shutdown_to_string(info.reason));
+                        r = -ESRCH;
+                        break;
+                }
+                if (r < 0 && r != -ENOENT && r != -EBADMSG) {
+                        ts_error(t, "domain %u: cannot read its state: %s", domid, strerror(-r));
+                        break;
+                }
+                if (now_ms() >= deadline) {
+                        ts_error(t, "guest did not suspend, timed out");
+                        r = -ETIMEDOUT;
+                        break;
+                }
+                tick();
+        }
+        domainctl_free(dc);
+        return r < 0 ? r : 0;
+}
+
+/* One request line on the guest's control socket, one reply line back. */
+static int guest_ctl_call(const char *guest_ctl, const char *request, unsigned timeout_ms, char **ret_error) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        _cleanup_close_ int fd = -1;
+        uint64_t deadline = now_ms() + timeout_ms;
+        char reply[256];
+        size_t got = 0;
+
+        if (strlen(guest_ctl) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        memcpy(sa.sun_path, guest_ctl, strlen(guest_ctl) + 1);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return negative_errno();
+        if (connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0)
+                return negative_errno();
+        if (send(fd, request, strlen(request), MSG_NOSIGNAL) != (ssize_t) strlen(request))
+                return -EIO;
+        while (got < sizeof(reply) - 1 && !memchr(reply, '\n', got)) {
+                struct pollfd p = { .fd = fd, .events = POLLIN };
+                uint64_t now = now_ms();
+                ssize_t n;
+
+                if (now >= deadline)
+                        return -ETIMEDOUT;
+                if (poll(&p, 1, (int) (deadline - now)) < 0 && errno != EINTR)
+                        return negative_errno();
+                if (!(p.revents & (POLLIN | POLLHUP)))
+                        continue;
+                n = read(fd, reply + got, sizeof(reply) - 1 - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+                got += (size_t) n;
+        }
+        reply[got] = '\0';
+        reply[strcspn(reply, "\n")] = '\0';
+        if (streq(reply, "ok"))
+                return 0;
+        if (ret_error)
+                *ret_error = strdup(got > 0 ? reply : "no answer");
+        return -EPROTO;
+}
+
+int toolstack_guest_resume(const char *guest_ctl, uint32_t domid, unsigned timeout_ms, char **ret_error) {
+        char req[32];
+
+        snprintf(req, sizeof(req), "resume %u\n", domid);
+        return guest_ctl_call(guest_ctl, req, timeout_ms, ret_error);
+}
+
+int toolstack_guest_rename(const char *guest_ctl, const char *new_name, unsigned timeout_ms, char **ret_error) {
+        _cleanup_free_ char *req = pathf("rename %s\n", new_name);
+
+        if (!req)
+                return -ENOMEM;
+        if (strchr(new_name, '\n') || strchr(new_name, '/'))
+                return -EINVAL;
+        return guest_ctl_call(guest_ctl, req, timeout_ms, ret_error);
+}
+
+int toolstack_domain_resume(Toolstack *t, uint32_t domid, const char *guest_ctl) {
+        _cleanup_free_ char *err = NULL;
+        DomainCtl *dc = NULL;
+        DomainInfo info;
+        int r;
+
+        if (!t->platform)
+                return -EOPNOTSUPP;
+        r = domainctl_open(t->platform, &dc);
+        if (r < 0)
+                return r;
+        r = domainctl_info(dc, domid, &info);
+        domainctl_free(dc);
+        if (r < 0) {
+                ts_error(t, "domain %u: cannot read its state: %s", domid, strerror(-r));
+                return r;
+        }
+        /* xc_domain_resume(fast=1): the domain runs again where it stopped. */
+        info.shutdown = false;
+        r = domain_sim_set(t->platform, domid, &info);
+        if (r < 0) {
+                ts_error(t, "xc_domain_resume failed for domain %u: %s", domid, strerror(-r));
+                return r;
+        }
+        r = toolstack_guest_resume(guest_ctl, domid, t->suspend_ack_timeout_ms, &err);
+        if (r < 0)
+                ts_error(t, "domain %u: the guest did not resume: %s", domid, err ?: strerror(-r));
         return r;
 }

@@ -9,10 +9,34 @@
  *   vtpm-sim detach  --dir DIR NAME [--uuid UUID | --devid N]
  *   vtpm-sim reboot  --dir DIR NAME
  *   vtpm-sim destroy --dir DIR NAME
+ *   vtpm-sim save    --dir DIR NAME FILE
+ *   vtpm-sim restore --dir DIR FILE
+ *   vtpm-sim migrate --dir DIR NAME [--fail]
+ *   vtpm-sim rename  --dir DIR OLD NEW
  *   vtpm-sim status  --dir DIR [--json]
  *   vtpm-sim stop    --dir DIR
  *   vtpm-sim restart-daemon   --dir DIR
  *   vtpm-sim restart-host-tpm --dir DIR
+ *
+ * save is xl save: the guest suspends (control/shutdown, toolstack.h), FILE
+ * gets the domain's name, domain UUID and vTPM UUIDs and families (JSON), the
+ * domain is destroyed while it reads suspended (its vtpm devices removed as
+ * libxl's FORCE_ON removal does), and the guest process ends. The record
+ * remembers FILE: start does not boot a saved guest (xendomains restores it).
+ * restore is xl restore: refused while a domain has the name; otherwise a
+ * new domid with the saved domain UUID and name, the vtpm devices with the
+ * saved UUIDs (each waited for to be InitWait; vTPMs are never created here),
+ * and a guest process started as a restored kernel (vtpm-sim-guest
+ * --resumed). The same FILE can be restored again once the name is free.
+ * migrate is xl migrate to this host, in xl's order: the destination domain
+ * NAME--incoming (new domid, same domain UUID, same vTPM UUIDs, InitWait)
+ * while the source runs; the source suspended; with --fail the destination is
+ * destroyed, the source resumed (a cancelled suspend) and migrate exits 1;
+ * else the source becomes NAME--migratedaway, the destination NAME, the guest
+ * process continues as the destination domid (resume on DIR/NAME.domctl),
+ * and once its frontends are Connected the source is destroyed. The guest
+ * process and its files keep NAME throughout.
+ * rename is xl rename; the guest's files DIR/OLD.* and its record follow.
  *
  * The host TPM is a real swtpm with its state in DIR/hosttpm (kept across stop
  * and start, so it keeps its seeds, like a machine's TPM across reboots);
@@ -51,6 +75,7 @@
 #include <xenstore.h>
 
 #include "../common/testlib.h"
+#include "domain.h"
 #include "launcher-state.h"
 #include "parse.h"
 #include "toolstack.h"
@@ -360,14 +385,28 @@ static void guest_files_reset(const Sim *s, const char *name) {
         (void) unlink(b);
 }
 
-/* xl create: a new domain with every vTPM of the record, then "unpause" (start
- * the guest process). On failure the domain is destroyed like xl does. */
-static int launch_guest(const Sim *s, Toolstack *ts, SimGuest *g) {
-        _cleanup_free_ char *guest_bin = find_binary(s, "VTPM_SIM_GUEST", "vtpm-sim-guest");
-        _cleanup_free_ char *log = xasprintf("%s/%s.log", s->dir, g->name);
-        char domid_s[16], devid_s[16];
+/* The backend's xenbus error node for a device, or NULL. */
+static char *backend_error(Toolstack *ts, uint32_t domid, uint32_t devid) {
+        _cleanup_free_ char *p = xasprintf("/local/domain/0/error/backend/vtpm/%u/%u/error", domid, devid);
+        unsigned len;
+
+        return xs_read(ts->xs, XBT_NULL, p, &len);
+}
+
+static void print_backend_error(Toolstack *ts, uint32_t domid, uint32_t devid) {
+        _cleanup_free_ char *e = backend_error(ts, domid, devid);
+
+        if (e)
+                fprintf(stderr, "vtpm-sim: backend error for domain %u devid %u: %s\n", domid, devid, e);
+}
+
+/* libxl__domain_make with every vTPM of the record (each add waits for
+ * InitWait; the devids are written back to g). ensure: make sure vtpmd knows
+ * each vTPM first (xl create); a restored or migrated-in domain brings its
+ * vTPM UUIDs and creates none. On failure the domain is destroyed. */
+static int create_domain(const Sim *s, Toolstack *ts, SimGuest *g, const char *xs_name, bool ensure,
+                         uint32_t *ret_domid) {
         uint32_t domid;
-        pid_t pid;
         int r;
 
         r = alloc_domid(s, &domid);
@@ -375,67 +414,108 @@ static int launch_guest(const Sim *s, Toolstack *ts, SimGuest *g) {
                 fprintf(stderr, "vtpm-sim: cannot allocate a domid: %s\n", strerror(-r));
                 return r;
         }
-        r = toolstack_domain_create(ts, domid, g->name, g->domain_uuid);
+        r = toolstack_domain_create(ts, domid, xs_name, g->domain_uuid);
         if (r < 0) {
-                fprintf(stderr, "vtpm-sim: creating domain %u (%s) failed: %s\n", domid, g->name,
+                fprintf(stderr, "vtpm-sim: creating domain %u (%s) failed: %s\n", domid, xs_name,
                         strerror(-r));
                 (void) toolstack_domain_destroy(ts, domid);
                 return r;
         }
-        g->domid = domid;
-        g->proc = (SimProc) {};
         for (size_t i = 0; i < g->n_vtpms; i++) {
-                uint32_t devid;
+                uint32_t devid = 0;
 
-                r = ensure_vtpm(s, g->vtpms[i].uuid, g->vtpms[i].family);
+                r = ensure ? ensure_vtpm(s, g->vtpms[i].uuid, g->vtpms[i].family) : 0;
                 if (r >= 0)
                         r = toolstack_vtpm_add(ts, domid, g->vtpms[i].uuid, &devid);
                 if (r < 0) {
                         fprintf(stderr, "vtpm-sim: adding vTPM %s to %s (domain %u) failed: %s\n",
-                                g->vtpms[i].uuid, g->name, domid, strerror(-r));
+                                g->vtpms[i].uuid, xs_name, domid, strerror(-r));
+                        print_backend_error(ts, domid, devid);
                         _cleanup_free_ char *vlog = xasprintf("%s/vtpmd.log", s->dir);
                         print_log_tail("vtpmd", vlog);
-                        goto fail;
+                        (void) toolstack_domain_destroy(ts, domid);
+                        return r;
                 }
                 g->vtpms[i].devid = devid;
         }
+        *ret_domid = domid;
+        return 0;
+}
+
+/* "Unpause": the guest process for g->domid; resumed: as a restored kernel. */
+static int spawn_guest(const Sim *s, SimGuest *g, bool resumed) {
+        _cleanup_free_ char *guest_bin = find_binary(s, "VTPM_SIM_GUEST", "vtpm-sim-guest");
+        _cleanup_free_ char *log = xasprintf("%s/%s.log", s->dir, g->name);
+        const char *gscale = getenv("VTPM_SIM_GUEST_TIMEOUT_SCALE");
+        static const char *const unset[] = { "NOTIFY_SOCKET", "XENSTORED_PATH", NULL };
+        char domid_s[16], devid_s[16];
+        char *argv[14];
+        size_t n = 0;
+        pid_t pid;
+        int r;
 
         guest_files_reset(s, g->name);
-        snprintf(domid_s, sizeof(domid_s), "%u", domid);
+        snprintf(domid_s, sizeof(domid_s), "%u", g->domid);
         snprintf(devid_s, sizeof(devid_s), "%u", g->n_vtpms > 0 ? g->vtpms[0].devid : 0);
-        {
-                const char *gscale = getenv("VTPM_SIM_GUEST_TIMEOUT_SCALE");
-                char *argv[] = { guest_bin, "--dir", s->dir, "--domid", domid_s, "--name", g->name,
-                                 "--devid", devid_s, gscale ? "--timeout-scale" : NULL,
-                                 (char *) gscale, NULL };
-                static const char *const unset[] = { "NOTIFY_SOCKET", "XENSTORED_PATH", NULL };
-
-                r = spawn(argv, log, NULL, unset, &pid);
+        argv[n++] = guest_bin;
+        argv[n++] = "--dir";
+        argv[n++] = s->dir;
+        argv[n++] = "--domid";
+        argv[n++] = domid_s;
+        argv[n++] = "--name";
+        argv[n++] = g->name;
+        argv[n++] = "--devid";
+        argv[n++] = devid_s;
+        if (gscale) {
+                argv[n++] = "--timeout-scale";
+                argv[n++] = (char *) gscale;
         }
+        if (resumed)
+                argv[n++] = "--resumed";
+        argv[n] = NULL;
+        r = spawn(argv, log, NULL, unset, &pid);
         if (r < 0) {
                 fprintf(stderr, "vtpm-sim: cannot start %s: %s\n", guest_bin, strerror(-r));
-                goto fail;
+                return r;
         }
         if (sim_proc_from_pid(pid, &g->proc) < 0) {
                 fprintf(stderr, "vtpm-sim: guest %s exited at once\n", g->name);
                 print_log_tail(g->name, log);
-                r = -ECHILD;
-                goto fail;
-        }
-        r = sim_guest_save(s->dir, g);
-        if (r < 0) {
-                fprintf(stderr, "vtpm-sim: cannot save guest %s: %s\n", g->name, strerror(-r));
-                return r;
+                g->proc = (SimProc) { .pid = pid };
+                return -ECHILD;
         }
         return 0;
+}
 
-fail:
-        if (g->proc.pid > 0)
-                (void) terminate(&g->proc, 1, SIGKILL, KILL_TIMEOUT_MS);
-        (void) toolstack_domain_destroy(ts, domid);
+/* xl create (resumed: xl restore): a new domain with every vTPM of the
+ * record, then "unpause" (start the guest process). On failure the domain is
+ * destroyed like xl does. */
+static int launch_guest(const Sim *s, Toolstack *ts, SimGuest *g, bool resumed) {
+        uint32_t domid;
+        int r;
+
         g->domid = 0;
         g->proc = (SimProc) {};
-        (void) sim_guest_save(s->dir, g);
+        r = create_domain(s, ts, g, g->name, !resumed, &domid);
+        if (r < 0) {
+                (void) sim_guest_save(s->dir, g);
+                return r;
+        }
+        g->domid = domid;
+        r = spawn_guest(s, g, resumed);
+        if (r < 0) {
+                if (g->proc.pid > 0)
+                        (void) terminate(&g->proc, 1, SIGKILL, KILL_TIMEOUT_MS);
+                (void) toolstack_domain_destroy(ts, domid);
+                g->domid = 0;
+                g->proc = (SimProc) {};
+                (void) sim_guest_save(s->dir, g);
+                return r;
+        }
+        (void) sim_guest_set_saved(g, NULL);
+        r = sim_guest_save(s->dir, g);
+        if (r < 0)
+                fprintf(stderr, "vtpm-sim: cannot save guest %s: %s\n", g->name, strerror(-r));
         return r;
 }
 
@@ -503,6 +583,7 @@ static int wait_connected(const Sim *s, Toolstack *ts, SimGuest **gs, const ssiz
                                 g->name, g->vtpms[j].devid, s->connect_timeout_ms, state_name(fs),
                                 state_name(bs),
                                 access(tcti, F_OK) == 0 ? "present" : "missing");
+                        print_backend_error(ts, g->domid, g->vtpms[j].devid);
                         print_log_tail(g->name, log);
                 }
         }
@@ -1147,6 +1228,13 @@ static int cmd_start(Sim *s, unsigned n_guests, const char *family, bool no_host
 
                 if (load_or_new_guest(s, name, &g) < 0)
                         goto fail_guests;
+                if (g->saved_image) {
+                        /* xendomains: a saved guest comes back with restore, not a boot. */
+                        printf("%s saved in %s (vtpm-sim restore --dir %s %s)\n", g->name, g->saved_image,
+                               s->dir, g->saved_image);
+                        sim_guest_free(g);
+                        continue;
+                }
                 gs[n++] = g;
                 if (g->n_vtpms == 0) {
                         char uuid[37];
@@ -1158,7 +1246,7 @@ static int cmd_start(Sim *s, unsigned n_guests, const char *family, bool no_host
                                 snprintf(g->vtpms[j].family, sizeof(g->vtpms[j].family), "%s", family);
                 g->domid = 0;
                 g->proc = (SimProc) {};
-                if (sim_guest_save(s->dir, g) < 0 || launch_guest(s, ts, g) < 0)
+                if (sim_guest_save(s->dir, g) < 0 || launch_guest(s, ts, g, false) < 0)
                         goto fail_guests;
         }
         if (wait_connected(s, ts, gs, NULL, n) < 0)
@@ -1205,6 +1293,18 @@ static int load_running_guest(const Sim *s, const char *name, SimGuest **ret) {
         }
         *ret = TAKE_PTR(g);
         return 0;
+}
+
+/* Under the DIR lock: the running guest NAME and a toolstack; prints why not. */
+static int lock_running_guest(Sim *s, const char *name, bool with_platform, SimGuest **ret_g, Toolstack **ret_ts) {
+        int r;
+
+        if ((r = sim_lock(s, LOCK_EX)) < 0 || (r = require_running(s)) < 0)
+                return r;
+        r = load_running_guest(s, name, ret_g);
+        if (r < 0)
+                return r;
+        return toolstack_for(s, with_platform, ret_ts);
 }
 
 static int cmd_attach(Sim *s, const char *name, const char *uuid, const char *family) {
@@ -1273,7 +1373,7 @@ static int cmd_attach(Sim *s, const char *name, const char *uuid, const char *fa
         } else if (family)
                 for (size_t j = 0; j < g->n_vtpms; j++)
                         snprintf(g->vtpms[j].family, sizeof(g->vtpms[j].family), "%s", family);
-        if (sim_guest_save(s->dir, g) < 0 || launch_guest(s, ts, g) < 0)
+        if (sim_guest_save(s->dir, g) < 0 || launch_guest(s, ts, g, false) < 0)
                 return 1;
         {
                 SimGuest *list[1] = { g };
@@ -1353,11 +1453,7 @@ static int cmd_destroy(Sim *s, const char *name) {
         _cleanup_(sim_guest_freep) SimGuest *g = NULL;
         uint32_t domid;
 
-        if (sim_lock(s, LOCK_EX) < 0 || require_running(s) < 0)
-                return 1;
-        if (load_running_guest(s, name, &g) < 0)
-                return 1;
-        if (toolstack_for(s, true, &ts) < 0)
+        if (lock_running_guest(s, name, true, &g, &ts) < 0)
                 return 1;
         domid = g->domid;
         if (domain_teardown(s, ts, g, SIGKILL) < 0)
@@ -1371,17 +1467,13 @@ static int cmd_reboot(Sim *s, const char *name) {
         _cleanup_(sim_guest_freep) SimGuest *g = NULL;
         SimGuest *list[1];
 
-        if (sim_lock(s, LOCK_EX) < 0 || require_running(s) < 0)
-                return 1;
-        if (load_running_guest(s, name, &g) < 0)
-                return 1;
-        if (toolstack_for(s, true, &ts) < 0)
+        if (lock_running_guest(s, name, true, &g, &ts) < 0)
                 return 1;
         /* The guest shuts down (frontends 5 -> 6); xl then destroys the
          * domain and creates it again from the same config. */
         if (domain_teardown(s, ts, g, SIGTERM) < 0)
                 return 1;
-        if (launch_guest(s, ts, g) < 0)
+        if (launch_guest(s, ts, g, false) < 0)
                 return 1;
         list[0] = g;
         if (wait_connected(s, ts, list, NULL, 1) < 0)
@@ -1529,12 +1621,15 @@ static int cmd_status(Sim *s, bool json) {
                 if (sim_guest_load(s->dir, names[i], &g) < 0)
                         continue;
                 up = sim_proc_alive(&g->proc);
+                const char *st = up ? "running" : g->saved_image ? "saved" : "stopped";
                 if (json) {
                         o = json_object_new_object();
                         json_object_object_add(o, "name", json_object_new_string(g->name));
                         json_object_object_add(o, "domid", json_object_new_int64(g->domid));
                         json_object_object_add(o, "pid", json_object_new_int(g->proc.pid));
                         json_object_object_add(o, "running", json_object_new_boolean(up));
+                        if (g->saved_image)
+                                json_object_object_add(o, "saved_image", json_object_new_string(g->saved_image));
                         json_object_object_add(o, "domain_uuid", json_object_new_string(g->domain_uuid));
                         {
                                 _cleanup_free_ char *t = xasprintf("%s/%s.tcti", s->dir, g->name);
@@ -1546,7 +1641,7 @@ static int cmd_status(Sim *s, bool json) {
                 }
                 if (g->n_vtpms == 0 && !json)
                         printf("%-12s %5u %7d %-8s %5s %-36s %-3s %-14s %-14s\n", g->name, g->domid,
-                               (int) g->proc.pid, up ? "running" : "stopped", "-", "-", "-", "-", "-");
+                               (int) g->proc.pid, st, "-", "-", "-", "-", "-");
                 for (size_t j = 0; j < g->n_vtpms; j++) {
                         const SimVtpm *v = &g->vtpms[j];
                         int fs = -1, bs = -1;
@@ -1572,7 +1667,7 @@ static int cmd_status(Sim *s, bool json) {
                                 snprintf(f, sizeof(f), "%d/%s", fs, state_name(fs));
                                 snprintf(b, sizeof(b), "%d/%s", bs, state_name(bs));
                                 printf("%-12s %5u %7d %-8s %5u %-36s %-3s %-14s %-14s\n", g->name,
-                                       g->domid, (int) g->proc.pid, up ? "running" : "stopped",
+                                       g->domid, (int) g->proc.pid, st,
                                        v->devid, v->uuid, v->family, fs < 0 ? "-" : f, bs < 0 ? "-" : b);
                         }
                 }
@@ -1600,12 +1695,306 @@ static int cmd_stop(Sim *s) {
         return 0;
 }
 
+static char *guest_ctl(const Sim *s, const char *name) {
+        return xasprintf("%s/%s.domctl", s->dir, name);
+}
+
+/* After a failed suspend: a domain that did suspend runs on (xl: "Failed to
+ * save domain, resuming domain"). */
+static void resume_if_suspended(const Sim *s, Toolstack *ts, const SimGuest *g) {
+        _cleanup_free_ char *ctl = guest_ctl(s, g->name);
+        DomainCtl *dc = NULL;
+        DomainInfo info;
+        int r;
+
+        if (domainctl_open(ts->platform, &dc) < 0)
+                return;
+        r = domainctl_info(dc, g->domid, &info);
+        domainctl_free(dc);
+        if (r >= 0 && domain_info_suspended(&info)) {
+                fprintf(stderr, "vtpm-sim: resuming domain %u\n", g->domid);
+                (void) toolstack_domain_resume(ts, g->domid, ctl);
+        }
+}
+
+/* The saved image: what libxl_retrieve_domain_configuration gives xl save
+ * (name, domain UUID, the vtpm devices with their UUIDs); the guest's memory
+ * is not in it (a restored guest is a new process that resumes). */
+static char *image_json(const SimGuest *g) {
+        json_object *root = json_object_new_object(), *vs = json_object_new_array();
+        char *text;
+
+        json_object_object_add(root, "format", json_object_new_string("vtpm-sim-save-1"));
+        json_object_object_add(root, "name", json_object_new_string(g->name));
+        json_object_object_add(root, "domain_uuid", json_object_new_string(g->domain_uuid));
+        json_object_object_add(root, "domid", json_object_new_int64(g->domid));
+        for (size_t i = 0; i < g->n_vtpms; i++) {
+                json_object *v = json_object_new_object();
+
+                json_object_object_add(v, "devid", json_object_new_int64(g->vtpms[i].devid));
+                json_object_object_add(v, "uuid", json_object_new_string(g->vtpms[i].uuid));
+                json_object_object_add(v, "tpm", json_object_new_string(g->vtpms[i].family));
+                json_object_array_add(vs, v);
+        }
+        json_object_object_add(root, "vtpms", vs);
+        text = xasprintf("%s\n", json_object_to_json_string_ext(root, JSON_C_TO_STRING_PRETTY));
+        json_object_put(root);
+        return text;
+}
+
+static const char *json_str(json_object *o, const char *key) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(o, key, &v) || !json_object_is_type(v, json_type_string))
+                return NULL;
+        return json_object_get_string(v);
+}
+
+/* Parses a saved image into a fresh record (domid 0). */
+static int image_load(const char *file, SimGuest **ret) {
+        _cleanup_(sim_guest_freep) SimGuest *g = NULL;
+        json_object *root = json_object_from_file(file), *vs = NULL;
+        const char *format, *name, *uuid;
+        int r = -EBADMSG;
+
+        if (!root) {
+                fprintf(stderr, "vtpm-sim: cannot read the saved image %s: %s\n", file, json_util_get_last_err());
+                return -EIO;
+        }
+        format = json_str(root, "format");
+        name = json_str(root, "name");
+        uuid = json_str(root, "domain_uuid");
+        if (!format || !streq(format, "vtpm-sim-save-1") || !name || !sim_name_valid(name) || !uuid ||
+            !json_object_object_get_ex(root, "vtpms", &vs) || !json_object_is_type(vs, json_type_array))
+                goto out;
+        r = sim_guest_new(name, &g);
+        if (r < 0)
+                goto out;
+        r = -EBADMSG;
+        if (parse_uuid(uuid, g->domain_uuid) < 0)
+                goto out;
+        for (size_t i = 0; i < json_object_array_length(vs); i++) {
+                json_object *v = json_object_array_get_idx(vs, i);
+                const char *vu = json_str(v, "uuid"), *fam = json_str(v, "tpm");
+
+                if (!vu || !fam || sim_guest_add_vtpm(g, 0, vu, fam) < 0)
+                        goto out;
+        }
+        *ret = TAKE_PTR(g);
+        r = 0;
+out:
+        json_object_put(root);
+        if (r == -EBADMSG)
+                fprintf(stderr, "vtpm-sim: %s is not a vtpm-sim saved image\n", file);
+        return r;
+}
+
+/* xl save: suspend, write the image, destroy the domain (its devices are
+ * removed while it exists and reads suspended), end the guest process. */
+static int cmd_save(Sim *s, const char *name, const char *file) {
+        _cleanup_(toolstack_freep) Toolstack *ts = NULL;
+        _cleanup_(sim_guest_freep) SimGuest *g = NULL;
+        _cleanup_free_ char *text = NULL, *abs = NULL;
+        uint32_t domid;
+        int r;
+
+        if (lock_running_guest(s, name, true, &g, &ts) < 0)
+                return 1;
+        domid = g->domid;
+        r = toolstack_domain_suspend(ts, domid);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: suspending %s (domain %u) failed: %s\n", name, domid, strerror(-r));
+                resume_if_suspended(s, ts, g);
+                return 1;
+        }
+        text = image_json(g);
+        r = sim_write_file_atomic(file, text);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: cannot write %s: %s; resuming domain %u\n", file, strerror(-r), domid);
+                resume_if_suspended(s, ts, g);
+                return 1;
+        }
+        abs = realpath(file, NULL);
+        r = toolstack_domain_destroy(ts, domid);
+        if (r < 0)
+                fprintf(stderr, "vtpm-sim: destroying domain %u (%s): %s\n", domid, name, strerror(-r));
+        if (sim_proc_alive(&g->proc) && terminate(&g->proc, 1, SIGKILL, KILL_TIMEOUT_MS) > 0)
+                fprintf(stderr, "vtpm-sim: guest %s (pid %d) cannot be stopped\n", name, (int) g->proc.pid);
+        g->domid = 0;
+        g->proc = (SimProc) {};
+        if (sim_guest_set_saved(g, abs ?: file) < 0 || sim_guest_save(s->dir, g) < 0)
+                return 1;
+        printf("%s domid=%u saved to %s\n", name, domid, file);
+        return r < 0 ? 1 : 0;
+}
+
+/* xl restore: a new domain with the saved name, domain UUID and vTPM UUIDs;
+ * the guest starts as a restored kernel. */
+static int cmd_restore(Sim *s, const char *file) {
+        _cleanup_(toolstack_freep) Toolstack *ts = NULL;
+        _cleanup_(sim_guest_freep) SimGuest *img = NULL, *g = NULL;
+        SimGuest *list[1];
+        uint32_t other;
+        int r;
+
+        if (image_load(file, &img) < 0)
+                return 1;
+        if (sim_lock(s, LOCK_EX) < 0 || require_running(s) < 0)
+                return 1;
+        if (toolstack_for(s, true, &ts) < 0)
+                return 1;
+        /* libxl__domain_make refuses a name in use. */
+        if (toolstack_domain_by_name(ts, img->name, &other) >= 0) {
+                fprintf(stderr, "vtpm-sim: domain with name \"%s\" already exists (domain %u)\n", img->name, other);
+                return 1;
+        }
+        r = sim_guest_load(s->dir, img->name, &g);
+        if (r >= 0 && sim_proc_alive(&g->proc)) {
+                fprintf(stderr, "vtpm-sim: guest %s (pid %d) is running\n", g->name, (int) g->proc.pid);
+                return 1;
+        }
+        if (r < 0 && r != -ENOENT) {
+                fprintf(stderr, "vtpm-sim: guest record %s/sim/guests/%s is unreadable: %s\n", s->dir, img->name,
+                        strerror(-r));
+                return 1;
+        }
+        if (launch_guest(s, ts, img, true) < 0)
+                return 1;
+        list[0] = img;
+        if (wait_connected(s, ts, list, NULL, 1) < 0)
+                return 1;
+        printf("%s domid=%u pid=%d restored from %s\n", img->name, img->domid, (int) img->proc.pid, file);
+        return 0;
+}
+
+static void set_devids(SimGuest *g, const uint32_t *devids) {
+        for (size_t i = 0; i < g->n_vtpms; i++)
+                g->vtpms[i].devid = devids[i];
+}
+
+/* xl migrate -s '' NAME 'xl migrate-receive' to this host (xl_migrate.c): the
+ * destination with its devices while the source runs, the source suspended,
+ * then either (--fail) the destination destroyed and the source resumed, or
+ * the renames, the guest continuing in the destination, and the source's
+ * destruction once the destination's frontends are Connected. */
+static int cmd_migrate(Sim *s, const char *name, bool fail) {
+        _cleanup_(toolstack_freep) Toolstack *ts = NULL;
+        _cleanup_(sim_guest_freep) SimGuest *g = NULL;
+        _cleanup_free_ char *ctl = NULL, *incoming = NULL, *away = NULL, *err = NULL;
+        _cleanup_free_ uint32_t *src_devids = NULL;
+        SimGuest *list[1];
+        uint32_t src, dst;
+        int r;
+
+        if (lock_running_guest(s, name, true, &g, &ts) < 0)
+                return 1;
+        src = g->domid;
+        ctl = guest_ctl(s, name);
+        incoming = xasprintf("%s--incoming", name);
+        away = xasprintf("%s--migratedaway", name);
+        src_devids = calloc(g->n_vtpms + 1, sizeof(*src_devids));
+        if (!src_devids)
+                return 1;
+        for (size_t i = 0; i < g->n_vtpms; i++)
+                src_devids[i] = g->vtpms[i].devid;
+
+        /* migrate-receive: libxl_domain_create_restore builds the domain. */
+        if (create_domain(s, ts, g, incoming, false, &dst) < 0) {
+                fprintf(stderr, "vtpm-sim: migration of %s failed: cannot create the destination domain\n", name);
+                return 1;
+        }
+        r = toolstack_domain_suspend(ts, src);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: migration of %s failed: suspending domain %u: %s\n", name, src,
+                        strerror(-r));
+                (void) toolstack_domain_destroy(ts, dst);
+                set_devids(g, src_devids);
+                resume_if_suspended(s, ts, g);
+                return 1;
+        }
+        if (fail) {
+                /* The receiver gives up and destroys its domain; the sender
+                 * resumes the source (libxl_domain_resume, suspend_cancel=1). */
+                r = toolstack_domain_destroy(ts, dst);
+                set_devids(g, src_devids);
+                if (r < 0)
+                        fprintf(stderr, "vtpm-sim: destroying the destination domain %u: %s\n", dst, strerror(-r));
+                r = toolstack_domain_resume(ts, src, ctl);
+                fprintf(stderr, "vtpm-sim: migration of %s failed (--fail): destination domain %u destroyed, "
+                        "source domain %u %s\n", name, dst, src, r < 0 ? "NOT resumed" : "resumed");
+                return 1;
+        }
+        if (toolstack_domain_rename(ts, src, name, away) < 0 || toolstack_domain_rename(ts, dst, incoming, name) < 0) {
+                fprintf(stderr, "vtpm-sim: migration of %s failed: renaming the domains\n", name);
+                (void) toolstack_domain_destroy(ts, dst);
+                set_devids(g, src_devids);
+                (void) toolstack_domain_rename(ts, src, NULL, name);
+                (void) toolstack_domain_resume(ts, src, ctl);
+                return 1;
+        }
+        /* The destination is unpaused: the guest runs on in domain dst. */
+        r = toolstack_guest_resume(ctl, dst, ts->suspend_ack_timeout_ms, &err);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: the guest did not resume in domain %u: %s\n", dst, err ?: strerror(-r));
+                return 1;
+        }
+        g->domid = dst;
+        if (sim_guest_save(s->dir, g) < 0)
+                return 1;
+        list[0] = g;
+        r = wait_connected(s, ts, list, NULL, 1);
+        if (toolstack_domain_destroy(ts, src) < 0)
+                fprintf(stderr, "vtpm-sim: destroying the source domain %u failed\n", src);
+        if (r < 0)
+                return 1;
+        printf("%s domid=%u migrated from domain %u\n", name, dst, src);
+        return 0;
+}
+
+/* xl rename; the guest's files (DIR/NAME.*) and record follow. */
+static int cmd_rename(Sim *s, const char *old, const char *new) {
+        _cleanup_(toolstack_freep) Toolstack *ts = NULL;
+        _cleanup_(sim_guest_freep) SimGuest *g = NULL, *other = NULL;
+        _cleanup_free_ char *ctl = guest_ctl(s, old), *err = NULL;
+        _cleanup_free_ char *oldlog = xasprintf("%s/%s.log", s->dir, old);
+        _cleanup_free_ char *newlog = xasprintf("%s/%s.log", s->dir, new);
+        int r;
+
+        if (lock_running_guest(s, old, false, &g, &ts) < 0)
+                return 1;
+        if (sim_guest_load(s->dir, new, &other) >= 0 && (other->domid != 0 || sim_proc_alive(&other->proc))) {
+                fprintf(stderr, "vtpm-sim: guest %s exists (domain %u)\n", new, other->domid);
+                return 1;
+        }
+        r = toolstack_domain_rename(ts, g->domid, old, new);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: libxl_domain_rename failed: %s\n", strerror(-r));
+                return 1;
+        }
+        r = toolstack_guest_rename(ctl, new, KILL_TIMEOUT_MS, &err);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: the guest's files cannot follow the rename: %s\n", err ?: strerror(-r));
+                (void) toolstack_domain_rename(ts, g->domid, new, old);
+                return 1;
+        }
+        (void) rename(oldlog, newlog);
+        snprintf(g->name, sizeof(g->name), "%s", new);
+        if (sim_guest_save(s->dir, g) < 0 || sim_guest_delete(s->dir, old) < 0)
+                return 1;
+        printf("%s domid=%u renamed to %s\n", old, g->domid, new);
+        return 0;
+}
+
 _noreturn_ static void usage(int code) {
         fputs("usage: vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2] [--no-host-tpm]\n"
               "       vtpm-sim attach  --dir DIR NAME [--uuid UUID] [--tpm 2.0|1.2]\n"
               "       vtpm-sim detach  --dir DIR NAME [--uuid UUID | --devid N]\n"
               "       vtpm-sim reboot  --dir DIR NAME\n"
               "       vtpm-sim destroy --dir DIR NAME\n"
+              "       vtpm-sim save    --dir DIR NAME FILE\n"
+              "       vtpm-sim restore --dir DIR FILE\n"
+              "       vtpm-sim migrate --dir DIR NAME [--fail]\n"
+              "       vtpm-sim rename  --dir DIR OLD NEW\n"
               "       vtpm-sim status  --dir DIR [--json]\n"
               "       vtpm-sim stop    --dir DIR\n"
               "       vtpm-sim restart-daemon   --dir DIR\n"
@@ -1626,7 +2015,7 @@ static int self_dir(char **ret) {
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_DIR = 1, OPT_GUESTS, OPT_TPM, OPT_UUID, OPT_JSON, OPT_DEVID, OPT_NO_HOST_TPM };
+        enum { OPT_DIR = 1, OPT_GUESTS, OPT_TPM, OPT_UUID, OPT_JSON, OPT_DEVID, OPT_NO_HOST_TPM, OPT_FAIL };
         static const struct option opts[] = {
                 { "dir", required_argument, NULL, OPT_DIR },
                 { "guests", required_argument, NULL, OPT_GUESTS },
@@ -1635,13 +2024,14 @@ int main(int argc, char **argv) {
                 { "devid", required_argument, NULL, OPT_DEVID },
                 { "json", no_argument, NULL, OPT_JSON },
                 { "no-host-tpm", no_argument, NULL, OPT_NO_HOST_TPM },
+                { "fail", no_argument, NULL, OPT_FAIL },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
-        const char *cmd, *dir = NULL, *family = NULL, *uuid = NULL, *name = NULL;
+        const char *cmd, *dir = NULL, *family = NULL, *uuid = NULL, *name = NULL, *arg2 = NULL;
         uint32_t guests = 0; /* start: 0 = every guest the DIR knows, or 1 */
         int64_t devid = -1;
-        bool json = false, no_host_tpm = false;
+        bool json = false, no_host_tpm = false, fail = false;
         Sim s = { .lock_fd = -1 };
         int c, r;
 
@@ -1686,6 +2076,9 @@ int main(int argc, char **argv) {
                 case OPT_NO_HOST_TPM:
                         no_host_tpm = true;
                         break;
+                case OPT_FAIL:
+                        fail = true;
+                        break;
                 case 'h':
                         usage(0);
                 default:
@@ -1694,13 +2087,32 @@ int main(int argc, char **argv) {
         }
         if (optind < argc)
                 name = argv[optind++];
+        if (optind < argc)
+                arg2 = argv[optind++];
         if (optind < argc || !dir)
                 usage(2);
 
+        /* restore's one argument is a FILE, not a guest name. */
+        if (streq(cmd, "restore")) {
+                arg2 = name;
+                name = NULL;
+                if (!arg2)
+                        usage(2);
+        }
         bool needs_name = streq(cmd, "attach") || streq(cmd, "detach") || streq(cmd, "reboot") ||
-                          streq(cmd, "destroy");
-        if (needs_name != !!name)
+                          streq(cmd, "destroy") || streq(cmd, "save") || streq(cmd, "migrate") ||
+                          streq(cmd, "rename");
+        bool needs_arg2 = streq(cmd, "save") || streq(cmd, "rename") || streq(cmd, "restore");
+        if (needs_name != !!name || needs_arg2 != !!arg2)
                 usage(2);
+        if (fail && !streq(cmd, "migrate")) {
+                fprintf(stderr, "vtpm-sim: --fail only applies to migrate\n");
+                return 2;
+        }
+        if (streq(cmd, "rename") && !sim_name_valid(arg2)) {
+                fprintf(stderr, "vtpm-sim: invalid guest name '%s'\n", arg2);
+                return 2;
+        }
         if (no_host_tpm && !streq(cmd, "start")) {
                 fprintf(stderr, "vtpm-sim: --no-host-tpm only applies to start\n");
                 return 2;
@@ -1752,6 +2164,14 @@ int main(int argc, char **argv) {
                 r = cmd_reboot(&s, name);
         else if (streq(cmd, "destroy"))
                 r = cmd_destroy(&s, name);
+        else if (streq(cmd, "save"))
+                r = cmd_save(&s, name, arg2);
+        else if (streq(cmd, "restore"))
+                r = cmd_restore(&s, arg2);
+        else if (streq(cmd, "migrate"))
+                r = cmd_migrate(&s, name, fail);
+        else if (streq(cmd, "rename"))
+                r = cmd_rename(&s, name, arg2);
         else if (streq(cmd, "status"))
                 r = cmd_status(&s, json);
         else if (streq(cmd, "stop"))

@@ -1,0 +1,160 @@
+#!/bin/bash
+# SPDX-License-Identifier: BSD-3-Clause
+# A vTPM follows its guest (issue 14) on the simulated host with the real
+# vtpmd: after xl save + restore, a same-host xl migrate, a failed migrate
+# (--fail) and a xendomains-style stop/start of the whole host with the guest
+# saved before and restored after, PCR 16, an NV index and a saved policy
+# session are as before; a guest looping tpm2_getrandom across a migration
+# sees no error once migrate returned; a plain reboot afterwards clears PCR 16;
+# a saved image restored a second time while the first copy runs gets a clear
+# "already attached/in use" error from the backend, and the first copy still
+# answers. Prints (does not assert) the time from restore to the first
+# answered TPM command.
+# Environment (meson sets it): VTPM_SIM, VTPMD, VTPM_XENSTORED, VTPM_SIM_GUEST.
+source "$(dirname "$0")/lib.sh"
+
+for t in tpm2_pcrextend tpm2_pcrread tpm2_nvdefine tpm2_startauthsession tpm2_getcap tpm2_getrandom; do
+	if ! command -v "$t" >/dev/null; then
+		skip "vTPM state across save/restore/migrate # $t not installed"
+		finish
+	fi
+done
+
+LOOP_PID=
+on_exit() {
+	[ -z "$LOOP_PID" ] || kill "$LOOP_PID" 2>/dev/null
+	cleanup
+}
+trap on_exit EXIT
+
+json() { "$VTPM_SIM" status --dir "$SIMDIR" --json; }
+field() {
+	json | python3 -c "import json,sys; d=json.load(sys.stdin); g=[x for x in d['guests'] if x['name']=='$1'][0]; print($2)"
+}
+domid() { field "$1" "g['domid']"; }
+pcr16() { tpm2_pcrread -T "$(tcti "$1")" sha256:16 | awk '/16:/ {print $2}'; }
+sessions() { tpm2_getcap -T "$(tcti "$1")" handles-saved-session 2>/dev/null | tr -d ' -'; }
+ZERO=0x0000000000000000000000000000000000000000000000000000000000000000
+NV=0x1500016
+NV_TEXT=follows-its-guest
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+run() {
+	local out rc
+	out=$("$@" 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/# /'
+	return $rc
+}
+
+# The guest's TPM state as recorded after setup.
+same_pcr() { [ "$(pcr16 "$1")" = "$PCR" ]; }
+same_nv() { [ "$(tpm2_nvread -T "$(tcti "$1")" -C o -s ${#NV_TEXT} $NV 2>/dev/null)" = "$NV_TEXT" ]; }
+same_sessions() { [ -n "$SESSIONS" ] && [ "$(sessions "$1")" = "$SESSIONS" ]; }
+# The session is still usable: a policy command on it (context load + save).
+session_usable() { tpm2_policypcr -T "$(tcti "$1")" -S "$SIMDIR/session.ctx" -l sha256:16 >/dev/null 2>&1; }
+check_state() {
+	check "$1: PCR 16 as before" same_pcr guest1
+	check "$1: the NV index reads back" same_nv guest1
+	check "$1: the saved policy session is still there" same_sessions guest1
+	check "$1: the policy session is usable" session_usable guest1
+	SESSIONS=$(sessions guest1)
+}
+first_answer_ms() {
+	local t0=$1 deadline=$(($(now_ms) + 30000))
+	until tpm2_getrandom -T "$(tcti guest1)" 4 >/dev/null 2>&1; do
+		[ "$(now_ms)" -lt "$deadline" ] || { echo "never"; return; }
+	done
+	echo $(($(now_ms) - t0))
+}
+
+export VTPM_SIM_CONNECT_TIMEOUT=20
+if ! run "$VTPM_SIM" start --dir "$SIMDIR" --guests 1 --tpm 2.0; then
+	fail "vtpm-sim start with one TPM 2.0 guest"
+	finish
+fi
+T=$(tcti guest1)
+check "extend PCR 16" tpm2_pcrextend -T "$T" 16:sha256=0000000000000000000000000000000000000000000000000000000000000016
+PCR=$(pcr16 guest1)
+check "PCR 16 is no longer zero" test "$PCR" != "$ZERO"
+printf '%s' "$NV_TEXT" >"$SIMDIR/nv.in"
+check "define and write an NV index" bash -c "tpm2_nvdefine -T '$T' -C o -s 32 -a 'ownerread|ownerwrite' $NV >/dev/null &&
+	tpm2_nvwrite -T '$T' -C o -i '$SIMDIR/nv.in' $NV"
+check "start a policy session saved to a file" tpm2_startauthsession -T "$T" --policy-session -S "$SIMDIR/session.ctx"
+SESSIONS=$(sessions guest1)
+check "the session is listed as a saved session" test -n "$SESSIONS"
+
+# xl save + xl restore.
+dom=$(domid guest1)
+check "save" run "$VTPM_SIM" save --dir "$SIMDIR" guest1 "$SIMDIR/guest1.save"
+check "the saved image names the guest and its vTPM" grep -q "$(field guest1 "g['vtpms'][0]['uuid']")" "$SIMDIR/guest1.save"
+check "status shows guest1 saved" test "$(field guest1 "g.get('saved_image', '')")" = "$SIMDIR/guest1.save"
+t0=$(now_ms)
+check "restore" run "$VTPM_SIM" restore --dir "$SIMDIR" "$SIMDIR/guest1.save"
+echo "# time from vtpm-sim restore to the first answered TPM command: $(first_answer_ms "$t0") ms"
+check "the restored guest has a new domid" test "$(domid guest1)" != "$dom"
+check_state "save+restore"
+
+# xl migrate to this host, with a guest that keeps using its TPM.
+dom=$(domid guest1)
+rm -f "$SIMDIR/loop.stop"
+(
+	while [ ! -e "$SIMDIR/loop.stop" ]; do
+		s=$(now_ms)
+		if tpm2_getrandom -T "$T" 8 >/dev/null 2>&1; then echo "ok $s"; else echo "err $s"; fi
+	done
+) >"$SIMDIR/loop.log" &
+LOOP_PID=$!
+wait_for 20 grep -q '^ok' "$SIMDIR/loop.log"
+check "migrate" run "$VTPM_SIM" migrate --dir "$SIMDIR" guest1
+done_ms=$(now_ms)
+answers_after() { [ "$(awk -v t="$done_ms" '$1 == "ok" && $2 >= t' "$SIMDIR/loop.log" | wc -l)" -ge 3 ]; }
+check "the looping guest gets answers after the migration" wait_for 20 answers_after
+touch "$SIMDIR/loop.stop"
+wait "$LOOP_PID"
+LOOP_PID=
+echo "# tpm2_getrandom during the migration: $(grep -c '^ok' "$SIMDIR/loop.log") answered, $(grep -c '^err' "$SIMDIR/loop.log") failed"
+check "no tpm2_getrandom failed once migrate returned" \
+	test "$(awk -v t="$done_ms" '$1 == "err" && $2 >= t' "$SIMDIR/loop.log" | wc -l)" -eq 0
+check "the migrated guest has a new domid" test "$(domid guest1)" != "$dom"
+check "the source domain is gone" bash -c "! XENSTORED_PATH='$SIMDIR/xenstore/socket' xenstore-read /local/domain/$dom/name"
+check_state "migrate"
+
+# A migration that fails after the destination was created.
+dom=$(domid guest1)
+check "migrate --fail exits non-zero" bash -c "! '$VTPM_SIM' migrate --dir '$SIMDIR' guest1 --fail"
+check "after the failed migration the guest keeps its domid" test "$(domid guest1)" = "$dom"
+check_state "failed migrate"
+
+# xendomains: the guest saved at host shutdown, restored at boot.
+check "save before stop" run "$VTPM_SIM" save --dir "$SIMDIR" guest1 "$SIMDIR/guest1.save"
+check "stop the host" run "$VTPM_SIM" stop --dir "$SIMDIR"
+check "start the host (the saved guest is not booted)" run "$VTPM_SIM" start --dir "$SIMDIR"
+check "guest1 is still saved" test "$(field guest1 "g['running']")" = False
+check "restore after start" run "$VTPM_SIM" restore --dir "$SIMDIR" "$SIMDIR/guest1.save"
+check_state "host stop/start"
+
+# A plain reboot is a TPM reset.
+check "reboot" run "$VTPM_SIM" reboot --dir "$SIMDIR" guest1
+check "the reboot cleared PCR 16" test "$(pcr16 guest1)" = "$ZERO"
+
+# One image restored twice: never two live copies of the vTPM.
+check "save for the double restore" run "$VTPM_SIM" save --dir "$SIMDIR" guest1 "$SIMDIR/twice.save"
+check "first restore" run "$VTPM_SIM" restore --dir "$SIMDIR" "$SIMDIR/twice.save"
+refused_name() {
+	local out
+	out=$("$VTPM_SIM" restore --dir "$SIMDIR" "$SIMDIR/twice.save" 2>&1) && return 1
+	echo "$out" | grep -q 'domain with name "guest1" already exists'
+}
+check "a second restore while the name is used is refused" refused_name
+check "rename the restored guest" run "$VTPM_SIM" rename --dir "$SIMDIR" guest1 first
+check "the renamed guest's TCTI follows it" test -e "$SIMDIR/first.tcti"
+out=$(VTPM_SIM_CONNECT_TIMEOUT=5 "$VTPM_SIM" restore --dir "$SIMDIR" "$SIMDIR/twice.save" 2>&1)
+rc=$?
+echo "$out" | sed 's/^/# /'
+err=$(echo "$out" | grep 'backend error')
+check "the second copy is not Connected" test "$rc" -ne 0
+check "its device's error node says the vTPM is already attached or in use" \
+	bash -c "echo '$err' | grep -Eqi 'already attached|in use'"
+answers() { tpm2_getrandom -T "$(tcti "$1")" 8 >/dev/null; }
+check "the first copy still answers" answers first
+finish
