@@ -8,12 +8,14 @@
  * have suspended for a migration to take it over).
  *
  *   "xen"      libxenctrl's xc_domain_getinfo (XEN_DOMCTL_getdomaininfo).
- *   "sim:DIR"  DIR/hv/domain-<domid>, written by the simulated toolstack
- *              (domain_sim_set) at create, suspend and resume, and removed at
- *              destroy (platform_sim_destroy_domain). Differences from Xen: a
- *              domain that no toolstack call created has no file and reads as
- *              absent (-ENOENT); nothing but the toolstack changes the shutdown
- *              state (a guest process that dies leaves its domain "running").
+ *   "sim:DIR"  DIR/hv/domain-<domid>, written with domain_sim_set by the
+ *              simulated toolstack at create and at a cancelled suspend's
+ *              resume, and by the simulated guest when it suspends (its
+ *              SCHEDOP_shutdown(suspend)); removed at destroy
+ *              (platform_sim_destroy_domain). Differences from Xen: a domain
+ *              that no toolstack call created has no file and reads as absent
+ *              (-ENOENT); a guest process that dies leaves its domain "running"
+ *              (no crash or poweroff reason is ever recorded).
  *
  * The file, one "key=value" per line, written atomically:
  *   uuid=<canonical UUID>
