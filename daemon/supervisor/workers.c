@@ -409,6 +409,10 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
                 if (m.state.error == 0) {
                         vtpm_state_record(ws->state, p->uuid, (StateKind) m.state.kind, m.state.seq);
                         vtpm_state_changed(ws->state);
+                        /* A suspended guest's state is committed at once, not batched: it is what its
+                         * restore resumes, and a host often shuts down right after xl save. */
+                        if (m.state.kind == STATE_KIND_VOLATILE && vtpm_state_suspended(ws->state, p->uuid, NULL))
+                                (void) vtpm_state_commit(ws->state, false);
                 } else if (w && log_ratelimit(&w->log_limit, "worker", w->params.domid, w->params.devid,
                                               w->params.uuid))
                         worker_log(w, LOG_ERR, "Failed to store %s state: %s; the guest's command failed, the "

@@ -133,6 +133,24 @@ check "guest1 is still saved" test "$(field guest1 "g['running']")" = False
 check "restore after start" run "$VTPM_SIM" restore --dir "$SIMDIR" "$SIMDIR/guest1.save"
 check_state "host stop/start"
 
+# vtpmd killed (SIGKILL) once the suspend is reported: nothing of it is lost.
+ctl() { "$VTPMD_CTL" --control "$SIMDIR/control" "$@"; }
+U=$(field guest1 "g['vtpms'][0]['uuid']")
+suspended_listed() { ctl list 2>/dev/null | grep "$U" | grep -q suspended; }
+wait_suspended() {
+	local deadline=$(($(now_ms) + 10000))
+	until suspended_listed; do [ "$(now_ms)" -lt "$deadline" ] || return 1; done
+}
+check "save before vtpmd is killed" run "$VTPM_SIM" save --dir "$SIMDIR" guest1 "$SIMDIR/kill.save"
+check "vtpmd-ctl list shows the vTPM suspended" wait_suspended
+check "vtpmd-ctl show says when and from which domain" bash -c "'$VTPMD_CTL' --control '$SIMDIR/control' show $U | grep -q 'Suspended from *domain'"
+check "SIGKILL vtpmd" kill -KILL "$(cat "$SIMDIR/vtpmd.pid")"
+check "vtpmd comes back" run "$VTPM_SIM" restart-daemon --dir "$SIMDIR"
+check "still suspended after the kill" suspended_listed
+check "restore after the kill" run "$VTPM_SIM" restore --dir "$SIMDIR" "$SIMDIR/kill.save"
+check_state "vtpmd killed after save"
+check "resumed: no longer listed as suspended" bash -c "! '$VTPMD_CTL' --control '$SIMDIR/control' list | grep '$U' | grep -q suspended"
+
 # A plain reboot is a TPM reset.
 check "reboot" run "$VTPM_SIM" reboot --dir "$SIMDIR" guest1
 check "the reboot cleared PCR 16" test "$(pcr16 guest1)" = "$ZERO"
@@ -157,4 +175,16 @@ check "its device's error node says the vTPM is already attached or in use" \
 	bash -c "echo '$err' | grep -Eqi 'already attached|in use'"
 answers() { tpm2_getrandom -T "$(tcti "$1")" 8 >/dev/null; }
 check "the first copy still answers" answers first
+
+# A restore where the vTPM does not exist (destroyed while its guest was saved):
+# the same clear error as for any unknown UUID.
+check "destroy the second copy" run "$VTPM_SIM" destroy --dir "$SIMDIR" guest1
+check "save the first copy" run "$VTPM_SIM" save --dir "$SIMDIR" first "$SIMDIR/gone.save"
+check "destroy its suspended vTPM" run "$VTPMD_CTL" --control "$SIMDIR/control" destroy "$U"
+out=$(VTPM_SIM_CONNECT_TIMEOUT=5 "$VTPM_SIM" restore --dir "$SIMDIR" "$SIMDIR/gone.save" 2>&1)
+rc=$?
+echo "$out" | sed 's/^/# /'
+check "restoring a guest whose vTPM is gone is not Connected" test "$rc" -ne 0
+check "the error node names the unknown vTPM and how to create it" \
+	bash -c "grep -q 'unknown vTPM $U: create it with vtpmd-ctl create' <<<\"\$1\"" _ "$out"
 finish
