@@ -119,6 +119,18 @@ check "the migrated guest has a new domid" test "$(domid guest1)" != "$dom"
 check "the source domain is gone" bash -c "! XENSTORED_PATH='$SIMDIR/xenstore/socket' xenstore-read /local/domain/$dom/name"
 check_state "migrate"
 
+# A guest that suspends in the middle of a command: the command completes
+# (before the freeze or after the thaw) and what it did moves with the vTPM.
+transients() { tpm2_getcap -T "$(tcti guest1)" handles-transient 2>/dev/null | grep -c 0x; }
+n0=$(transients)
+tpm2_createprimary -T "$T" -C o -G rsa2048 -c "$SIMDIR/mid.ctx" >"$SIMDIR/mid.out" 2>&1 &
+MID=$!
+check "migrate while a CreatePrimary (RSA 2048) runs" run "$VTPM_SIM" migrate --dir "$SIMDIR" guest1
+wait "$MID"
+check "the CreatePrimary sent around the suspend succeeded" test $? -eq 0
+check "its object is loaded in the migrated vTPM" test "$(transients)" -eq $((n0 + 1))
+tpm2_flushcontext -T "$(tcti guest1)" -t >/dev/null 2>&1
+
 # A migration that fails after the destination was created.
 dom=$(domid guest1)
 check "migrate --fail exits non-zero" bash -c "! '$VTPM_SIM' migrate --dir '$SIMDIR' guest1 --fail"
