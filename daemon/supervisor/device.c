@@ -362,8 +362,10 @@ static bool device_read(Device *dev, bool *ret_refused) {
                         }
                 }
         }
-        /* Only an end, or a look after a daemon restart, asks why the domain went. */
-        if (dev->worker || dev->machine.phase == DEV_NEW)
+        /* Only an end, or a first look at a Connected device (a daemon restart), asks the
+         * hypervisor why the domain went: not every xenstore event. */
+        if ((dev->worker && (!v.backend_present || v.online == 0 || !v.frontend_present)) ||
+            (dev->machine.phase == DEV_NEW && v.be_state == XENBUS_CONNECTED))
                 v.domain_suspended = device_domain_suspended(dev);
         dev->view = v;
         if (v.backend_present && !dev->fe_watched) {
