@@ -11,7 +11,7 @@
  * still gets them all closed rather than leaked into MSG_CTRUNC. */
 #define IPC_SOCKET_MAX_FDS 8
 
-int ipc_socket_send(int sock, const IpcMsg *m, int pass_fd) {
+static int send_message(int sock, const IpcMsg *m, int pass_fd, int flags) {
         uint8_t buf[IPC_MAX_PACKET]; /* the largest valid packet (ipc.h) */
         union {
                 struct cmsghdr align;
@@ -36,12 +36,20 @@ int ipc_socket_send(int sock, const IpcMsg *m, int pass_fd) {
                 memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
         }
         do
-                k = sendmsg(sock, &mh, MSG_NOSIGNAL);
+                k = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
         while (k < 0 && errno == EINTR);
         explicit_wipe(buf, n);
         if (k < 0)
                 return negative_errno();
         return (size_t) k == n ? 0 : -EIO;
+}
+
+int ipc_socket_send(int sock, const IpcMsg *m, int pass_fd) {
+        return send_message(sock, m, pass_fd, 0);
+}
+
+int ipc_socket_send_nowait(int sock, const IpcMsg *m, int pass_fd) {
+        return send_message(sock, m, pass_fd, MSG_DONTWAIT);
 }
 
 /* Collects the fds of every SCM_RIGHTS message: returns how many (at most

@@ -12,6 +12,9 @@
  * keeps its copy). Never raises SIGPIPE. -EINVAL for an unencodable message,
  * -EPIPE/-ECONNRESET when the peer is gone, other negative errno. */
 int ipc_socket_send(int sock, const IpcMsg *m, int pass_fd);
+/* The same without ever blocking (MSG_DONTWAIT): the supervisor does not wait
+ * for a worker that stops reading; -EAGAIN when the socket's queue is full. */
+int ipc_socket_send_nowait(int sock, const IpcMsg *m, int pass_fd);
 
 /* Receives one packet. Returns 1 and the message, 0 on EOF (peer gone),
  * -EBADMSG for a packet that is not a valid message, or negative errno.

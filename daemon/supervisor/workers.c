@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "ipc-socket.h"
 #include "log.h"
 #include "ratelimit.h"
 #include "spawn.h"
@@ -230,39 +231,7 @@ static void process_detach(Process *p) {
 }
 
 static int process_send(Process *p, const IpcMsg *m) {
-        uint8_t buf[IPC_MAX_PACKET];
-        size_t n = ipc_encode(m, buf);
-
-        if (send(p->fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT) != (ssize_t) n)
-                return negative_errno();
-        return 0;
-}
-
-/* START carries the vTPM's state directory as SCM_RIGHTS. */
-static int process_send_start(Process *p, const IpcMsg *m, int dir_fd) {
-        uint8_t buf[IPC_MAX_PACKET];
-        size_t n = ipc_encode(m, buf);
-        union {
-                struct cmsghdr h;
-                uint8_t raw[CMSG_SPACE(sizeof(int))];
-        } control = {};
-        struct iovec iov = { .iov_base = buf, .iov_len = n };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-        ssize_t k;
-
-        if (dir_fd >= 0) {
-                struct cmsghdr *c;
-                mh.msg_control = control.raw;
-                mh.msg_controllen = sizeof(control.raw);
-                c = CMSG_FIRSTHDR(&mh);
-                c->cmsg_level = SOL_SOCKET;
-                c->cmsg_type = SCM_RIGHTS;
-                c->cmsg_len = CMSG_LEN(sizeof(int));
-                memcpy(CMSG_DATA(c), &dir_fd, sizeof(int));
-        }
-        k = sendmsg(p->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-        crypto_wipe(buf, sizeof(buf));
-        return k == (ssize_t) n ? 0 : negative_errno();
+        return ipc_socket_send_nowait(p->fd, m, -1);
 }
 
 static void process_stop(Process *p, IpcStopMode mode) {
@@ -623,7 +592,8 @@ static void worker_spawn(Worker *w) {
         memcpy(m.start.uuid, wp->uuid, sizeof(m.start.uuid));
         memcpy(m.start.data_key, keys.data_key, sizeof(m.start.data_key));
         snprintf(m.start.platform, sizeof(m.start.platform), "%s", c->platform_spec);
-        r = process_send_start(p, &m, keys.dir_fd);
+        /* START carries the vTPM's state directory as SCM_RIGHTS. */
+        r = ipc_socket_send_nowait(p->fd, &m, keys.dir_fd);
         crypto_wipe(&m, sizeof(m));
         vtpm_keys_done(&keys);
         if (r < 0) {
