@@ -133,12 +133,15 @@ int domain_sim_set(const Platform *p, uint32_t domid, const DomainInfo *info) {
         fd = openat(hv_fd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
         if (fd < 0)
                 return negative_errno();
-        if (write(fd, text, (size_t) len) != len || renameat(hv_fd, tmp, hv_fd, name) < 0) {
-                r = errno ? negative_errno() : -EIO;
-                (void) unlinkat(hv_fd, tmp, 0);
-                return r;
-        }
-        return 0;
+        ssize_t k = write(fd, text, (size_t) len);
+        if (k != len)
+                r = k < 0 ? negative_errno() : -EIO;
+        else if (renameat(hv_fd, tmp, hv_fd, name) < 0)
+                r = negative_errno();
+        else
+                return 0;
+        (void) unlinkat(hv_fd, tmp, 0);
+        return r;
 }
 
 int domain_sim_file_remove(int hv_fd, uint32_t domid) {
