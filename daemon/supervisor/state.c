@@ -458,14 +458,15 @@ void vtpm_state_record(VtpmState *s, const char *uuid, StateKind kind, uint64_t 
         }
 }
 
-void vtpm_state_volatile_consumed(VtpmState *s, const char *uuid) {
+bool vtpm_state_volatile_consumed(VtpmState *s, const char *uuid) {
         StateManifestEntry *e = entry_get(s, uuid, false);
 
-        if (e && (e->vol_seq || e->suspend.usec)) {
-                e->vol_seq = 0;
-                e->suspend = (StateSuspend){ 0 };
-                s->dirty = true;
-        }
+        if (!e || (!e->vol_seq && !e->suspend.usec))
+                return false;
+        e->vol_seq = 0;
+        e->suspend = (StateSuspend){ 0 };
+        s->dirty = true;
+        return true;
 }
 
 void vtpm_state_suspend(VtpmState *s, const char *uuid, const StateSuspend *su) {

@@ -69,8 +69,9 @@ void vtpm_keys_done(VtpmKeys *k);
 
 /* A worker reported a durable write (kind PERMANENT or VOLATILE, seq). */
 void vtpm_state_record(VtpmState *s, const char *uuid, StateKind kind, uint64_t seq);
-/* The saved volatile state was consumed by a worker (it removed the file); a suspend ends with it. */
-void vtpm_state_volatile_consumed(VtpmState *s, const char *uuid);
+/* The saved volatile state was consumed by a worker (it removed the file); a suspend ends with it.
+ * Returns whether there was anything to consume. */
+bool vtpm_state_volatile_consumed(VtpmState *s, const char *uuid);
 /* The vTPM's guest was suspended (xl save, xendomains, xl migrate): the
  * volatile state its worker saves next is kept for a resume. Takes effect
  * once that save is recorded (vtpm_state_record VOLATILE). */

@@ -391,8 +391,12 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
         }
         if (m.type == IPC_READY) {
                 /* The worker consumed (or, when not resuming, discarded) any saved
-                 * volatile state: also a superseded one, the file is gone either way. */
-                vtpm_state_volatile_consumed(ws->state, p->uuid);
+                 * volatile state: also a superseded one, the file is gone either way.
+                 * The end of a suspend is committed at once: until then a restart after
+                 * a SIGKILL would see the vTPM suspended still (and its file gone). */
+                bool resumed = vtpm_state_suspended(ws->state, p->uuid, NULL);
+                if (vtpm_state_volatile_consumed(ws->state, p->uuid) && resumed)
+                        (void) vtpm_state_commit(ws->state, false);
                 vtpm_state_changed(ws->state);
         }
         if (!w)
@@ -526,6 +530,10 @@ static void worker_spawn(Worker *w) {
                 worker_log(w, LOG_NOTICE, "Resuming the vTPM suspended from domain %u device %u %.1f s ago",
                            keys.suspend.domid, keys.suspend.devid, suspend_age_s(&keys.suspend));
         w->params.resume = false;
+        if (wp->quiet && !restore)
+                /* A running guest re-attached with nothing saved: vtpmd and its workers were killed. */
+                worker_log(w, LOG_WARNING, "No saved volatile state (vtpmd was killed, or its stop could not save it): the guest's "
+                           "TPM is starting as after a power loss (PCRs and sessions reset, NV kept)");
         if (keys.vol_seq != 0 && !restore) {
                 /* A fresh power-on: the worker discards the saved volatile state
                  * before anything else, even if it then fails to map the ring. */
@@ -581,8 +589,9 @@ static void worker_spawn(Worker *w) {
                 .evtchn_port = wp->evtchn,
                 .family = keys.family,
                 .flags = IPC_START_DURABLE | (c->trace ? IPC_START_TRACE : 0) |
-                         (restore ? IPC_START_RESTORE_VOLATILE
-                                  : (keys.family == TPM_FAMILY_2_0 ? IPC_START_TPM_STARTUP : 0)),
+                         (restore ? IPC_START_RESTORE_VOLATILE : 0) |
+                         /* Only if nothing is resumed (a save the worker cannot resume is a power loss). */
+                         (keys.family == TPM_FAMILY_2_0 ? IPC_START_TPM_STARTUP : 0),
                 .min_perm_seq = keys.min_perm_seq,
                 .vol_seq = restore ? keys.vol_seq : 0,
                 .uid = uid,

@@ -192,11 +192,24 @@ int worker_state_load(WorkerState *s, uint8_t data_key[IPC_DATA_KEY_SIZE]) {
                 return worker_state_remove_stale(s);
 
         r = tpm_store_durable_read(s->store, STATE_KIND_VOLATILE, &s->vol_blob, &s->vol_len, &seq);
-        if (r >= 0 && seq != s->vol_seq) {
-                log_msg(LOG_INFO, "state file %s/volatile: seq %" PRIu64 ", expected %" PRIu64
-                         "; not resuming from it, the file is kept for inspection",
-                         s->uuid, seq, s->vol_seq);
-                return -ESTALE;
+        if ((r >= 0 && seq != s->vol_seq) || r == -ENOENT) {
+                /* Not the recorded save: gone (resumed once already, vtpmd killed before it
+                 * recorded that) or another one (saved after the supervisor died, or a copy
+                 * put back). Resuming it could roll PCRs back; refusing would leave the guest
+                 * without a TPM. A power loss is what a real TPM would give. */
+                if (r >= 0)
+                        log_msg(LOG_WARNING, "state file %s/volatile: seq %" PRIu64 ", expected %" PRIu64
+                                 "; not resuming from it: starting as after a power loss (PCRs and sessions "
+                                 "reset, NV kept)", s->uuid, seq, s->vol_seq);
+                else
+                        log_msg(LOG_WARNING, "state file %s/volatile (seq %" PRIu64 ") is gone; starting as "
+                                 "after a power loss (PCRs and sessions reset, NV kept)", s->uuid, s->vol_seq);
+                explicit_wipe(s->vol_blob, s->vol_len);
+                free(s->vol_blob);
+                s->vol_blob = NULL;
+                s->vol_len = 0;
+                s->flags &= ~(uint32_t) IPC_START_RESTORE_VOLATILE;
+                return worker_state_remove_stale(s);
         }
         if (r < 0) {
                 log_state_refused(s, STATE_KIND_VOLATILE, r);

@@ -8,8 +8,11 @@
 # sees no error once migrate returned; a plain reboot afterwards clears PCR 16;
 # a saved image restored a second time while the first copy runs gets a clear
 # "already attached/in use" error from the backend, and the first copy still
-# answers. Prints (does not assert) the time from restore to the first
-# answered TPM command.
+# answers; vtpmd SIGKILLed (with its workers) in the middle of a restore, a
+# migration and a save leaves the guest answering, its NV intact, the vTPM in
+# one domain and PCR 16 as before or reset as after a logged power loss.
+# Prints (does not assert) the time from restore to the first answered TPM
+# command.
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPM_XENSTORED, VTPM_SIM_GUEST.
 source "$(dirname "$0")/lib.sh"
 
@@ -163,7 +166,79 @@ check "restore after the kill" run "$VTPM_SIM" restore --dir "$SIMDIR" "$SIMDIR/
 check_state "vtpmd killed after save"
 check "resumed: no longer listed as suspended" bash -c "! '$VTPMD_CTL' --control '$SIMDIR/control' list | grep '$U' | grep -q suspended"
 
+# vtpmd killed (SIGKILL, the supervisor and its workers at once) at each step
+# of a restore, a migration and a save: after its restart the guest answers,
+# NV is intact, the vTPM serves exactly one domain. PCR 16 is either as before
+# or, where the kill took the saved volatile state with it, reset as after a
+# power loss, which vtpmd then logs.
+log_size() { stat -c %s "$SIMDIR/vtpmd.log"; }
+logged_since() { tail -c +$(($1 + 1)) "$SIMDIR/vtpmd.log" | grep -qF -- "$2"; }
+kill_vtpmd() {
+	local p
+	p=$(cat "$SIMDIR/vtpmd.pid")
+	kill -KILL -- "-$p" 2>/dev/null
+	wait_for 30 bash -c "! pgrep -s $p >/dev/null"
+}
+# kill_at WHAT PATTERN COMMAND...: runs COMMAND in the background, SIGKILLs
+# vtpmd as soon as its log shows PATTERN, restarts it; COMMAND must succeed.
+kill_at() {
+	local what=$1 pattern=$2 off pid rc
+	shift 2
+	off=$(log_size)
+	"$@" >"$SIMDIR/bg.out" 2>&1 &
+	pid=$!
+	check "$what: vtpmd logs \"$pattern\"" wait_for 30 logged_since "$off" "$pattern"
+	check "$what: SIGKILL vtpmd and its workers" kill_vtpmd
+	check "$what: vtpmd comes back" run "$VTPM_SIM" restart-daemon --dir "$SIMDIR"
+	wait "$pid"
+	rc=$?
+	sed 's/^/# /' "$SIMDIR/bg.out"
+	check "$what: ${*:2:1} completes" test "$rc" -eq 0
+}
+one_domain() { test "$(json | python3 -c "import json,sys; print(sum(1 for g in json.load(sys.stdin)['guests'] if g['name'].startswith('guest1') and g.get('running')))")" -eq 1; }
+pcr_kept_or_power_loss() {
+	local off=$1 now
+	now=$(pcr16 guest1)
+	if [ "$now" = "$PCR" ]; then
+		echo "# PCR 16 as before"
+	elif [ "$now" = "$ZERO" ] && logged_since "$off" "starting as after a power loss"; then
+		echo "# PCR 16 reset: the kill took the saved volatile state (logged as a power loss)"
+	else
+		echo "# PCR 16 is $now (was $PCR); vtpmd logged:"
+		tail -c +$((off + 1)) "$SIMDIR/vtpmd.log" | grep -v ' debug: ' | sed 's/^/#   /' | tail -n 30
+		return 1
+	fi
+}
+after_kill() {
+	local what=$1 off=$2
+	check "$what: the guest answers" wait_for 20 answers guest1
+	check "$what: the NV index reads back" same_nv guest1
+	check "$what: exactly one guest1 domain runs" one_domain
+	check "$what: PCR 16 as before, or reset as after a logged power loss" pcr_kept_or_power_loss "$off"
+	check "$what: the vTPM is not left suspended" bash -c "! '$VTPMD_CTL' --control '$SIMDIR/control' list | grep '$U' | grep -q suspended"
+}
+answers() { tpm2_getrandom -T "$(tcti "$1")" 8 >/dev/null 2>&1; }
+
+check "save before the restore that vtpmd dies in" run "$VTPM_SIM" save --dir "$SIMDIR" guest1 "$SIMDIR/k1.save"
+off=$(log_size)
+kill_at "killed in a restore" "Resuming the vTPM suspended" "$VTPM_SIM" restore --dir "$SIMDIR" "$SIMDIR/k1.save"
+after_kill "killed in a restore" "$off"
+PCR=$(pcr16 guest1)
+
+off=$(log_size)
+kill_at "killed in a migration" "Taking the vTPM over from suspended domain" "$VTPM_SIM" migrate --dir "$SIMDIR" guest1
+after_kill "killed in a migration" "$off"
+PCR=$(pcr16 guest1)
+
+off=$(log_size)
+kill_at "killed in a save" "Domain suspended: the vTPM's volatile state is kept" \
+	"$VTPM_SIM" save --dir "$SIMDIR" guest1 "$SIMDIR/k3.save"
+check "killed in a save: restore" run "$VTPM_SIM" restore --dir "$SIMDIR" "$SIMDIR/k3.save"
+after_kill "killed in a save" "$off"
+
 # A plain reboot is a TPM reset.
+check "extend PCR 16 before the reboot" tpm2_pcrextend -T "$(tcti guest1)" 16:sha256=0000000000000000000000000000000000000000000000000000000000000016
+check "PCR 16 is not zero before the reboot" test "$(pcr16 guest1)" != "$ZERO"
 check "reboot" run "$VTPM_SIM" reboot --dir "$SIMDIR" guest1
 check "the reboot cleared PCR 16" test "$(pcr16 guest1)" = "$ZERO"
 
@@ -185,7 +260,6 @@ err=$(echo "$out" | grep 'backend error')
 check "the second copy is not Connected" test "$rc" -ne 0
 check "its device's error node says the vTPM is already attached or in use" \
 	bash -c "echo '$err' | grep -Eqi 'already attached|in use'"
-answers() { tpm2_getrandom -T "$(tcti "$1")" 8 >/dev/null; }
 check "the first copy still answers" answers first
 
 # A restore where the vTPM does not exist (destroyed while its guest was saved):
