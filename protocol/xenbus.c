@@ -38,6 +38,26 @@ static void end_worker(DevMachine *m, const DevView *v, DevActions *a) {
         stop_worker(m, a, IPC_STOP_RESET);
 }
 
+/* The device ends while its domain is suspended (xl save): backend state 6 tells libxl the
+ * device let go, and it then destroys the domain, so 6 waits until the saved state is durable
+ * (DEV_EV_RELEASED) or XENBUS_SAVE_WAIT_NS passed. True while 6 must wait. */
+static bool hold_close(DevMachine *m, const DevView *v, DevEvent ev, DevActions *a, bool saving) {
+        if (saving) {
+                m->close_pending = true;
+                a->timer_ns = v->now_ns + XENBUS_SAVE_WAIT_NS;
+                a->log = "device removed while its domain is suspended; closing once the vTPM is saved";
+                return true;
+        }
+        if (!m->close_pending)
+                return false;
+        if (ev != DEV_EV_RELEASED && ev != DEV_EV_TIMER)
+                return true;
+        m->close_pending = false;
+        if (ev == DEV_EV_TIMER)
+                a->log = "the vTPM's save did not end in time; closing the device anyway";
+        return false;
+}
+
 static void fail(DevMachine *m, DevActions *a, const char *why, int code) {
         stop_worker(m, a, IPC_STOP_RESET);
         a->error = why;
@@ -163,6 +183,8 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
         switch (ev) {
         case DEV_EV_HANDOVER:
                 return;
+        case DEV_EV_RELEASED:
+                break;
         case DEV_EV_GIVE_UP:
                 fail(m, a, "worker crashed repeatedly, giving up on this device", EIO);
                 return;
@@ -201,7 +223,12 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
 
         if (v->online == 0) {
                 /* libxl's remove: online=0 and (unless already 6) be=5; it waits for 6. */
+                bool saving = m->worker && v->domain_suspended;
                 end_worker(m, v, a);
+                if (hold_close(m, v, ev, a, saving)) {
+                        m->phase = DEV_CLOSED;
+                        return;
+                }
                 if (m->phase != DEV_CLOSED || v->be_state != XENBUS_CLOSED) {
                         if (v->be_state != XENBUS_CLOSED)
                                 a->write_state = XENBUS_CLOSED;
@@ -213,11 +240,15 @@ void dev_machine_step(DevMachine *m, DevEvent ev, const DevView *v, DevActions *
         }
 
         if (!v->frontend_present) {
-                if (m->phase != DEV_CLOSED) {
+                if (m->phase != DEV_CLOSED || m->close_pending) {
+                        bool saving = m->worker && v->domain_suspended;
                         end_worker(m, v, a);
-                        a->write_state = XENBUS_CLOSED;
-                        a->log = "frontend directory removed";
                         m->phase = DEV_CLOSED;
+                        if (hold_close(m, v, ev, a, saving))
+                                return;
+                        a->write_state = XENBUS_CLOSED;
+                        if (!a->log)
+                                a->log = "frontend directory removed";
                 }
                 return;
         }

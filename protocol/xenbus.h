@@ -45,6 +45,12 @@
  * is known. A second failure on the ring fails the device. */
 #define XENBUS_MAP_RETRY_NS (100ull * 1000000ull)
 
+/* xl save takes backend state 6 as "the device let go" and then destroys the
+ * domain: a suspended domain's device answers 6 once its worker has exited
+ * with the volatile state recorded (DEV_EV_RELEASED), or after this long
+ * whatever happened (libxl's own timeout is 10 s). */
+#define XENBUS_SAVE_WAIT_NS (5000ull * 1000000ull)
+
 typedef enum XenbusState {
         XENBUS_UNKNOWN = 0,
         XENBUS_INITIALISING = 1,
@@ -79,6 +85,7 @@ typedef enum DevEvent {
         DEV_EV_STATE_FAILED,  /* the vTPM's state cannot be loaded (missing key, corrupt, rolled back) */
         DEV_EV_DOMAIN_GONE,   /* @releaseDomain and the domain is no longer introduced */
         DEV_EV_HANDOVER,      /* another device (a migration's destination) takes this device's vTPM */
+        DEV_EV_RELEASED,      /* a stopped worker of this device's vTPM has exited; what it saved is recorded */
 } DevEvent;
 
 typedef enum DevHolder {
@@ -128,6 +135,7 @@ typedef struct DevMachine {
         bool worker;            /* a worker exists (starting or running) */
         bool quiet;             /* re-attaching after a daemon restart: do not rewrite be=4 */
         bool retried;           /* a worker failed to map or bind this ring once already */
+        bool close_pending;     /* be=6 waits for the suspended domain's save (DEV_EV_RELEASED) */
         uint32_t ring_ref;      /* the ring the worker serves */
         uint32_t evtchn;
         uint64_t initwait_since_ns;

@@ -397,6 +397,7 @@ static bool event_is_failure(DevEvent ev) {
         case DEV_EV_WORKER_EXITED:
         case DEV_EV_DOMAIN_GONE:
         case DEV_EV_HANDOVER:
+        case DEV_EV_RELEASED:
                 return false;
         }
         return false;
@@ -603,6 +604,18 @@ unsigned devices_count_attached(Devices *ds) {
         for (Device *dev = ds->devices; dev; dev = dev->next)
                 n += dev->worker || phase_active(dev->machine.phase);
         return n;
+}
+
+void devices_vtpm_released(void *userdata, const char *uuid) {
+        Devices *ds = userdata;
+
+        for (Device *dev = ds->devices; dev; dev = dev->next)
+                if (dev->machine.close_pending && streq(dev->uuid, uuid)) {
+                        device_queue(dev, &(DeviceEvent){ .ev = DEV_EV_RELEASED });
+                        device_run(dev);
+                        /* device_run may forget dev (and others); one device waits per vTPM. */
+                        return;
+                }
 }
 
 Device *devices_find_vtpm(Devices *ds, const char *uuid, bool *ret_attached) {

@@ -62,6 +62,8 @@ unsigned devices_count(Devices *ds);
 unsigned devices_count_phase(Devices *ds, DevPhase p);
 /* Devices that use their vTPM: a worker, or a phase between InitWait and Closing. */
 unsigned devices_count_attached(Devices *ds);
+/* A stopped worker of the vTPM uuid has exited (workers_on_released): devices of it waiting to close go on. */
+void devices_vtpm_released(void *userdata, const char *uuid);
 /* The device using the vTPM uuid (*ret_attached), else any device naming it, else NULL. */
 Device *devices_find_vtpm(Devices *ds, const char *uuid, bool *ret_attached);
 

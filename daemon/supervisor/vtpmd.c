@@ -296,6 +296,7 @@ static int daemon_open(Daemon *d) {
                                 &d->devices);
         if (r < 0)
                 return log_error_errno(r, "Out of memory");
+        workers_on_released(d->workers, devices_vtpm_released, d->devices);
 
         r = devices_watch(d->devices);
         if (r < 0)

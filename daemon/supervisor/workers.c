@@ -77,6 +77,8 @@ struct Workers {
         pid_t fork_server_pid;               /* 0: none to wait for */
         sd_event_source *fork_server_source; /* its exit */
         uint64_t fork_server_retry_ns;       /* no new one before (CLOCK_MONOTONIC) */
+        void (*released)(void *userdata, const char *uuid);
+        void *released_userdata;
 };
 
 #define worker_log(w, level, ...) \
@@ -458,7 +460,10 @@ static int process_exit_cb(sd_event_source *s, const siginfo_t *si, void *userda
         else if (si->si_code != CLD_EXITED || si->si_status != 0)
                 log_msg(LOG_WARNING, "Stopped worker (pid %d) ended with %s %d", (int) si->si_pid,
                         si->si_code == CLD_EXITED ? "status" : "signal", si->si_status);
+        bool stopped = !crashed;
         process_free(p);
+        if (stopped && ws->released)
+                ws->released(ws->released_userdata, uuid);
 
         /* A worker waiting for this vTPM's previous process to let go of its state. */
         for (Worker *o = ws->workers; o; o = o->next)
@@ -680,6 +685,11 @@ const WorkerOps workers_ops = {
 };
 
 /* ---- all of them ---- */
+
+void workers_on_released(Workers *ws, void (*cb)(void *userdata, const char *uuid), void *userdata) {
+        ws->released = cb;
+        ws->released_userdata = userdata;
+}
 
 int workers_new(const VtpmdConfig *c, sd_event *event, VtpmState *state, Workers **ret) {
         Workers *ws = calloc(1, sizeof(*ws));

@@ -123,5 +123,8 @@ void workers_stop_all(Workers *ws, IpcStopMode mode);
 void workers_kill_all(Workers *ws);
 /* No process left. */
 bool workers_idle(Workers *ws);
+/* Called whenever a stopped process of a vTPM has exited, after its last messages were read
+ * (its saved volatile state, if any, is recorded and, for a suspended vTPM, committed). */
+void workers_on_released(Workers *ws, void (*cb)(void *userdata, const char *uuid), void *userdata);
 /* A process of the vTPM uuid exists (running or still stopping). */
 bool workers_has_vtpm(Workers *ws, const char *uuid);

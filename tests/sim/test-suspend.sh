@@ -157,7 +157,7 @@ wait_suspended() {
 	until suspended_listed; do [ "$(now_ms)" -lt "$deadline" ] || return 1; done
 }
 check "save before vtpmd is killed" run "$VTPM_SIM" save --dir "$SIMDIR" guest1 "$SIMDIR/kill.save"
-check "vtpmd-ctl list shows the vTPM suspended" wait_suspended
+check "as soon as save returns, vtpmd-ctl list shows the vTPM suspended (libxl waited for it)" suspended_listed
 check "vtpmd-ctl show says when and from which domain" bash -c "'$VTPMD_CTL' --control '$SIMDIR/control' show $U | grep -q 'Suspended from *domain'"
 check "SIGKILL vtpmd" kill -KILL "$(cat "$SIMDIR/vtpmd.pid")"
 check "vtpmd comes back" run "$VTPM_SIM" restart-daemon --dir "$SIMDIR"

@@ -365,6 +365,7 @@ typedef enum Op {
         OP_UNKNOWN, /* from now on the vTPM does not exist (AutoCreate=no) */
         OP_DESTROY, /* vtpmd-ctl destroy --force */
         OP_SUSPEND, /* the domain shuts down with reason suspend (nothing in xenstore changes) */
+        OP_STOPPED, /* a stopped worker of the vTPM has exited (workers_on_released) */
 } Op;
 
 typedef struct Step {
@@ -447,6 +448,9 @@ static void run_step(const Step *s) {
                 break;
         case OP_SUSPEND:
                 xs.suspended = true;
+                break;
+        case OP_STOPPED:
+                devices_vtpm_released(devices, UUID);
                 break;
         case OP_DESTROY:
                 dev = devices_find_vtpm(devices, UUID, &attached);
@@ -606,11 +610,12 @@ TEST(xl_save_suspends_the_vtpm_instead_of_resetting_it) {
         static const Step steps[] = {
                 /* The guest suspends: no xenstore change, nothing happens. */
                 { OP_SUSPEND, NULL, "", DEV_CONNECTED },
-                /* libxl destroys the saved domain (FORCE_ON): frontend dir first, then online=0 and be=5. */
-                { OP_RM, "fe",
-                  "suspend-vtpm " UUID " domid=3 devid=0 at=1700000000000000 handle=d3\nstop suspend\nbe/state=6\n",
+                /* libxl destroys the saved domain (FORCE_ON): frontend dir first, then online=0 and be=5;
+                 * it waits for 6, which comes once the stopped worker has exited (its save recorded). */
+                { OP_RM, "fe", "suspend-vtpm " UUID " domid=3 devid=0 at=1700000000000000 handle=d3\nstop suspend\n",
                   DEV_CLOSED },
-                { OP_SET, "be/online=0 be/state=5", "be/state=6\n", DEV_CLOSED },
+                { OP_SET, "be/online=0 be/state=5", "", DEV_CLOSED },
+                { OP_STOPPED, NULL, "be/state=6\n", DEV_CLOSED },
                 { OP_RM, "be", "", -1 },
         };
         setup();

@@ -342,16 +342,22 @@ SCENARIO(xl_save_removal_of_a_suspended_domain_suspends_the_vtpm, .connected = t
         /* libxl destroys the saved domain with FORCE_ON: frontend dir first, while it is shut down (suspend). */
         { { .suspended = SET(true), .frontend_present = SET(false), .fe = SET(-1), .ring_valid = SET(false) },
           DEV_EV_XENSTORE,
-          { .stop = YES, .stop_mode = EQ(IPC_STOP_SUSPEND), .suspend_vtpm = YES, .write_state = EQ(XENBUS_CLOSED),
-            .phase = EQ(DEV_CLOSED) } },
+          { .stop = YES, .stop_mode = EQ(IPC_STOP_SUSPEND), .suspend_vtpm = YES, .write_state = EQ(-1),
+            .timer_ns = EQ(START_NS + DWELL + XENBUS_SAVE_WAIT_NS), .phase = EQ(DEV_CLOSED) } },
+        /* libxl waits for 6: it comes once the stopped worker has exited with its save recorded. */
         { { .online = SET(0), .be = SET(XENBUS_CLOSING) }, DEV_EV_XENSTORE,
-          { .stop = NO, .suspend_vtpm = NO, .write_state = EQ(XENBUS_CLOSED) } },
+          { .stop = NO, .suspend_vtpm = NO, .write_state = EQ(-1) } },
+        { {}, DEV_EV_RELEASED, { .stop = NO, .suspend_vtpm = NO, .write_state = EQ(XENBUS_CLOSED) } },
         { { .backend_present = SET(false) }, DEV_EV_XENSTORE, { .forget = YES, .stop = NO, .suspend_vtpm = NO } },
 })
 
 SCENARIO(online0_of_a_suspended_domain_suspends, .connected = true, .steps = {
         { { .suspended = SET(true), .online = SET(0), .be = SET(XENBUS_CLOSING) }, DEV_EV_XENSTORE,
-          { .stop = YES, .stop_mode = EQ(IPC_STOP_SUSPEND), .suspend_vtpm = YES, .write_state = EQ(XENBUS_CLOSED) } },
+          { .stop = YES, .stop_mode = EQ(IPC_STOP_SUSPEND), .suspend_vtpm = YES, .write_state = EQ(-1) } },
+        { { .suspended = SET(false) }, DEV_EV_XENSTORE, { .nothing = true } },
+        /* The save never reported (the worker hung): 6 all the same, before libxl's own 10 s. */
+        { { .advance_ns = XENBUS_SAVE_WAIT_NS }, DEV_EV_TIMER, { .write_state = EQ(XENBUS_CLOSED) } },
+        { { .be = SET(XENBUS_CLOSED) }, DEV_EV_RELEASED, { .nothing = true } },
 })
 
 SCENARIO(backend_gone_of_a_suspended_domain_suspends, .connected = true, .steps = {
