@@ -11,7 +11,8 @@
 #  - fencing: when the storage goes away under a lock holder (the brick is
 #    killed and restarted), the lock is gone, mnt2 takes it, and the old
 #    holder's fd never writes again; when the holder's own FUSE client dies,
-#    the lock is released and the holder's fd fails.
+#    the lock is released and the holder's fd fails; while it only hangs,
+#    the lock stays its own.
 #
 # The measured times are printed as "# measured:" lines.
 #
@@ -139,6 +140,22 @@ for op in write read write; do
 done
 check "the new owner's data is intact through mnt1 and mnt2" \
 	test "$(cat "$M1/fence.lock")/$(cat "$M2/fence.lock")" = "new owner/new owner"
+# Fencing is per locked fd: a file opened afresh through mnt1 is written.
+echo "# measured: a fresh replace through mnt1 after the storage returned: $("$POOL_LOCK" publish "$M1" fresh x)"
+holder_end
+
+# A hung host: its FUSE client stopped, not dead. The brick keeps the lock
+# for it (nothing closes the connection), so nobody takes over a vTPM the hung
+# host may still write once it runs again.
+holder_start "$M1/hung.lock"
+check "a holder takes the lock through mnt1 before its FUSE client hangs" test "$ANSWER" = locked
+kill -STOP "$(cat "$P/mnt1.pid")"
+got=$("$POOL_LOCK" wait "$M2/hung.lock" 5000)
+check "the lock of a hung client is not granted through mnt2 within 5 s" test "$got" = timeout
+kill -CONT "$(cat "$P/mnt1.pid")"
+holder_say write
+check "the holder writes again once its client runs" test "$ANSWER" = ok
+check "... and still holds the lock" test "$("$POOL_LOCK" try "$M2/hung.lock")" = EAGAIN
 holder_end
 
 # Fencing 2: the holder's own FUSE client (its host's mount) dies.
