@@ -114,7 +114,7 @@ static int derive_key(const uint8_t z[POOL_KEY_Z_SIZE], const uint8_t ephemeral[
         OSSL_PARAM params[5];
         int r = 0;
 
-        info = malloc(info_len ?: 1);
+        info = malloc(info_len);
         if (!info)
                 return -ENOMEM;
         memcpy(info, KDF_LABEL, strlen(KDF_LABEL));
@@ -175,8 +175,10 @@ int pool_key_wrap(const uint8_t pool_key[POOL_KEY_SIZE], const uint8_t member_po
         if (!pool_key || !member_point || (!context && context_len) || !ret || !ret_len)
                 return -EINVAL;
         r = point_import(member_point, &member);
-        if (r < 0)
+        if (r == -EBADMSG)
                 return -EINVAL; /* the caller's argument, not a received blob */
+        if (r < 0)
+                return r;
         b = malloc(POOL_KEY_BLOB_SIZE);
         if (!b)
                 return -ENOMEM;

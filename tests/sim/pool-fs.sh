@@ -108,11 +108,12 @@ live_mounts() {
 # Every process whose command line names this pool's directory: what a failed
 # up may have started before it wrote a pid file.
 pool_pids() {
-	local p c
+	local p args
 	for p in /proc/[0-9]*; do
-		# Matched by bash itself: a grep would find its own command line.
-		c=$(tr '\0' ' ' 2>/dev/null <"$p/cmdline") || continue
-		[[ $c == *"$D/"* ]] && echo "${p#/proc/}"
+		# Read and matched by bash itself: no process per entry, and no grep
+		# that would find its own command line.
+		mapfile -d '' args 2>/dev/null <"$p/cmdline" || continue
+		[[ "${args[*]}" == *"$D/"* ]] && echo "${p#/proc/}"
 	done
 }
 

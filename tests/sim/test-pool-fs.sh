@@ -83,7 +83,10 @@ holder_end
 
 holder_start "$M1/vtpm.lock"
 check "a new holder takes the lock through mnt1" test "$ANSWER" = locked
-kill -KILL "$HPID"
+{
+	kill -KILL "$HPID"
+	wait "$HPID"
+} 2>/dev/null
 if ms=$(wait_lock "$M2" vtpm.lock); then
 	ok "the lock is released when its holder is SIGKILLed"
 	echo "# measured: lock granted through mnt2 $ms ms after the holder's SIGKILL"
@@ -181,10 +184,10 @@ check "pool-fs.sh down" "$POOL_FS" down "$P"
 check "nothing of the pool is mounted" test -z "$(awk -v p="$P/" 'index($2, p) == 1' /proc/mounts)"
 # Command lines read by bash itself: a grep would find its own.
 pool_processes() {
-	local f c
+	local f args
 	for f in /proc/[0-9]*/cmdline; do
-		c=$(tr '\0' ' ' 2>/dev/null <"$f") || continue
-		[[ $c == *"$P/"* ]] && echo "$f: $c"
+		mapfile -d '' args 2>/dev/null <"$f" || continue
+		[[ "${args[*]}" == *"$P/"* ]] && echo "$f: ${args[*]}"
 	done
 }
 check "no process of the pool runs" test -z "$(pool_processes)"

@@ -694,7 +694,10 @@ TEST(pool_key_unwraps_only_on_the_tpm_it_was_wrapped_to) {
         ASSERT_OK(host_tpm_open(&ca, &ta));
         ASSERT_OK(host_tpm_open(&cb, &tb));
         ASSERT_OK(host_tpm_transfer_public(ta, pa));
+        /* CreatePrimary(transfer key), FlushContext: no blob, nothing kept. */
+        before = host_tpm_commands(tb);
         ASSERT_OK(host_tpm_transfer_public(tb, pb));
+        ASSERT_EQ(host_tpm_commands(tb) - before, 2);
 
         /* A member wraps the pool key to B, the joining host. */
         random_key(key);
