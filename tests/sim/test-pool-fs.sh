@@ -192,4 +192,10 @@ pool_processes() {
 }
 check "no process of the pool runs" test -z "$(pool_processes)"
 check "pool-fs.sh down again is a no-op" "$POOL_FS" down "$P"
+
+# A failed up (no step may take any time) tears down what it started.
+POOL_FS_DEADLINE=0 "$POOL_FS" up "$P" 1 2>/dev/null
+check "a failed up exits 1" test $? -eq 1
+check "a failed up leaves nothing mounted" test -z "$(awk -v p="$P/" 'index($2, p) == 1' /proc/mounts)"
+check "a failed up leaves no process running" test -z "$(pool_processes)"
 finish
