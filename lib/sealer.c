@@ -654,6 +654,143 @@ finish:
         return r;
 }
 
+/* The transfer key: an unrestricted ECC P-256 decrypt key, so TPM2_ECDH_ZGen
+ * accepts it (the SRK is restricted and would be refused). Its unique field
+ * differs from the SRK's all-zero one, so it is another key of the same seed,
+ * re-created identically until the owner hierarchy is cleared. No authValue
+ * and NODA: it authorizes nothing a lockout could protect. */
+static void transfer_template(TPM2B_PUBLIC *ret) {
+        static const char label[] = "vtpmd pool transfer";
+
+        *ret = (TPM2B_PUBLIC){ 0 };
+        ret->publicArea.type = TPM2_ALG_ECC;
+        ret->publicArea.nameAlg = TPM2_ALG_SHA256;
+        ret->publicArea.objectAttributes = TPMA_OBJECT_FIXEDTPM | TPMA_OBJECT_FIXEDPARENT |
+                TPMA_OBJECT_SENSITIVEDATAORIGIN | TPMA_OBJECT_USERWITHAUTH | TPMA_OBJECT_NODA | TPMA_OBJECT_DECRYPT;
+        ret->publicArea.parameters.eccDetail.symmetric.algorithm = TPM2_ALG_NULL;
+        ret->publicArea.parameters.eccDetail.scheme.scheme = TPM2_ALG_NULL;
+        ret->publicArea.parameters.eccDetail.curveID = TPM2_ECC_NIST_P256;
+        ret->publicArea.parameters.eccDetail.kdf.scheme = TPM2_ALG_NULL;
+        ret->publicArea.unique.ecc.x.size = HOST_TPM_COORD_SIZE;
+        memcpy(ret->publicArea.unique.ecc.x.buffer, label, sizeof(label) - 1);
+        ret->publicArea.unique.ecc.y.size = HOST_TPM_COORD_SIZE;
+}
+
+/* A coordinate as the TPM returns it (at most the curve's size, possibly
+ * without leading zeros) into a fixed-size big-endian field. */
+static int coord_get(const TPM2B_ECC_PARAMETER *c, uint8_t ret[HOST_TPM_COORD_SIZE]) {
+        if (c->size > HOST_TPM_COORD_SIZE)
+                return -EIO;
+        memset(ret, 0, HOST_TPM_COORD_SIZE - c->size);
+        memcpy(ret + HOST_TPM_COORD_SIZE - c->size, c->buffer, c->size);
+        return 0;
+}
+
+/* Re-creates the transfer key; *ret_point is its public point 0x04 || X || Y. */
+static int transfer_acquire(HostTpm *t, ESYS_TR *ret, uint8_t ret_point[HOST_TPM_POINT_SIZE]) {
+        TPM2B_SENSITIVE_CREATE sensitive = { 0 };
+        TPM2B_DATA outside = { 0 };
+        TPML_PCR_SELECTION no_pcrs = { 0 };
+        TPM2B_PUBLIC tmpl, *pub = NULL;
+        uint8_t point[HOST_TPM_POINT_SIZE];
+        ESYS_TR key = ESYS_TR_NONE;
+        TSS2_RC rc;
+
+        transfer_template(&tmpl);
+        rc = Esys_CreatePrimary(t->esys, ESYS_TR_RH_OWNER, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &sensitive,
+                                &tmpl, &outside, &no_pcrs, &key, &pub, NULL, NULL, NULL);
+        if (rc != TSS2_RC_SUCCESS)
+                return tss_fail(t, "Esys_CreatePrimary(transfer key)", rc);
+        point[0] = 0x04; /* SEC 1 §2.3.3: uncompressed */
+        if (pub->publicArea.type != TPM2_ALG_ECC ||
+            coord_get(&pub->publicArea.unique.ecc.x, point + 1) < 0 ||
+            coord_get(&pub->publicArea.unique.ecc.y, point + 1 + HOST_TPM_COORD_SIZE) < 0) {
+                Esys_Free(pub);
+                flush(t, &key);
+                return fail(t, -EIO, "the host TPM returned a transfer key that is not a P-256 point");
+        }
+        Esys_Free(pub);
+        memcpy(ret_point, point, sizeof(point));
+        *ret = key;
+        return 0;
+}
+
+int host_tpm_transfer_public(HostTpm *t, uint8_t ret_point[HOST_TPM_POINT_SIZE]) {
+        uint8_t point[HOST_TPM_POINT_SIZE];
+        ESYS_TR key = ESYS_TR_NONE;
+        int r;
+
+        if (!t || !ret_point)
+                return -EINVAL;
+        r = transfer_acquire(t, &key, point);
+        if (r < 0)
+                return r;
+        flush(t, &key);
+        memcpy(ret_point, point, sizeof(point));
+        return 0;
+}
+
+int host_tpm_transfer_zgen(HostTpm *t, const uint8_t own_point[HOST_TPM_POINT_SIZE],
+                           const uint8_t peer_point[HOST_TPM_POINT_SIZE], uint8_t ret_z[HOST_TPM_COORD_SIZE]) {
+        TPM2B_ECC_POINT in = { .size = 2 * (2 + HOST_TPM_COORD_SIZE) };
+        TPM2B_ECC_POINT *out = NULL;
+        uint8_t point[HOST_TPM_POINT_SIZE], z[HOST_TPM_COORD_SIZE];
+        ESYS_TR key = ESYS_TR_NONE, sess = ESYS_TR_NONE;
+        TSS2_RC rc;
+        int r;
+
+        if (!t || !own_point || !peer_point || !ret_z)
+                return -EINVAL;
+        if (peer_point[0] != 0x04)
+                return fail(t, -EBADMSG, "the peer's point is not an uncompressed P-256 point");
+
+        r = transfer_acquire(t, &key, point);
+        if (r < 0)
+                return r;
+        /* Before the session is salted to it: a key that is not the one the
+         * caller wrapped to is another TPM, a cleared owner hierarchy, or an
+         * interposer offering its own public key to learn the salt. */
+        if (memcmp(point, own_point, sizeof(point)) != 0) {
+                r = fail(t, -EKEYREJECTED, "the host TPM's transfer key is not the expected one: "
+                                           "the host TPM was cleared or replaced");
+                goto finish;
+        }
+        /* ENCRYPT: the first response parameter, outPoint (Z), is encrypted. */
+        r = salted_session(t, key, TPM2_SE_HMAC, TPMA_SESSION_ENCRYPT | TPMA_SESSION_CONTINUESESSION, &sess);
+        if (r < 0)
+                goto finish;
+
+        in.point.x.size = HOST_TPM_COORD_SIZE;
+        memcpy(in.point.x.buffer, peer_point + 1, HOST_TPM_COORD_SIZE);
+        in.point.y.size = HOST_TPM_COORD_SIZE;
+        memcpy(in.point.y.buffer, peer_point + 1 + HOST_TPM_COORD_SIZE, HOST_TPM_COORD_SIZE);
+        rc = Esys_ECDH_ZGen(t->esys, key, sess, ESYS_TR_NONE, ESYS_TR_NONE, &in, &out);
+        wipe_response(t);
+        if (rc != TSS2_RC_SUCCESS) {
+                if (tss2_rc_base(rc) == TPM2_RC_ECC_POINT || tss2_rc_is_parameter_error(rc))
+                        r = fail(t, -EBADMSG, "the host TPM refused the peer's point: %s (0x%" PRIx32 ")",
+                                 Tss2_RC_Decode(rc), (uint32_t) rc);
+                else
+                        r = tss_fail(t, "Esys_ECDH_ZGen", rc);
+                goto finish;
+        }
+        if (coord_get(&out->point.x, z) < 0) {
+                r = fail(t, -EIO, "Esys_ECDH_ZGen returned a %u-byte coordinate", out->point.x.size);
+                goto finish;
+        }
+        memcpy(ret_z, z, sizeof(z));
+        r = 0;
+finish:
+        if (out) {
+                explicit_wipe(out, sizeof(*out));
+                Esys_Free(out);
+        }
+        explicit_wipe(z, sizeof(z));
+        flush(t, &sess);
+        flush(t, &key);
+        return r;
+}
+
 /* The name the counter index has if it is exactly ours: binds type, attributes,
  * size and (empty) policy, so one comparison rejects any other index there. */
 static void counter_name(uint32_t index, bool written, TPM2B_NAME *ret) {

@@ -2,7 +2,7 @@
 /*
  * The host-TPM sealer against a real swtpm (tests/common/hosttpm-swtpm.c),
  * one fresh TPM per test, checked from outside with tpm2-tools and the swtpm
- * hex-dump log.
+ * hex-dump log. Two swtpms are two hosts of a pool for the transfer key.
  */
 #include <fcntl.h>
 #include <string.h>
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "hosttpm-swtpm.h"
+#include "pool-key.h"
 #include "sealer.h"
 #include "test.h"
 #include "util.h"
@@ -599,4 +600,203 @@ TEST(persistent_srk) {
         ASSERT_OK(host_tpm_open(&c, &t));
         ASSERT_ERR(host_tpm_unseal(t, blob, len, got), -ENOENT);
         ASSERT_TRUE(strstr(host_tpm_last_error(t), "0x81000002") != NULL);
+}
+
+#define POOL_CONTEXT "pool 0123/host b"
+#define POOL_CTX (const uint8_t *) POOL_CONTEXT, strlen(POOL_CONTEXT)
+
+/* A joining host's half of the pool key transfer: its TPM's ZGen between
+ * pool_key_parse() and pool_key_open(). */
+static int pool_unwrap(HostTpm *t, const uint8_t own_point[HOST_TPM_POINT_SIZE], const uint8_t *blob, size_t len,
+                       uint8_t ret_key[POOL_KEY_SIZE]) {
+        uint8_t eph[POOL_KEY_POINT_SIZE], z[POOL_KEY_Z_SIZE];
+        int r = pool_key_parse(blob, len, own_point, eph);
+
+        if (r < 0)
+                return r;
+        r = host_tpm_transfer_zgen(t, own_point, eph, z);
+        if (r < 0)
+                return r;
+        r = pool_key_open(blob, len, own_point, z, POOL_CTX, ret_key);
+        explicit_wipe(z, sizeof(z));
+        return r;
+}
+
+typedef struct ExpectedPoint {
+        const char *tcti;
+        uint8_t point[HOST_TPM_POINT_SIZE];
+} ExpectedPoint;
+
+static void transfer_point_in_child(void *arg) {
+        const ExpectedPoint *e = arg;
+        HostTpmConfig c = { .tcti = e->tcti };
+        _cleanup_tpm_ HostTpm *t = NULL;
+        uint8_t point[HOST_TPM_POINT_SIZE];
+
+        ASSERT_OK(host_tpm_open(&c, &t));
+        ASSERT_OK(host_tpm_transfer_public(t, point));
+        ASSERT_MEMEQ(point, e->point, sizeof(point));
+}
+
+TEST(transfer_point_is_stable_per_tpm) {
+        _cleanup_sim_ HostTpmSim *a = NULL, *b = NULL;
+        uint8_t pa[HOST_TPM_POINT_SIZE], pa2[HOST_TPM_POINT_SIZE], pb[HOST_TPM_POINT_SIZE];
+        HostTpmConfig ca, cb;
+
+        ASSERT_OK(hosttpm_sim_start(&a));
+        ASSERT_OK(hosttpm_sim_start(&b));
+        ca = config(a);
+        cb = config(b);
+        {
+                _cleanup_tpm_ HostTpm *t = NULL;
+                ASSERT_OK(host_tpm_open(&ca, &t));
+                ASSERT_OK(host_tpm_transfer_public(t, pa));
+                ASSERT_OK(host_tpm_transfer_public(t, pa2));
+                ASSERT_MEMEQ(pa, pa2, sizeof(pa));
+        }
+        ASSERT_EQ(pa[0], 0x04);
+        /* Another process, another ESAPI context, and a power cycle: the same key. */
+        {
+                ExpectedPoint e = { .tcti = hosttpm_sim_tcti(a) };
+                memcpy(e.point, pa, sizeof(pa));
+                ASSERT_CHILD(transfer_point_in_child, &e);
+        }
+        ASSERT_OK(hosttpm_sim_restart(a));
+        {
+                _cleanup_tpm_ HostTpm *t = NULL;
+                ASSERT_OK(host_tpm_open(&ca, &t));
+                ASSERT_OK(host_tpm_transfer_public(t, pa2));
+        }
+        ASSERT_MEMEQ(pa, pa2, sizeof(pa));
+        {
+                _cleanup_tpm_ HostTpm *t = NULL;
+                ASSERT_OK(host_tpm_open(&cb, &t));
+                ASSERT_OK(host_tpm_transfer_public(t, pb));
+        }
+        ASSERT_FALSE(memcmp(pa, pb, sizeof(pa)) == 0);
+        ASSERT_EQ(count_handles(a, "handles-transient"), 0);
+}
+
+TEST(pool_key_unwraps_only_on_the_tpm_it_was_wrapped_to) {
+        _cleanup_sim_ HostTpmSim *a = NULL, *b = NULL;
+        _cleanup_tpm_ HostTpm *ta = NULL, *tb = NULL;
+        _cleanup_free_ uint8_t *blob = NULL;
+        uint8_t pa[HOST_TPM_POINT_SIZE], pb[HOST_TPM_POINT_SIZE], eph[POOL_KEY_POINT_SIZE], z[POOL_KEY_Z_SIZE];
+        uint8_t key[POOL_KEY_SIZE], got[POOL_KEY_SIZE];
+        HostTpmConfig ca, cb;
+        size_t len = 0;
+        unsigned before;
+
+        ASSERT_OK(hosttpm_sim_start(&a));
+        ASSERT_OK(hosttpm_sim_start(&b));
+        ca = config(a);
+        cb = config(b);
+        ASSERT_OK(host_tpm_open(&ca, &ta));
+        ASSERT_OK(host_tpm_open(&cb, &tb));
+        ASSERT_OK(host_tpm_transfer_public(ta, pa));
+        /* CreatePrimary(transfer key), FlushContext: no blob, nothing kept. */
+        before = host_tpm_commands(tb);
+        ASSERT_OK(host_tpm_transfer_public(tb, pb));
+        ASSERT_EQ(host_tpm_commands(tb) - before, 2);
+
+        /* A member wraps the pool key to B, the joining host. */
+        random_key(key);
+        ASSERT_OK(pool_key_wrap(key, pb, POOL_CTX, &blob, &len));
+        memset(got, 0, sizeof(got));
+        /* ZGen: CreatePrimary(transfer key), StartAuthSession(salted), ECDH_ZGen, FlushContext x2. */
+        before = host_tpm_commands(tb);
+        ASSERT_OK(pool_unwrap(tb, pb, blob, len, got));
+        ASSERT_EQ(host_tpm_commands(tb) - before, 5);
+        ASSERT_MEMEQ(got, key, sizeof(key));
+
+        /* A, another TPM: refused by fingerprint before its TPM is asked... */
+        memset(got, 0xAA, sizeof(got));
+        ASSERT_ERR(pool_unwrap(ta, pa, blob, len, got), -EKEYREJECTED);
+        /* ...by its TPM's transfer key if it claims B's point... */
+        ASSERT_OK(pool_key_parse(blob, len, pb, eph));
+        before = host_tpm_commands(ta);
+        ASSERT_ERR(host_tpm_transfer_zgen(ta, pb, eph, z), -EKEYREJECTED);
+        ASSERT_TRUE(strstr(host_tpm_last_error(ta), "cleared or replaced") != NULL);
+        /* CreatePrimary and its flush only: nothing salted to the wrong key. */
+        ASSERT_EQ(host_tpm_commands(ta) - before, 2);
+        /* ...and by the tag if it uses its own Z. */
+        ASSERT_OK(host_tpm_transfer_zgen(ta, pa, eph, z));
+        ASSERT_ERR(pool_key_open(blob, len, pb, z, POOL_CTX, got), -EKEYREJECTED);
+        ASSERT_EQ(got[0], 0xAA);
+
+        /* After a power cycle of B (its TPM's seeds kept), the same blob opens. */
+        ASSERT_OK(hosttpm_sim_restart(b));
+        host_tpm_close(TAKE_PTR(tb));
+        ASSERT_OK(host_tpm_open(&cb, &tb));
+        memset(got, 0, sizeof(got));
+        ASSERT_OK(pool_unwrap(tb, pb, blob, len, got));
+        ASSERT_MEMEQ(got, key, sizeof(key));
+
+        for (HostTpmSim *s = a; s; s = s == a ? b : NULL) {
+                ASSERT_EQ(count_handles(s, "handles-transient"), 0);
+                ASSERT_EQ(count_handles(s, "handles-loaded-session"), 0);
+        }
+}
+
+TEST(zgen_refuses_a_point_off_the_curve) {
+        _cleanup_sim_ HostTpmSim *s = NULL;
+        _cleanup_tpm_ HostTpm *t = NULL;
+        uint8_t p[HOST_TPM_POINT_SIZE], bad[HOST_TPM_POINT_SIZE], z[HOST_TPM_COORD_SIZE];
+        HostTpmConfig c;
+
+        ASSERT_OK(hosttpm_sim_start(&s));
+        c = config(s);
+        ASSERT_OK(host_tpm_open(&c, &t));
+        ASSERT_OK(host_tpm_transfer_public(t, p));
+        memcpy(bad, p, sizeof(bad));
+        bad[64] ^= 0x01;
+        memset(z, 0xAA, sizeof(z));
+        ASSERT_ERR(host_tpm_transfer_zgen(t, p, bad, z), -EBADMSG);
+        bad[0] = 0x02;
+        ASSERT_ERR(host_tpm_transfer_zgen(t, p, bad, z), -EBADMSG);
+        ASSERT_EQ(z[0], 0xAA);
+        ASSERT_EQ(count_handles(s, "handles-transient"), 0);
+        ASSERT_EQ(count_handles(s, "handles-loaded-session"), 0);
+        /* Its own point is a valid peer: the TPM still works. */
+        ASSERT_OK(host_tpm_transfer_zgen(t, p, p, z));
+}
+
+TEST(z_never_crosses_the_wire) {
+        _cleanup_sim_ HostTpmSim *s = NULL;
+        _cleanup_tpm_ HostTpm *t = NULL;
+        _cleanup_free_ uint8_t *blob = NULL;
+        HostTpmSimMsg *m = NULL;
+        uint8_t p[HOST_TPM_POINT_SIZE], eph[POOL_KEY_POINT_SIZE], z[POOL_KEY_Z_SIZE];
+        uint8_t key[POOL_KEY_SIZE], got[POOL_KEY_SIZE];
+        size_t len = 0, n = 0, eph_in_cmd = 0, point_in_rsp = 0;
+        bool leak = false;
+        HostTpmConfig c;
+
+        ASSERT_OK(hosttpm_sim_start(&s));
+        c = config(s);
+        ASSERT_OK(host_tpm_open(&c, &t));
+        ASSERT_OK(host_tpm_transfer_public(t, p));
+        random_key(key);
+        ASSERT_OK(pool_key_wrap(key, p, POOL_CTX, &blob, &len));
+        ASSERT_OK(pool_key_parse(blob, len, p, eph));
+        ASSERT_OK(host_tpm_transfer_zgen(t, p, eph, z));
+        ASSERT_OK(pool_key_open(blob, len, p, z, POOL_CTX, got));
+        ASSERT_MEMEQ(got, key, sizeof(key));
+
+        ASSERT_OK(hosttpm_sim_log_messages(s, &m, &n));
+        for (size_t i = 0; i < n; i++) {
+                if (contains_window(m[i].data, m[i].len, z, sizeof(z), 8) ||
+                    contains_window(m[i].data, m[i].len, key, sizeof(key), 8))
+                        leak = true;
+                /* Positive controls: the public ephemeral X goes to ZGen in the clear,
+                 * and the transfer key's X comes back from CreatePrimary. */
+                if (m[i].command && memmem(m[i].data, m[i].len, eph + 1, 32))
+                        eph_in_cmd++;
+                if (!m[i].command && memmem(m[i].data, m[i].len, p + 1, 32))
+                        point_in_rsp++;
+        }
+        hosttpm_sim_msgs_free(m, n);
+        ASSERT_FALSE(leak);
+        ASSERT_EQ(eph_in_cmd, 1);
+        ASSERT_EQ(point_in_rsp, 2);
 }
