@@ -395,7 +395,7 @@ static int fsync_parent(const char *path) {
         return 0;
 }
 
-int stateroot_open(const char *path, StateRoot **ret) {
+static int root_open(const char *path, bool lock, StateRoot **ret) {
         _cleanup_(stateroot_closep) StateRoot *r = NULL;
         int k;
 
@@ -425,11 +425,22 @@ int stateroot_open(const char *path, StateRoot **ret) {
         r->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (r->fd < 0)
                 return negative_errno();
-        k = take_lock(r->fd, &r->lock_fd, &r->file_mode);
-        if (k < 0)
-                return k;
+        if (lock) {
+                k = take_lock(r->fd, &r->lock_fd, &r->file_mode);
+                if (k < 0)
+                        return k;
+        } else
+                r->file_mode = file_mode(r->fd);
         *ret = TAKE_PTR(r);
         return 0;
+}
+
+int stateroot_open(const char *path, StateRoot **ret) {
+        return root_open(path, true, ret);
+}
+
+int stateroot_open_shared(const char *path, StateRoot **ret) {
+        return root_open(path, false, ret);
 }
 
 StateRoot *stateroot_close(StateRoot *r) {
@@ -724,6 +735,18 @@ static bool writable(const StateDir *d) {
         return d->lock_fd >= 0;
 }
 
+/* Before a state file changes: the lock is still ours. On a shared file system that
+ * fences a holder that lost its lock (GlusterFS with client.strict-locks, see
+ * docs/pool-storage.md) the locked fd fails every operation after the loss, so one
+ * write through it is the check; the lock file is always empty but for this byte. */
+static int owner_check(const StateDir *d) {
+        if (!writable(d))
+                return -EROFS;
+        if (pwrite(d->lock_fd, "L", 1, 0) != 1)
+                return errno == EBADFD ? -ENOLCK : negative_errno();
+        return 0;
+}
+
 StateDir *statedir_close(StateDir *d) {
         if (!d)
                 return NULL;
@@ -743,10 +766,13 @@ const char *statedir_uuid(const StateDir *d) {
 
 int statedir_write(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq, const void *data,
                    size_t len) {
+        int r;
+
         if (!kind_in_dir(kind))
                 return -EINVAL;
-        if (!writable(d))
-                return -EROFS;
+        r = owner_check(d);
+        if (r < 0)
+                return r;
         return blob_write(d->fd, d->file_mode, kind, d->uuid_bin, key, seq, data, len);
 }
 
@@ -769,8 +795,9 @@ int statedir_remove(StateDir *d, StateKind kind) {
 
         if (!kind_in_dir(kind))
                 return -EINVAL;
-        if (!writable(d))
-                return -EROFS;
+        r = owner_check(d);
+        if (r < 0)
+                return r;
         r = tmp_name(state_kind_filename(kind), &tmp);
         if (r < 0)
                 return r;
@@ -940,6 +967,8 @@ const char *statestore_strerror(int r) {
                 return "authentication failed (wrong key or modified contents)";
         case -ESTALE:
                 return "older than the newest state recorded (rolled back)";
+        case -ENOLCK:
+                return "the vTPM's lock on the shared storage was lost (another host may own it now)";
         default:
                 return strerror(-r);
         }

@@ -23,6 +23,9 @@
  *   -EMEDIUMTYPE      a blob of another kind (a file renamed over another)
  *   -EXDEV            a blob of another vTPM (its UUID differs)
  *   -EKEYREJECTED     authentication failed: wrong key or modified contents
+ * and of a write or removal in a vTPM directory:
+ *   -EROFS            the directory is not locked by this process
+ *   -ENOLCK           its lock was lost: the shared file system fenced this holder
  */
 #pragma once
 
@@ -41,6 +44,10 @@ typedef struct StateDir StateDir;
 /* Creates the root (mkdir -p, 0700) if needed and takes its lock: -EBUSY if
  * another process holds it. */
 int stateroot_open(const char *path, StateRoot **ret);
+/* The same without the root's lock: a root that several hosts share (a pool's
+ * vTPM directories on a shared file system); each vTPM directory is still locked
+ * by its one owner. */
+int stateroot_open_shared(const char *path, StateRoot **ret);
 StateRoot *stateroot_close(StateRoot *r);
 DEFINE_TRIVIAL_CLEANUP_FUNC(StateRoot *, stateroot_close)
 int stateroot_fd(const StateRoot *r);

@@ -287,6 +287,23 @@ TEST(root_lock_excludes_other_opens) {
         ASSERT_OK(stateroot_open(f.root_path, &r2));
 }
 
+TEST(shared_root_takes_no_root_lock_but_dirs_stay_exclusive) {
+        _cleanup_fx_ Fx f;
+        _cleanup_root_ StateRoot *s1 = NULL, *s2 = NULL;
+        _cleanup_dir_ StateDir *d1 = NULL, *d2 = NULL;
+
+        ASSERT_OK(fx_init(&f));
+        /* Two hosts' views of one pool root: both open it, also beside the locked one. */
+        ASSERT_OK(stateroot_open_shared(f.root_path, &s1));
+        ASSERT_OK(stateroot_open_shared(f.root_path, &s2));
+        ASSERT_OK(statedir_create(s1, UUID_B, &d1));
+        ASSERT_ERR(statedir_open(s2, UUID_B, &d2), -EBUSY);
+        ASSERT_OK(statedir_write(d1, STATE_KIND_PERMANENT, key1, 1, "abc", 3));
+        d1 = statedir_close(d1);
+        ASSERT_OK(statedir_open(s2, UUID_B, &d2));
+        ASSERT_OK(statedir_write(d2, STATE_KIND_PERMANENT, key1, 2, "def", 3));
+}
+
 TEST(dir_lock_excludes_other_opens_and_hands_over) {
         _cleanup_fx_ Fx f;
         _cleanup_dir_ StateDir *d2 = NULL, *w = NULL;
