@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 
 #include "crypto.h"
+#include "statefile.h"
 #include "util.h"
 
 /* EVP lengths are int: feed larger buffers in pieces. */
@@ -153,4 +154,16 @@ int crypto_aead_decrypt(const uint8_t key[CRYPTO_KEY_SIZE], const uint8_t nonce[
 void crypto_wipe(void *p, size_t n) {
         if (p && n)
                 OPENSSL_cleanse(p, n);
+}
+
+int crypto_random_uuid(char ret[37]) {
+        uint8_t u[STATEFILE_UUID_SIZE];
+        int r = crypto_random(u, sizeof(u));
+
+        if (r < 0)
+                return r;
+        u[6] = (uint8_t) ((u[6] & 0x0f) | 0x40); /* version 4 */
+        u[8] = (uint8_t) ((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
+        statefile_uuid_to_string(u, ret);
+        return 0;
 }

@@ -11,6 +11,8 @@
 
 /* getrandom(2); never a weaker source. -EIO if the kernel cannot deliver. */
 int crypto_random(void *buf, size_t n);
+/* A random (version 4) UUID in canonical form. */
+int crypto_random_uuid(char ret[37]);
 
 /* AES-256-GCM. ct may equal pt. Returns 0 or -EIO (OpenSSL failure). */
 int crypto_aead_encrypt(const uint8_t key[CRYPTO_KEY_SIZE], const uint8_t nonce[CRYPTO_NONCE_SIZE],

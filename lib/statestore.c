@@ -572,6 +572,12 @@ static bool raw_name_ok(const char *name) {
         return true;
 }
 
+int stateroot_remove_raw(StateRoot *r, const char *name) {
+        if (!raw_name_ok(name))
+                return -EINVAL;
+        return fsync_unlink(r->fd, name);
+}
+
 int stateroot_write_raw(StateRoot *r, const char *name, const void *data, size_t len) {
         if (!raw_name_ok(name) || (!data && len > 0))
                 return -EINVAL;

@@ -64,6 +64,8 @@ int stateroot_read(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SI
 /* Raw files at the root (the sealed master key: its own format), atomic and durable. */
 int stateroot_write_raw(StateRoot *r, const char *name, const void *data, size_t len);
 int stateroot_read_raw(StateRoot *r, const char *name, uint8_t **ret, size_t *ret_len);
+/* Removes a raw file durably: 1 if it was there, 0 if not. */
+int stateroot_remove_raw(StateRoot *r, const char *name);
 
 /* Creates <root>/<uuid> (-EEXIST if it exists) and opens it. */
 int statedir_create(StateRoot *r, const char *uuid, StateDir **ret);

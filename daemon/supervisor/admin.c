@@ -325,15 +325,6 @@ static int vtpm_erase(const AdminContext *d, StateDir *dir, const char *uuid) {
 
 /* ---- create ---- */
 
-static void random_uuid(char ret[CTL_UUID_LEN]) {
-        uint8_t u[STATEFILE_UUID_SIZE];
-
-        (void) crypto_random(u, sizeof(u));
-        u[6] = (uint8_t) ((u[6] & 0x0f) | 0x40); /* version 4 */
-        u[8] = (uint8_t) ((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
-        statefile_uuid_to_string(u, ret);
-}
-
 static json_object *created_result(const char *uuid, TpmFamily family) {
         json_object *o = json_object_new_object();
 
@@ -388,7 +379,7 @@ static void op_create(AdminCall *c) {
                 return;
         }
         if (!q->has_uuid) {
-                random_uuid(q->uuid);
+                (void) crypto_random_uuid(q->uuid);
                 q->has_uuid = true;
         }
         if (vtpm_exists(d, q->uuid)) {

@@ -1,0 +1,343 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* A pool's directory and membership on shared storage (pool.h). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "crypto.h"
+#include "pool.h"
+#include "statefile.h"
+#include "statestore.h"
+
+#define POOL_ID_FILE "pool-id"
+#define POINT_SUFFIX ".point"
+#define KEY_SUFFIX ".key"
+#define CONTEXT_MAX 160u
+
+struct Pool {
+        char *path;
+        char *vtpm_root;
+        StateRoot *top, *members, *requests;
+};
+
+
+static char *path_join(const char *a, const char *b) {
+        char *s = NULL;
+        return asprintf(&s, "%s/%s", a, b) < 0 ? NULL : s;
+}
+
+static int open_sub(Pool *p, const char *name, StateRoot **ret) {
+        _cleanup_free_ char *sub = path_join(p->path, name);
+
+        if (!sub)
+                return -ENOMEM;
+        return stateroot_open_shared(sub, ret);
+}
+
+int pool_open(const char *path, Pool **ret) {
+        _cleanup_(pool_closep) Pool *p = NULL;
+        StateRoot *vtpms = NULL;
+        int r;
+
+        if (!path || !*path || !ret)
+                return -EINVAL;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return -ENOMEM;
+        p->path = strdup(path);
+        p->vtpm_root = path_join(path, "vtpms");
+        if (!p->path || !p->vtpm_root)
+                return -ENOMEM;
+        r = stateroot_open_shared(path, &p->top);
+        if (r >= 0)
+                r = open_sub(p, "members", &p->members);
+        if (r >= 0)
+                r = open_sub(p, "requests", &p->requests);
+        if (r >= 0)
+                r = stateroot_open_shared(p->vtpm_root, &vtpms); /* creates it */
+        stateroot_close(vtpms);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(p);
+        return 0;
+}
+
+Pool *pool_close(Pool *p) {
+        if (!p)
+                return NULL;
+        stateroot_close(p->top);
+        stateroot_close(p->members);
+        stateroot_close(p->requests);
+        free(p->vtpm_root);
+        free(p->path);
+        free(p);
+        return NULL;
+}
+
+const char *pool_path(const Pool *p) {
+        return p->path;
+}
+
+const char *pool_vtpm_root(const Pool *p) {
+        return p->vtpm_root;
+}
+
+int pool_id(Pool *p, char ret[POOL_ID_SIZE]) {
+        _cleanup_free_ uint8_t *buf = NULL;
+        uint8_t u[STATEFILE_UUID_SIZE];
+        char id[POOL_ID_SIZE];
+        size_t len;
+        int r;
+
+        r = stateroot_read_raw(p->top, POOL_ID_FILE, &buf, &len);
+        if (r < 0)
+                return r;
+        if (len != POOL_ID_SIZE - 1)
+                return -EBADMSG;
+        memcpy(id, buf, len);
+        id[len] = '\0';
+        if (statefile_uuid_from_string(id, u) < 0)
+                return -EBADMSG;
+        memcpy(ret, id, sizeof(id));
+        return 0;
+}
+
+/* fp must be a fingerprint as pool_key_fingerprint_hex writes it: no path tricks in file names. */
+static bool fp_ok(const char *fp) {
+        if (!fp || strlen(fp) != POOL_KEY_FINGERPRINT_HEX_SIZE - 1)
+                return false;
+        for (const char *c = fp; *c; c++)
+                if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+                        return false;
+        return true;
+}
+
+static char *host_file(const char *fp, const char *suffix) {
+        char *s = NULL;
+        return asprintf(&s, "%s%s", fp, suffix) < 0 ? NULL : s;
+}
+
+static int context_of(const char *id, const char *fp, char ret[CONTEXT_MAX], size_t *ret_len) {
+        int n = snprintf(ret, CONTEXT_MAX, "vtpmd pool %s member %s", id, fp);
+
+        if (n < 0 || (size_t) n >= CONTEXT_MAX)
+                return -EINVAL;
+        *ret_len = (size_t) n;
+        return 0;
+}
+
+/* Writes members/<fp>.point and members/<fp>.key (the key wrapped to point). */
+static int write_member(Pool *p, const char *id, const uint8_t key[POOL_KEY_SIZE],
+                        const uint8_t point[POOL_KEY_POINT_SIZE]) {
+        char fp[POOL_KEY_FINGERPRINT_HEX_SIZE], ctx[CONTEXT_MAX];
+        _cleanup_free_ uint8_t *blob = NULL;
+        _cleanup_free_ char *pf = NULL, *kf = NULL;
+        size_t ctx_len, len;
+        int r;
+
+        r = pool_key_fingerprint_hex(point, fp);
+        if (r < 0)
+                return r;
+        r = context_of(id, fp, ctx, &ctx_len);
+        if (r < 0)
+                return r;
+        r = pool_key_wrap(key, point, (const uint8_t *) ctx, ctx_len, &blob, &len);
+        if (r < 0)
+                return r;
+        pf = host_file(fp, POINT_SUFFIX);
+        kf = host_file(fp, KEY_SUFFIX);
+        if (!pf || !kf)
+                return -ENOMEM;
+        r = stateroot_write_raw(p->members, pf, point, POOL_KEY_POINT_SIZE);
+        if (r < 0)
+                return r;
+        return stateroot_write_raw(p->members, kf, blob, len);
+}
+
+int pool_init(Pool *p, const uint8_t own_point[POOL_KEY_POINT_SIZE], uint8_t ret_key[POOL_KEY_SIZE]) {
+        uint8_t key[POOL_KEY_SIZE];
+        char id[POOL_ID_SIZE];
+        int r;
+
+        r = pool_id(p, id);
+        if (r >= 0)
+                return -EEXIST;
+        if (r != -ENOENT)
+                return r;
+        r = crypto_random_uuid(id);
+        if (r >= 0)
+                r = crypto_random(key, sizeof(key));
+        /* The member first: a pool id with no member able to unwrap would be a dead pool. */
+        if (r >= 0)
+                r = write_member(p, id, key, own_point);
+        if (r >= 0)
+                r = stateroot_write_raw(p->top, POOL_ID_FILE, id, POOL_ID_SIZE - 1);
+        if (r >= 0)
+                memcpy(ret_key, key, sizeof(key));
+        crypto_wipe(key, sizeof(key));
+        return r;
+}
+
+int pool_unlock(Pool *p, HostTpm *t, const uint8_t own_point[POOL_KEY_POINT_SIZE], uint8_t ret_key[POOL_KEY_SIZE]) {
+        char id[POOL_ID_SIZE], fp[POOL_KEY_FINGERPRINT_HEX_SIZE], ctx[CONTEXT_MAX];
+        uint8_t eph[POOL_KEY_POINT_SIZE], z[POOL_KEY_Z_SIZE];
+        _cleanup_free_ uint8_t *blob = NULL;
+        _cleanup_free_ char *kf = NULL;
+        size_t len, ctx_len;
+        int r;
+
+        r = pool_id(p, id);
+        if (r < 0)
+                return r;
+        r = pool_key_fingerprint_hex(own_point, fp);
+        if (r < 0)
+                return r;
+        kf = host_file(fp, KEY_SUFFIX);
+        if (!kf)
+                return -ENOMEM;
+        r = stateroot_read_raw(p->members, kf, &blob, &len);
+        if (r < 0)
+                return r;
+        r = context_of(id, fp, ctx, &ctx_len);
+        if (r >= 0)
+                r = pool_key_parse(blob, len, own_point, eph);
+        if (r >= 0)
+                r = host_tpm_transfer_zgen(t, own_point, eph, z);
+        if (r >= 0)
+                r = pool_key_open(blob, len, own_point, z, (const uint8_t *) ctx, ctx_len, ret_key);
+        crypto_wipe(z, sizeof(z));
+        return r;
+}
+
+int pool_request_join(Pool *p, const uint8_t own_point[POOL_KEY_POINT_SIZE]) {
+        char fp[POOL_KEY_FINGERPRINT_HEX_SIZE];
+        _cleanup_free_ char *pf = NULL;
+        int r;
+
+        r = pool_key_fingerprint_hex(own_point, fp);
+        if (r < 0)
+                return r;
+        pf = host_file(fp, POINT_SUFFIX);
+        if (!pf)
+                return -ENOMEM;
+        return stateroot_write_raw(p->requests, pf, own_point, POOL_KEY_POINT_SIZE);
+}
+
+int pool_admit(Pool *p, const uint8_t key[POOL_KEY_SIZE], const char *fp) {
+        char id[POOL_ID_SIZE], got[POOL_KEY_FINGERPRINT_HEX_SIZE];
+        _cleanup_free_ uint8_t *point = NULL;
+        _cleanup_free_ char *pf = NULL;
+        size_t len;
+        int r;
+
+        if (!fp_ok(fp))
+                return -EINVAL;
+        r = pool_id(p, id);
+        if (r < 0)
+                return r;
+        pf = host_file(fp, POINT_SUFFIX);
+        if (!pf)
+                return -ENOMEM;
+        r = stateroot_read_raw(p->requests, pf, &point, &len);
+        if (r < 0)
+                return r;
+        /* The file's name is only a name: the point itself must have the fingerprint the admin was shown. */
+        if (len != POOL_KEY_POINT_SIZE || pool_key_fingerprint_hex(point, got) < 0 || !streq(got, fp))
+                return -EBADMSG;
+        r = write_member(p, id, key, point);
+        if (r < 0)
+                return r;
+        r = stateroot_remove_raw(p->requests, pf);
+        return r < 0 ? r : 0;
+}
+
+int pool_remove(Pool *p, const char *fp) {
+        _cleanup_free_ char *pf = NULL, *kf = NULL;
+        int r, found = 0;
+
+        if (!fp_ok(fp))
+                return -EINVAL;
+        pf = host_file(fp, POINT_SUFFIX);
+        kf = host_file(fp, KEY_SUFFIX);
+        if (!pf || !kf)
+                return -ENOMEM;
+        /* The key first: a member without its key file can no longer unlock. */
+        r = stateroot_remove_raw(p->members, kf);
+        if (r < 0)
+                return r;
+        found += r;
+        r = stateroot_remove_raw(p->members, pf);
+        if (r < 0)
+                return r;
+        found += r;
+        r = stateroot_remove_raw(p->requests, pf);
+        if (r < 0)
+                return r;
+        found += r;
+        return found ? 0 : -ENOENT;
+}
+
+static int cmp_host(const void *a, const void *b) {
+        return strcmp(((const PoolHost *) a)->fp, ((const PoolHost *) b)->fp);
+}
+
+/* Adds the <fp>.point names of root to *v. */
+static int list_points(StateRoot *root, bool member, PoolHost **v, size_t *n) {
+        int fd = fcntl(stateroot_fd(root), F_DUPFD_CLOEXEC, 3);
+        DIR *d;
+        struct dirent *de;
+
+        if (fd < 0)
+                return negative_errno();
+        d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        rewinddir(d);
+        while ((de = readdir(d))) {
+                size_t len = strlen(de->d_name);
+                char fp[POOL_KEY_FINGERPRINT_HEX_SIZE];
+                PoolHost *nv;
+
+                if (len != POOL_KEY_FINGERPRINT_HEX_SIZE - 1 + strlen(POINT_SUFFIX) ||
+                    !streq(de->d_name + POOL_KEY_FINGERPRINT_HEX_SIZE - 1, POINT_SUFFIX))
+                        continue;
+                memcpy(fp, de->d_name, POOL_KEY_FINGERPRINT_HEX_SIZE - 1);
+                fp[POOL_KEY_FINGERPRINT_HEX_SIZE - 1] = '\0';
+                if (!fp_ok(fp))
+                        continue;
+                nv = reallocarray(*v, *n + 1, sizeof(**v));
+                if (!nv) {
+                        closedir(d);
+                        return -ENOMEM;
+                }
+                *v = nv;
+                (*v)[*n] = (PoolHost){ .member = member };
+                memcpy((*v)[*n].fp, fp, sizeof(fp));
+                (*n)++;
+        }
+        closedir(d);
+        return 0;
+}
+
+int pool_list(Pool *p, PoolHost **ret, size_t *ret_n) {
+        _cleanup_free_ PoolHost *v = NULL;
+        size_t n = 0;
+        int r;
+
+        r = list_points(p->members, true, &v, &n);
+        if (r >= 0)
+                r = list_points(p->requests, false, &v, &n);
+        if (r < 0)
+                return r;
+        if (n)
+                qsort(v, n, sizeof(*v), cmp_host);
+        *ret = TAKE_PTR(v);
+        *ret_n = n;
+        return 0;
+}
