@@ -24,6 +24,7 @@ enum {
         F_FORCE = 1u << 6,
         F_KEY = 1u << 7,
         F_KDF = 1u << 8,
+        F_HOST = 1u << 9,
 };
 
 static const struct {
@@ -40,6 +41,11 @@ static const struct {
         [CTL_OP_RESET] = { "reset", F_UUID, F_UUID },
         [CTL_OP_STATUS] = { "status", 0, 0 },
         [CTL_OP_CA_CERT] = { "ca-cert", 0, 0 },
+        [CTL_OP_POOL_STATUS] = { "pool-status", 0, 0 },
+        [CTL_OP_POOL_INIT] = { "pool-init", 0, 0 },
+        [CTL_OP_POOL_JOIN] = { "pool-join", 0, 0 },
+        [CTL_OP_POOL_ADMIT] = { "pool-admit", F_HOST, F_HOST },
+        [CTL_OP_POOL_REMOVE] = { "pool-remove", F_HOST, F_HOST },
 };
 
 static const struct {
@@ -49,10 +55,21 @@ static const struct {
         { "uuid", F_UUID },       { "tpm", F_TPM },     { "ek", F_EK },
         { "pcr_banks", F_BANKS }, { "ek_cert", F_EK_CERT }, { "platform_cert", F_PLATFORM_CERT },
         { "force", F_FORCE },     { "key", F_KEY },     { "kdf", F_KDF },
+        { "host", F_HOST },
 };
 
 static const char *const ek_names[] = { "rsa2048", "ecc-p256" };
 static const char *const bank_names[] = { "sha1", "sha256", "sha384", "sha512" };
+
+int ctl_parse_host(const char *s, char ret[CTL_HOST_LEN]) {
+        if (!s || strlen(s) != CTL_HOST_LEN - 1)
+                return -EINVAL;
+        for (const char *c = s; *c; c++)
+                if (!((*c >= '0' && *c <= '9') || (*c >= 'a' && *c <= 'f')))
+                        return -EINVAL;
+        memcpy(ret, s, CTL_HOST_LEN);
+        return 0;
+}
 
 const char *ctl_op_to_string(CtlOp op) {
         if ((unsigned) op >= _CTL_OP_MAX)
@@ -223,6 +240,12 @@ static int request_member(CtlRequest *r, unsigned bit, json_object *v) {
                 *(bit == F_EK_CERT ? &r->ek_cert : bit == F_PLATFORM_CERT ? &r->platform_cert : &r->force) =
                         json_object_get_boolean(v);
                 return 0;
+        case F_HOST:
+                s = json_cstr(v);
+                if (!s || ctl_parse_host(s, r->host) < 0)
+                        return -EBADMSG;
+                r->has_host = true;
+                return 0;
         case F_KEY:
                 s = json_cstr(v);
                 if (!s || parse_hex(s, r->key, sizeof(r->key)) < 0)
@@ -317,6 +340,8 @@ int ctl_request_encode(const CtlRequest *r, char **ret, size_t *ret_len) {
                 return -EINVAL;
         if ((ops[r->op].required & F_KEY) && !r->has_key)
                 return -EINVAL;
+        if ((ops[r->op].required & F_HOST) && !r->has_host)
+                return -EINVAL;
         o = json_object_new_object();
         if (!o)
                 return -ENOMEM;
@@ -335,6 +360,8 @@ int ctl_request_encode(const CtlRequest *r, char **ret, size_t *ret_len) {
                 json_object_object_add(o, "platform_cert", json_object_new_boolean(1));
         if (r->force && (ops[r->op].allowed & F_FORCE))
                 json_object_object_add(o, "force", json_object_new_boolean(1));
+        if (r->has_host && (ops[r->op].allowed & F_HOST))
+                json_object_object_add(o, "host", json_object_new_string(r->host));
         if (r->has_key && (ops[r->op].allowed & F_KEY)) {
                 tohex(r->key, sizeof(r->key), hex);
                 json_object_object_add(o, "key", json_object_new_string(hex));

@@ -37,6 +37,7 @@ struct json_object;
 #define CTL_KEY_SIZE 32u
 #define CTL_SALT_SIZE 16u
 #define CTL_MAX_ERROR 512u /* error text in a reply */
+#define CTL_HOST_LEN 65u   /* a pool host's fingerprint: 64 lower-case hex digits and NUL */
 
 typedef enum CtlOp {
         CTL_OP_CREATE,
@@ -48,6 +49,11 @@ typedef enum CtlOp {
         CTL_OP_RESET,
         CTL_OP_STATUS,
         CTL_OP_CA_CERT,
+        CTL_OP_POOL_STATUS,
+        CTL_OP_POOL_INIT,
+        CTL_OP_POOL_JOIN,
+        CTL_OP_POOL_ADMIT,
+        CTL_OP_POOL_REMOVE,
         _CTL_OP_MAX,
 } CtlOp;
 
@@ -92,6 +98,8 @@ typedef struct CtlRequest {
         bool has_key;
         uint8_t key[CTL_KEY_SIZE]; /* export/import: wipe after use */
         CtlKdfParams kdf;          /* export: how the key was derived (recorded in the blob) */
+        bool has_host;
+        char host[CTL_HOST_LEN];   /* pool admit/remove: the host's fingerprint */
 } CtlRequest;
 
 const char *ctl_op_to_string(CtlOp op);
@@ -107,6 +115,8 @@ int ctl_request_encode(const CtlRequest *r, char **ret, size_t *ret_len);
 /* Wipes the key. */
 void ctl_request_done(CtlRequest *r);
 
+/* A pool host's fingerprint as vtpmd-ctl pool status prints it (64 lower-case hex digits). */
+int ctl_parse_host(const char *s, char ret[CTL_HOST_LEN]);
 /* "rsa2048", "ecc-p256", "both", or a comma list of the first two -> CTL_EK_*. */
 int ctl_parse_ek_list(const char *s, unsigned *ret);
 /* "sha1,sha256,sha384,sha512" (any non-empty subset, no duplicates) -> CTL_BANK_*. */

@@ -22,7 +22,7 @@
 
 static const Command *const commands[] = {
         &cmd_create, &cmd_list, &cmd_show, &cmd_destroy, &cmd_export, &cmd_import, &cmd_reset, &cmd_status,
-        &cmd_ca_cert,
+        &cmd_ca_cert, &cmd_pool_status, &cmd_pool_init, &cmd_pool_join, &cmd_pool_admit, &cmd_pool_remove,
 };
 
 int cli_fail(const char *fmt, ...) {
@@ -237,8 +237,15 @@ int main(int argc, char **argv) {
         }
         if (optind >= argc)
                 return cli_fail("no command given (see vtpmd-ctl --help)");
+        /* "pool VERB": one command named "pool VERB", its argv starting at VERB. */
+        char pool_name[32] = "";
+        if (streq(argv[optind], "pool")) {
+                if (optind + 1 >= argc)
+                        return cli_fail("pool: no verb given (status, init, join, admit HOST, remove HOST)");
+                snprintf(pool_name, sizeof(pool_name), "pool %.20s", argv[++optind]);
+        }
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
-                if (streq(argv[optind], commands[i]->name)) {
+                if (streq(pool_name[0] ? pool_name : argv[optind], commands[i]->name)) {
                         int sub_argc = argc - optind;
                         char **sub_argv = argv + optind;
                         optind = 0; /* glibc: fully re-initialise getopt for the subcommand */

@@ -886,7 +886,164 @@ static void op_reset(AdminCall *c) {
         /* else reset_done finishes */
 }
 
+/* ---- pool ---- */
+
+static bool check_pool(AdminCall *c, Pool **ret) {
+        Pool *p = vtpm_state_pool(c->ctx->state, NULL, NULL);
+
+        if (!p) {
+                finish_errorf(c, -ENOTCONN, "this vtpmd has no pool: set PoolDirectory= in vtpmd.conf(5) (a "
+                              "directory on a file system all pool hosts mount, see docs/pool-storage.md)");
+                return false;
+        }
+        *ret = p;
+        return true;
+}
+
+static void op_pool_status(AdminCall *c) {
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        json_object *hosts;
+        PoolHost *v = NULL;
+        const char *fp;
+        char id[POOL_ID_SIZE];
+        size_t n = 0;
+        bool member;
+        Pool *p;
+        int r;
+
+        if (!check_pool(c, &p))
+                return;
+        (void) vtpm_state_pool_refresh(c->ctx->state);
+        (void) vtpm_state_pool(c->ctx->state, &fp, &member);
+        r = pool_list(p, &v, &n);
+        if (r < 0) {
+                finish_errorf(c, r, "cannot list the pool's hosts in %s: %s", pool_path(p), strerror(-r));
+                return;
+        }
+        o = json_object_new_object();
+        hosts = json_object_new_array();
+        if (!o || !hosts) {
+                json_object_put(hosts);
+                free(v);
+                finish_errorf(c, -ENOMEM, "out of memory");
+                return;
+        }
+        json_object_object_add(o, "pool_dir", json_object_new_string(pool_path(p)));
+        json_object_object_add(o, "pool_id", pool_id(p, id) >= 0 ? json_object_new_string(id) : NULL);
+        json_object_object_add(o, "host", json_object_new_string(fp));
+        json_object_object_add(o, "member", json_object_new_boolean(member));
+        for (size_t i = 0; i < n; i++) {
+                json_object *h = json_object_new_object();
+                if (!h)
+                        continue;
+                json_object_object_add(h, "host", json_object_new_string(v[i].fp));
+                json_object_object_add(h, "state", json_object_new_string(v[i].member ? "member" : "asked to join"));
+                json_object_object_add(h, "self", json_object_new_boolean(streq(v[i].fp, fp)));
+                json_object_array_add(hosts, h);
+        }
+        free(v);
+        json_object_object_add(o, "hosts", hosts);
+        finish(c, 0, NULL, TAKE_PTR(o));
+}
+
+/* The reply of init and join: this host and whether it is a member now. */
+static void finish_pool_host(AdminCall *c, const char *fp, bool member) {
+        json_object *o = json_object_new_object();
+
+        if (!o) {
+                finish_errorf(c, -ENOMEM, "out of memory");
+                return;
+        }
+        json_object_object_add(o, "host", json_object_new_string(fp));
+        json_object_object_add(o, "member", json_object_new_boolean(member));
+        finish(c, 0, NULL, o);
+}
+
+static void op_pool_init(AdminCall *c, Pool *p, const char *fp) {
+        int r = vtpm_state_pool_init(c->ctx->state);
+
+        if (r == -EEXIST)
+                finish_errorf(c, r, "the pool at %s exists already (or this host is a member): on a new host use "
+                              "vtpmd-ctl pool join", pool_path(p));
+        else if (r < 0)
+                finish_errorf(c, r, "cannot create the pool at %s: %s", pool_path(p), strerror(-r));
+        else
+                finish_pool_host(c, fp, true);
+}
+
+static void op_pool_join(AdminCall *c, Pool *p, const char *fp) {
+        int r = vtpm_state_pool_join(c->ctx->state);
+
+        if (r == -EEXIST)
+                finish_errorf(c, r, "this host is a member of the pool at %s already", pool_path(p));
+        else if (r == -ENOENT)
+                finish_errorf(c, r, "there is no pool at %s yet: run vtpmd-ctl pool init on its first host",
+                              pool_path(p));
+        else if (r < 0)
+                finish_errorf(c, r, "cannot ask to join the pool at %s: %s", pool_path(p), strerror(-r));
+        else
+                finish_pool_host(c, fp, false);
+}
+
+static void op_pool_admit(AdminCall *c) {
+        int r = vtpm_state_pool_admit(c->ctx->state, c->req.host);
+
+        if (r == -ENOKEY)
+                finish_errorf(c, r, "this host is not a member of the pool itself; admit from a member");
+        else if (r == -ENOENT)
+                finish_errorf(c, r, "no host %s asked to join the pool (vtpmd-ctl pool status lists them)",
+                              c->req.host);
+        else if (r == -EBADMSG)
+                finish_errorf(c, r, "the join request of host %s does not hold the key with that fingerprint; "
+                              "nothing was changed", c->req.host);
+        else if (r < 0)
+                finish_errorf(c, r, "cannot admit host %s: %s", c->req.host, strerror(-r));
+        else
+                finish(c, 0, NULL, NULL);
+}
+
+static void op_pool_remove(AdminCall *c) {
+        int r = vtpm_state_pool_remove(c->ctx->state, c->req.host);
+
+        if (r == -ENOENT)
+                finish_errorf(c, r, "host %s is neither a member of the pool nor asked to join", c->req.host);
+        else if (r < 0)
+                finish_errorf(c, r, "cannot remove host %s: %s", c->req.host, strerror(-r));
+        else
+                finish(c, 0, NULL, NULL);
+}
+
+static void op_pool_change(AdminCall *c) {
+        const char *fp;
+        Pool *p;
+
+        if (!check_pool(c, &p))
+                return;
+        (void) vtpm_state_pool(c->ctx->state, &fp, NULL);
+        if (c->req.op == CTL_OP_POOL_INIT)
+                op_pool_init(c, p, fp);
+        else if (c->req.op == CTL_OP_POOL_JOIN)
+                op_pool_join(c, p, fp);
+        else if (c->req.op == CTL_OP_POOL_ADMIT)
+                op_pool_admit(c);
+        else
+                op_pool_remove(c);
+}
+
+/* Ops that read or write a vTPM's keys need the key that wraps them. */
+static bool needs_keys(CtlOp op) {
+        return op == CTL_OP_CREATE || op == CTL_OP_SHOW || op == CTL_OP_DESTROY || op == CTL_OP_EXPORT ||
+               op == CTL_OP_IMPORT || op == CTL_OP_RESET;
+}
+
 void admin_run(AdminCall *c) {
+        Pool *p = vtpm_state_pool(c->ctx->state, NULL, NULL);
+
+        if (needs_keys(c->req.op) && p && vtpm_state_pool_refresh(c->ctx->state) <= 0) {
+                finish_errorf(c, -ENOKEY, "this host is not a member of the pool at %s yet: vtpmd-ctl pool join "
+                              "here, then vtpmd-ctl pool admit on a member", pool_path(p));
+                return;
+        }
         switch (c->req.op) {
         case CTL_OP_CREATE:
                 op_create(c);
@@ -914,6 +1071,15 @@ void admin_run(AdminCall *c) {
                 return;
         case CTL_OP_CA_CERT:
                 op_ca_cert(c);
+                return;
+        case CTL_OP_POOL_STATUS:
+                op_pool_status(c);
+                return;
+        case CTL_OP_POOL_INIT:
+        case CTL_OP_POOL_JOIN:
+        case CTL_OP_POOL_ADMIT:
+        case CTL_OP_POOL_REMOVE:
+                op_pool_change(c);
                 return;
         case _CTL_OP_MAX:
                 break;

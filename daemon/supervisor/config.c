@@ -59,6 +59,10 @@ static int set_state_dir(VtpmdConfig *c, const char *v, const char **ret_reason)
         return set_absolute_path(c, v, &c->state.state_dir, ret_reason);
 }
 
+static int set_pool_dir(VtpmdConfig *c, const char *v, const char **ret_reason) {
+        return set_absolute_path(c, v, &c->state.pool_dir, ret_reason);
+}
+
 static int set_host_tpm(VtpmdConfig *c, const char *v, const char **ret_reason) {
         const char *p;
 
@@ -313,6 +317,7 @@ static const ConfigOption options[] = {
         { "InitWaitMS", "initwait-ms", "MS", set_initwait },
         { NULL, "worker", "PATH", set_worker },
         { "StateDirectory", "state-dir", "PATH", set_state_dir },
+        { "PoolDirectory", "pool-dir", "PATH", set_pool_dir },
         { "KeySource", "key-source", "tpm|file:PATH", set_key_source },
         { "HostTPM", "host-tpm", "TCTI", set_host_tpm },
         { "SRKHandle", "srk-handle", "HANDLE", set_srk_handle },
@@ -498,6 +503,7 @@ static void help(void) {
                "  --initwait-ms MS         keep InitWait visible at least this long (default: %u)\n"
                "  --worker PATH            the vtpmd-worker binary\n"
                "  --state-dir PATH         vTPM state root (default: " VTPMD_STATEDIR ")\n"
+               "  --pool-dir PATH          vTPM directories on a file system shared by a pool of hosts (default: none)\n"
                "  --key-source tpm|file:PATH  master key sealed to the host TPM (default), or a key file\n"
                "  --host-tpm TCTI          host TPM 2.0 (default: " HOST_TPM_DEFAULT_TCTI ")\n"
                "  --srk-handle HANDLE      persistent SRK (default: create the TCG template primary)\n"

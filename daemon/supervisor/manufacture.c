@@ -588,11 +588,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(Manufacture *, manufacture_free)
 
 /* The local CA, created at first use; logs once what it made or why it failed. */
 static int load_ca(const ManufactureContext *ctx, Ca **ret) {
-        StateRoot *root = vtpm_state_root(ctx->state);
+        StateRoot *root = vtpm_state_local_root(ctx->state);
         CaLoadReport report = {};
         int r;
 
-        r = ca_load(root, vtpm_state_master_key(ctx->state), &report, ret);
+        r = ca_load(root, vtpm_state_local_key(ctx->state), &report, ret);
         if (r < 0) {
                 if (report.file)
                         return log_error_errno(r, "CA file %s/%s: %s", stateroot_path(root), report.file,

@@ -25,6 +25,7 @@
 #include "clock.h"
 #include "log.h"
 #include "parse.h"
+#include "pool.h"
 #include "state.h"
 #include "util.h"
 
@@ -33,9 +34,17 @@
 #define COMMIT_DELAY_USEC (1000ull * 1000ull)
 
 struct VtpmState {
-        StateRoot *root;
+        StateRoot *root;  /* the host's own: master key, manifest, CA */
+        StateRoot *vroot; /* the vTPM directories: root, or the pool's vtpms/ */
         HostTpm *tpm; /* NULL in key-file mode */
         uint8_t master_key[CRYPTO_KEY_SIZE];
+        /* What wraps the vTPMs' data keys: master_key, or pool_key in a pool (NULL until a member). */
+        const uint8_t *wrap_key;
+        Pool *pool;
+        bool pool_member;
+        uint8_t pool_key[POOL_KEY_SIZE];
+        uint8_t pool_point[POOL_KEY_POINT_SIZE]; /* this host's TPM transfer point */
+        char pool_fp[POOL_KEY_FINGERPRINT_HEX_SIZE];
         StateManifest manifest;
         uint64_t committed_counter; /* the host counter's value; manifests carry committed + 1 */
         uint64_t last_increment_ns;
@@ -287,6 +296,132 @@ static int manifest_check_counter(VtpmState *s, bool found) {
         return -ESTALE;
 }
 
+/* ---- pool ---- */
+
+static void pool_log_not_member(VtpmState *s) {
+        log_msg(LOG_NOTICE, "This host (fingerprint %s) is not a member of the pool at %s yet: its vTPMs are "
+                "refused until vtpmd-ctl pool init (the first host) or pool join here and pool admit on a member",
+                s->pool_fp, pool_path(s->pool));
+}
+
+/* The pool's key through this host's TPM, if it is a member: then data keys are wrapped under it. */
+static int pool_try_unlock(VtpmState *s) {
+        int r = pool_unlock(s->pool, s->tpm, s->pool_point, s->pool_key);
+
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return log_error_errno(r, "Cannot unlock the pool key of %s for this host (fingerprint %s): %s", pool_path(s->pool),
+                                       s->pool_fp, r == -EKEYREJECTED ? "it was not wrapped to this host's TPM" : strerror(-r));
+        s->pool_member = true;
+        s->wrap_key = s->pool_key;
+        return 1;
+}
+
+static int pool_setup(VtpmState *s, const char *dir) {
+        int r;
+
+        if (!s->tpm)
+                return log_error_errno(-EINVAL, "A pool (--pool-dir) needs the host TPM (KeySource=tpm): the pool key "
+                                       "reaches a host only wrapped to its TPM");
+        r = pool_open(dir, &s->pool);
+        if (r < 0)
+                return log_error_errno(r, "Cannot open the pool directory %s: %s", dir, strerror(-r));
+        r = host_tpm_transfer_public(s->tpm, s->pool_point);
+        if (r < 0)
+                return log_error_errno(r, "Cannot make this host's TPM transfer key: %s", host_tpm_last_error(s->tpm));
+        r = pool_key_fingerprint_hex(s->pool_point, s->pool_fp);
+        if (r < 0)
+                return log_error_errno(r, "Cannot compute this host's fingerprint: %s", strerror(-r));
+        r = stateroot_open_shared(pool_vtpm_root(s->pool), &s->vroot);
+        if (r < 0)
+                return log_error_errno(r, "Cannot open %s: %s", pool_vtpm_root(s->pool), strerror(-r));
+        s->wrap_key = NULL;
+        r = pool_try_unlock(s);
+        if (r < 0)
+                return r;
+        if (r == 0)
+                pool_log_not_member(s);
+        else
+                log_msg(LOG_INFO, "Member of the pool at %s (this host's fingerprint %s)", pool_path(s->pool), s->pool_fp);
+        return 0;
+}
+
+Pool *vtpm_state_pool(VtpmState *s, const char **ret_fp, bool *ret_member) {
+        if (ret_fp)
+                *ret_fp = s->pool ? s->pool_fp : NULL;
+        if (ret_member)
+                *ret_member = s->pool_member;
+        return s->pool;
+}
+
+int vtpm_state_pool_init(VtpmState *s) {
+        int r;
+
+        if (!s->pool)
+                return -ENOTCONN;
+        if (s->pool_member)
+                return -EEXIST;
+        r = pool_init(s->pool, s->pool_point, s->pool_key);
+        if (r < 0)
+                return r;
+        s->pool_member = true;
+        s->wrap_key = s->pool_key;
+        log_msg(LOG_NOTICE, "Created the pool at %s with this host (fingerprint %s) as its first member",
+                pool_path(s->pool), s->pool_fp);
+        return 0;
+}
+
+int vtpm_state_pool_join(VtpmState *s) {
+        int r;
+
+        if (!s->pool)
+                return -ENOTCONN;
+        if (s->pool_member)
+                return -EEXIST;
+        r = pool_try_unlock(s);
+        if (r != 0)
+                return r < 0 ? r : -EEXIST; /* admitted meanwhile */
+        r = pool_request_join(s->pool, s->pool_point);
+        if (r < 0)
+                return r;
+        log_msg(LOG_NOTICE, "Asked to join the pool at %s (this host's fingerprint %s)", pool_path(s->pool),
+                s->pool_fp);
+        return 0;
+}
+
+int vtpm_state_pool_refresh(VtpmState *s) {
+        if (!s->pool)
+                return -ENOTCONN;
+        if (s->pool_member)
+                return 1;
+        return pool_try_unlock(s);
+}
+
+int vtpm_state_pool_admit(VtpmState *s, const char *fp) {
+        int r;
+
+        if (!s->pool)
+                return -ENOTCONN;
+        if (!s->pool_member)
+                return -ENOKEY;
+        r = pool_admit(s->pool, s->pool_key, fp);
+        if (r >= 0)
+                log_msg(LOG_NOTICE, "Admitted host %s to the pool at %s", fp, pool_path(s->pool));
+        return r;
+}
+
+int vtpm_state_pool_remove(VtpmState *s, const char *fp) {
+        int r;
+
+        if (!s->pool)
+                return -ENOTCONN;
+        r = pool_remove(s->pool, fp);
+        if (r >= 0)
+                log_msg(LOG_NOTICE, "Removed host %s from the pool at %s", fp, pool_path(s->pool));
+        return r;
+}
+
 int vtpm_state_open(const StateConfig *c, VtpmState **ret) {
         _cleanup_free_ char **uuids = NULL;
         VtpmState *s;
@@ -333,6 +468,13 @@ int vtpm_state_open(const StateConfig *c, VtpmState **ret) {
                 if (r < 0)
                         goto fail;
         }
+        s->vroot = s->root;
+        s->wrap_key = s->master_key;
+        if (c->pool_dir) {
+                r = pool_setup(s, c->pool_dir);
+                if (r < 0)
+                        goto fail;
+        }
         if (s->tpm)
                 s->host_tpm_commands = host_tpm_commands(s->tpm);
         *ret = s;
@@ -351,17 +493,29 @@ VtpmState *vtpm_state_close(VtpmState *s) {
                 (void) vtpm_state_commit(s, true);
         state_manifest_done(&s->manifest);
         host_tpm_close(s->tpm);
+        if (s->vroot != s->root)
+                stateroot_close(s->vroot);
         stateroot_close(s->root);
+        pool_close(s->pool);
         crypto_wipe(s->master_key, sizeof(s->master_key));
+        crypto_wipe(s->pool_key, sizeof(s->pool_key));
         free(s);
         return NULL;
 }
 
 StateRoot *vtpm_state_root(VtpmState *s) {
-        return s->root;
+        return s->vroot;
 }
 
 const uint8_t *vtpm_state_master_key(VtpmState *s) {
+        return s->wrap_key;
+}
+
+StateRoot *vtpm_state_local_root(VtpmState *s) {
+        return s->root;
+}
+
+const uint8_t *vtpm_state_local_key(VtpmState *s) {
         return s->master_key;
 }
 
@@ -513,12 +667,12 @@ static int vtpm_create(VtpmState *s, const char *uuid, TpmFamily family, StateDi
 
         clock_gettime(CLOCK_REALTIME, &ts);
         m.created_usec = (uint64_t) ts.tv_sec * 1000000ull + (uint64_t) ts.tv_nsec / 1000;
-        r = statedir_create(s->root, uuid, &dir);
+        r = statedir_create(s->vroot, uuid, &dir);
         if (r < 0)
                 return r;
         r = crypto_random(data_key, CRYPTO_KEY_SIZE);
         if (r >= 0)
-                r = statedir_write(dir, STATE_KIND_DATA_KEY, s->master_key, 1, data_key, CRYPTO_KEY_SIZE);
+                r = statedir_write(dir, STATE_KIND_DATA_KEY, s->wrap_key, 1, data_key, CRYPTO_KEY_SIZE);
         if (r >= 0) {
                 state_meta_encode(&m, meta);
                 r = statedir_write(dir, STATE_KIND_META, data_key, 1, meta, sizeof(meta));
@@ -544,23 +698,27 @@ int vtpm_state_prepare(VtpmState *s, const char *uuid, bool create, TpmFamily fa
         VtpmKeys k = { .dir_fd = -1 };
         int r;
 
-        r = statedir_open(s->root, uuid, &dir);
+        if (!s->wrap_key && s->pool && pool_try_unlock(s) < 0)
+                return -ENOKEY;
+        if (!s->wrap_key)
+                return -ENOKEY; /* a pool this host is not a member of (yet: admitted since, it unlocks above) */
+        r = statedir_open(s->vroot, uuid, &dir);
         if (r == -ENOENT && create) {
                 r = vtpm_create(s, uuid, family, &dir, k.data_key);
                 if (r < 0)
                         return log_dev_errno(LOG_ERR, r, domid, devid, uuid, "Failed to create vTPM state in %s/%s",
-                                             stateroot_path(s->root), uuid);
+                                             stateroot_path(s->vroot), uuid);
                 k.created = true;
                 k.family = family;
                 log_dev(LOG_NOTICE, domid, devid, uuid, "Created vTPM (TPM %s) in %s/%s",
-                        tpm_family_to_string(family), stateroot_path(s->root), uuid);
+                        tpm_family_to_string(family), stateroot_path(s->vroot), uuid);
         } else if (r < 0) {
                 if (r == -EBUSY) /* the caller retries: not a failure yet */
                         return r;
                 return log_dev_errno(LOG_ERR, r, domid, devid, uuid, "Cannot open vTPM state %s/%s",
-                                     stateroot_path(s->root), uuid);
+                                     stateroot_path(s->vroot), uuid);
         } else {
-                r = statedir_read(dir, STATE_KIND_DATA_KEY, s->master_key, &key, &key_len, &seq);
+                r = statedir_read(dir, STATE_KIND_DATA_KEY, s->wrap_key, &key, &key_len, &seq);
                 if (r >= 0 && key_len != CRYPTO_KEY_SIZE)
                         r = -EBADMSG;
                 if (r < 0) {
@@ -589,7 +747,7 @@ int vtpm_state_prepare(VtpmState *s, const char *uuid, bool create, TpmFamily fa
         k.dir_fd = fcntl(statedir_fd(dir), F_DUPFD_CLOEXEC, 3);
         if (k.dir_fd < 0) {
                 r = log_dev_errno(LOG_ERR, negative_errno(), domid, devid, uuid, "Cannot duplicate the fd of %s/%s",
-                                  stateroot_path(s->root), uuid);
+                                  stateroot_path(s->vroot), uuid);
                 goto fail;
         }
         /* The worker takes the directory's lock itself. */

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "crypto.h"
+#include "pool.h"
 #include "sealer.h"
 #include "statestore.h"
 #include "tpm.h"
@@ -23,6 +24,7 @@ typedef enum KeySource {
 
 typedef struct StateConfig {
         const char *state_dir;
+        const char *pool_dir;       /* NULL: no pool; else vTPM directories on this shared file system */
         KeySource key_source;
         const char *key_file;       /* KEY_SOURCE_FILE */
         HostTpmConfig host_tpm;     /* KEY_SOURCE_TPM */
@@ -53,8 +55,26 @@ VtpmState *vtpm_state_close(VtpmState *s);
 /* From now on vtpm_state_changed() batches its commits on this loop. */
 int vtpm_state_attach_event(VtpmState *s, sd_event *event);
 
+/* Where the vTPM directories are: the state root, or in a pool its shared vtpms/. */
 StateRoot *vtpm_state_root(VtpmState *s);
-const uint8_t *vtpm_state_master_key(VtpmState *s); /* CRYPTO_KEY_SIZE bytes */
+/* What wraps the vTPMs' data keys (CRYPTO_KEY_SIZE bytes): the master key, or in a pool
+ * the pool key; NULL while this host is not a member of its pool. */
+const uint8_t *vtpm_state_master_key(VtpmState *s);
+/* The host's own root and master key (the CA, the manifest): never shared. */
+StateRoot *vtpm_state_local_root(VtpmState *s);
+const uint8_t *vtpm_state_local_key(VtpmState *s);
+
+/* The pool (StateConfig.pool_dir), or NULL; this host's fingerprint and whether it is a member. */
+Pool *vtpm_state_pool(VtpmState *s, const char **ret_fp, bool *ret_member);
+/* pool init: the first member (-EEXIST: a member already, or the pool exists). */
+int vtpm_state_pool_init(VtpmState *s);
+/* pool join: this host asks (its point in requests/); -EEXIST if it is a member. */
+int vtpm_state_pool_join(VtpmState *s);
+/* Looks again whether this host was admitted: 1 a member (the key unlocked), 0 not yet. */
+int vtpm_state_pool_refresh(VtpmState *s);
+/* pool admit FP / pool remove FP; -ENOKEY: this host is not a member itself. */
+int vtpm_state_pool_admit(VtpmState *s, const char *fp);
+int vtpm_state_pool_remove(VtpmState *s, const char *fp);
 /* The host TPM, or NULL in key-file mode. */
 HostTpm *vtpm_state_host_tpm(VtpmState *s);
 /* How many commands the host TPM was sent while opening (the boot-storm figure). */

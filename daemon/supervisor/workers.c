@@ -314,9 +314,14 @@ static void worker_retry_busy(Worker *w) {
         int r;
 
         if (++w->busy_retries > BUSY_RETRY_MAX) {
-                worker_log(w, LOG_ERR, "The vTPM's state directory stays locked by another process; giving up");
+                char why[160];
+                snprintf(why, sizeof(why), "vTPM %s is in use by another process%s and was not released within %llu s",
+                         w->params.uuid, vtpm_state_pool(w->workers->state, NULL, NULL) ? " or pool host" : "",
+                         (unsigned long long) (BUSY_RETRY_MAX * BUSY_RETRY_NS / 1000000000ull));
+                worker_log(w, LOG_ERR, "%s; giving up", why);
                 w->busy_retries = 0;
-                worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = -EBUSY });
+                worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = -EBUSY, .detail = why,
+                                                 .detail_code = EBUSY });
                 return;
         }
         r = worker_retry_at(w, now_ns() + BUSY_RETRY_NS);
@@ -509,6 +514,14 @@ static void worker_spawn(Worker *w) {
                 worker_log(w, LOG_ERR, "%s", why);
                 worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = r, .detail = why,
                                                  .detail_code = ENOENT });
+                return;
+        }
+        if (r == -ENOKEY) {
+                /* A pool whose key this host does not have yet: the guest's error node says so. */
+                const char *why = "this host is not a member of the vTPM pool yet (vtpmd-ctl pool join)";
+                worker_log(w, LOG_ERR, "Refusing the device: %s", why);
+                worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = r, .detail = why,
+                                                 .detail_code = ENOKEY });
                 return;
         }
         if (r < 0) {
