@@ -108,7 +108,7 @@ check "Depends has the libraries (shlibs), libtpms among them" \
 	grep -Eq '^Depends:.*libtpms0.*' <(dpkg-deb -f "$DEB" Depends | sed 's/^/Depends: /')
 unit=$OUT/pkg-files/lib/systemd/system/vtpmd.service
 for l in "ExecStart=/usr/sbin/vtpmd" "ReadWritePaths=-/var/lib/vtpmd" "ConditionPathExists=/proc/xen/capabilities" \
-	"ExecCondition=/bin/grep -qx control_d /proc/xen/capabilities" "RestartPreventExitStatus=6"; do
+	"ExecCondition=+/bin/grep -qx control_d /proc/xen/capabilities" "RestartPreventExitStatus=6"; do
 	check "the installed unit has $l" grep -qxF "$l" "$unit"
 done
 check "the unit's capabilities include CAP_KILL" grep -Eq '^CapabilityBoundingSet=.*\bCAP_KILL\b' "$unit"
