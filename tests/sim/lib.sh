@@ -59,10 +59,11 @@ tcti() { cat "$SIMDIR/$1.tcti"; }
 
 # unit_setpriv_args UNIT: setpriv's options for the capability sets systemd
 # gives a root service from UNIT's CapabilityBoundingSet=, AmbientCapabilities=
-# and NoNewPrivileges= (repeated lines add up, an empty one resets, as in
-# systemd.exec(5)); an inverted list (~) is refused rather than misread.
+# and NoNewPrivileges= (repeated lines add up, an empty one empties the set,
+# no CapabilityBoundingSet= at all leaves it whole, as in systemd.exec(5)); an
+# inverted list (~) is refused rather than misread.
 unit_setpriv_args() {
-	local key val caps bounding="" ambient="" nnp=""
+	local key val caps bounding=none ambient="" nnp=""
 	while IFS='=' read -r key val; do
 		case $key in
 		CapabilityBoundingSet | AmbientCapabilities) ;;
@@ -80,7 +81,8 @@ unit_setpriv_args() {
 		# "CAP_KILL CAP_CHOWN" -> ",+kill,+chown" (setpriv's names)
 		caps=$(printf '%s\n' $val | tr 'A-Z' 'a-z' | sed -n 's/^cap_\(.*\)/,+\1/p' | tr -d '\n')
 		if [ "$key" = CapabilityBoundingSet ]; then
-			if [ -z "$val" ]; then bounding=""; else bounding=$bounding$caps; fi
+			[ "$bounding" != none ] && [ -n "$val" ] || bounding=""
+			bounding=$bounding$caps
 		elif [ -z "$val" ]; then
 			ambient=""
 		else
@@ -89,7 +91,8 @@ unit_setpriv_args() {
 	done <"$1"
 	# Root keeps every capability of its bounding set across exec; ambient
 	# ones must also be inheritable (systemd makes them so).
-	echo "--bounding-set -all$bounding --inh-caps -all$ambient --ambient-caps -all$ambient $nnp"
+	[ "$bounding" = none ] && bounding="" || bounding="--bounding-set -all$bounding "
+	echo "$bounding--inh-caps -all$ambient --ambient-caps -all$ambient $nnp"
 }
 
 # As root, vtpmd runs under exactly the capabilities vtpmd.service gives it,
