@@ -4,7 +4,7 @@ BUILD ?= build
 MESON_OPTS ?=
 NINJA ?= ninja
 
-.PHONY: all build deps check demo clean check-unit check-sim check-xen check-sanitized bench fuzz
+.PHONY: all build deps check demo clean check-unit check-sim check-xen check-sanitized bench fuzz deb check-deb
 
 all: build
 
@@ -39,6 +39,19 @@ check-sim: build
 check-xen: deps
 	@$(MAKE) --no-print-directory build
 	./tests/xen/run.sh $(BUILD)
+
+# The Debian package (issue 16): vtpmd_<version>_<arch>.deb, its -dbgsym, the
+# .changes and .buildinfo in $(DEB_DIR), built from a copy of the tree (see
+# scripts/build-deb). Install it with `apt install ./$(DEB_DIR)/vtpmd_*.deb`.
+DEB_DIR ?= build-deb
+deb: deps
+	./scripts/build-deb $(DEB_DIR)
+
+# The package built, linted (lintian: no error, no warning), inspected,
+# installed and purged in a Debian 12 chroot (debootstrap'd once, cached in
+# $(DEB_DIR)/chroot-cache or $$PKGTEST_CACHE). See tests/pkg/run.sh.
+check-deb: deps
+	./tests/pkg/run.sh $(DEB_DIR)
 
 demo: deps
 	@$(MAKE) --no-print-directory build

@@ -436,7 +436,10 @@ int vtpm_state_open(const StateConfig *c, VtpmState **ret) {
         r = stateroot_open(c->state_dir, &s->root);
         if (r < 0) {
                 log_msg(LOG_ERR, "Cannot open the state directory %s: %s", c->state_dir,
-                        r == -EBUSY ? "another vtpmd is using it" : strerror(-r));
+                        r == -EBUSY ? "another vtpmd is using it" :
+                        r == -EROFS ? "read-only file system (vtpmd.service writes only the state root it was built "
+                                      "with: add a drop-in with ReadWritePaths= for this one, see FILES in vtpmd(8))" :
+                        strerror(-r));
                 goto fail;
         }
         r = stateroot_list(s->root, &uuids);

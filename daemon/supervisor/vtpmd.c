@@ -38,6 +38,9 @@
 #include "xs-view.h"
 
 #define STOP_TIMEOUT_USEC (15ull * 1000000ull)
+/* LSB's and systemd's "program is not configured": vtpmd.service does not
+ * restart on it (RestartPreventExitStatus=), a fix of the file is needed. */
+#define EXIT_NOTCONFIGURED 6
 #define STATUS_INTERVAL_USEC (5ull * 1000000ull)
 
 typedef struct Daemon {
@@ -389,8 +392,10 @@ int main(int argc, char **argv) {
         r = config_parse_argv(&config, argc, argv, &error);
         if (r < 0)
                 fprintf(stderr, "vtpmd: %s\n", error ?: strerror(-r));
-        if (r != 0)
-                return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+        if (r < 0)
+                return r == -ENOMEM ? EXIT_FAILURE : EXIT_NOTCONFIGURED;
+        if (r > 0)
+                return EXIT_SUCCESS;
         log_set_max_level(config.log_level);
         config.state.default_family = config.default_family;
         return run(&config);

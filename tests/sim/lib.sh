@@ -57,6 +57,58 @@ differ() {
 
 tcti() { cat "$SIMDIR/$1.tcti"; }
 
+# unit_setpriv_args UNIT: setpriv's options for the capability sets systemd
+# gives a root service from UNIT's CapabilityBoundingSet=, AmbientCapabilities=
+# and NoNewPrivileges= (repeated lines add up, an empty one empties the set,
+# no CapabilityBoundingSet= at all leaves it whole, as in systemd.exec(5)); an
+# inverted list (~) is refused rather than misread.
+unit_setpriv_args() {
+	local key val caps bounding=none ambient="" nnp=""
+	while IFS='=' read -r key val; do
+		case $key in
+		CapabilityBoundingSet | AmbientCapabilities) ;;
+		NoNewPrivileges)
+			case $val in yes | true | on | 1) nnp=--no-new-privs ;; *) nnp="" ;; esac
+			continue
+			;;
+		*) continue ;;
+		esac
+		case $val in "~"*)
+			echo "lib.sh: $1: $key=~... is not supported here" >&2
+			return 1
+			;;
+		esac
+		# "CAP_KILL CAP_CHOWN" -> ",+kill,+chown" (setpriv's names)
+		caps=$(printf '%s\n' $val | tr 'A-Z' 'a-z' | sed -n 's/^cap_\(.*\)/,+\1/p' | tr -d '\n')
+		if [ "$key" = CapabilityBoundingSet ]; then
+			[ "$bounding" != none ] && [ -n "$val" ] || bounding=""
+			bounding=$bounding$caps
+		elif [ -z "$val" ]; then
+			ambient=""
+		else
+			ambient=$ambient$caps
+		fi
+	done <"$1"
+	# Root keeps every capability of its bounding set across exec; ambient
+	# ones must also be inheritable (systemd makes them so).
+	[ "$bounding" = none ] && bounding="" || bounding="--bounding-set -all$bounding "
+	echo "$bounding--inh-caps -all$ambient --ambient-caps -all$ambient $nnp"
+}
+
+# As root, vtpmd runs under exactly the capabilities vtpmd.service gives it,
+# so that a capability the unit lacks fails a sim test on every machine, not
+# only under systemd on a real dom0 (issue 16). This wrapper is the innermost
+# one: a script that wraps $VTPMD again execs it.
+if [ "$(id -u)" -eq 0 ] && [ -n "${VTPMD:-}" ]; then
+	VTPMD_UNIT=${VTPMD_UNIT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/systemd/vtpmd.service.in}
+	setpriv_args=$(unit_setpriv_args "$VTPMD_UNIT") || exit 1
+	printf '#!/bin/sh\n# vtpmd under the capability set of %s\nexec setpriv %s -- "%s" "$@"\n' \
+		"$VTPMD_UNIT" "$setpriv_args" "$VTPMD" >"$SIMDIR/vtpmd-unit-caps"
+	chmod +x "$SIMDIR/vtpmd-unit-caps"
+	export VTPMD="$SIMDIR/vtpmd-unit-caps"
+	unset setpriv_args
+fi
+
 # vtpmd's guest workers: its children but the worker fork server, the one
 # whose command line ends in --fork-server (a forked worker blanks it).
 vtpmd_children() { ps -o pid=,args= --ppid "$(cat "$SIMDIR/vtpmd.pid")" 2>/dev/null; }
