@@ -561,9 +561,12 @@ static bool submit_until_taken(pid_t worker, const uint8_t *cmd, size_t len) {
         uint64_t deadline = now_ms() + COMMAND_TIMEOUT_MS;
         ThreadTimes before;
 
-        thread_times(worker, &before);
-        CHECK(before.n > 0 && before.ns[0] > 0, "no CPU times of worker %d's threads in /proc/%d/task/*/schedstat",
-              (int) worker, (int) worker);
+        /* A worker restarted a moment ago may not have its TPM thread yet. */
+        for (thread_times(worker, &before); !(before.n > 0 && before.ns[0] > 0); thread_times(worker, &before)) {
+                CHECK(now_ms() < deadline, "no CPU times of worker %d's threads in /proc/%d/task/*/schedstat",
+                      (int) worker, (int) worker);
+                pause_1ms();
+        }
         submit(cmd, len);
         while (page_state() == TPMIF_STATE_SUBMIT) {
                 if (thread_ran_since(worker, &before))
