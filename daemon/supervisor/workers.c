@@ -86,6 +86,13 @@ struct Workers {
 #define worker_log_errno(w, level, err, ...) \
         log_dev_errno(level, err, (w)->params.domid, (w)->params.devid, (w)->params.uuid, __VA_ARGS__)
 
+/* A worker or the fork server must go. A failure is logged: without CAP_KILL (a
+ * unit whose capability set lacks it) root cannot signal the workers' uids. */
+static void sigkill(pid_t pid) {
+        if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
+                log_msg(LOG_ERR, "Cannot kill process %d: %s", (int) pid, strerror(errno));
+}
+
 bool worker_backoff_crashed(WorkerBackoff *b, uint64_t now_ns, uint64_t *ret_delay_ns) {
         uint64_t delay;
 
@@ -158,7 +165,7 @@ void workers_start_fork_server(Workers *ws) {
         if (r >= 0) {
                 r = sd_event_add_child(ws->event, &ws->fork_server_source, pid, WEXITED, fork_server_exit_cb, ws);
                 if (r < 0) {
-                        (void) kill(pid, SIGKILL);
+                        sigkill(pid);
                         (void) waitpid(pid, NULL, 0);
                 }
         }
@@ -177,7 +184,7 @@ void workers_start_fork_server(Workers *ws) {
 static void fork_server_stop(Workers *ws) {
         ws->fork_server_fd = safe_close(ws->fork_server_fd);
         if (ws->fork_server_pid > 0)
-                (void) kill(ws->fork_server_pid, SIGKILL);
+                sigkill(ws->fork_server_pid);
 }
 
 /* A new vtpmd-worker, from the fork server if WorkerSpawn=fork-server and
@@ -243,7 +250,7 @@ static void process_stop(Process *p, IpcStopMode mode) {
                 return;
         process_detach(p);
         if (process_send(p, &m) < 0)
-                (void) kill(p->pid, SIGKILL);
+                sigkill(p->pid);
 }
 
 /* One uid per running guest worker, so that workers cannot signal, trace or
@@ -377,7 +384,7 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
         }
         if (ipc_decode(buf, (size_t) n, &m) < 0) {
                 log_msg(LOG_ERR, "Worker (pid %d) sent a malformed message (%zd bytes), killing it", (int) p->pid, n);
-                (void) kill(p->pid, SIGKILL);
+                sigkill(p->pid);
                 return 0;
         }
         if (m.type == IPC_STATE) {
@@ -571,7 +578,7 @@ static void worker_spawn(Worker *w) {
         if (r >= 0) {
                 p = calloc(1, sizeof(*p));
                 if (!p) {
-                        (void) kill(pid, SIGKILL);
+                        sigkill(pid);
                         (void) waitpid(pid, NULL, 0);
                         r = worker_log_errno(w, LOG_ERR, -ENOMEM, "Failed to start worker %s", c->worker_path);
                 }
@@ -592,7 +599,7 @@ static void worker_spawn(Worker *w) {
                 r = sd_event_add_io(ws->event, &p->io_source, p->fd, EPOLLIN, process_io_cb, p);
         if (r < 0) {
                 worker_log_errno(w, LOG_ERR, r, "Failed to watch worker");
-                (void) kill(pid, SIGKILL);
+                sigkill(pid);
                 (void) waitpid(pid, NULL, 0);
                 process_free(p);
                 vtpm_keys_done(&keys);
@@ -626,7 +633,7 @@ static void worker_spawn(Worker *w) {
         if (r < 0) {
                 worker_log_errno(w, LOG_ERR, r, "Failed to send parameters to worker");
                 /* its exit is a crash: the back-off restarts it */
-                (void) kill(pid, SIGKILL);
+                sigkill(pid);
                 return;
         }
         worker_log(w, LOG_DEBUG, "Started worker pid %d for ring-ref %u port %u%s", (int) pid, wp->ring_ref,
@@ -742,7 +749,7 @@ void workers_stop_all(Workers *ws, IpcStopMode mode) {
 void workers_kill_all(Workers *ws) {
         for (Process *p = ws->processes; p; p = p->next) {
                 log_msg(LOG_WARNING, "Worker pid %d did not stop in time, killing it", (int) p->pid);
-                (void) kill(p->pid, SIGKILL);
+                sigkill(p->pid);
         }
 }
 
