@@ -308,7 +308,7 @@ migrate_g20() {
 	if [[ $(echo "$out" | head -1) =~ ^([0-9]+)/([0-9]+)\ gone=([0-9]+)\ bad=([0-9]+)$ ]]; then
 		[ "${BASH_REMATCH[4]}" = 0 ] || fail "$n" "${BASH_REMATCH[4]} TPM commands failed across the migration: $(echo "$out" | tail -n +2 | tr '\n' ' ')"
 		[ "${BASH_REMATCH[1]}" -gt 0 ] || fail "$n" "no TPM command succeeded in the loop"
-		[ "${BASH_REMATCH[3]}" = 0 ] || note "$n" "${BASH_REMATCH[3]} commands lost their device to the frontend's re-probe"
+		[ "${BASH_REMATCH[3]}" = 0 ] || note "$n" "commands whose device node the frontend's re-probe replaced under them: ${BASH_REMATCH[3]}"
 	else
 		fail "$n" "the guest's getrandom loop printed '$out'"
 	fi
