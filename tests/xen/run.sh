@@ -8,7 +8,8 @@
 # Usage: run.sh [BUILD_DIR [OUT_DIR]]   (as root; defaults build, BUILD_DIR/xen-rig)
 # Environment: XENRIG_CACHE (image cache root, default OUT_DIR/cache),
 #   XENRIG_TIMEOUT (seconds for the whole QEMU run, default 1500),
-#   XENRIG_MEM (MiB for QEMU, default 2048), XENRIG_SMP (default 2).
+#   XENRIG_MEM (MiB for QEMU, default 2048), XENRIG_SMP (default 2),
+#   XENRIG_CPU (QEMU's -cpu, default qemu64,+svm,+npt).
 # Output in OUT_DIR: results.txt (TAP), scenario-N.txt, serial.log, logs/ (dom0's
 # /var/log: vtpmd.log, xen/console/guest-*.log, xen/xl-*.log, rig/ per-scenario
 # files and the guest command transcript).
@@ -22,6 +23,7 @@ CACHE=${XENRIG_CACHE:-$OUT/cache}
 TMO=${XENRIG_TIMEOUT:-1500}
 MEM=${XENRIG_MEM:-2048}
 SMP=${XENRIG_SMP:-2}
+CPU=${XENRIG_CPU:-qemu64,+svm,+npt}
 T_START=$(date +%s)
 
 die() { echo "check-xen: $*" >&2; exit 1; }
@@ -70,12 +72,15 @@ install -m755 "$HERE/dom0/scenarios.sh" "$W/dom0/root/rig/"
 cat "$C/dom0-base.cpio.zst" "$W/overlay.cpio.gz" > "$W/dom0.img"
 
 # 4. boot. Only -cpu qemu64 (no SMAP) lets PV dom0 run under TCG here; see
-#    research/xen-qemu-rig.md. Any Xen or dom0 crash exits QEMU (-no-reboot).
+#    research/xen-qemu-rig.md. TCG's SVM with nested paging gives Xen HAP, which
+#    PVH guests need, and with it the log-dirty mode of live migration (Debian's
+#    Xen has no shadow paging, so PV guests cannot migrate). Any Xen or dom0 crash
+#    exits QEMU (-no-reboot).
 SERIAL=$OUT/serial.log
 rm -rf "$OUT/logs" "$OUT"/scenario-*.txt "$OUT/results.txt"
 echo "check-xen: booting Xen under QEMU (log: $SERIAL, limit ${TMO} s)"
 T0=$(date +%s)
-timeout -k 10 "$TMO" qemu-system-x86_64 -accel tcg,tb-size=512 -cpu qemu64 -m "$MEM" -smp "$SMP" \
+timeout -k 10 "$TMO" qemu-system-x86_64 -accel tcg,tb-size=512 -cpu "$CPU" -m "$MEM" -smp "$SMP" \
 	-nographic -no-reboot -monitor none -serial stdio -nodefaults -vga none \
 	-kernel "$C/xen" \
 	-append "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=$SMP loglvl=all guest_loglvl=all console_timestamps=boot" \
