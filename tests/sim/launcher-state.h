@@ -12,6 +12,9 @@
  *                                      DIR/state is only readable with the same
  *   DIR/sim/vtpmd-args                 vtpmd's arguments (after the binary),
  *                                      one per line, for restart-daemon
+ *   DIR/sim/pool-dir                   start --pool-dir's PATH (absolute), once
+ *                                      vtpmd started with it; later starts
+ *                                      pass it again
  *   DIR/sim/guests/NAME                key=value lines, see launcher-state.c
  *
  * A process counts as ours only while /proc/PID/stat shows the recorded start

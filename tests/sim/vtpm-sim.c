@@ -4,14 +4,14 @@
  * simulated xenstored, vtpmd, and simulated guests, and plays xl for them
  * (toolstack.h does what libxl does).
  *
- *   vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2] [--no-host-tpm]
+ *   vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2] [--no-host-tpm] [--pool-dir PATH]
  *   vtpm-sim attach  --dir DIR NAME [--uuid UUID] [--tpm 2.0|1.2]
  *   vtpm-sim detach  --dir DIR NAME [--uuid UUID | --devid N]
  *   vtpm-sim reboot  --dir DIR NAME
  *   vtpm-sim destroy --dir DIR NAME
  *   vtpm-sim save    --dir DIR NAME FILE
  *   vtpm-sim restore --dir DIR FILE
- *   vtpm-sim migrate --dir DIR NAME [--fail]
+ *   vtpm-sim migrate --dir DIR NAME [--to DIR2] [--fail]
  *   vtpm-sim rename  --dir DIR OLD NEW
  *   vtpm-sim status  --dir DIR [--json]
  *   vtpm-sim stop    --dir DIR
@@ -36,12 +36,23 @@
  * process continues as the destination domid (resume on DIR/NAME.domctl),
  * and once its frontends are Connected the source is destroyed. The guest
  * process and its files keep NAME throughout.
+ * migrate --to DIR2 is xl migrate to the host simulated in DIR2 (its own
+ * xenstored, host TPM and vtpmd), the same steps with DIR2's toolstack as the
+ * receiver: NAME--incoming is created there, and instead of continuing, a new
+ * guest process starts in DIR2 as a resumed kernel once the source is
+ * NAME--migratedaway (no memory is copied). After the source's destruction its
+ * process ends and DIR forgets the guest: its record and DIR2/NAME.tcti are
+ * DIR2's. Refused if DIR2 has a guest or domain NAME. Both DIRs are locked,
+ * in path order.
  * rename is xl rename; the guest's files DIR/OLD.* and its record follow.
  *
  * The host TPM is a real swtpm with its state in DIR/hosttpm (kept across stop
  * and start, so it keeps its seeds, like a machine's TPM across reboots);
  * vtpmd keeps its vTPM state in DIR/state. With --no-host-tpm (fixed by the
  * first start of a DIR) vtpmd uses the key file DIR/master.key instead.
+ * --pool-dir PATH gives vtpmd --pool-dir PATH (the pool's shared state root;
+ * several DIRs may share it); it is recorded once vtpmd started with it, so
+ * restart-daemon and later starts of DIR pass it again.
  *
  * Environment: VTPMD, VTPM_XENSTORED, VTPM_SIM_GUEST (binaries; default: the
  * build tree next to this program), VTPM_SIM_SWTPM (default: swtpm from PATH),
@@ -377,12 +388,15 @@ static int alloc_domid(const Sim *s, uint32_t *ret) {
         return 0;
 }
 
+/* What a guest process leaves in DIR (guest.c's header); its sockets too, as
+ * one killed on a host it left must not seem to listen there. */
 static void guest_files_reset(const Sim *s, const char *name) {
-        _cleanup_free_ char *a = xasprintf("%s/%s.tcti", s->dir, name);
-        _cleanup_free_ char *b = xasprintf("%s/%s.guest-state", s->dir, name);
+        static const char *const suffixes[] = { "tcti", "guest-state", "sock", "sock.ctrl", "domctl" };
 
-        (void) unlink(a);
-        (void) unlink(b);
+        for (size_t i = 0; i < ELEMENTSOF(suffixes); i++) {
+                _cleanup_free_ char *p = xasprintf("%s/%s.%s", s->dir, name, suffixes[i]);
+                (void) unlink(p);
+        }
 }
 
 /* The backend's xenbus error node for a device, or NULL. */
@@ -984,9 +998,9 @@ static int resolve_host_tpm(const Sim *s, bool no_host_tpm) {
 /* vtpmd's arguments after the binary. Until vTPMs carry their own metadata
  * (vtpmd-ctl create --tpm), the family given to `start` is vtpmd's default
  * for every vTPM of the simulation. */
-static char **vtpmd_args(const Sim *s, const char *family) {
+static char **vtpmd_args(const Sim *s, const char *family, const char *pool_dir) {
         const char *level = getenv("VTPMD_LOG_LEVEL"), *spawn = getenv("VTPMD_WORKER_SPAWN");
-        char **a = calloc(18, sizeof(char *));
+        char **a = calloc(20, sizeof(char *));
         size_t n = 0;
 
         if (!a) {
@@ -1001,6 +1015,11 @@ static char **vtpmd_args(const Sim *s, const char *family) {
         a[n++] = xasprintf("%s/control", s->dir);
         a[n++] = xasprintf("--state-dir");
         a[n++] = xasprintf("%s/state", s->dir);
+        /* Only when asked for: a vtpmd without pool support refuses the option. */
+        if (pool_dir) {
+                a[n++] = xasprintf("--pool-dir");
+                a[n++] = xasprintf("%s", pool_dir);
+        }
         if (host_tpm_enabled(s)) {
                 a[n++] = xasprintf("--host-tpm");
                 a[n++] = xasprintf("swtpm:path=%s", s->swtpm_socket);
@@ -1135,9 +1154,42 @@ static int load_or_new_guest(const Sim *s, const char *name, SimGuest **ret) {
         return r;
 }
 
-static int cmd_start(Sim *s, unsigned n_guests, const char *family, bool no_host_tpm) {
+/* The pool's shared state root (--pool-dir) is part of the host's set-up, like
+ * its host TPM: a later start without the option keeps the recorded one. *ret
+ * is NULL for a host outside any pool. */
+static int resolve_pool_dir(const Sim *s, const char *given, char **ret) {
+        _cleanup_free_ char *abs = NULL;
+        struct stat st;
+        int r;
+
+        if (!given) {
+                r = sim_str_load(s->dir, "pool-dir", ret);
+                if (r == -ENOENT) {
+                        *ret = NULL;
+                        return 0;
+                }
+                if (r < 0)
+                        fprintf(stderr, "vtpm-sim: %s/sim/pool-dir is unreadable: %s\n", s->dir, strerror(-r));
+                return r;
+        }
+        abs = realpath(given, NULL);
+        if (!abs || stat(abs, &st) < 0) {
+                r = negative_errno();
+                fprintf(stderr, "vtpm-sim: --pool-dir %s: %s\n", given, strerror(-r));
+                return r;
+        }
+        if (!S_ISDIR(st.st_mode)) {
+                fprintf(stderr, "vtpm-sim: --pool-dir %s is not a directory\n", given);
+                return -ENOTDIR;
+        }
+        *ret = TAKE_PTR(abs);
+        return 0;
+}
+
+static int cmd_start(Sim *s, unsigned n_guests, const char *family, bool no_host_tpm, const char *pool_dir) {
         _cleanup_(toolstack_freep) Toolstack *ts = NULL;
         _cleanup_strv_free_ char **args = NULL;
+        _cleanup_free_ char *pool = NULL;
         _cleanup_free_ char *state_dir = xasprintf("%s/state", s->dir);
         _cleanup_free_ char *why = NULL;
         _cleanup_free_ char *guests_dir = xasprintf("%s/sim/guests", s->dir);
@@ -1163,7 +1215,7 @@ static int cmd_start(Sim *s, unsigned n_guests, const char *family, bool no_host
                         "Run 'vtpm-sim stop --dir %s' first.\n", s->dir, why, s->dir);
                 return 1;
         }
-        if (resolve_host_tpm(s, no_host_tpm) < 0)
+        if (resolve_host_tpm(s, no_host_tpm) < 0 || resolve_pool_dir(s, pool_dir, &pool) < 0)
                 return 1;
         /* tpm2-tss splits a TCTI config at ',' (key=value pairs). */
         if (host_tpm_enabled(s) && strchr(s->swtpm_socket, ',')) {
@@ -1190,7 +1242,7 @@ static int cmd_start(Sim *s, unsigned n_guests, const char *family, bool no_host
                 goto fail;
         if (start_xenstored(s) < 0)
                 goto fail;
-        args = vtpmd_args(s, family);
+        args = vtpmd_args(s, family, pool);
         r = sim_strv_save(s->dir, "vtpmd-args", args);
         if (r < 0) {
                 fprintf(stderr, "vtpm-sim: cannot record vtpmd's arguments: %s\n", strerror(-r));
@@ -1198,6 +1250,12 @@ static int cmd_start(Sim *s, unsigned n_guests, const char *family, bool no_host
         }
         if (start_vtpmd(s, args) < 0)
                 goto fail;
+        /* Recorded once vtpmd took it, so a refused pool is not kept. */
+        r = pool ? sim_str_save(s->dir, "pool-dir", pool) : 0;
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: cannot record the pool directory: %s\n", strerror(-r));
+                goto fail;
+        }
         r = write_env(s);
         if (r < 0) {
                 fprintf(stderr, "vtpm-sim: cannot write %s/env: %s\n", s->dir, strerror(-r));
@@ -1560,6 +1618,7 @@ static int cmd_status(Sim *s, bool json) {
         SimProc xsd = {}, vtpmd = {}, swtpm = {};
         bool xsd_up, vtpmd_up, swtpm_up, host_tpm;
         json_object *root = NULL, *jg = NULL;
+        _cleanup_free_ char *pool = NULL;
 
         if (sim_lock(s, LOCK_SH) < 0) {
                 fprintf(stderr, "vtpm-sim: cannot lock %s: %m\n", s->dir);
@@ -1572,6 +1631,7 @@ static int cmd_status(Sim *s, bool json) {
         vtpmd_up = sim_proc_alive(&vtpmd);
         swtpm_up = sim_proc_alive(&swtpm);
         host_tpm = host_tpm_enabled(s);
+        (void) sim_str_load(s->dir, "pool-dir", &pool);
         if (xsd_up)
                 (void) toolstack_for(s, false, &ts);
         if (sim_guest_list(s->dir, &names) < 0)
@@ -1599,6 +1659,7 @@ static int cmd_status(Sim *s, bool json) {
                         json_object_object_add(o, "state_dir", json_object_new_string(s->hosttpm_dir));
                 }
                 json_object_object_add(root, "swtpm", o);
+                json_object_object_add(root, "pool_dir", pool ? json_object_new_string(pool) : NULL);
                 jg = json_object_new_array();
                 json_object_object_add(root, "guests", jg);
         } else {
@@ -1609,6 +1670,8 @@ static int cmd_status(Sim *s, bool json) {
                                swtpm_up ? "running" : "stopped", s->swtpm_socket);
                 else
                         printf("swtpm     none (--no-host-tpm: key file %s/master.key)\n", s->dir);
+                if (pool)
+                        printf("pool      %s\n", pool);
                 printf("%-12s %5s %7s %-8s %5s %-36s %-3s %-14s %-14s\n", "NAME", "DOMID", "PID",
                        "STATE", "DEVID", "UUID", "TPM", "FRONTEND", "BACKEND");
         }
@@ -1872,83 +1935,211 @@ static void set_devids(SimGuest *g, const uint32_t *devids) {
                 g->vtpms[i].devid = devids[i];
 }
 
-/* xl migrate -s '' NAME 'xl migrate-receive' to this host (xl_migrate.c): the
- * destination with its devices while the source runs, the source suspended,
- * then either (--fail) the destination destroyed and the source resumed, or
- * the renames, the guest continuing in the destination, and the source's
- * destruction once the destination's frontends are Connected. */
-static int cmd_migrate(Sim *s, const char *name, bool fail) {
-        _cleanup_(toolstack_freep) Toolstack *ts = NULL;
-        _cleanup_(sim_guest_freep) SimGuest *g = NULL;
-        _cleanup_free_ char *ctl = NULL, *incoming = NULL, *away = NULL, *err = NULL;
-        _cleanup_free_ uint32_t *src_devids = NULL;
-        SimGuest *list[1];
+/* One xl migrate: the sender's host and toolstack (from) and the receiver's
+ * (to); both are the same for a migration to this host. */
+typedef struct Migration {
+        Sim *from, *to;
+        Toolstack *ts_from, *ts_to;
+        SimGuest *g;            /* its devids are the destination's from create_domain on */
+        const char *name;
+        const char *hosts;      /* "" or " (host DIR1 to host DIR2)", for the messages */
+        const char *ctl;        /* the source guest process's DIR/NAME.domctl */
+        const char *incoming, *away;
+        const uint32_t *src_devids;
+        SimProc src_proc;
         uint32_t src, dst;
+} Migration;
+
+/* The receiver gives up and destroys its domain. */
+static void destination_destroy(Migration *m) {
+        int r = toolstack_domain_destroy(m->ts_to, m->dst);
+
+        set_devids(m->g, m->src_devids);
+        if (r < 0)
+                fprintf(stderr, "vtpm-sim: destroying the destination domain %u: %s\n", m->dst, strerror(-r));
+}
+
+/* Once the receiver has destroyed its domain, the sender takes the source back
+ * under its name (libxl_domain_resume, suspend_cancel=1). */
+static int source_take_back(Migration *m) {
+        (void) toolstack_domain_rename(m->ts_from, m->src, NULL, m->name);
+        return toolstack_domain_resume(m->ts_from, m->src, m->ctl);
+}
+
+/* Unpausing the destination on this host: the guest process continues as
+ * that domain (resume on DIR/NAME.domctl). */
+static int continue_in_destination(Migration *m) {
+        _cleanup_free_ char *err = NULL;
         int r;
 
-        if (lock_running_guest(s, name, true, &g, &ts) < 0)
+        r = toolstack_guest_resume(m->ctl, m->dst, m->ts_from->suspend_ack_timeout_ms, &err);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: the guest did not resume in domain %u: %s\n", m->dst, err ?: strerror(-r));
+                return r;
+        }
+        m->g->domid = m->dst;
+        return sim_guest_save(m->to->dir, m->g);
+}
+
+/* Unpausing the destination on another host: a guest process of that host
+ * starts as a resumed kernel (no memory is copied, as in xl restore). If it
+ * cannot start, the receiver destroys its domain and the sender takes the
+ * source back, as xl does when the target reports a startup failure. */
+static int start_in_destination(Migration *m) {
+        int r;
+
+        m->g->domid = m->dst;
+        r = spawn_guest(m->to, m->g, true);
+        if (r >= 0)
+                return sim_guest_save(m->to->dir, m->g);
+        if (m->g->proc.pid > 0)
+                (void) terminate(&m->g->proc, 1, SIGKILL, KILL_TIMEOUT_MS);
+        m->g->domid = m->src;
+        m->g->proc = m->src_proc;
+        destination_destroy(m);
+        r = source_take_back(m);
+        fprintf(stderr, "vtpm-sim: migration of %s failed: the guest did not start in domain %u%s; "
+                "source domain %u %s\n", m->name, m->dst, m->hosts, m->src, r < 0 ? "NOT resumed" : "resumed");
+        return -ECHILD;
+}
+
+/* libxl_domain_destroy of the source once the destination runs. On another
+ * host the source's guest process ends with its domain, and the sender's
+ * host forgets the guest: its record and TCTI file are the receiver's now. */
+static void source_destroy(Migration *m) {
+        if (toolstack_domain_destroy(m->ts_from, m->src) < 0)
+                fprintf(stderr, "vtpm-sim: destroying the source domain %u failed\n", m->src);
+        if (m->from == m->to)
+                return;
+        if (sim_proc_alive(&m->src_proc) && terminate(&m->src_proc, 1, SIGKILL, KILL_TIMEOUT_MS) > 0)
+                fprintf(stderr, "vtpm-sim: guest %s (pid %d) cannot be stopped\n", m->name, (int) m->src_proc.pid);
+        guest_files_reset(m->from, m->name);
+        (void) sim_guest_delete(m->from->dir, m->name);
+}
+
+/* xl migrate (xl_migrate.c migrate_domain, and migrate_receive on the
+ * receiver): the destination NAME--incoming with its devices while the source
+ * runs, the source suspended, then either (--fail) the destination destroyed
+ * and the source resumed, or the source renamed NAME--migratedaway, the
+ * destination NAME and unpaused, and the source destroyed once the
+ * destination's frontends are Connected. Returns the exit code. */
+static int migrate_steps(Migration *m, bool fail) {
+        SimGuest *list[1] = { m->g };
+        int r;
+
+        /* migrate-receive: libxl_domain_create_restore builds the domain. */
+        if (create_domain(m->to, m->ts_to, m->g, m->incoming, false, &m->dst) < 0) {
+                fprintf(stderr, "vtpm-sim: migration of %s failed: cannot create the destination domain\n", m->name);
                 return 1;
-        src = g->domid;
-        ctl = guest_ctl(s, name);
-        incoming = xasprintf("%s--incoming", name);
-        away = xasprintf("%s--migratedaway", name);
+        }
+        r = toolstack_domain_suspend(m->ts_from, m->src);
+        if (r < 0) {
+                fprintf(stderr, "vtpm-sim: migration of %s failed: suspending domain %u: %s\n", m->name, m->src,
+                        strerror(-r));
+                destination_destroy(m);
+                resume_if_suspended(m->from, m->ts_from, m->g);
+                return 1;
+        }
+        if (fail) {
+                destination_destroy(m);
+                r = toolstack_domain_resume(m->ts_from, m->src, m->ctl);
+                fprintf(stderr, "vtpm-sim: migration of %s failed (--fail): destination domain %u destroyed, "
+                        "source domain %u %s%s\n", m->name, m->dst, m->src, r < 0 ? "NOT resumed" : "resumed",
+                        m->hosts);
+                return 1;
+        }
+        if (toolstack_domain_rename(m->ts_from, m->src, m->name, m->away) < 0 ||
+            toolstack_domain_rename(m->ts_to, m->dst, m->incoming, m->name) < 0) {
+                fprintf(stderr, "vtpm-sim: migration of %s failed: renaming the domains\n", m->name);
+                destination_destroy(m);
+                (void) source_take_back(m);
+                return 1;
+        }
+        r = m->from == m->to ? continue_in_destination(m) : start_in_destination(m);
+        if (r < 0)
+                return 1;
+        r = wait_connected(m->to, m->ts_to, list, NULL, 1);
+        source_destroy(m);
+        if (r < 0)
+                return 1;
+        printf("%s domid=%u migrated from domain %u%s\n", m->name, m->dst, m->src, m->hosts);
+        return 0;
+}
+
+/* Both hosts' locks, always in the same order, so that two migrations in
+ * opposite directions cannot deadlock. */
+static int lock_hosts(Sim *a, Sim *b) {
+        Sim *first = strcmp(a->dir, b->dir) < 0 ? a : b;
+        int r;
+
+        r = sim_lock(first, LOCK_EX);
+        if (r >= 0)
+                r = sim_lock(first == a ? b : a, LOCK_EX);
+        if (r < 0)
+                fprintf(stderr, "vtpm-sim: cannot lock %s and %s: %s\n", a->dir, b->dir, strerror(-r));
+        return r;
+}
+
+/* The receiver's host has no guest of that name: none of its domains, saved
+ * guests or records (they would be overwritten). */
+static int destination_free(const Sim *to, Toolstack *ts, const char *name, const char *incoming) {
+        _cleanup_(sim_guest_freep) SimGuest *other = NULL;
+        uint32_t domid;
+
+        if (toolstack_domain_by_name(ts, name, &domid) >= 0 || toolstack_domain_by_name(ts, incoming, &domid) >= 0) {
+                fprintf(stderr, "vtpm-sim: %s already has a domain named %s (domain %u)\n", to->dir, name, domid);
+                return -EEXIST;
+        }
+        if (sim_guest_load(to->dir, name, &other) != -ENOENT) {
+                fprintf(stderr, "vtpm-sim: %s already has a guest %s\n", to->dir, name);
+                return -EEXIST;
+        }
+        return 0;
+}
+
+/* xl migrate to this host (dest NULL: xl migrate -s '' NAME 'xl
+ * migrate-receive'), or to the host in dest's DIR, whose toolstack is the
+ * receiver's. */
+static int cmd_migrate(Sim *s, const char *name, bool fail, Sim *dest) {
+        _cleanup_(toolstack_freep) Toolstack *ts = NULL, *ts_dest = NULL;
+        _cleanup_(sim_guest_freep) SimGuest *g = NULL;
+        _cleanup_free_ char *ctl = guest_ctl(s, name), *incoming = xasprintf("%s--incoming", name);
+        _cleanup_free_ char *away = xasprintf("%s--migratedaway", name), *hosts = NULL;
+        _cleanup_free_ uint32_t *src_devids = NULL;
+        Migration m;
+
+        if (!dest) {
+                if (lock_running_guest(s, name, true, &g, &ts) < 0)
+                        return 1;
+                hosts = xasprintf("%s", "");
+        } else {
+                if (lock_hosts(s, dest) < 0 || require_running(s) < 0 || require_running(dest) < 0 ||
+                    load_running_guest(s, name, &g) < 0 || toolstack_for(s, true, &ts) < 0 ||
+                    toolstack_for(dest, true, &ts_dest) < 0 || destination_free(dest, ts_dest, name, incoming) < 0)
+                        return 1;
+                hosts = xasprintf(" (host %s to host %s)", s->dir, dest->dir);
+        }
         src_devids = calloc(g->n_vtpms + 1, sizeof(*src_devids));
         if (!src_devids)
                 return 1;
         for (size_t i = 0; i < g->n_vtpms; i++)
                 src_devids[i] = g->vtpms[i].devid;
-
-        /* migrate-receive: libxl_domain_create_restore builds the domain. */
-        if (create_domain(s, ts, g, incoming, false, &dst) < 0) {
-                fprintf(stderr, "vtpm-sim: migration of %s failed: cannot create the destination domain\n", name);
-                return 1;
-        }
-        r = toolstack_domain_suspend(ts, src);
-        if (r < 0) {
-                fprintf(stderr, "vtpm-sim: migration of %s failed: suspending domain %u: %s\n", name, src,
-                        strerror(-r));
-                (void) toolstack_domain_destroy(ts, dst);
-                set_devids(g, src_devids);
-                resume_if_suspended(s, ts, g);
-                return 1;
-        }
-        if (fail) {
-                /* The receiver gives up and destroys its domain; the sender
-                 * resumes the source (libxl_domain_resume, suspend_cancel=1). */
-                r = toolstack_domain_destroy(ts, dst);
-                set_devids(g, src_devids);
-                if (r < 0)
-                        fprintf(stderr, "vtpm-sim: destroying the destination domain %u: %s\n", dst, strerror(-r));
-                r = toolstack_domain_resume(ts, src, ctl);
-                fprintf(stderr, "vtpm-sim: migration of %s failed (--fail): destination domain %u destroyed, "
-                        "source domain %u %s\n", name, dst, src, r < 0 ? "NOT resumed" : "resumed");
-                return 1;
-        }
-        if (toolstack_domain_rename(ts, src, name, away) < 0 || toolstack_domain_rename(ts, dst, incoming, name) < 0) {
-                fprintf(stderr, "vtpm-sim: migration of %s failed: renaming the domains\n", name);
-                (void) toolstack_domain_destroy(ts, dst);
-                set_devids(g, src_devids);
-                (void) toolstack_domain_rename(ts, src, NULL, name);
-                (void) toolstack_domain_resume(ts, src, ctl);
-                return 1;
-        }
-        /* The destination is unpaused: the guest runs on in domain dst. */
-        r = toolstack_guest_resume(ctl, dst, ts->suspend_ack_timeout_ms, &err);
-        if (r < 0) {
-                fprintf(stderr, "vtpm-sim: the guest did not resume in domain %u: %s\n", dst, err ?: strerror(-r));
-                return 1;
-        }
-        g->domid = dst;
-        if (sim_guest_save(s->dir, g) < 0)
-                return 1;
-        list[0] = g;
-        r = wait_connected(s, ts, list, NULL, 1);
-        if (toolstack_domain_destroy(ts, src) < 0)
-                fprintf(stderr, "vtpm-sim: destroying the source domain %u failed\n", src);
-        if (r < 0)
-                return 1;
-        printf("%s domid=%u migrated from domain %u\n", name, dst, src);
-        return 0;
+        m = (Migration) {
+                .from = s,
+                .to = dest ?: s,
+                .ts_from = ts,
+                .ts_to = ts_dest ?: ts,
+                .g = g,
+                .name = name,
+                .hosts = hosts,
+                .ctl = ctl,
+                .incoming = incoming,
+                .away = away,
+                .src_devids = src_devids,
+                .src_proc = g->proc,
+                .src = g->domid,
+        };
+        return migrate_steps(&m, fail);
 }
 
 /* xl rename; the guest's files (DIR/NAME.*) and record follow. */
@@ -1986,14 +2177,14 @@ static int cmd_rename(Sim *s, const char *old, const char *new) {
 }
 
 _noreturn_ static void usage(int code) {
-        fputs("usage: vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2] [--no-host-tpm]\n"
+        fputs("usage: vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2] [--no-host-tpm] [--pool-dir PATH]\n"
               "       vtpm-sim attach  --dir DIR NAME [--uuid UUID] [--tpm 2.0|1.2]\n"
               "       vtpm-sim detach  --dir DIR NAME [--uuid UUID | --devid N]\n"
               "       vtpm-sim reboot  --dir DIR NAME\n"
               "       vtpm-sim destroy --dir DIR NAME\n"
               "       vtpm-sim save    --dir DIR NAME FILE\n"
               "       vtpm-sim restore --dir DIR FILE\n"
-              "       vtpm-sim migrate --dir DIR NAME [--fail]\n"
+              "       vtpm-sim migrate --dir DIR NAME [--to DIR2] [--fail]\n"
               "       vtpm-sim rename  --dir DIR OLD NEW\n"
               "       vtpm-sim status  --dir DIR [--json]\n"
               "       vtpm-sim stop    --dir DIR\n"
@@ -2001,6 +2192,31 @@ _noreturn_ static void usage(int code) {
               "       vtpm-sim restart-host-tpm --dir DIR\n",
               code ? stderr : stdout);
         exit(code);
+}
+
+/* The paths of the simulation in dir (which exists). */
+static int sim_open(Sim *s, const char *dir) {
+        s->dir = realpath(dir, NULL);
+        if (!s->dir) {
+                int r = negative_errno();
+                fprintf(stderr, "vtpm-sim: %s: %s\n", dir, strerror(-r));
+                return r;
+        }
+        s->xsdir = xasprintf("%s/xenstore", s->dir);
+        s->xs_socket = xasprintf("%s/socket", s->xsdir);
+        s->hosttpm_dir = xasprintf("%s/hosttpm", s->dir);
+        s->swtpm_socket = xasprintf("%s/tpm.sock", s->hosttpm_dir);
+        return 0;
+}
+
+static void sim_close(Sim *s) {
+        safe_close(s->lock_fd);
+        free(s->dir);
+        free(s->xsdir);
+        free(s->xs_socket);
+        free(s->hosttpm_dir);
+        free(s->swtpm_socket);
+        free(s->self_dir);
 }
 
 static int self_dir(char **ret) {
@@ -2015,7 +2231,8 @@ static int self_dir(char **ret) {
 }
 
 int main(int argc, char **argv) {
-        enum { OPT_DIR = 1, OPT_GUESTS, OPT_TPM, OPT_UUID, OPT_JSON, OPT_DEVID, OPT_NO_HOST_TPM, OPT_FAIL };
+        enum { OPT_DIR = 1, OPT_GUESTS, OPT_TPM, OPT_UUID, OPT_JSON, OPT_DEVID, OPT_NO_HOST_TPM, OPT_FAIL, OPT_TO,
+               OPT_POOL_DIR };
         static const struct option opts[] = {
                 { "dir", required_argument, NULL, OPT_DIR },
                 { "guests", required_argument, NULL, OPT_GUESTS },
@@ -2025,14 +2242,17 @@ int main(int argc, char **argv) {
                 { "json", no_argument, NULL, OPT_JSON },
                 { "no-host-tpm", no_argument, NULL, OPT_NO_HOST_TPM },
                 { "fail", no_argument, NULL, OPT_FAIL },
+                { "to", required_argument, NULL, OPT_TO },
+                { "pool-dir", required_argument, NULL, OPT_POOL_DIR },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
-        const char *cmd, *dir = NULL, *family = NULL, *uuid = NULL, *name = NULL, *arg2 = NULL;
+        const char *cmd, *dir = NULL, *family = NULL, *uuid = NULL, *name = NULL, *arg2 = NULL, *to = NULL;
+        const char *pool_dir = NULL;
         uint32_t guests = 0; /* start: 0 = every guest the DIR knows, or 1 */
         int64_t devid = -1;
         bool json = false, no_host_tpm = false, fail = false;
-        Sim s = { .lock_fd = -1 };
+        Sim s = { .lock_fd = -1 }, dest = { .lock_fd = -1 };
         int c, r;
 
         if (argc < 2)
@@ -2079,6 +2299,12 @@ int main(int argc, char **argv) {
                 case OPT_FAIL:
                         fail = true;
                         break;
+                case OPT_TO:
+                        to = optarg;
+                        break;
+                case OPT_POOL_DIR:
+                        pool_dir = optarg;
+                        break;
                 case 'h':
                         usage(0);
                 default:
@@ -2117,6 +2343,14 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "vtpm-sim: --no-host-tpm only applies to start\n");
                 return 2;
         }
+        if (pool_dir && !streq(cmd, "start")) {
+                fprintf(stderr, "vtpm-sim: --pool-dir only applies to start\n");
+                return 2;
+        }
+        if (to && !streq(cmd, "migrate")) {
+                fprintf(stderr, "vtpm-sim: --to only applies to migrate\n");
+                return 2;
+        }
         if (name && !sim_name_valid(name)) {
                 fprintf(stderr, "vtpm-sim: invalid guest name '%s'\n", name);
                 return 2;
@@ -2126,15 +2360,8 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "vtpm-sim: cannot create %s: %m\n", dir);
                 return 1;
         }
-        s.dir = realpath(dir, NULL);
-        if (!s.dir) {
-                fprintf(stderr, "vtpm-sim: %s: %m\n", dir);
+        if (sim_open(&s, dir) < 0 || (to && sim_open(&dest, to) < 0))
                 return 1;
-        }
-        s.xsdir = xasprintf("%s/xenstore", s.dir);
-        s.xs_socket = xasprintf("%s/socket", s.xsdir);
-        s.hosttpm_dir = xasprintf("%s/hosttpm", s.dir);
-        s.swtpm_socket = xasprintf("%s/tpm.sock", s.hosttpm_dir);
         if (self_dir(&s.self_dir) < 0) {
                 fprintf(stderr, "vtpm-sim: cannot find my own binary: %m\n");
                 return 1;
@@ -2151,11 +2378,14 @@ int main(int argc, char **argv) {
                 if (e && parse_u32_max(e, 3600, &v) >= 0 && v > 0)
                         s.connect_timeout_ms = v * 1000;
         }
+        dest.self_dir = xasprintf("%s", s.self_dir);
+        dest.scale = s.scale;
+        dest.connect_timeout_ms = s.connect_timeout_ms;
         /* A guest or daemon that dies must not take us with it. */
         signal(SIGPIPE, SIG_IGN);
 
         if (streq(cmd, "start"))
-                r = cmd_start(&s, guests, family, no_host_tpm);
+                r = cmd_start(&s, guests, family, no_host_tpm, pool_dir);
         else if (streq(cmd, "attach"))
                 r = cmd_attach(&s, name, uuid, family);
         else if (streq(cmd, "detach"))
@@ -2169,7 +2399,8 @@ int main(int argc, char **argv) {
         else if (streq(cmd, "restore"))
                 r = cmd_restore(&s, arg2);
         else if (streq(cmd, "migrate"))
-                r = cmd_migrate(&s, name, fail);
+                /* --to this host's DIR is a migration to this host. */
+                r = cmd_migrate(&s, name, fail, to && !streq(dest.dir, s.dir) ? &dest : NULL);
         else if (streq(cmd, "rename"))
                 r = cmd_rename(&s, name, arg2);
         else if (streq(cmd, "status"))
@@ -2183,12 +2414,7 @@ int main(int argc, char **argv) {
         else
                 usage(2);
 
-        safe_close(s.lock_fd);
-        free(s.dir);
-        free(s.xsdir);
-        free(s.xs_socket);
-        free(s.hosttpm_dir);
-        free(s.swtpm_socket);
-        free(s.self_dir);
+        sim_close(&s);
+        sim_close(&dest);
         return r;
 }
