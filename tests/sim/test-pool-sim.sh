@@ -153,13 +153,13 @@ exec "$VTPMD" "\${args[@]}"
 EOF
 chmod +x "$SIMDIR/vtpmd-wrap"
 given() { [ "$(grep -c -- "--pool-dir $POOL " "$SIMDIR/vtpmd.args")" -eq "$1" ]; }
-check "start C with --pool-dir" try env VTPMD="$SIMDIR/vtpmd-wrap" "$VTPM_SIM" start --dir "$C" --no-host-tpm --pool-dir "$POOL"
+check "start C with --pool-dir" try env VTPMD="$SIMDIR/vtpmd-wrap" "$VTPM_SIM" start --dir "$C" --guests 0 --pool-dir "$POOL"
 check "vtpmd got --pool-dir $POOL" given 1
 check "C's status shows the pool directory" test "$("$VTPM_SIM" status --dir "$C" --json | python3 -c "import json,sys; print(json.load(sys.stdin)['pool_dir'])")" = "$POOL"
 check "restart-daemon" try env VTPMD="$SIMDIR/vtpmd-wrap" "$VTPM_SIM" restart-daemon --dir "$C"
 check "the restarted vtpmd got --pool-dir again" given 2
 check "stop C" try "$VTPM_SIM" stop --dir "$C"
-check "start C without --pool-dir" try env VTPMD="$SIMDIR/vtpmd-wrap" "$VTPM_SIM" start --dir "$C"
+check "start C without --pool-dir" try env VTPMD="$SIMDIR/vtpmd-wrap" "$VTPM_SIM" start --dir "$C" --guests 0
 check "vtpmd got the recorded --pool-dir" given 3
 check "--pool-dir that does not exist is refused" bash -c "! '$VTPM_SIM' start --dir '$SIMDIR/d' --pool-dir '$SIMDIR/nowhere' 2>/dev/null"
 finish
