@@ -8,8 +8,8 @@
 # sees no error once migrate returned; a plain reboot afterwards clears PCR 16;
 # a saved image restored a second time while the first copy runs gets a clear
 # "already attached/in use" error from the backend, and the first copy still
-# answers; vtpmd SIGKILLed (with its workers) in the middle of a restore or a
-# save leaves the guest answering, its NV intact, the vTPM in
+# answers; vtpmd SIGKILLed (with its workers) in the middle of a restore, a
+# migration and a save leaves the guest answering, its NV intact, the vTPM in
 # one domain and PCR 16 as before or reset as after a logged power loss.
 # Prints (does not assert) the time from restore to the first answered TPM
 # command.
@@ -225,8 +225,10 @@ kill_at "killed in a restore" "Resuming the vTPM suspended" "$VTPM_SIM" restore 
 after_kill "killed in a restore" "$off"
 PCR=$(pcr16 guest1)
 
-# Not yet: vtpmd killed in a migration at "Taking the vTPM over". In one run of
-# three (under load) the destination then stayed in InitWait; undiagnosed (issue 14).
+off=$(log_size)
+kill_at "killed in a migration" "Taking the vTPM over from suspended domain" "$VTPM_SIM" migrate --dir "$SIMDIR" guest1
+after_kill "killed in a migration" "$off"
+PCR=$(pcr16 guest1)
 
 off=$(log_size)
 kill_at "killed in a save" "Domain suspended: the vTPM's volatile state is kept" \

@@ -53,6 +53,8 @@
  * --pool-dir PATH gives vtpmd --pool-dir PATH (the pool's shared state root;
  * several DIRs may share it); it is recorded once vtpmd started with it, so
  * restart-daemon and later starts of DIR pass it again.
+ * restart-daemon does not wait for a save, restore or migrate that is running
+ * (they wait for vtpmd), as systemd restarting vtpmd does not wait for xl.
  *
  * Environment: VTPMD, VTPM_XENSTORED, VTPM_SIM_GUEST (binaries; default: the
  * build tree next to this program), VTPM_SIM_SWTPM (default: swtpm from PATH),
@@ -111,6 +113,7 @@ typedef struct Sim {
         char *swtpm_socket;
         char *self_dir;
         int lock_fd;
+        int daemon_lock_fd;     /* DIR/sim/vtpmd.lock: who may stop or start vtpmd */
         double scale;
         unsigned connect_timeout_ms;
 } Sim;
@@ -327,6 +330,24 @@ static int sim_lock(Sim *s, int how) {
         if (s->lock_fd < 0)
                 return negative_errno();
         while (flock(s->lock_fd, how) < 0)
+                if (errno != EINTR)
+                        return negative_errno();
+        return 0;
+}
+
+/* vtpmd's own lock, apart from the DIR lock: restart-daemon takes only this
+ * one, so it does not wait for a save, restore or migration that holds the DIR
+ * lock while it waits for vtpmd (systemd restarts vtpmd without waiting for
+ * xl either). Order: the DIR lock first. Held until the command exits. */
+static int daemon_lock(Sim *s) {
+        _cleanup_free_ char *p = xasprintf("%s/sim/vtpmd.lock", s->dir);
+
+        if (s->daemon_lock_fd >= 0)
+                return 0;
+        s->daemon_lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (s->daemon_lock_fd < 0)
+                return negative_errno();
+        while (flock(s->daemon_lock_fd, LOCK_EX) < 0)
                 if (errno != EINTR)
                         return negative_errno();
         return 0;
@@ -676,6 +697,8 @@ static int stop_all(Sim *s) {
         bool have_xsd, have_vtpmd, have_swtpm;
         int r;
 
+        /* A DIR that never ran has no DIR/sim yet: nothing to exclude then. */
+        (void) daemon_lock(s);
         have_xsd = daemon_alive(s, "xenstored", &xsd);
         have_vtpmd = daemon_alive(s, "vtpmd", &vtpmd);
         have_swtpm = daemon_alive(s, "swtpm", &swtpm);
@@ -1248,7 +1271,7 @@ static int cmd_start(Sim *s, unsigned n_guests, const char *family, bool no_host
                 fprintf(stderr, "vtpm-sim: cannot record vtpmd's arguments: %s\n", strerror(-r));
                 goto fail;
         }
-        if (start_vtpmd(s, args) < 0)
+        if (daemon_lock(s) < 0 || start_vtpmd(s, args) < 0)
                 goto fail;
         /* Recorded once vtpmd took it, so a refused pool is not kept. */
         r = pool ? sim_str_save(s->dir, "pool-dir", pool) : 0;
@@ -1549,7 +1572,7 @@ static int cmd_restart_daemon(Sim *s) {
         bool was_up;
         int r;
 
-        if (sim_lock(s, LOCK_EX) < 0 || require_running(s) < 0)
+        if (daemon_lock(s) < 0 || require_running(s) < 0)
                 return 1;
         r = sim_strv_load(s->dir, "vtpmd-args", &args);
         if (r < 0) {
@@ -2211,6 +2234,7 @@ static int sim_open(Sim *s, const char *dir) {
 
 static void sim_close(Sim *s) {
         safe_close(s->lock_fd);
+        safe_close(s->daemon_lock_fd);
         free(s->dir);
         free(s->xsdir);
         free(s->xs_socket);
@@ -2252,7 +2276,7 @@ int main(int argc, char **argv) {
         uint32_t guests = 0; /* start: 0 = every guest the DIR knows, or 1 */
         int64_t devid = -1;
         bool json = false, no_host_tpm = false, fail = false;
-        Sim s = { .lock_fd = -1 }, dest = { .lock_fd = -1 };
+        Sim s = { .lock_fd = -1, .daemon_lock_fd = -1 }, dest = { .lock_fd = -1, .daemon_lock_fd = -1 };
         int c, r;
 
         if (argc < 2)
