@@ -28,7 +28,8 @@
 #define RESTART_BASE_NS (100ull * 1000000ull)
 #define RESTART_MAX_NS (5ull * 1000000000ull)
 #define BUSY_RETRY_NS (50ull * 1000000ull)
-#define BUSY_RETRY_MAX 200u /* 10 s */
+/* A deadline, not a count: each try may spawn a worker, which takes a while on a loaded host. */
+#define BUSY_WAIT_NS (10ull * 1000000000ull)
 /* The worker fork server (spawn.h). Started with the daemon, restarted by
  * the next worker start after it exits, but not within FORK_SERVER_RETRY_NS
  * of a failure: workers are exec'ed meanwhile. */
@@ -60,7 +61,7 @@ struct Worker {
         Process *process;             /* NULL between processes */
         sd_event_source *retry_source; /* crash back-off, or the state directory still locked */
         WorkerBackoff backoff;
-        unsigned busy_retries;
+        uint64_t busy_since_ns; /* 0: not waiting for the vTPM's lock */
         bool waiting; /* starts once the vTPM's previous process has exited */
         RateLimit log_limit;
         Worker *next;
@@ -297,6 +298,7 @@ static void worker_spawn(Worker *w);
 
 /* The owner hears of it last: it may stop w inside. */
 static void worker_fail(Worker *w, const WorkerFailure *f) {
+        w->busy_since_ns = 0; /* a later wait for the lock gets its full time */
         w->events->failed(w->userdata, f);
 }
 
@@ -318,20 +320,22 @@ static int worker_retry_at(Worker *w, uint64_t when_ns) {
 /* The vTPM's state is still locked by another process (a previous worker
  * finishing its stop): try again shortly, for a bounded time. */
 static void worker_retry_busy(Worker *w) {
+        uint64_t now = now_ns();
         int r;
 
-        if (++w->busy_retries > BUSY_RETRY_MAX) {
+        if (!w->busy_since_ns)
+                w->busy_since_ns = now;
+        if (now - w->busy_since_ns >= BUSY_WAIT_NS) {
                 char why[160];
                 snprintf(why, sizeof(why), "vTPM %s is in use by another process%s and was not released within %llu s",
                          w->params.uuid, vtpm_state_pool(w->workers->state, NULL, NULL) ? " or pool host" : "",
-                         (unsigned long long) (BUSY_RETRY_MAX * BUSY_RETRY_NS / 1000000000ull));
+                         (unsigned long long) (BUSY_WAIT_NS / 1000000000ull));
                 worker_log(w, LOG_ERR, "%s; giving up", why);
-                w->busy_retries = 0;
                 worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = -EBUSY, .detail = why,
                                                  .detail_code = EBUSY });
                 return;
         }
-        r = worker_retry_at(w, now_ns() + BUSY_RETRY_NS);
+        r = worker_retry_at(w, now + BUSY_RETRY_NS);
         if (r < 0) {
                 worker_log_errno(w, LOG_ERR, r, "Failed to arm the retry timer");
                 worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = r });
@@ -420,7 +424,7 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
                 p->ready = true;
                 worker_log(w, LOG_DEBUG, "Worker (pid %d) mapped ring-ref %u and bound port %u (local %u)",
                            (int) p->pid, w->params.ring_ref, w->params.evtchn, m.ready.local_port);
-                w->busy_retries = 0;
+                w->busy_since_ns = 0;
                 w->params.quiet = false;
                 w->events->ready(w->userdata);
                 break;

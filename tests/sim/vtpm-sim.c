@@ -95,6 +95,8 @@
 #include "util.h"
 
 #define READY_TIMEOUT_MS 30000u
+/* start without --guests: every guest the DIR knows, or one (--guests 0: none, a host without guests). */
+#define START_GUESTS_KNOWN UINT32_MAX
 #define XENSTORED_START_TIMEOUT_MS 30000u
 #define GUEST_SHUTDOWN_TIMEOUT_MS 10000u /* the guest waits 5 s for backend Closing */
 #define DAEMON_STOP_TIMEOUT_MS 15000u
@@ -1287,8 +1289,9 @@ static int cmd_start(Sim *s, unsigned n_guests, const char *family, bool no_host
         if (toolstack_for(s, true, &ts) < 0)
                 goto fail;
 
-        if (n_guests == 0) {
+        if (n_guests == START_GUESTS_KNOWN) {
                 /* A DIR that ran before comes back with all its guests. */
+                n_guests = 0;
                 char **names = NULL;
                 if (sim_guest_list(s->dir, &names) >= 0 && names)
                         for (char **p = names; *p; p++) {
@@ -1300,7 +1303,7 @@ static int cmd_start(Sim *s, unsigned n_guests, const char *family, bool no_host
                 if (n_guests == 0)
                         n_guests = 1;
         }
-        gs = calloc(n_guests, sizeof(*gs));
+        gs = calloc(n_guests + 1, sizeof(*gs));
         if (!gs)
                 goto fail;
         for (unsigned i = 1; i <= n_guests; i++) {
@@ -2273,7 +2276,7 @@ int main(int argc, char **argv) {
         };
         const char *cmd, *dir = NULL, *family = NULL, *uuid = NULL, *name = NULL, *arg2 = NULL, *to = NULL;
         const char *pool_dir = NULL;
-        uint32_t guests = 0; /* start: 0 = every guest the DIR knows, or 1 */
+        uint32_t guests = START_GUESTS_KNOWN;
         int64_t devid = -1;
         bool json = false, no_host_tpm = false, fail = false;
         Sim s = { .lock_fd = -1, .daemon_lock_fd = -1 }, dest = { .lock_fd = -1, .daemon_lock_fd = -1 };
