@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -340,11 +341,10 @@ static int daemon_open(Daemon *d) {
         return 0;
 }
 
-/* Xen's lock: every vtpmd of this host serves the one xenstore backend tree. */
+/* Xen's locks, one per backend domain's tree in this host's xenstore. */
 #define BACKEND_LOCK_DIR "/run/vtpmd"
-#define BACKEND_LOCK_NAME "backend.lock"
 
-/* One vtpmd per backend: a second one would re-attach the first one's
+/* One vtpmd per backend tree (/local/domain/<domid>/backend/vtpm): a second one would re-attach the first one's
  * devices (and fail them with "unknown vTPM"), share the host NV counter and
  * hand out the same worker uids. The lock is held until vtpmd exits; the
  * file names its holder for the next one that tries. */
@@ -354,11 +354,11 @@ static int lock_backend(const VtpmdConfig *c, int *ret_fd) {
         int r;
 
         if (sim)
-                r = asprintf(&path, "%s/vtpmd-" BACKEND_LOCK_NAME, sim);
+                r = asprintf(&path, "%s/vtpmd-backend-%" PRIu32 ".lock", sim, c->self_domid);
         else {
                 if (mkdir(BACKEND_LOCK_DIR, 0755) < 0 && errno != EEXIST)
                         return log_error_errno(-errno, "Cannot create %s", BACKEND_LOCK_DIR);
-                r = asprintf(&path, "%s/%s", BACKEND_LOCK_DIR, BACKEND_LOCK_NAME);
+                r = asprintf(&path, "%s/backend-%" PRIu32 ".lock", BACKEND_LOCK_DIR, c->self_domid);
         }
         if (r < 0) {
                 path = NULL;
@@ -374,8 +374,8 @@ static int lock_backend(const VtpmdConfig *c, int *ret_fd) {
                 ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
                 holder[n > 0 ? n : 0] = 0;
                 holder[strcspn(holder, "\n")] = 0;
-                log_msg(LOG_ERR, "Another vtpmd serves %s (%s, lock %s); not starting",
-                        sim ? c->platform_spec : "this host's xenstore", holder[0] ? holder : "pid unknown", path);
+                log_msg(LOG_ERR, "Another vtpmd serves domain %" PRIu32 "'s backends on %s (%s, lock %s); not starting",
+                        c->self_domid, sim ? c->platform_spec : "this host", holder[0] ? holder : "pid unknown", path);
                 return -EBUSY;
         }
         char line[PATH_MAX + 64];
