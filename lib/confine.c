@@ -12,7 +12,6 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -50,9 +49,7 @@ typedef struct LandlockAttr {
 const char *const confine_syscalls[] = {
         /* I/O on fds it already holds: the IPC socket, event channel, eventfd, signalfd */
         "read", "write", "readv", "writev", "pread64", "pwrite64", "close",
-        "poll", "ppoll", "recvmsg", "sendmsg", "recvfrom", "sendto",
-        /* the simulated event channel: probing and notifying peers' sockets */
-        "connect",
+        "poll", "ppoll", "recvmsg", "recvfrom",
         /* the durable store, inside the state directory (Landlock limits where) */
         "openat", "newfstatat", "fstat", "statx", "lseek", "fsync", "fdatasync",
         "renameat", "renameat2", "unlinkat", "fcntl", "ftruncate", "fchmod", "getdents64", "flock",
@@ -69,7 +66,19 @@ const char *const confine_syscalls[] = {
         "uname", "getppid", "dup", "dup2", "dup3", "open", "pipe2",
 #endif
         /* with argument filters: */
-        "mmap", "mprotect", "clone", "socket", "tgkill", "ioctl",
+        "mmap", "mprotect", "clone", "sendto", "tgkill", "ioctl",
+        NULL,
+};
+
+/* Refused with EPERM rather than killing, so that a library's fallback (the
+ * simulated event channel notifying a peer it has no connected socket for)
+ * fails like a lost notification. No new sockets, no connecting or binding
+ * the ones it holds, and no sendmsg: SCM_RIGHTS would hand its fds (the
+ * grant mapping, gntdev on Xen, its state directory) to whoever listens on a
+ * world-writable socket, which Landlock does not cover. sendto without an
+ * address (send() on a connected socket) cannot carry fds and stays. */
+const char *const confine_refused[] = {
+        "socket", "socketpair", "connect", "bind", "listen", "accept", "accept4", "sendmsg", "sendmmsg",
         NULL,
 };
 
@@ -142,11 +151,11 @@ static int apply_landlock(const ConfinePolicy *p, int *ret_abi) {
         return 0;
 }
 
-static int deny_enosys(scmp_filter_ctx ctx, const char *name) {
+static int deny(scmp_filter_ctx ctx, const char *name, int error) {
         int nr = seccomp_syscall_resolve_name(name);
         if (nr == __NR_SCMP_ERROR)
                 return 0;
-        return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), nr, 0);
+        return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(error), nr, 0);
 }
 
 static int apply_seccomp(size_t *ret_n) {
@@ -171,8 +180,12 @@ static int apply_seccomp(size_t *ret_n) {
                         /* Threads only: no new processes. */
                         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
                                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
-                else if (streq(*s, "socket"))
-                        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+                else if (streq(*s, "sendto")) {
+                        /* Connected sockets only: no address, so not to a socket of its choosing. */
+                        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_A4(SCMP_CMP_EQ, 0));
+                        if (r >= 0)
+                                r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, SCMP_A4(SCMP_CMP_NE, 0));
+                }
                 else if (streq(*s, "ioctl")) {
                         r = 0;
                         for (const unsigned long *q = confine_ioctls; *q && r >= 0; q++)
@@ -188,7 +201,9 @@ static int apply_seccomp(size_t *ret_n) {
         }
         /* clone3's flags sit in memory the filter cannot read: glibc falls
          * back to clone when told the kernel has no clone3. */
-        r = deny_enosys(ctx, "clone3");
+        r = deny(ctx, "clone3", ENOSYS);
+        for (const char *const *s = confine_refused; *s && r >= 0; s++)
+                r = deny(ctx, *s, EPERM);
         if (r < 0)
                 goto out;
         r = seccomp_load(ctx);

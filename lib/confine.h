@@ -11,7 +11,8 @@
  *   4. Landlock: files only beneath the listed directories, no TCP, no
  *      signals or abstract sockets outside the process (as far as the kernel's
  *      Landlock ABI goes);
- *   5. a seccomp allow-list; any other system call kills the process.
+ *   5. a seccomp allow-list; any other system call kills the process, except
+ *      the socket calls in confine_refused, which fail with EPERM.
  *
  * Landlock, seccomp and no_new_privs are per thread: confine before creating
  * threads (new threads inherit all of it).
@@ -47,5 +48,7 @@ int confine_apply(const ConfinePolicy *p, ConfineResult *ret);
 
 /* The allow-list, NULL-terminated, for documentation and tests. */
 extern const char *const confine_syscalls[];
+/* Refused with EPERM (no new sockets, connections or fd passing), NULL-terminated. */
+extern const char *const confine_refused[];
 /* The only ioctl requests allowed, 0-terminated. */
 extern const unsigned long confine_ioctls[];

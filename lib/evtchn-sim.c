@@ -11,9 +11,15 @@
  * so a flood of notifications coalesces like Xen's pending bit and a handle
  * never has more than one wakeup per port queued.
  *
+ * The tables and sockets are 0600: a confined worker reaches only the ones it
+ * opened before dropping root (docs/security.md).
+ *
  * Every handle owns a Unix datagram socket DIR/hv/evh-<id>.sock; it is the
  * pollable fd, and its liveness is how other processes learn that the owner
  * died: connect() to a socket nobody holds any more fails with ECONNREFUSED.
+ * Wakeups to its own handle and to the peer it binds go over sockets
+ * connected at open and bind time: a confined worker may only send() on
+ * connected sockets, never address or connect new ones (lib/confine.h).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -104,8 +110,18 @@ enum {
         LOCAL_MASKED = 1 << 1,
 };
 
+/* Enough for a worker: its own handle and its guest's. */
+#define PEER_SOCKS 4
+
+typedef struct PeerSock {
+        uint64_t hid;
+        int fd;
+} PeerSock;
+
 typedef struct EvtchnSim {
         Evtchn base;
+        PeerSock peers[PEER_SOCKS];
+        size_t n_peers;
         SimCtx ctx;
         int lock_fd;
         int sock_fd;
@@ -126,7 +142,7 @@ static int table_map(int hv_fd, uint32_t domid, bool create, SimTable **ret) {
         char name[32];
         snprintf(name, sizeof(name), "evtchn-%" PRIu32, domid);
 
-        _cleanup_close_ int fd = openat(hv_fd, name, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+        _cleanup_close_ int fd = openat(hv_fd, name, O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
         if (fd < 0)
                 return errno == ENOENT ? -ESRCH : negative_errno();
         struct stat st;
@@ -345,20 +361,50 @@ static int alloc_port_locked(SimTable *t, uint32_t domid, uint32_t *ret) {
         return -ENOSPC;
 }
 
+static int peer_fd(const EvtchnSim *s, uint64_t hid) {
+        for (size_t i = 0; i < s->n_peers; i++)
+                if (s->peers[i].hid == hid)
+                        return s->peers[i].fd;
+        return -1;
+}
+
+/* Best effort: without it, wakeups to hid go by address (sendto). */
+static void peer_connect(EvtchnSim *s, uint64_t hid) {
+        if (hid == 0 || s->n_peers >= PEER_SOCKS || peer_fd(s, hid) >= 0)
+                return;
+        struct sockaddr_un sa;
+        socklen_t len;
+        if (sock_addr(&s->ctx, hid, &sa, &len) < 0)
+                return;
+        _cleanup_close_ int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return;
+        if (connect(fd, (struct sockaddr *) &sa, len) < 0 &&
+            !(ctx_path_refused(&s->ctx) && sock_addr(&s->ctx, hid, &sa, &len) >= 0 &&
+              connect(fd, (struct sockaddr *) &sa, len) == 0))
+                return;
+        s->peers[s->n_peers++] = (PeerSock){ .hid = hid, .fd = TAKE_FD(fd) };
+}
+
 /* dst is the table holding dst_port, so a dropped wakeup can be recorded. */
 static int send_wakeup(EvtchnSim *s, SimTable *dst, uint64_t hid, uint32_t dst_port, uint32_t src_domid,
                        uint32_t src_port) {
         struct sockaddr_un sa;
-        socklen_t len;
-        int r = sock_addr(&s->ctx, hid, &sa, &len);
-        if (r < 0)
-                return r;
+        socklen_t len = 0;
+        int peer = peer_fd(s, hid), r;
+        if (peer < 0) {
+                r = sock_addr(&s->ctx, hid, &sa, &len);
+                if (r < 0)
+                        return r;
+        }
         SimMsg m = { .dst_port = dst_port, .src_domid = src_domid, .src_port = src_port };
         for (;;) {
-                if (sendto(s->sock_fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *) &sa,
-                           len) >= 0)
+                ssize_t k = peer >= 0 ? send(peer, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL)
+                                      : sendto(s->sock_fd, &m, sizeof(m), MSG_DONTWAIT | MSG_NOSIGNAL,
+                                               (struct sockaddr *) &sa, len);
+                if (k >= 0)
                         return 0;
-                if (ctx_path_refused(&s->ctx)) {
+                if (peer < 0 && ctx_path_refused(&s->ctx)) {
                         r = sock_addr(&s->ctx, hid, &sa, &len);
                         if (r < 0)
                                 return r;
@@ -368,6 +414,7 @@ static int send_wakeup(EvtchnSim *s, SimTable *dst, uint64_t hid, uint32_t dst_p
                 case EINTR:
                         continue;
                 case ECONNREFUSED:
+                case ENOTCONN: /* a connected peer that died, on the next send */
                 case ENOENT:
                         /* The peer died: Xen would have closed its port. */
                         return 0;
@@ -402,6 +449,8 @@ static Evtchn *sim_close(Evtchn *e) {
         }
         if (locked)
                 sim_unlock(s->lock_fd);
+        for (size_t i = 0; i < s->n_peers; i++)
+                safe_close(s->peers[i].fd);
         safe_close(s->sock_fd);
         safe_close(s->lock_fd);
         ctx_done(&s->ctx);
@@ -426,6 +475,7 @@ static int sim_bind_interdomain(Evtchn *e, uint32_t domid, uint32_t remote_port,
 
         SimTable *own, *rt;
         uint32_t lp = 0;
+        uint64_t peer = 0;
         r = ctx_table(&s->ctx, s->self, false, &own);
         if (r < 0)
                 goto out;
@@ -465,12 +515,14 @@ static int sim_bind_interdomain(Evtchn *e, uint32_t domid, uint32_t remote_port,
         __atomic_store_n(&own->pending[lp], 1, __ATOMIC_RELEASE);
         word_store(own, lp, mkword(PORT_INTERDOMAIN, domid, remote_port, s->hid));
         word_store(rt, remote_port, mkword(PORT_INTERDOMAIN, s->self, lp, w_owner(rw)));
+        peer = w_owner(rw);
         r = 0;
 out:
         sim_unlock(s->lock_fd);
         if (r < 0)
                 return r;
 
+        peer_connect(s, peer);
         s->local[lp] = LOCAL_BOUND;
         /* Failure is harmless: the pending flag is set and the next
          * pending() scans for it. */
@@ -744,9 +796,9 @@ int evtchn_sim_open(const Platform *p, Evtchn **ret) {
                 (void) unlinkat(s->ctx.hv_fd, name, 0);
                 if (bind(s->sock_fd, (struct sockaddr *) &sa, len) < 0)
                         r = negative_errno();
-                /* Like /dev/xen/evtchn, which anyone with access may use:
-                 * workers under their own uids notify this handle. */
-                else if (fchmodat(s->ctx.hv_fd, name, 0666, 0) < 0)
+                /* Owner only: workers connect to the handles they wake
+                 * before they drop to their own uids (peer_connect). */
+                else if (fchmodat(s->ctx.hv_fd, name, 0600, 0) < 0)
                         r = negative_errno();
         }
         if (r >= 0) {
@@ -756,6 +808,7 @@ int evtchn_sim_open(const Platform *p, Evtchn **ret) {
         sim_unlock(s->lock_fd);
         if (r < 0)
                 goto fail;
+        peer_connect(s, hid);
 
         *ret = &s->base;
         return 0;

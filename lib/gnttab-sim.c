@@ -9,6 +9,12 @@
  * the (now anonymous) page until it unmaps, and nobody can map it again.
  * Every change happens under the global lock (DIR/hv/lock).
  *
+ * The directory is 0700 and its files 0600, owned by whoever created them
+ * (root in the simulation): a worker maps its guest's page before it drops
+ * to its own uid, and afterwards neither the mode nor its Landlock rules
+ * (which leave out DIR/hv) let it open another domain's, as on Xen where
+ * its restricted gntdev handle can map nothing more (docs/security.md).
+ *
  * The granting handle holds a shared flock on each page it shares. Locks
  * vanish with their process, so a mapper that can take an exclusive lock
  * knows the granter died; Linux's gntalloc revokes grants on release too.
@@ -73,12 +79,12 @@ static int entry_write(int table_fd, uint32_t ref, const GrantEntry *e) {
 static int open_domain_dir(int hv_fd, uint32_t domid, bool create, int *ret_dfd, int *ret_tfd) {
         char name[32];
         dir_name(name, domid);
-        if (create && mkdirat(hv_fd, name, 0755) < 0 && errno != EEXIST)
+        if (create && mkdirat(hv_fd, name, 0700) < 0 && errno != EEXIST)
                 return negative_errno();
         _cleanup_close_ int dfd = openat(hv_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd < 0)
                 return negative_errno();
-        int tfd = openat(dfd, "table", O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0644);
+        int tfd = openat(dfd, "table", O_RDWR | O_CLOEXEC | (create ? O_CREAT : 0), 0600);
         if (tfd < 0)
                 return negative_errno();
         *ret_dfd = TAKE_FD(dfd);
@@ -374,7 +380,7 @@ static int sim_gntshr_share(Gntshr *g, uint32_t domid, bool writable, uint32_t *
         /* A revoked page may still be mapped by a peer: never reuse its
          * file, make a new one. */
         (void) unlinkat(dfd, name, 0);
-        pfd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        pfd = openat(dfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
         if (pfd < 0) {
                 r = negative_errno();
                 goto out;

@@ -35,8 +35,10 @@ static int send_message(int sock, const IpcMsg *m, int pass_fd, int flags) {
                 c->cmsg_len = CMSG_LEN(sizeof(int));
                 memcpy(CMSG_DATA(c), &pass_fd, sizeof(int));
         }
+        /* Without an fd, send(): a confined worker may not call sendmsg
+         * (lib/confine.h), which is what could pass fds. */
         do
-                k = sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
+                k = pass_fd >= 0 ? sendmsg(sock, &mh, MSG_NOSIGNAL | flags) : send(sock, buf, n, MSG_NOSIGNAL | flags);
         while (k < 0 && errno == EINTR);
         explicit_wipe(buf, n);
         if (k < 0)

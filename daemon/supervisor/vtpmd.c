@@ -10,13 +10,17 @@
  * the control socket (control.c, admin.c).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
+#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-event.h>
 #include <unistd.h>
@@ -337,13 +341,63 @@ static int daemon_open(Daemon *d) {
         return 0;
 }
 
+/* Xen's locks, one per backend domain's tree in this host's xenstore. */
+#define BACKEND_LOCK_DIR "/run/vtpmd"
+
+/* One vtpmd per backend tree (/local/domain/<domid>/backend/vtpm): a second one would re-attach the first one's
+ * devices (and fail them with "unknown vTPM"), share the host NV counter and
+ * hand out the same worker uids. The lock is held until vtpmd exits; the
+ * file names its holder for the next one that tries. */
+static int lock_backend(const VtpmdConfig *c, int *ret_fd) {
+        _cleanup_free_ char *path = NULL;
+        const char *sim = strncmp(c->platform_spec, "sim:", 4) == 0 ? c->platform_spec + 4 : NULL;
+        int r;
+
+        if (sim)
+                r = asprintf(&path, "%s/vtpmd-backend-%" PRIu32 ".lock", sim, c->self_domid);
+        else {
+                if (mkdir(BACKEND_LOCK_DIR, 0755) < 0 && errno != EEXIST)
+                        return log_error_errno(-errno, "Cannot create %s", BACKEND_LOCK_DIR);
+                r = asprintf(&path, "%s/backend-%" PRIu32 ".lock", BACKEND_LOCK_DIR, c->self_domid);
+        }
+        if (r < 0) {
+                path = NULL;
+                return log_error_errno(-ENOMEM, "Out of memory");
+        }
+        _cleanup_close_ int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+        if (fd < 0)
+                return log_error_errno(-errno, "Cannot open %s", path);
+        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+                if (errno != EWOULDBLOCK)
+                        return log_error_errno(-errno, "Cannot lock %s", path);
+                char holder[PATH_MAX + 64] = "";
+                ssize_t n = pread(fd, holder, sizeof(holder) - 1, 0);
+                holder[n > 0 ? n : 0] = 0;
+                holder[strcspn(holder, "\n")] = 0;
+                log_msg(LOG_ERR, "Another vtpmd serves domain %" PRIu32 "'s backends on %s (%s, lock %s); not starting",
+                        c->self_domid, sim ? c->platform_spec : "this host", holder[0] ? holder : "pid unknown", path);
+                return -EBUSY;
+        }
+        char line[PATH_MAX + 64];
+        int len = snprintf(line, sizeof(line), "pid %d, state in %s\n", (int) getpid(), c->state.state_dir);
+        if (len < 0 || (size_t) len >= sizeof(line) || ftruncate(fd, 0) < 0 ||
+            pwrite(fd, line, (size_t) len, 0) != (ssize_t) len)
+                return log_error_errno(-EIO, "Cannot write %s", path);
+        *ret_fd = TAKE_FD(fd);
+        return 0;
+}
+
 static int run(VtpmdConfig *config) {
         _cleanup_(daemon_done) Daemon d = { .config = config };
+        _cleanup_close_ int backend_lock = -1;
         sigset_t mask;
         int r;
 
         r = resolve_config(&d);
         if (r < 0)
+                return EXIT_FAILURE;
+        /* Before anything of the host is touched. */
+        if (lock_backend(config, &backend_lock) < 0)
                 return EXIT_FAILURE;
         /* vtpmd holds the master key: no core dump, no ptrace by its uid. */
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);

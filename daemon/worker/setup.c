@@ -148,7 +148,7 @@ static const PageServerOps page_ops = {
  * read yet. From here on the worker holds only what lib/confine.h leaves.
  * Every failure is logged here. */
 static int setup_confine(Setup *s) {
-        _cleanup_close_ int hv_fd = -1, san_fd = -1;
+        _cleanup_close_ int san_fd = -1;
         ConfinePolicy p = {
                 .uid = s->start->uid,
                 .gid = s->start->gid,
@@ -166,18 +166,9 @@ static int setup_confine(Setup *s) {
         int dir_fd = worker_state_dir_fd(s->state);
         if (dir_fd >= 0)
                 p.dir_fds[p.n_dir_fds++] = dir_fd;
-        if (s->platform && s->platform->kind == PLATFORM_SIM) {
-                /* The simulated hypervisor's event-channel table and sockets. */
-                char path[PATH_MAX];
-                snprintf(path, sizeof(path), "%s/hv", s->platform->sim_dir);
-                hv_fd = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
-                if (hv_fd < 0) {
-                        r = negative_errno();
-                        log_msg(LOG_INFO, "confinement failed: opening %s: %s", path, strerror(-r));
-                        return r;
-                }
-                p.dir_fds[p.n_dir_fds++] = hv_fd;
-        }
+        /* Not the simulated hypervisor's directory: its event channel, the
+         * sockets it wakes and the grant are open already, and everything
+         * else in there is other guests' (docs/security.md). */
 #ifdef VTPMD_SANITIZED
         /* Sanitizer reports must reach their log directory (tests only). */
         const char *san = getenv("VTPMD_SANITIZER_LOG_DIR");

@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -29,7 +31,7 @@
 #define TEST_GID 300998u
 
 /* Exit codes of the child's checks. */
-enum { OK = 0, E_APPLY = 10, E_WRITE, E_RENAME, E_OUTSIDE, E_ROOT, E_IOCTL };
+enum { OK = 0, E_APPLY = 10, E_WRITE, E_RENAME, E_OUTSIDE, E_ROOT, E_IOCTL, E_SEND, E_SOCKET };
 
 static int child(const char *dir, bool drop) {
         _cleanup_close_ int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -137,6 +139,59 @@ TEST(ioctl_outside_its_list_kills_with_sigsys) {
                         TEST_FAIL_("ioctl %#lx: child exited with %d", forbidden[i], WEXITSTATUS(st));
                 ASSERT_EQ(WTERMSIG(st), SIGSYS);
         }
+}
+
+/* A confined process keeps send() on sockets connected before, and every
+ * way to a new peer or to passing fds fails with EPERM. */
+static bool refused_eperm(long r) {
+        return r == -1 && errno == EPERM;
+}
+
+static int socket_child(void) {
+        int sp[2];
+        ConfinePolicy pol = { .seccomp = true };
+        ConfineResult res;
+        struct sockaddr_un sa = { .sun_family = AF_UNIX, .sun_path = "/run/vtpmd-test-none" };
+        union {
+                struct cmsghdr align;
+                char raw[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { "x", 1 };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.raw,
+                             .msg_controllen = sizeof(control.raw) };
+        struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+
+        if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sp) < 0 || confine_apply(&pol, &res) < 0)
+                return E_APPLY;
+        if (send(sp[0], "x", 1, 0) != 1)
+                return E_SEND;
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(c), &sp[1], sizeof(int));
+        /* Each initializer is evaluated whole before or after the others. */
+        bool refused[] = {
+                refused_eperm(socket(AF_UNIX, SOCK_STREAM, 0)),
+                refused_eperm(socketpair(AF_UNIX, SOCK_DGRAM, 0, sp)),
+                refused_eperm(connect(sp[0], (struct sockaddr *) &sa, sizeof(sa))),
+                refused_eperm(bind(sp[0], (struct sockaddr *) &sa, sizeof(sa))),
+                refused_eperm(sendto(sp[0], "x", 1, 0, (struct sockaddr *) &sa, sizeof(sa))),
+                refused_eperm(sendmsg(sp[0], &mh, 0)),
+        };
+        for (size_t i = 0; i < ELEMENTSOF(refused); i++)
+                if (!refused[i])
+                        return E_SOCKET + (int) i;
+        return OK;
+}
+
+TEST(confined_sockets_send_but_never_reach_a_new_peer_or_pass_fds) {
+        pid_t pid = fork();
+        ASSERT_TRUE(pid >= 0);
+        if (pid == 0)
+                _exit(socket_child());
+        int st = 0;
+        ASSERT_EQ(waitpid(pid, &st, 0), pid);
+        ASSERT_EQ(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st), OK);
 }
 
 TEST(dropped_worker_keeps_its_directory_and_cannot_regain_root) {
