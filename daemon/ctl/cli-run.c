@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The one skeleton of every vtpmd-ctl subcommand (vtpmd-ctl.h). */
 #include <assert.h>
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "util.h"
@@ -96,6 +98,19 @@ int cli_run(CliContext *ctx, const Command *cmd, int argc, char **argv) {
                         cli_print_json(cmd->replies_list ? reply.items : reply.result);
                 else if (cmd->print)
                         cmd->print(&reply);
+                /* A full disk or a closed pipe: the output is lost, and a script must know. The command
+                 * itself happened, so what it made (a new vTPM's UUID) goes to stderr. */
+                if (fflush(stdout) != 0 || ferror(stdout)) {
+                        int e = errno ?: EIO;
+                        const char *uuid = reply.result ? cli_str(reply.result, "uuid") : "-";
+                        if (streq(uuid, "-"))
+                                cli_fail("%s: cannot write the output: %s (the command itself succeeded)", cmd->name,
+                                         strerror(e));
+                        else
+                                cli_fail("%s: cannot write the output: %s (the command itself succeeded: vTPM %s)",
+                                         cmd->name, strerror(e), uuid);
+                        r = EXIT_FAILURE;
+                }
         }
         cli_reply_done(&reply);
         return r;

@@ -114,6 +114,15 @@ set(['ek_rsa_sha256','ek_ecc_sha256','commands']) <= set(d)\""
 check "show of an attached vTPM" bash -c "'$CTL' --json show $G1 | python3 -c \"import json,sys; d=json.load(sys.stdin); \
 assert d['domid']==1 and d['devid']==0 and d['state']=='connected'\""
 check "list --json has all three vTPMs and guest1's" test "$("$CTL" --json list | pyjson "print(len(d))")" = 4
+# Output that cannot be written (a full disk): a failure, and the new vTPM's UUID is not lost.
+"$CTL" create >/dev/full 2>"$SIMDIR/err"
+rc=$?
+UF=$(grep -oE '[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}' "$SIMDIR/err")
+check "create >/dev/full exits non-zero" test "$rc" -ne 0
+check "... says the output could not be written" grep -q "cannot write the output: No space left on device" "$SIMDIR/err"
+check "... and names the vTPM it created, which exists" test -n "$UF" -a -d "$A/state/$UF"
+check "list --json >/dev/full exits non-zero" bash -c "! '$CTL' --json list >/dev/full 2>/dev/null"
+check "destroy the vTPM made for /dev/full" "$CTL" destroy "$UF"
 check "--help of a subcommand" bash -c "'$CTL' export --help | grep -q -- '--passphrase-file'"
 check "--version" bash -c "'$CTL' --version | grep -q '^vtpmd-ctl '"
 
