@@ -33,8 +33,9 @@ static int positional(const Command *cmd, int argc, char **argv) {
         if (argc - optind == n)
                 return 0;
         if (argc - optind < n)
-                return cli_fail("%s: missing argument (usage: vtpmd-ctl %s %s)", cmd->name, cmd->name, cmd->usage);
-        return cli_fail("%s: unexpected argument \"%.64s\"", cmd->name, argv[optind + n]);
+                return cli_usage_error("%s: missing argument (usage: vtpmd-ctl %s %s)", cmd->name, cmd->name,
+                                       cmd->usage);
+        return cli_usage_error("%s: unexpected argument \"%.64s\"", cmd->name, argv[optind + n]);
 }
 
 /* Everything before the request. Returns -1 to go on, else the exit status. */
@@ -54,7 +55,7 @@ static int parse(CliContext *ctx, const Command *cmd, CliCall *call, int argc, c
                         return EXIT_SUCCESS;
                 case '?':
                 case ':':
-                        return cli_fail("%s: %s option %s (see vtpmd-ctl %s --help)", cmd->name,
+                        return cli_usage_error("%s: %s option %s (see vtpmd-ctl %s --help)", cmd->name,
                                         c == ':' ? "missing argument to" : "unknown", argv[optind - 1], cmd->name);
                 default:
                         /* getopt returns only what the table holds: c is one of cmd->options. */
@@ -62,8 +63,8 @@ static int parse(CliContext *ctx, const Command *cmd, CliCall *call, int argc, c
                         if (r != 0)
                                 return r;
                 }
-        if (positional(cmd, argc, argv) != 0)
-                return EXIT_FAILURE;
+        if ((r = positional(cmd, argc, argv)) != 0)
+                return r;
         if (cmd->n_positional > 0)
                 arg = argv[optind];
         if (cmd->uuid_argument) {

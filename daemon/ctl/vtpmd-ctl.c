@@ -25,15 +25,28 @@ static const Command *const commands[] = {
         &cmd_ca_cert, &cmd_pool_status, &cmd_pool_init, &cmd_pool_join, &cmd_pool_admit, &cmd_pool_remove,
 };
 
+static void vsay(const char *fmt, va_list ap) {
+        fputs("vtpmd-ctl: ", stderr);
+        vfprintf(stderr, fmt, ap);
+        fputc('\n', stderr);
+}
+
 int cli_fail(const char *fmt, ...) {
         va_list ap;
 
-        fputs("vtpmd-ctl: ", stderr);
         va_start(ap, fmt);
-        vfprintf(stderr, fmt, ap);
+        vsay(fmt, ap);
         va_end(ap);
-        fputc('\n', stderr);
         return EXIT_FAILURE;
+}
+
+int cli_usage_error(const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        vsay(fmt, ap);
+        va_end(ap);
+        return CLI_EXIT_USAGE;
 }
 
 int cli_parse_uuid(const char *s, char ret[CTL_UUID_LEN]) {
@@ -215,11 +228,11 @@ int main(int argc, char **argv) {
         if (env && *env)
                 ctx.control_path = env;
         opterr = 0;
-        while ((c = getopt_long(argc, argv, "+h", options, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "+:h", options, NULL)) >= 0) {
                 switch (c) {
                 case OPT_CONTROL:
                         if (!*optarg)
-                                return cli_fail("--control: empty path");
+                                return cli_usage_error("--control: empty path");
                         ctx.control_path = optarg;
                         break;
                 case OPT_JSON:
@@ -231,17 +244,20 @@ int main(int argc, char **argv) {
                 case OPT_VERSION:
                         printf("vtpmd-ctl " VTPMD_VERSION "\n");
                         return EXIT_SUCCESS;
+                case ':':
+                        return cli_usage_error("missing argument to option %s (see vtpmd-ctl --help)",
+                                               argv[optind - 1]);
                 default:
-                        return cli_fail("unknown option %s (see vtpmd-ctl --help)", argv[optind - 1]);
+                        return cli_usage_error("unknown option %s (see vtpmd-ctl --help)", argv[optind - 1]);
                 }
         }
         if (optind >= argc)
-                return cli_fail("no command given (see vtpmd-ctl --help)");
+                return cli_usage_error("no command given (see vtpmd-ctl --help)");
         /* "pool VERB": one command named "pool VERB", its argv starting at VERB. */
         char pool_name[32] = "";
         if (streq(argv[optind], "pool")) {
                 if (optind + 1 >= argc)
-                        return cli_fail("pool: no verb given (status, init, join, admit HOST, remove HOST)");
+                        return cli_usage_error("pool: no verb given (status, init, join, admit HOST, remove HOST)");
                 snprintf(pool_name, sizeof(pool_name), "pool %.20s", argv[++optind]);
         }
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)
@@ -251,5 +267,5 @@ int main(int argc, char **argv) {
                         optind = 0; /* glibc: fully re-initialise getopt for the subcommand */
                         return cli_run(&ctx, commands[i], sub_argc, sub_argv);
                 }
-        return cli_fail("unknown command \"%.64s\" (see vtpmd-ctl --help)", argv[optind]);
+        return cli_usage_error("unknown command \"%.64s\" (see vtpmd-ctl --help)", argv[optind]);
 }

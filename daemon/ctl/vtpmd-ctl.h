@@ -78,6 +78,9 @@ int cli_run(CliContext *ctx, const Command *cmd, int argc, char **argv);
 
 /* Prints "vtpmd-ctl: <message>" and returns EXIT_FAILURE. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same for a command line that cannot be parsed: returns CLI_EXIT_USAGE. */
+#define CLI_EXIT_USAGE 2
+int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Sends req (with pass_fd as SCM_RIGHTS if >= 0) and collects the reply. On
  * failure prints the one-line reason and returns < 0. */
 int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret);

@@ -114,6 +114,19 @@ set(['ek_rsa_sha256','ek_ecc_sha256','commands']) <= set(d)\""
 check "show of an attached vTPM" bash -c "'$CTL' --json show $G1 | python3 -c \"import json,sys; d=json.load(sys.stdin); \
 assert d['domid']==1 and d['devid']==0 and d['state']=='connected'\""
 check "list --json has all three vTPMs and guest1's" test "$("$CTL" --json list | pyjson "print(len(d))")" = 4
+# A command line that cannot be parsed exits 2 (any other failure 1), naming what is wrong.
+usage_error() {
+	local pat=$1 rc
+	shift
+	"$CTL" "$@" >/dev/null 2>"$SIMDIR/err"
+	rc=$?
+	[ "$rc" -eq 2 ] && grep -q -- "$pat" "$SIMDIR/err"
+}
+check "--control without a value: exit 2, missing argument" usage_error "missing argument to option --control" --control
+check "an unknown command: exit 2" usage_error 'unknown command "frobnicate"' frobnicate
+check "an unknown option of a command: exit 2" usage_error "create: unknown option --bogus" create --bogus
+check "show without its UUID: exit 2" usage_error "show: missing argument" show
+check "a failure that is no usage error still exits 1" bash -c "'$CTL' show 0badc0de-0000-4000-8000-000000000001 2>/dev/null; [ \$? -eq 1 ]"
 # Output that cannot be written (a full disk): a failure, and the new vTPM's UUID is not lost.
 "$CTL" create >/dev/full 2>"$SIMDIR/err"
 rc=$?
