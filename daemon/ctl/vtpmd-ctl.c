@@ -199,11 +199,10 @@ static void help(void) {
                "Manage the vTPMs of vtpmd, the Xen vTPM backend.\n"
                "\n"
                "Commands:\n");
-        for (size_t i = 0; i < ELEMENTSOF(commands); i++) {
-                char left[96];
-                snprintf(left, sizeof(left), "%s %s", commands[i]->name, commands[i]->usage);
-                printf("  %-58s %s\n", left, commands[i]->summary);
-        }
+        /* The whole usage, however long, and the summary below it: nothing cut off. */
+        for (size_t i = 0; i < ELEMENTSOF(commands); i++)
+                printf("  %s%s%s\n      %s\n", commands[i]->name, commands[i]->usage[0] ? " " : "",
+                       commands[i]->usage, commands[i]->summary);
         printf("\n"
                "Options:\n"
                "  --control PATH   vtpmd's control socket (default: $VTPMD_CONTROL, else " DEFAULT_CONTROL ")\n"

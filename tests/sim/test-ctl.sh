@@ -137,6 +137,7 @@ check "... and names the vTPM it created, which exists" test -n "$UF" -a -d "$A/
 check "list --json >/dev/full exits non-zero" bash -c "! '$CTL' --json list >/dev/full 2>/dev/null"
 check "destroy the vTPM made for /dev/full" "$CTL" destroy "$UF"
 check "--help of a subcommand" bash -c "'$CTL' export --help | grep -q -- '--passphrase-file'"
+check "--help shows every command's whole usage (create's last option too)" bash -c "'$CTL' --help | grep -q -- '--pcr-banks LIST\] \[--ek-cert\] \[--platform-cert\]$'"
 check "--version" bash -c "'$CTL' --version | grep -q '^vtpmd-ctl '"
 
 # ---- bad input ----
