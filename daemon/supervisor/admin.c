@@ -50,6 +50,7 @@ _Static_assert(CTL_EXPORT_MAX_PERMALL == STATEFILE_MAX_PAYLOAD, "permall size");
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
+/* result is borrowed: the caller still owns (and puts) it. */
 static void finish(AdminCall *c, int error, const char *message, json_object *result) {
         c->timer = sd_event_source_disable_unref(c->timer);
         c->fd = safe_close(c->fd);
@@ -943,12 +944,12 @@ static void op_pool_status(AdminCall *c) {
         }
         free(v);
         json_object_object_add(o, "hosts", hosts);
-        finish(c, 0, NULL, TAKE_PTR(o));
+        finish(c, 0, NULL, o);
 }
 
 /* The reply of init and join: this host and whether it is a member now. */
 static void finish_pool_host(AdminCall *c, const char *fp, bool member) {
-        json_object *o = json_object_new_object();
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
 
         if (!o) {
                 finish_errorf(c, -ENOMEM, "out of memory");

@@ -325,16 +325,21 @@ static size_t terminate(SimProc *procs, size_t n, int sig, unsigned timeout_ms) 
         return left;
 }
 
-static int sim_lock(Sim *s, int how) {
-        _cleanup_free_ char *p = xasprintf("%s/sim.lock", s->dir);
-
-        s->lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (s->lock_fd < 0)
+/* Opens (creates) path into *fd and flocks it (how). */
+static int lock_path(const char *path, int how, int *fd) {
+        *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (*fd < 0)
                 return negative_errno();
-        while (flock(s->lock_fd, how) < 0)
+        while (flock(*fd, how) < 0)
                 if (errno != EINTR)
                         return negative_errno();
         return 0;
+}
+
+static int sim_lock(Sim *s, int how) {
+        _cleanup_free_ char *p = xasprintf("%s/sim.lock", s->dir);
+
+        return lock_path(p, how, &s->lock_fd);
 }
 
 /* vtpmd's own lock, apart from the DIR lock: restart-daemon takes only this
@@ -346,13 +351,7 @@ static int daemon_lock(Sim *s) {
 
         if (s->daemon_lock_fd >= 0)
                 return 0;
-        s->daemon_lock_fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-        if (s->daemon_lock_fd < 0)
-                return negative_errno();
-        while (flock(s->daemon_lock_fd, LOCK_EX) < 0)
-                if (errno != EINTR)
-                        return negative_errno();
-        return 0;
+        return lock_path(p, LOCK_EX, &s->daemon_lock_fd);
 }
 
 static bool daemon_alive(const Sim *s, const char *key, SimProc *ret) {
