@@ -35,9 +35,10 @@ check-sim: build
 	meson test -C $(BUILD) --suite sim --print-errorlogs
 
 # Real Xen 4.17 + xl + Linux xen-tpmfront under QEMU (root; images cached in
-# $(BUILD)/xen-rig/cache or $$XENRIG_CACHE). See tests/xen/README.
+# $(BUILD)/xen-rig/cache or $$XENRIG_CACHE): builds the package (scripts/build-deb,
+# into $(BUILD)/xen-rig/deb), boots a systemd dom0 and tests the installed
+# vtpmd.service. See tests/xen/README.
 check-xen: deps
-	@$(MAKE) --no-print-directory build
 	./tests/xen/run.sh $(BUILD)
 
 # The Debian package (issue 16): vtpmd_<version>_<arch>.deb, its -dbgsym, the

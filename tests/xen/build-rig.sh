@@ -13,6 +13,8 @@
 # cached: run.sh packs it into a small second cpio appended to dom0-base.
 #
 # Usage: build-rig.sh CACHE_ROOT   prints the cache directory on stdout.
+# Environment: XENRIG_DEB_DEPENDS, package names that dom0 needs besides its own
+# (the .deb's Depends; part of the key).
 # Needs root (debootstrap, chroot) and the Debian mirror configured for apt.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -22,9 +24,11 @@ MIRROR=${MIRROR:-$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian
 MIRROR=${MIRROR:-http://deb.debian.org/debian}
 # Host tools the rig needs; installed here so `make check` does not pull QEMU in.
 HOST_PKGS="qemu-system-x86 debootstrap cpio zstd gzip perl"
-# dom0: the toolstack, xenstored, and the runtime libraries of vtpmd and vtpmd-worker
-# (checked against the freshly built binaries by run.sh at every run).
-DOM0_PKGS="xen-utils-4.17 xenstore-utils kmod busybox-static procps libtpms0 libjson-c5 libseccomp2 libssl3 libsystemd0 libcap2 tpm2-tools"
+# dom0: systemd as PID 1 (Debian's xen and xendomains init scripts run as generated
+# units), the toolstack, xenstored, tpm2-tools, and the runtime Depends of the vtpmd
+# package built in the same run (run.sh passes them in XENRIG_DEB_DEPENDS: dom0 has
+# no network, so `dpkg -i` finds them installed or fails).
+DOM0_PKGS="systemd systemd-sysv dbus xen-utils-4.17 xenstore-utils kmod busybox-static procps tpm2-tools ${XENRIG_DEB_DEPENDS:-}"
 
 log() { echo "build-rig: $*" >&2; }
 

@@ -2,10 +2,13 @@
 # SPDX-License-Identifier: BSD-3-Clause
 #
 # The real-Xen end-to-end suite (`make check-xen`): Xen 4.17 and a Debian 12 dom0
-# under QEMU TCG, real xl/libxl and xenstored, Linux PV guests with the kernel's
-# own xen-tpmfront, against the freshly built vtpmd. See tests/xen/README.
+# booted with systemd under QEMU TCG, real xl/libxl and xenstored started by Debian's
+# xen init script, Linux PV guests with the kernel's own xen-tpmfront, against
+# vtpmd.service of the Debian package built from this tree in the same run
+# (scripts/build-deb). See tests/xen/README.
 #
-# Usage: run.sh [BUILD_DIR [OUT_DIR]]   (as root; defaults build, BUILD_DIR/xen-rig)
+# Usage: run.sh [BUILD_DIR [OUT_DIR]]   (as root; defaults build, BUILD_DIR/xen-rig;
+# the package is built in OUT_DIR/deb)
 # Environment: XENRIG_CACHE (image cache root, default OUT_DIR/cache),
 #   XENRIG_TIMEOUT (seconds for the whole QEMU run, default 1500),
 #   XENRIG_MEM (MiB for QEMU, default 2048), XENRIG_SMP (default 2),
@@ -16,6 +19,7 @@
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOP=$(cd "$HERE/../.." && pwd)
+mkdir -p "${1:-$TOP/build}"
 BUILD=$(cd "${1:-$TOP/build}" && pwd) || { echo "run.sh: no build directory ${1:-$TOP/build}" >&2; exit 1; }
 OUT=${2:-$BUILD/xen-rig}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
@@ -28,27 +32,31 @@ T_START=$(date +%s)
 
 die() { echo "check-xen: $*" >&2; exit 1; }
 [ "$(id -u)" -eq 0 ] || die "needs root (debootstrap/chroot to build the images)"
-for b in vtpmd vtpmd-worker vtpmd-ctl; do
-	[ -x "$BUILD/daemon/$b" ] || die "$BUILD/daemon/$b is not built (run make build first)"
-done
 
-# 1. cached images
+# 1. the package, as `make deb` builds it (its unit suite is make check's job)
+T0=$(date +%s)
+echo "check-xen: building the vtpmd package (log $OUT/build-deb.log)"
+if ! DEB_BUILD_OPTIONS="nocheck ${DEB_BUILD_OPTIONS:-}" "$TOP/scripts/build-deb" "$OUT/deb" > "$OUT/build-deb.log" 2>&1; then
+	tail -n 40 "$OUT/build-deb.log" >&2
+	die "scripts/build-deb failed"
+fi
+DEB=$(ls "$OUT"/deb/vtpmd_*.deb | head -1)
+# its Depends without versions or alternatives: dom0 gets them in its base image
+DEB_DEPENDS=$(dpkg-deb -f "$DEB" Depends | tr ',' '\n' | sed 's/|.*//; s/(.*)//; s/ //g' | grep . | tr '\n' ' ')
+T_DEB=$(( $(date +%s) - T0 ))
+echo "check-xen: $(basename "$DEB") in ${T_DEB} s"
+
+# 2. cached images
 T0=$(date +%s)
 echo "check-xen: rig images (cache $CACHE, log $OUT/build-rig.log)"
-if ! C=$("$HERE/build-rig.sh" "$CACHE" 2>"$OUT/build-rig.log"); then
+if ! C=$(XENRIG_DEB_DEPENDS="$DEB_DEPENDS" "$HERE/build-rig.sh" "$CACHE" 2>"$OUT/build-rig.log"); then
 	tail -n 40 "$OUT/build-rig.log" >&2
 	die "building the rig images failed"
 fi
 grep '^build-rig:' "$OUT/build-rig.log"
 T_BUILD=$(( $(date +%s) - T0 ))
-
-# 2. vtpmd's shared libraries must be in dom0 (same Debian release as this host)
-for b in vtpmd vtpmd-worker vtpmd-ctl; do
-	for so in $(ldd "$BUILD/daemon/$b" | awk '/=>/{print $1}'); do
-		if ! [ -e "$C/dom0root/usr/lib/x86_64-linux-gnu/$so" ] && ! [ -e "$C/dom0root/usr/lib/$so" ]; then
-			die "$b needs $so, which is not in the rig's dom0: add its Debian package to DOM0_PKGS in tests/xen/build-rig.sh"
-		fi
-	done
+for p in $DEB_DEPENDS; do
+	grep -q "^$p[:	]" "$C/dom0-packages" || die "the package depends on $p, which is not in the rig's dom0 ($C/dom0-packages)"
 done
 
 # 3. per-run payload: the guests' initramfs and a small overlay for dom0
@@ -61,12 +69,25 @@ install -m755 "$HERE/domu/init" "$W/domu/init"
 install -m755 "$HERE/domu/reboot" "$W/domu/sbin/reboot"
 ln -sf reboot "$W/domu/sbin/poweroff"
 install -m755 "$HERE/domu/rig-tpm12-check" "$W/tpm12-extend" "$W/domu/usr/bin/"
-mkdir -p "$W/dom0/usr/local/bin" "$W/dom0/root/rig"
-(cd "$W/domu" && find . | cpio -R 0:0 -H newc -o --quiet | gzip -6 > "$W/dom0/root/rig/domu.cpio.gz")
-install -m755 "$BUILD/daemon/vtpmd" "$BUILD/daemon/vtpmd-worker" "$W/dom0/usr/local/bin/"
-install -m755 "$BUILD/daemon/vtpmd-ctl" "$W/dom0/usr/local/bin/"
-install -m755 "$HERE/dom0/init" "$W/dom0/init"
-install -m755 "$HERE/dom0/scenarios.sh" "$W/dom0/root/rig/"
+D0=$W/dom0
+mkdir -p "$D0/root/rig" "$D0/etc/systemd/system/multi-user.target.wants" "$D0/etc/modules-load.d" \
+	"$D0/etc/default" "$D0/var/log/xen/console"
+(cd "$W/domu" && find . | cpio -R 0:0 -H newc -o --quiet | gzip -6 > "$D0/root/rig/domu.cpio.gz")
+install -m644 "$DEB" "$D0/root/rig/vtpmd.deb"
+install -m755 "$HERE/dom0/rig-run" "$HERE/dom0/scenarios.sh" "$D0/root/rig/"
+install -m644 "$HERE/dom0/rig-scenarios.service" "$D0/etc/systemd/system/"
+ln -s ../rig-scenarios.service "$D0/etc/systemd/system/multi-user.target.wants/rig-scenarios.service"
+# Debian's xen init script loads only xenfs, evtchn and gntdev; libxl wants the rest
+printf '%s\n' xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs > "$D0/etc/modules-load.d/xenrig.conf"
+# the xen init script's defaults file: the guests' consoles into /var/log for run.sh
+printf '%s\n' 'XENSTORED_ARGS=' \
+	'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console --timestamp=guest"' > "$D0/etc/default/xen"
+# nothing may read the one console, nor run timers in the 20 minutes
+for u in getty@tty1 serial-getty@hvc0 console-getty apt-daily.timer apt-daily-upgrade.timer \
+	dpkg-db-backup.timer e2scrub_all.timer fstrim.timer; do
+	case $u in *.*) ;; *) u=$u.service ;; esac
+	ln -s /dev/null "$D0/etc/systemd/system/$u"
+done
 (cd "$W/dom0" && find . -mindepth 1 | cpio -R 0:0 -H newc -o --quiet | gzip -1 > "$W/overlay.cpio.gz")
 # the kernel unpacks concatenated archives in turn; later files win
 cat "$C/dom0-base.cpio.zst" "$W/overlay.cpio.gz" > "$W/dom0.img"
@@ -84,7 +105,7 @@ timeout -k 10 "$TMO" qemu-system-x86_64 -accel tcg,tb-size=512 -cpu "$CPU" -m "$
 	-nographic -no-reboot -monitor none -serial stdio -nodefaults -vga none \
 	-kernel "$C/xen" \
 	-append "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=$SMP loglvl=all guest_loglvl=all console_timestamps=boot" \
-	-initrd "$C/vmlinuz console=hvc0 earlyprintk=xen rdinit=/init panic=5 loglevel=4 xenrig_timeout=$((TMO - 120)),$W/dom0.img" \
+	-initrd "$C/vmlinuz console=hvc0 earlyprintk=xen rdinit=/sbin/init systemd.show_status=error panic=5 loglevel=4 xenrig_timeout=$((TMO - 120)),$W/dom0.img" \
 	</dev/null 2>&1 | perl -MTime::HiRes=time -e '$|=1; $s=time; while(<STDIN>){ s/\r//g; printf "%7.2f %s", time-$s, $_ }' > "$SERIAL"
 QRC=${PIPESTATUS[0]}
 T_RUN=$(( $(date +%s) - T0 ))
@@ -98,12 +119,13 @@ if [ -n "$b64" ]; then
 fi
 VLOG=$OUT/logs/vtpmd.log
 grep -a 'XENRIG-DIAG' "$SERIAL" | sed 's/.*XENRIG-DIAG //' > "$OUT/diag.txt"
-for n in 1 2 3 4 5 6 7 8 9 10; do
+NSCEN=13
+for n in $(seq $NSCEN); do
 	sed -n "s/^$n //p" "$OUT/diag.txt" > "$OUT/scenario-$n.txt"
 done
 grep -a 'XENRIG-RESULT ' "$SERIAL" | sed 's/.*XENRIG-RESULT //' > "$OUT/results.txt"
 pass=0 fail=0
-for n in 1 2 3 4 5 6 7 8 9 10; do
+for n in $(seq $NSCEN); do
 	line=$(grep -E "^(not )?ok $n " "$OUT/results.txt" | head -1)
 	[ -n "$line" ] || line="not ok $n - scenario $n # no result (QEMU rc=$QRC, see serial.log)"
 	echo "$line"
@@ -118,7 +140,7 @@ if [ $fail -gt 0 ]; then
 	echo "# ---- last 40 lines of ${VLOG}"
 	tail -n 40 "$VLOG" 2>/dev/null | sed 's/^/# /' || echo "# (no vtpmd log)"
 fi
-echo "# rig images: ${T_BUILD} s, QEMU run: ${T_RUN} s (rc $QRC), total $(( $(date +%s) - T_START )) s; logs in $OUT"
+echo "# package: ${T_DEB} s, rig images: ${T_BUILD} s, QEMU run: ${T_RUN} s (rc $QRC), total $(( $(date +%s) - T_START )) s; logs in $OUT"
 echo "$pass passed, $fail failed"
 rm -rf "$W/domu"
 [ $fail -eq 0 ]
