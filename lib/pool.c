@@ -21,7 +21,7 @@
 struct Pool {
         char *path;
         char *vtpm_root;
-        StateRoot *top, *members, *requests;
+        StateRoot *top, *members, *requests, *handovers;
 };
 
 
@@ -58,6 +58,8 @@ int pool_open(const char *path, Pool **ret) {
         if (r >= 0)
                 r = open_sub(p, "requests", &p->requests);
         if (r >= 0)
+                r = open_sub(p, "handovers", &p->handovers);
+        if (r >= 0)
                 r = stateroot_open_shared(p->vtpm_root, &vtpms); /* creates it */
         stateroot_close(vtpms);
         if (r < 0)
@@ -72,6 +74,7 @@ Pool *pool_close(Pool *p) {
         stateroot_close(p->top);
         stateroot_close(p->members);
         stateroot_close(p->requests);
+        stateroot_close(p->handovers);
         free(p->vtpm_root);
         free(p->path);
         free(p);
@@ -339,5 +342,124 @@ int pool_list(Pool *p, PoolHost **ret, size_t *ret_n) {
                 qsort(v, n, sizeof(*v), cmp_host);
         *ret = TAKE_PTR(v);
         *ret_n = n;
+        return 0;
+}
+
+/* ---- handovers ---- */
+
+static bool handover_kind(StateKind kind) {
+        return kind == STATE_KIND_HANDOVER_REQUEST || kind == STATE_KIND_HANDOVER_GRANT;
+}
+
+/* <uuid>.request or <uuid>.grant; the uuid canonical, so no path tricks either. */
+static int handover_name(const char *uuid, StateKind kind, uint8_t bin[STATEFILE_UUID_SIZE], char **ret) {
+        char canon[37];
+
+        if (!handover_kind(kind) || statefile_uuid_from_string(uuid, bin) < 0)
+                return -EINVAL;
+        statefile_uuid_to_string(bin, canon);
+        if (!streq(canon, uuid))
+                return -EINVAL;
+        *ret = host_file(uuid, kind == STATE_KIND_HANDOVER_GRANT ? ".grant" : ".request");
+        return *ret ? 0 : -ENOMEM;
+}
+
+int pool_handover_write(Pool *p, const char *uuid, StateKind kind, const uint8_t key[POOL_KEY_SIZE],
+                        const StateHandover *h) {
+        _cleanup_free_ char *name = NULL;
+        uint8_t bin[STATEFILE_UUID_SIZE], buf[STATE_HANDOVER_SIZE];
+        int r;
+
+        r = handover_name(uuid, kind, bin, &name);
+        if (r < 0)
+                return r;
+        state_handover_encode(h, buf);
+        return stateroot_write_named(p->handovers, name, kind, bin, key, h->su.usec, buf, sizeof(buf));
+}
+
+int pool_handover_read(Pool *p, const char *uuid, StateKind kind, const uint8_t key[POOL_KEY_SIZE],
+                       StateHandover *ret) {
+        _cleanup_free_ char *name = NULL;
+        _cleanup_free_ uint8_t *buf = NULL;
+        uint8_t bin[STATEFILE_UUID_SIZE];
+        uint64_t seq;
+        size_t len;
+        int r;
+
+        r = handover_name(uuid, kind, bin, &name);
+        if (r < 0)
+                return r;
+        r = stateroot_read_named(p->handovers, name, kind, bin, key, &buf, &len, &seq);
+        if (r < 0)
+                return r;
+        return state_handover_parse(buf, len, ret);
+}
+
+int pool_handover_remove(Pool *p, const char *uuid, StateKind kind) {
+        _cleanup_free_ char *name = NULL;
+        uint8_t bin[STATEFILE_UUID_SIZE];
+        int r;
+
+        r = handover_name(uuid, kind, bin, &name);
+        if (r < 0)
+                return r;
+        return stateroot_remove_raw(p->handovers, name);
+}
+
+int pool_handover_list(Pool *p, StateKind kind, char ***ret) {
+        const char *suffix = kind == STATE_KIND_HANDOVER_GRANT ? ".grant" : ".request";
+        int fd = fcntl(stateroot_fd(p->handovers), F_DUPFD_CLOEXEC, 3);
+        char **v = NULL;
+        size_t n = 0;
+        struct dirent *de;
+        DIR *d;
+        int r = 0;
+
+        if (!handover_kind(kind)) {
+                safe_close(fd);
+                return -EINVAL;
+        }
+        if (fd < 0)
+                return negative_errno();
+        d = fdopendir(fd);
+        if (!d) {
+                safe_close(fd);
+                return -ENOMEM;
+        }
+        rewinddir(d);
+        v = calloc(1, sizeof(*v));
+        if (!v)
+                r = -ENOMEM;
+        while (r >= 0 && (de = readdir(d))) {
+                uint8_t bin[STATEFILE_UUID_SIZE];
+                char uuid[37], **nv;
+
+                if (strlen(de->d_name) != 36 + strlen(suffix) || !streq(de->d_name + 36, suffix))
+                        continue;
+                memcpy(uuid, de->d_name, 36);
+                uuid[36] = '\0';
+                if (statefile_uuid_from_string(uuid, bin) < 0)
+                        continue;
+                nv = reallocarray(v, n + 2, sizeof(*v));
+                if (!nv) {
+                        r = -ENOMEM;
+                        break;
+                }
+                v = nv;
+                v[n] = strdup(uuid);
+                if (!v[n]) {
+                        r = -ENOMEM;
+                        break;
+                }
+                v[++n] = NULL;
+        }
+        closedir(d);
+        if (r < 0) {
+                for (size_t i = 0; v && i < n; i++)
+                        free(v[i]);
+                free(v);
+                return r;
+        }
+        *ret = v;
         return 0;
 }

@@ -8,6 +8,8 @@
  *   POOL/members/<fp>.key      the pool key wrapped to that point (lib/pool-key.h)
  *   POOL/requests/<fp>.point   a host that asked to join, not admitted yet
  *   POOL/vtpms/                the vTPM directories, a shared state root (statestore.h)
+ *   POOL/handovers/<uuid>.request   a host whose device waits for a vTPM another host holds
+ *   POOL/handovers/<uuid>.grant     the holder let go of it, suspended: what the resume needs
  *
  * <fp> is the host's fingerprint, SHA-256 of its transfer point in hex
  * (pool_key_fingerprint_hex): what an administrator compares between the
@@ -29,6 +31,7 @@
 
 #include "pool-key.h"
 #include "sealer.h"
+#include "statefile.h"
 #include "util.h"
 
 #define POOL_ID_SIZE 37u /* a canonical UUID and its NUL */
@@ -66,3 +69,15 @@ typedef struct PoolHost {
 
 /* Members and requests, sorted by fingerprint; *ret malloc'd. */
 int pool_list(Pool *p, PoolHost **ret, size_t *ret_n);
+
+/* Live migration between members (docs/pool.md): StateHandover blobs of kind
+ * STATE_KIND_HANDOVER_REQUEST or _GRANT under the pool key, bound to the vTPM's
+ * uuid. -EINVAL for another kind or a uuid that is not canonical. */
+int pool_handover_write(Pool *p, const char *uuid, StateKind kind, const uint8_t key[POOL_KEY_SIZE],
+                        const StateHandover *h);
+int pool_handover_read(Pool *p, const char *uuid, StateKind kind, const uint8_t key[POOL_KEY_SIZE],
+                       StateHandover *ret);
+/* 1 if it was there, 0 if not. */
+int pool_handover_remove(Pool *p, const char *uuid, StateKind kind);
+/* The uuids with a blob of that kind: a NULL-terminated malloc'd array of malloc'd strings. */
+int pool_handover_list(Pool *p, StateKind kind, char ***ret);

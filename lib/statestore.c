@@ -66,6 +66,8 @@ static bool kind_in_dir(StateKind k) {
                 return true;
         case STATE_KIND_MANIFEST:
         case STATE_KIND_CA_KEY:
+        case STATE_KIND_HANDOVER_REQUEST:
+        case STATE_KIND_HANDOVER_GRANT:
                 return false;
         }
         return false;
@@ -250,7 +252,7 @@ static int fsync_unlink(int dir_fd, const char *name) {
 
 /* ---- blobs ---- */
 
-static int blob_write(int dir_fd, mode_t mode, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
+static int blob_write(int dir_fd, mode_t mode, const char *name, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
                       const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq, const void *data, size_t len) {
         _cleanup_free_ uint8_t *blob = NULL;
         StateHeader h;
@@ -283,17 +285,17 @@ static int blob_write(int dir_fd, mode_t mode, StateKind kind, const uint8_t uui
                                 blob + STATEFILE_HEADER_SIZE + len);
         if (r < 0)
                 return r;
-        return write_file_atomic(dir_fd, mode, state_kind_filename(kind), blob, STATEFILE_OVERHEAD + len);
+        return write_file_atomic(dir_fd, mode, name, blob, STATEFILE_OVERHEAD + len);
 }
 
-static int blob_load(int dir_fd, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE], uint8_t **ret_blob,
+static int blob_load(int dir_fd, const char *name, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE], uint8_t **ret_blob,
                      size_t *ret_len, StateHeader *ret_h) {
         _cleanup_free_ uint8_t *blob = NULL;
         StateHeader h;
         size_t len;
         int r;
 
-        r = read_file(dir_fd, state_kind_filename(kind), READ_MAX, -EBADMSG, &blob, &len);
+        r = read_file(dir_fd, name, READ_MAX, -EBADMSG, &blob, &len);
         if (r < 0)
                 return r;
         r = statefile_parse(blob, len, &h);
@@ -311,7 +313,7 @@ static int blob_load(int dir_fd, StateKind kind, const uint8_t uuid[STATEFILE_UU
         return 0;
 }
 
-static int blob_read(int dir_fd, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
+static int blob_read(int dir_fd, const char *name, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
                      const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len, uint64_t *ret_seq) {
         _cleanup_free_ uint8_t *blob = NULL;
         _cleanup_free_ uint8_t *pt = NULL; /* holds plaintext only once it is returned */
@@ -321,7 +323,7 @@ static int blob_read(int dir_fd, StateKind kind, const uint8_t uuid[STATEFILE_UU
 
         if (!key || !ret || !ret_len)
                 return -EINVAL;
-        r = blob_load(dir_fd, kind, uuid, &blob, &len, &h);
+        r = blob_load(dir_fd, name, kind, uuid, &blob, &len, &h);
         if (r < 0)
                 return r;
 
@@ -546,14 +548,14 @@ int stateroot_write(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_S
                     const void *data, size_t len) {
         if (kind != STATE_KIND_MANIFEST && kind != STATE_KIND_CA_KEY)
                 return -EINVAL;
-        return blob_write(r->fd, r->file_mode, kind, zero_uuid, key, seq, data, len);
+        return blob_write(r->fd, r->file_mode, state_kind_filename(kind), kind, zero_uuid, key, seq, data, len);
 }
 
 int stateroot_read(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
                    uint64_t *ret_seq) {
         if (kind != STATE_KIND_MANIFEST && kind != STATE_KIND_CA_KEY)
                 return -EINVAL;
-        return blob_read(r->fd, kind, zero_uuid, key, ret, ret_len, ret_seq);
+        return blob_read(r->fd, state_kind_filename(kind), kind, zero_uuid, key, ret, ret_len, ret_seq);
 }
 
 /* A plain file name of ours: no path, no hidden or tmp names (those are the store's own). */
@@ -590,6 +592,24 @@ int stateroot_read_raw(StateRoot *r, const char *name, uint8_t **ret, size_t *re
         if (!raw_name_ok(name) || !ret || !ret_len)
                 return -EINVAL;
         return read_file(r->fd, name, READ_MAX, -EFBIG, ret, ret_len);
+}
+
+static bool named_kind_ok(StateKind kind) {
+        return kind == STATE_KIND_HANDOVER_REQUEST || kind == STATE_KIND_HANDOVER_GRANT;
+}
+
+int stateroot_write_named(StateRoot *r, const char *name, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
+                          const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq, const void *data, size_t len) {
+        if (!raw_name_ok(name) || !named_kind_ok(kind))
+                return -EINVAL;
+        return blob_write(r->fd, r->file_mode, name, kind, uuid, key, seq, data, len);
+}
+
+int stateroot_read_named(StateRoot *r, const char *name, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
+                         const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len, uint64_t *ret_seq) {
+        if (!raw_name_ok(name) || !named_kind_ok(kind))
+                return -EINVAL;
+        return blob_read(r->fd, name, kind, uuid, key, ret, ret_len, ret_seq);
 }
 
 /* ---- per-vTPM directories ---- */
@@ -779,20 +799,20 @@ int statedir_write(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZ
         r = owner_check(d);
         if (r < 0)
                 return r;
-        return blob_write(d->fd, d->file_mode, kind, d->uuid_bin, key, seq, data, len);
+        return blob_write(d->fd, d->file_mode, state_kind_filename(kind), kind, d->uuid_bin, key, seq, data, len);
 }
 
 int statedir_read(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
                   uint64_t *ret_seq) {
         if (!kind_in_dir(kind))
                 return -EINVAL;
-        return blob_read(d->fd, kind, d->uuid_bin, key, ret, ret_len, ret_seq);
+        return blob_read(d->fd, state_kind_filename(kind), kind, d->uuid_bin, key, ret, ret_len, ret_seq);
 }
 
 int statedir_peek(StateDir *d, StateKind kind, StateHeader *ret) {
         if (!kind_in_dir(kind) || !ret)
                 return -EINVAL;
-        return blob_load(d->fd, kind, d->uuid_bin, NULL, NULL, ret);
+        return blob_load(d->fd, state_kind_filename(kind), kind, d->uuid_bin, NULL, NULL, ret);
 }
 
 int statedir_remove(StateDir *d, StateKind kind) {

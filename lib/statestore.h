@@ -64,6 +64,12 @@ int stateroot_read(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SI
 /* Raw files at the root (the sealed master key: its own format), atomic and durable. */
 int stateroot_write_raw(StateRoot *r, const char *name, const void *data, size_t len);
 int stateroot_read_raw(StateRoot *r, const char *name, uint8_t **ret, size_t *ret_len);
+/* Blobs under a name of the caller's (a plain name, as for raw files) at the root: kinds
+ * HANDOVER_REQUEST and HANDOVER_GRANT (a pool's handovers/), bound to a vTPM's uuid. */
+int stateroot_write_named(StateRoot *r, const char *name, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
+                          const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq, const void *data, size_t len);
+int stateroot_read_named(StateRoot *r, const char *name, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
+                         const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len, uint64_t *ret_seq);
 /* Removes a raw file durably: 1 if it was there, 0 if not. */
 int stateroot_remove_raw(StateRoot *r, const char *name);
 

@@ -38,7 +38,7 @@ static void put_be64(uint8_t *p, uint64_t v) {
 }
 
 static bool state_kind_known(uint16_t k) {
-        return k >= STATE_KIND_PERMANENT && k <= STATE_KIND_CA_KEY;
+        return k >= STATE_KIND_PERMANENT && k <= STATE_KIND_HANDOVER_GRANT;
 }
 
 void statefile_header_encode(const StateHeader *h, uint8_t out[STATEFILE_HEADER_SIZE]) {
@@ -133,6 +133,10 @@ const char *state_kind_to_string(StateKind k) {
                 return "manifest";
         case STATE_KIND_CA_KEY:
                 return "CA key";
+        case STATE_KIND_HANDOVER_REQUEST:
+                return "handover request";
+        case STATE_KIND_HANDOVER_GRANT:
+                return "handover";
         }
         return NULL;
 }
@@ -151,6 +155,10 @@ const char *state_kind_filename(StateKind k) {
                 return "manifest";
         case STATE_KIND_CA_KEY:
                 return "ca-key";
+        case STATE_KIND_HANDOVER_REQUEST:
+                return "request";
+        case STATE_KIND_HANDOVER_GRANT:
+                return "grant";
         }
         return NULL;
 }
@@ -394,4 +402,40 @@ int state_manifest_remove(StateManifest *m, const uint8_t uuid[STATEFILE_UUID_SI
                 m->entries = NULL;
         }
         return 1;
+}
+
+void state_handover_encode(const StateHandover *h, uint8_t out[STATE_HANDOVER_SIZE]) {
+        uint8_t *o = out;
+
+        memcpy(o, h->host, STATE_HANDOVER_HOST_SIZE);
+        o += STATE_HANDOVER_HOST_SIZE;
+        put_be64(o, h->su.usec);
+        tpm_put_be32(o + 8, h->su.domid);
+        tpm_put_be32(o + 12, h->su.devid);
+        memcpy(o + 16, h->su.handle, STATEFILE_UUID_SIZE);
+        o += 16 + STATEFILE_UUID_SIZE;
+        put_be64(o, h->vol_seq);
+        put_be64(o + 8, h->perm_seq);
+        put_be64(o + 16, 0);
+}
+
+int state_handover_parse(const uint8_t *buf, size_t len, StateHandover *ret) {
+        const uint8_t *b = buf;
+        StateHandover h;
+
+        if (!buf || len != STATE_HANDOVER_SIZE)
+                return -EBADMSG;
+        memcpy(h.host, b, STATE_HANDOVER_HOST_SIZE);
+        b += STATE_HANDOVER_HOST_SIZE;
+        h.su.usec = get_be64(b);
+        h.su.domid = tpm_be32(b + 8);
+        h.su.devid = tpm_be32(b + 12);
+        memcpy(h.su.handle, b + 16, STATEFILE_UUID_SIZE);
+        b += 16 + STATEFILE_UUID_SIZE;
+        h.vol_seq = get_be64(b);
+        h.perm_seq = get_be64(b + 8);
+        if (get_be64(b + 16) != 0)
+                return -EBADMSG;
+        *ret = h;
+        return 0;
 }

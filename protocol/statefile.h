@@ -47,6 +47,8 @@ typedef enum StateKind {
         STATE_KIND_META = 4,      /* StateMeta, encrypted with the data key */
         STATE_KIND_MANIFEST = 5,  /* StateManifest, encrypted with the master key (root level) */
         STATE_KIND_CA_KEY = 6,    /* the local CA's private key (DER), encrypted with the master key (root level) */
+        STATE_KIND_HANDOVER_REQUEST = 7, /* StateHandover: a pool host asks for a vTPM (pool key, POOL/handovers) */
+        STATE_KIND_HANDOVER_GRANT = 8,   /* StateHandover: the holder let go of it, suspended (pool key) */
 } StateKind;
 
 typedef struct StateHeader {
@@ -133,3 +135,25 @@ StateManifestEntry *state_manifest_find(const StateManifest *m, const uint8_t uu
 /* Inserts or updates keeping the order. -ENOMEM, -E2BIG. */
 int state_manifest_set(StateManifest *m, const StateManifestEntry *e);
 int state_manifest_remove(StateManifest *m, const uint8_t uuid[STATEFILE_UUID_SIZE]);
+
+/* ---- a live migration between pool hosts (docs/pool.md) ----
+ * The plaintext of HANDOVER_REQUEST and HANDOVER_GRANT blobs, 88 bytes, big-endian:
+ *   host[32]       the writer's fingerprint (SHA-256 of its TPM transfer point)
+ *   u64 usec       request: when it was asked; grant: when the domain was suspended
+ *   u32 domid, u32 devid   the device asking (request) or saved from (grant)
+ *   handle[16]     the domain's handle: only a domain with it may resume the vTPM
+ *   u64 vol_seq    grant: the saved volatile state's sequence number (0: none saved); request: 0
+ *   u64 perm_seq   grant: the newest permanent state the holder recorded; request: 0
+ *   u64 reserved   0 */
+#define STATE_HANDOVER_HOST_SIZE 32u
+#define STATE_HANDOVER_SIZE 88u
+
+typedef struct StateHandover {
+        uint8_t host[STATE_HANDOVER_HOST_SIZE];
+        StateSuspend su;
+        uint64_t vol_seq;
+        uint64_t perm_seq;
+} StateHandover;
+
+void state_handover_encode(const StateHandover *h, uint8_t out[STATE_HANDOVER_SIZE]);
+int state_handover_parse(const uint8_t *buf, size_t len, StateHandover *ret); /* -EBADMSG */

@@ -618,6 +618,21 @@ void devices_vtpm_released(void *userdata, const char *uuid) {
                 }
 }
 
+bool devices_hand_over(Devices *ds, const char *uuid, const uint8_t handle[DOMAIN_HANDLE_SIZE], const char *to) {
+        for (Device *dev = ds->devices; dev; dev = dev->next) {
+                if (!dev->worker || !dev->uuid[0] || !streq(dev->uuid, uuid))
+                        continue;
+                /* Only the suspended domain that the asking host resumes: never a running guest's vTPM. */
+                if (!device_domain_suspended(dev) || memcmp(dev->handle, handle, sizeof(dev->handle)) != 0)
+                        return false;
+                dev_log(dev, LOG_NOTICE, "Handing the vTPM of the suspended domain over to pool host %s", to);
+                device_queue(dev, &(DeviceEvent){ .ev = DEV_EV_HANDOVER });
+                device_run(dev);
+                return true;
+        }
+        return false;
+}
+
 Device *devices_find_vtpm(Devices *ds, const char *uuid, bool *ret_attached) {
         Device *any = NULL;
 

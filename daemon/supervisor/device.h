@@ -62,6 +62,10 @@ unsigned devices_count(Devices *ds);
 unsigned devices_count_phase(Devices *ds, DevPhase p);
 /* Devices that use their vTPM: a worker, or a phase between InitWait and Closing. */
 unsigned devices_count_attached(Devices *ds);
+/* Another pool host's device asks for uuid for the domain handle: if a local device's worker
+ * has it and that device's domain is suspended with the same handle, the worker saves and
+ * lets go (as for a same-host migration). True then. to names the host for the log. */
+bool devices_hand_over(Devices *ds, const char *uuid, const uint8_t handle[DOMAIN_HANDLE_SIZE], const char *to);
 /* A stopped worker of the vTPM uuid has exited (workers_on_released): devices of it waiting to close go on. */
 void devices_vtpm_released(void *userdata, const char *uuid);
 /* The device using the vTPM uuid (*ret_attached), else any device naming it, else NULL. */

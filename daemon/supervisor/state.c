@@ -32,6 +32,8 @@
 #define MASTER_SEALED "master.sealed"
 /* Manifest writes are batched: at most one a second. */
 #define COMMIT_DELAY_USEC (1000ull * 1000ull)
+/* Handovers to other pool hosts under way at once: one per suspended guest being migrated away. */
+#define HANDOVERS_MAX 64u
 
 struct VtpmState {
         StateRoot *root;  /* the host's own: master key, manifest, CA */
@@ -53,6 +55,12 @@ struct VtpmState {
         unsigned host_tpm_commands; /* at start, for the boot-storm figure */
         sd_event *event;            /* vtpm_state_attach_event() */
         sd_event_source *commit_source;
+        /* vTPMs whose worker was told to let go for another pool host's request (vtpm_state_handover_begin). */
+        struct {
+                char uuid[37];
+                uint8_t handle[STATEFILE_UUID_SIZE];
+        } handing_over[HANDOVERS_MAX];
+        unsigned n_handing_over;
 };
 
 /* ---- master key ---- */
@@ -658,6 +666,151 @@ void vtpm_state_forget(VtpmState *s, const char *uuid) {
                 (void) state_manifest_remove(&s->manifest, u);
                 s->dirty = true;
         }
+}
+
+/* ---- live migration between pool hosts (docs/pool.md) ---- */
+
+static bool handover_possible(VtpmState *s) {
+        return s->pool && s->pool_member && s->wrap_key;
+}
+
+static void host_binary(VtpmState *s, uint8_t out[STATE_HANDOVER_HOST_SIZE]) {
+        for (size_t i = 0; i < STATE_HANDOVER_HOST_SIZE; i++)
+                out[i] = (uint8_t) (hexval(s->pool_fp[2 * i]) << 4 | hexval(s->pool_fp[2 * i + 1]));
+}
+
+static uint64_t realtime_usec(void) {
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t) ts.tv_sec * 1000000ull + (uint64_t) ts.tv_nsec / 1000;
+}
+
+void state_handover_host_hex(const StateHandover *h, char ret[POOL_KEY_FINGERPRINT_HEX_SIZE]) {
+        static const char digits[] = "0123456789abcdef";
+
+        for (size_t i = 0; i < STATE_HANDOVER_HOST_SIZE; i++) {
+                ret[2 * i] = digits[h->host[i] >> 4];
+                ret[2 * i + 1] = digits[h->host[i] & 0xf];
+        }
+        ret[2 * STATE_HANDOVER_HOST_SIZE] = '\0';
+}
+
+int vtpm_state_handover_request(VtpmState *s, const char *uuid, const uint8_t handle[STATEFILE_UUID_SIZE],
+                                uint32_t domid, uint32_t devid) {
+        StateHandover h = { .su = { .usec = realtime_usec(), .domid = domid, .devid = devid } };
+
+        if (!handover_possible(s))
+                return -ENOKEY;
+        host_binary(s, h.host);
+        memcpy(h.su.handle, handle, sizeof(h.su.handle));
+        return pool_handover_write(s->pool, uuid, STATE_KIND_HANDOVER_REQUEST, s->pool_key, &h);
+}
+
+void vtpm_state_handover_cancel(VtpmState *s, const char *uuid) {
+        if (s->pool)
+                (void) pool_handover_remove(s->pool, uuid, STATE_KIND_HANDOVER_REQUEST);
+}
+
+int vtpm_state_handover_take(VtpmState *s, const char *uuid, const uint8_t handle[STATEFILE_UUID_SIZE],
+                             StateHandover *ret) {
+        StateManifestEntry *e;
+        StateHandover g;
+        int r;
+
+        if (!handover_possible(s))
+                return 0;
+        r = pool_handover_read(s->pool, uuid, STATE_KIND_HANDOVER_GRANT, s->pool_key, &g);
+        if (r == -ENOENT)
+                return 0;
+        if (r < 0)
+                return r;
+        if (memcmp(g.su.handle, handle, sizeof(g.su.handle)) != 0)
+                return 0; /* another domain's (a stale grant): not this resume's */
+        e = entry_get(s, uuid, true);
+        if (!e)
+                return -ENOMEM;
+        /* What the holder recorded is what this host must not go below from now on. */
+        if (g.perm_seq > e->perm_seq)
+                e->perm_seq = g.perm_seq;
+        e->vol_seq = g.vol_seq;
+        e->suspend = g.vol_seq ? g.su : (StateSuspend){ 0 };
+        s->dirty = true;
+        /* Recorded here before the grant goes: a crash in between leaves one of them. */
+        r = vtpm_state_commit(s, false);
+        if (r < 0)
+                return r;
+        (void) pool_handover_remove(s->pool, uuid, STATE_KIND_HANDOVER_GRANT);
+        (void) pool_handover_remove(s->pool, uuid, STATE_KIND_HANDOVER_REQUEST);
+        *ret = g;
+        return 1;
+}
+
+int vtpm_state_handover_requests(VtpmState *s, char ***ret) {
+        if (!handover_possible(s))
+                return -ENOKEY;
+        return pool_handover_list(s->pool, STATE_KIND_HANDOVER_REQUEST, ret);
+}
+
+int vtpm_state_handover_read_request(VtpmState *s, const char *uuid, StateHandover *ret, bool *ret_own) {
+        uint8_t own[STATE_HANDOVER_HOST_SIZE];
+        int r;
+
+        if (!handover_possible(s))
+                return -ENOKEY;
+        r = pool_handover_read(s->pool, uuid, STATE_KIND_HANDOVER_REQUEST, s->pool_key, ret);
+        if (r < 0)
+                return r;
+        host_binary(s, own);
+        *ret_own = memcmp(own, ret->host, sizeof(own)) == 0;
+        return 0;
+}
+
+int vtpm_state_handover_grant(VtpmState *s, const char *uuid, const uint8_t handle[STATEFILE_UUID_SIZE]) {
+        StateManifestEntry *e = entry_get(s, uuid, false);
+        StateHandover g;
+        int r;
+
+        if (!handover_possible(s) || !e || !e->suspend.usec || !e->vol_seq ||
+            memcmp(e->suspend.handle, handle, sizeof(e->suspend.handle)) != 0)
+                return 0;
+        g = (StateHandover){ .su = e->suspend, .vol_seq = e->vol_seq, .perm_seq = e->perm_seq };
+        host_binary(s, g.host);
+        r = pool_handover_write(s->pool, uuid, STATE_KIND_HANDOVER_GRANT, s->pool_key, &g);
+        if (r < 0)
+                return r;
+        (void) pool_handover_remove(s->pool, uuid, STATE_KIND_HANDOVER_REQUEST);
+        /* Not suspended here any more: the saved state is the other host's to resume. */
+        e->vol_seq = 0;
+        e->suspend = (StateSuspend){ 0 };
+        s->dirty = true;
+        (void) vtpm_state_commit(s, false);
+        return 1;
+}
+
+int vtpm_state_handover_begin(VtpmState *s, const char *uuid, const uint8_t handle[STATEFILE_UUID_SIZE]) {
+        for (unsigned i = 0; i < s->n_handing_over; i++)
+                if (streq(s->handing_over[i].uuid, uuid))
+                        return 0;
+        if (s->n_handing_over >= HANDOVERS_MAX)
+                return -EBUSY;
+        snprintf(s->handing_over[s->n_handing_over].uuid, sizeof(s->handing_over[0].uuid), "%s", uuid);
+        memcpy(s->handing_over[s->n_handing_over].handle, handle, STATEFILE_UUID_SIZE);
+        s->n_handing_over++;
+        return 1;
+}
+
+int vtpm_state_handover_released(VtpmState *s, const char *uuid) {
+        uint8_t handle[STATEFILE_UUID_SIZE];
+
+        for (unsigned i = 0; i < s->n_handing_over; i++) {
+                if (!streq(s->handing_over[i].uuid, uuid))
+                        continue;
+                memcpy(handle, s->handing_over[i].handle, sizeof(handle));
+                s->handing_over[i] = s->handing_over[--s->n_handing_over];
+                return vtpm_state_handover_grant(s, uuid, handle);
+        }
+        return 0;
 }
 
 static int vtpm_create(VtpmState *s, const char *uuid, TpmFamily family, StateDir **ret_dir,

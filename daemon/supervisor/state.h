@@ -105,6 +105,33 @@ void vtpm_state_forget(VtpmState *s, const char *uuid);
 /* Something in the manifest changed: it is written soon, batched (at once
  * without an event loop). */
 void vtpm_state_changed(VtpmState *s);
+/* ---- live migration between pool hosts (docs/pool.md) ----
+ * Destination: a device whose vTPM another pool host holds asks for it
+ * (POOL/handovers/<uuid>.request), and resumes from the holder's grant.
+ * Source: a request whose domain handle is that of a local suspended domain
+ * is answered by letting the worker go and writing the grant (the suspend,
+ * the saved volatile state's and the permanent state's sequence numbers). */
+int vtpm_state_handover_request(VtpmState *s, const char *uuid, const uint8_t handle[STATEFILE_UUID_SIZE],
+                                uint32_t domid, uint32_t devid);
+void vtpm_state_handover_cancel(VtpmState *s, const char *uuid);
+/* A grant for the domain handle: 1 with *ret, the manifest then records the vTPM as
+ * suspended with the grant's state (a resume follows), the grant and request removed;
+ * 0 none (or another domain's). */
+int vtpm_state_handover_take(VtpmState *s, const char *uuid, const uint8_t handle[STATEFILE_UUID_SIZE],
+                             StateHandover *ret);
+/* The uuids that hosts asked for; -ENOKEY without a pool key. */
+int vtpm_state_handover_requests(VtpmState *s, char ***ret);
+/* One request; *ret_own: this host wrote it. */
+int vtpm_state_handover_read_request(VtpmState *s, const char *uuid, StateHandover *ret, bool *ret_own);
+/* Grants uuid if it is suspended here for handle: 1 done, 0 not suspended so. */
+int vtpm_state_handover_grant(VtpmState *s, const char *uuid, const uint8_t handle[STATEFILE_UUID_SIZE]);
+/* The worker of uuid was told to let go for handle: once it exited (vtpm_state_handover_released),
+ * what it saved is granted. 1 noted, 0 already, -EBUSY too many at once. */
+int vtpm_state_handover_begin(VtpmState *s, const char *uuid, const uint8_t handle[STATEFILE_UUID_SIZE]);
+int vtpm_state_handover_released(VtpmState *s, const char *uuid);
+/* The writer's fingerprint in hex. */
+void state_handover_host_hex(const StateHandover *h, char ret[POOL_KEY_FINGERPRINT_HEX_SIZE]);
+
 /* Writes the manifest if dirty; increments the host counter if the interval
  * allows it or force is set. Returns < 0 on failure (logged). */
 int vtpm_state_commit(VtpmState *s, bool force);

@@ -46,6 +46,9 @@
  * restart on it (RestartPreventExitStatus=), a fix of the file is needed. */
 #define EXIT_NOTCONFIGURED 6
 #define STATUS_INTERVAL_USEC (5ull * 1000000ull)
+/* How often a pool host looks for other hosts' handover requests (docs/pool.md): shared
+ * file systems notify no other client, and a migration's destination waits this long at most. */
+#define HANDOVER_POLL_USEC (100ull * 1000ull)
 
 typedef struct Daemon {
         VtpmdConfig *config; /* as parsed, with the worker path, platform and WorkerIDs= resolved */
@@ -238,6 +241,63 @@ static int status_timer_cb(sd_event_source *s, uint64_t usec, void *userdata) {
         return 0;
 }
 
+/* ---- live migration between pool hosts ---- */
+
+static void handover_answer(Daemon *d, const char *uuid) {
+        char to[POOL_KEY_FINGERPRINT_HEX_SIZE];
+        StateHandover req;
+        bool own;
+        int r;
+
+        if (vtpm_state_handover_read_request(d->state, uuid, &req, &own) < 0 || own)
+                return;
+        state_handover_host_hex(&req, to);
+        if (devices_hand_over(d->devices, uuid, req.su.handle, to)) {
+                /* The grant follows once the worker has saved and exited (vtpm_released). */
+                if (vtpm_state_handover_begin(d->state, uuid, req.su.handle) < 0)
+                        log_msg(LOG_ERR, "Too many handovers at once: vTPM %s is saved but not granted to %s", uuid, to);
+                return;
+        }
+        if (workers_has_vtpm(d->workers, uuid))
+                return;
+        /* Suspended here with no worker (its domain gone, or vtpmd restarted since): grant it as saved. */
+        r = vtpm_state_handover_grant(d->state, uuid, req.su.handle);
+        if (r > 0)
+                log_msg(LOG_NOTICE, "Handed the suspended vTPM %s over to pool host %s", uuid, to);
+        else if (r < 0)
+                log_msg(LOG_ERR, "Cannot hand the vTPM %s over to pool host %s: %s", uuid, to, strerror(-r));
+}
+
+static int handover_poll_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        Daemon *d = userdata;
+        char **uuids = NULL;
+
+        if (!d->shutting_down && vtpm_state_handover_requests(d->state, &uuids) >= 0) {
+                for (char **u = uuids; *u; u++) {
+                        handover_answer(d, *u);
+                        free(*u);
+                }
+                free(uuids);
+        }
+        (void) sd_event_source_set_time_relative(s, HANDOVER_POLL_USEC);
+        (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        return 0;
+}
+
+/* A stopped worker exited: a handover it let go for is granted, then devices waiting for it go on. */
+static void vtpm_released(void *userdata, const char *uuid) {
+        Daemon *d = userdata;
+        int r;
+
+        r = vtpm_state_handover_released(d->state, uuid);
+        if (r > 0)
+                log_msg(LOG_NOTICE, "Handed vTPM %s over to the pool host that asked for it", uuid);
+        else if (r < 0)
+                log_msg(LOG_ERR, "Cannot write the handover of vTPM %s: %s; it stays suspended here", uuid,
+                        strerror(-r));
+        devices_vtpm_released(d->devices, uuid);
+}
+
 static int stop_check_cb(sd_event_source *s, void *userdata) {
         Daemon *d = userdata;
         if (d->shutting_down && workers_idle(d->workers))
@@ -303,7 +363,10 @@ static int daemon_open(Daemon *d) {
                                 &d->devices);
         if (r < 0)
                 return log_error_errno(r, "Out of memory");
-        workers_on_released(d->workers, devices_vtpm_released, d->devices);
+        workers_on_released(d->workers, vtpm_released, d);
+        if (c->state.pool_dir)
+                (void) sd_event_add_time_relative(d->event, NULL, CLOCK_MONOTONIC, HANDOVER_POLL_USEC, 0,
+                                                  handover_poll_cb, d);
 
         r = devices_watch(d->devices);
         if (r < 0)

@@ -30,6 +30,9 @@
 #define BUSY_RETRY_NS (50ull * 1000000ull)
 /* A deadline, not a count: each try may spawn a worker, which takes a while on a loaded host. */
 #define BUSY_WAIT_NS (10ull * 1000000000ull)
+/* A pool host that let go of a vTPM writes its grant right after its worker exited. A lock
+ * found free without a grant after this long was not handed over: that host's vtpmd died. */
+#define HANDOVER_GRACE_NS (2ull * 1000000000ull)
 /* The worker fork server (spawn.h). Started with the daemon, restarted by
  * the next worker start after it exits, but not within FORK_SERVER_RETRY_NS
  * of a failure: workers are exec'ed meanwhile. */
@@ -62,6 +65,8 @@ struct Worker {
         sd_event_source *retry_source; /* crash back-off, or the state directory still locked */
         WorkerBackoff backoff;
         uint64_t busy_since_ns; /* 0: not waiting for the vTPM's lock */
+        bool handover_asked;    /* another pool host holds the vTPM: its handover request is written */
+        uint64_t free_since_ns; /* with handover_asked: the lock was first seen free (no grant yet) */
         bool waiting; /* starts once the vTPM's previous process has exited */
         RateLimit log_limit;
         Worker *next;
@@ -297,8 +302,17 @@ bool workers_has_vtpm(Workers *ws, const char *uuid) {
 static void worker_spawn(Worker *w);
 
 /* The owner hears of it last: it may stop w inside. */
+/* The wait for another pool host's vTPM ends: its request goes. */
+static void handover_end(Worker *w) {
+        if (w->handover_asked)
+                vtpm_state_handover_cancel(w->workers->state, w->params.uuid);
+        w->handover_asked = false;
+        w->free_since_ns = 0;
+}
+
 static void worker_fail(Worker *w, const WorkerFailure *f) {
         w->busy_since_ns = 0; /* a later wait for the lock gets its full time */
+        handover_end(w);
         w->events->failed(w->userdata, f);
 }
 
@@ -425,6 +439,7 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
                 worker_log(w, LOG_DEBUG, "Worker (pid %d) mapped ring-ref %u and bound port %u (local %u)",
                            (int) p->pid, w->params.ring_ref, w->params.evtchn, m.ready.local_port);
                 w->busy_since_ns = 0;
+                handover_end(w);
                 w->params.quiet = false;
                 w->events->ready(w->userdata);
                 break;
@@ -494,6 +509,63 @@ static int process_exit_cb(sd_event_source *s, const siginfo_t *si, void *userda
         return 0;
 }
 
+/* ---- the destination of a live migration between pool hosts (docs/pool.md) ---- */
+
+/* A grant for this domain: the manifest then says suspended with the holder's state, and the
+ * worker resumes from it as after a same-host migration. < 0: failed (w's owner told). */
+static int handover_take(Worker *w) {
+        char from[POOL_KEY_FINGERPRINT_HEX_SIZE];
+        StateHandover g;
+        int r;
+
+        r = vtpm_state_handover_take(w->workers->state, w->params.uuid, w->params.handle, &g);
+        if (r == 0)
+                return 0;
+        if (r < 0) {
+                worker_log_errno(w, LOG_ERR, r, "Cannot take over the vTPM from the pool host that held it");
+                worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = r });
+                return r;
+        }
+        state_handover_host_hex(&g, from);
+        worker_log(w, LOG_NOTICE, "Pool host %s handed the vTPM over (suspended from its domain %u device %u)", from,
+                   g.su.domid, g.su.devid);
+        w->handover_asked = false;
+        w->free_since_ns = 0;
+        return 1;
+}
+
+/* The lock is held elsewhere: in a pool, possibly by the host this domain migrates from. */
+static void handover_ask(Worker *w) {
+        const WorkerParams *wp = &w->params;
+        int r;
+
+        if (w->handover_asked || !wp->handle_known || !vtpm_state_pool(w->workers->state, NULL, NULL))
+                return;
+        r = vtpm_state_handover_request(w->workers->state, wp->uuid, wp->handle, wp->domid, wp->devid);
+        if (r == -ENOKEY)
+                return;
+        if (r < 0) {
+                worker_log_errno(w, LOG_WARNING, r, "Cannot ask the pool host holding the vTPM to hand it over");
+                return;
+        }
+        worker_log(w, LOG_INFO, "The vTPM is held by another process or pool host: asked for a handover");
+        w->handover_asked = true;
+}
+
+/* The lock is free, but the grant may be on its way: wait for it a little. */
+static bool handover_lock_free(Worker *w) {
+        uint64_t now = now_ns();
+
+        if (!w->free_since_ns)
+                w->free_since_ns = now;
+        if (now - w->free_since_ns < HANDOVER_GRACE_NS)
+                return false;
+        worker_log(w, LOG_WARNING, "The pool host holding the vTPM let go of it without handing it over (its vtpmd "
+                   "was killed?): the guest's TPM is starting as after a power loss (PCRs and sessions reset, NV kept)");
+        handover_end(w);
+        return true;
+}
+
 /* A process for w; what goes wrong reaches w's owner as a failure (logged). */
 static void worker_spawn(Worker *w) {
         Workers *ws = w->workers;
@@ -513,8 +585,16 @@ static void worker_spawn(Worker *w) {
                 w->waiting = true;
                 return;
         }
+        if (wp->handle_known && handover_take(w) < 0)
+                return;
         r = vtpm_state_prepare(ws->state, wp->uuid, c->auto_create, c->default_family, wp->domid, wp->devid, &keys);
         if (r == -EBUSY) {
+                handover_ask(w);
+                worker_retry_busy(w);
+                return;
+        }
+        if (r >= 0 && w->handover_asked && !handover_lock_free(w)) {
+                vtpm_keys_done(&keys);
                 worker_retry_busy(w);
                 return;
         }

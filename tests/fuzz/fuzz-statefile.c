@@ -48,6 +48,20 @@ static void check_meta(const uint8_t *buf, size_t size) {
                 abort();
 }
 
+static void check_handover(const uint8_t *buf, size_t size) {
+        uint8_t out[STATE_HANDOVER_SIZE];
+        StateHandover h;
+        int r = state_handover_parse(buf, size, &h);
+
+        if (r == -EBADMSG)
+                return;
+        if (r < 0)
+                abort();
+        state_handover_encode(&h, out);
+        if (size != STATE_HANDOVER_SIZE || memcmp(out, buf, size) != 0)
+                abort();
+}
+
 static void check_manifest(const uint8_t *buf, size_t size) {
         StateManifest m = {}, m2 = {};
         uint8_t *out = NULL, *out2 = NULL;
@@ -105,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
         check_blob(buf, size);
         check_meta(buf, size);
+        check_handover(buf, size);
         check_manifest(buf, size);
         check_uuid(buf, size);
         free(buf);

@@ -217,6 +217,8 @@ TEST(kind_names) {
                 { STATE_KIND_PERMANENT, "permanent", "permall" }, { STATE_KIND_VOLATILE, "volatile", "volatile" },
                 { STATE_KIND_DATA_KEY, "data key", "key" },       { STATE_KIND_META, "metadata", "meta" },
                 { STATE_KIND_MANIFEST, "manifest", "manifest" }, { STATE_KIND_CA_KEY, "CA key", "ca-key" },
+                { STATE_KIND_HANDOVER_REQUEST, "handover request", "request" },
+                { STATE_KIND_HANDOVER_GRANT, "handover", "grant" },
         };
 
         for (size_t i = 0; i < ELEMENTSOF(names); i++) {
@@ -224,7 +226,7 @@ TEST(kind_names) {
                 ASSERT_STREQ(state_kind_filename(names[i].kind), names[i].filename);
         }
         ASSERT_TRUE(state_kind_to_string((StateKind) 0) == NULL);
-        ASSERT_TRUE(state_kind_filename((StateKind) 7) == NULL);
+        ASSERT_TRUE(state_kind_filename((StateKind) 9) == NULL);
 }
 
 TEST(meta_roundtrip) {
@@ -240,6 +242,38 @@ TEST(meta_roundtrip) {
         state_meta_encode(&m, b);
         ASSERT_OK(state_meta_parse(b, sizeof(b), &out));
         ASSERT_EQ(out.family, TPM_FAMILY_2_0);
+}
+
+TEST(handover_roundtrip) {
+        StateHandover h = { .su = { .usec = 1700000000123456ull, .domid = 7, .devid = 1 }, .vol_seq = 42,
+                            .perm_seq = 0x0102030405060708ull },
+                      out;
+        uint8_t b[STATE_HANDOVER_SIZE];
+
+        memset(h.host, 0xab, sizeof(h.host));
+        memset(h.su.handle, 0x5c, sizeof(h.su.handle));
+        state_handover_encode(&h, b);
+        ASSERT_OK(state_handover_parse(b, sizeof(b), &out));
+        ASSERT_MEMEQ(out.host, h.host, sizeof(h.host));
+        ASSERT_MEMEQ(out.su.handle, h.su.handle, sizeof(h.su.handle));
+        ASSERT_EQ(out.su.usec, h.su.usec);
+        ASSERT_EQ(out.su.domid, 7u);
+        ASSERT_EQ(out.su.devid, 1u);
+        ASSERT_EQ(out.vol_seq, 42u);
+        ASSERT_EQ(out.perm_seq, 0x0102030405060708ull);
+}
+
+TEST(handover_rejects_malformed) {
+        StateHandover h = { .vol_seq = 1 }, out;
+        uint8_t b[STATE_HANDOVER_SIZE + 1];
+
+        state_handover_encode(&h, b);
+        b[STATE_HANDOVER_SIZE] = 0;
+        ASSERT_ERR(state_handover_parse(b, STATE_HANDOVER_SIZE - 1, &out), -EBADMSG);
+        ASSERT_ERR(state_handover_parse(b, STATE_HANDOVER_SIZE + 1, &out), -EBADMSG);
+        ASSERT_ERR(state_handover_parse(NULL, 0, &out), -EBADMSG);
+        b[STATE_HANDOVER_SIZE - 1] = 1; /* reserved */
+        ASSERT_ERR(state_handover_parse(b, STATE_HANDOVER_SIZE, &out), -EBADMSG);
 }
 
 TEST(meta_rejects_malformed) {
