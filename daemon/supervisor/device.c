@@ -362,6 +362,10 @@ static bool device_read(Device *dev, bool *ret_refused) {
                         }
                 }
         }
+        if (v.backend_present && !v.config_error && ds->env.vtpm_refused && dev->uuid[0] &&
+            ds->env.vtpm_refused(ds->env.userdata, dev->uuid, dev->config_error, sizeof(dev->config_error)))
+                /* A migration to this host then fails in libxl, and its source keeps running. */
+                v.config_error = dev->config_error;
         /* Only an end, or a first look at a Connected device (a daemon restart), asks the
          * hypervisor why the domain went: not every xenstore event. */
         if ((dev->worker && (!v.backend_present || v.online == 0 || !v.frontend_present)) ||

@@ -39,6 +39,9 @@ typedef struct DevicesEnv {
         int (*domain_info)(void *userdata, uint32_t domid, DomainInfo *ret);
         /* CLOCK_REALTIME in µs (the suspend's time) */
         uint64_t (*realtime_usec)(void *userdata);
+        /* Whether this host refuses the vTPM uuid outright (a pool it is not a member of): then
+         * true with why, and the device is refused before libxl sees InitWait. NULL: never. */
+        bool (*vtpm_refused)(void *userdata, const char *uuid, char *why, size_t size);
         void *userdata;
 } DevicesEnv;
 

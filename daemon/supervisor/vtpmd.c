@@ -198,6 +198,16 @@ static uint64_t realtime_cb(void *userdata) {
         return (uint64_t) ts.tv_sec * 1000000ull + (uint64_t) ts.tv_nsec / 1000u;
 }
 
+static bool vtpm_refused_cb(void *userdata, const char *uuid, char *why, size_t size) {
+        Daemon *d = userdata;
+        bool member;
+
+        if (!vtpm_state_pool(d->state, NULL, &member) || member || vtpm_state_pool_refresh(d->state) > 0)
+                return false;
+        snprintf(why, size, "this host is not a member of the vTPM pool yet (vtpmd-ctl pool join)");
+        return true;
+}
+
 static int domain_info_cb(void *userdata, uint32_t domid, DomainInfo *ret) {
         Daemon *d = userdata;
 
@@ -359,6 +369,7 @@ static int daemon_open(Daemon *d) {
                                                .schedule = schedule_cb,
                                                .domain_info = domain_info_cb,
                                                .realtime_usec = realtime_cb,
+                                               .vtpm_refused = vtpm_refused_cb,
                                                .userdata = d },
                                 &d->devices);
         if (r < 0)

@@ -34,7 +34,8 @@
  * destroyed, the source resumed (a cancelled suspend) and migrate exits 1;
  * else the source becomes NAME--migratedaway, the destination NAME, the guest
  * process continues as the destination domid (resume on DIR/NAME.domctl),
- * and once its frontends are Connected the source is destroyed. The guest
+ * and once its frontends are Connected the source is destroyed (its last line
+ * says how long after the source's suspend began the destination was Connected). The guest
  * process and its files keep NAME throughout.
  * migrate --to DIR2 is xl migrate to the host simulated in DIR2 (its own
  * xenstored, host TPM and vtpmd), the same steps with DIR2's toolstack as the
@@ -2050,6 +2051,7 @@ static void source_destroy(Migration *m) {
  * destination's frontends are Connected. Returns the exit code. */
 static int migrate_steps(Migration *m, bool fail) {
         SimGuest *list[1] = { m->g };
+        uint64_t suspend_ms;
         int r;
 
         /* migrate-receive: libxl_domain_create_restore builds the domain. */
@@ -2057,6 +2059,7 @@ static int migrate_steps(Migration *m, bool fail) {
                 fprintf(stderr, "vtpm-sim: migration of %s failed: cannot create the destination domain\n", m->name);
                 return 1;
         }
+        suspend_ms = now_ms();
         r = toolstack_domain_suspend(m->ts_from, m->src);
         if (r < 0) {
                 fprintf(stderr, "vtpm-sim: migration of %s failed: suspending domain %u: %s\n", m->name, m->src,
@@ -2084,10 +2087,12 @@ static int migrate_steps(Migration *m, bool fail) {
         if (r < 0)
                 return 1;
         r = wait_connected(m->to, m->ts_to, list, NULL, 1);
+        suspend_ms = now_ms() - suspend_ms;
         source_destroy(m);
         if (r < 0)
                 return 1;
-        printf("%s domid=%u migrated from domain %u%s\n", m->name, m->dst, m->src, m->hosts);
+        printf("%s domid=%u migrated from domain %u%s, Connected %llu ms after the source's suspend began\n", m->name,
+               m->dst, m->src, m->hosts, (unsigned long long) suspend_ms);
         return 0;
 }
 
