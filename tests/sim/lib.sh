@@ -116,6 +116,40 @@ worker_pids() { vtpmd_children | awk '$NF != "--fork-server" {print $1}'; }
 fork_server_pid() { vtpmd_children | awk '$NF == "--fork-server" {print $1}'; }
 n_workers() { worker_pids | wc -l; }
 
+# run COMMAND...: runs it, shows its output as comments, returns its status.
+run() {
+	local out rc
+	out=$("$@" 2>&1)
+	rc=$?
+	echo "$out" | sed 's/^/# /'
+	return $rc
+}
+
+# pool_storage_up N: a pool directory for N simulated hosts, one path per host
+# in POOL_DIRS: with POOL_STORAGE=gluster one GlusterFS volume that each host
+# mounts through its own FUSE client (pool-fs.sh, POOL_FS), else one plain
+# directory. Returns pool-fs.sh's status: 77 where GlusterFS cannot run here.
+pool_storage_up() {
+	local n=$1 i rc
+	POOL_DIRS=()
+	if [ "${POOL_STORAGE:-dir}" = gluster ]; then
+		POOL_FS=${POOL_FS:-$(dirname "$0")/pool-fs.sh}
+		export POOL_LOCK
+		"$POOL_FS" up "$SIMDIR/gl" "$n"
+		rc=$?
+		[ "$rc" -eq 0 ] || return "$rc"
+		for i in $(seq 1 "$n"); do POOL_DIRS+=("$SIMDIR/gl/mnt$i/pool"); done
+	else
+		for i in $(seq 1 "$n"); do POOL_DIRS+=("$SIMDIR/pool"); done
+	fi
+	mkdir -p "${POOL_DIRS[0]}" # on GlusterFS through one mount: the others see it
+}
+pool_storage_down() {
+	if [ "${POOL_STORAGE:-dir}" = gluster ]; then
+		"$POOL_FS" down "$SIMDIR/gl" >&2 || echo "# pool-fs.sh down failed"
+	fi
+}
+
 # Ends the test: exit 1 if a check failed, else exit 77 (meson's SKIP) if one
 # was skipped, else exit 0.
 finish() {

@@ -20,7 +20,10 @@
 #  - a host that is not a member finds no request or grant it can read.
 # Prints (does not assert) the handover time: from the start of the source's
 # suspend to the destination's first answered command.
-# Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
+# With POOL_STORAGE=gluster the pool is one GlusterFS volume that each host
+# mounts through its own FUSE client (tests/sim/pool-fs.sh).
+# Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED,
+# VTPM_SIM_GUEST, POOL_STORAGE, POOL_FS, POOL_LOCK.
 source "$(dirname "$0")/lib.sh"
 
 for t in tpm2_pcrextend tpm2_pcrread tpm2_nvdefine tpm2_nvincrement tpm2_nvread tpm2_getrandom; do
@@ -30,7 +33,7 @@ for t in tpm2_pcrextend tpm2_pcrread tpm2_nvdefine tpm2_nvincrement tpm2_nvread 
 	fi
 done
 
-A=$SIMDIR/hostA B=$SIMDIR/hostB C=$SIMDIR/hostC P=$SIMDIR/pool
+A=$SIMDIR/hostA B=$SIMDIR/hostB C=$SIMDIR/hostC
 stop_all() {
 	for h in "$A" "$B" "$C"; do
 		[ -e "$h/vtpmd.pid" ] && "$VTPM_SIM" stop --dir "$h" >/dev/null 2>&1
@@ -42,26 +45,29 @@ stop_all() {
 			grep -v ' debug: ' "$h/vtpmd.log" | tail -n 40 | sed 's/^/#   /'
 		done
 	fi
+	pool_storage_down
 	cleanup
 }
 trap stop_all EXIT
-mkdir -p "$P"
+pool_storage_up 3
+rc=$?
+if [ "$rc" -eq 77 ]; then
+	skip "live migration in a pool on GlusterFS # pool-fs.sh up: no FUSE or GlusterFS here"
+	finish
+fi
+[ "$rc" -eq 0 ] || { fail "pool-fs.sh up (exit $rc)"; finish; }
+P=${POOL_DIRS[0]}
 
-run() {
-	local out rc
-	out=$("$@" 2>&1)
-	rc=$?
-	echo "$out" | sed 's/^/# /'
-	return $rc
-}
 ctl() { local h=$1; shift; "$VTPMD_CTL" --control "$h/control" "$@"; }
 export VTPM_SIM_CONNECT_TIMEOUT=30
 
+i=0
 for h in "$A" "$B" "$C"; do
-	if ! run "$VTPM_SIM" start --dir "$h" --guests 0 --pool-dir "$P"; then
+	if ! run "$VTPM_SIM" start --dir "$h" --guests 0 --pool-dir "${POOL_DIRS[$i]}"; then
 		fail "vtpm-sim start --pool-dir of $h"
 		finish
 	fi
+	i=$((i + 1))
 done
 FB=$(ctl "$B" --json pool status | python3 -c "import json,sys; print(json.load(sys.stdin)['host'])")
 check "A makes the pool, B joins, A admits B" bash -c "'$VTPMD_CTL' --control '$A/control' pool init &&

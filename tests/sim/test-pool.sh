@@ -28,42 +28,25 @@ for t in tpm2_pcrextend tpm2_nvdefine tpm2_nvread tpm2_getrandom; do
 done
 
 A=$SIMDIR/hostA B=$SIMDIR/hostB C=$SIMDIR/hostC
-STORAGE=${POOL_STORAGE:-dir}
 stop_all() {
 	for h in "$A" "$B" "$C"; do
 		[ -e "$h/vtpmd.pid" ] && "$VTPM_SIM" stop --dir "$h" >/dev/null 2>&1
 	done
-	if [ "$STORAGE" = gluster ]; then
-		"$POOL_FS" down "$SIMDIR/gl" >&2 || echo "# pool-fs.sh down failed"
-	fi
+	pool_storage_down
 	cleanup
 }
 trap stop_all EXIT
 
-if [ "$STORAGE" = gluster ]; then
-	POOL_FS=${POOL_FS:-$(dirname "$0")/pool-fs.sh}
-	export POOL_LOCK
-	"$POOL_FS" up "$SIMDIR/gl" 3
-	rc=$?
-	if [ "$rc" -eq 77 ]; then
-		skip "the vTPM pool on GlusterFS # pool-fs.sh up: no FUSE or GlusterFS here"
-		finish
-	fi
-	[ "$rc" -eq 0 ] || { fail "pool-fs.sh up (exit $rc)"; finish; }
-	PA=$SIMDIR/gl/mnt1/pool PB=$SIMDIR/gl/mnt2/pool PC=$SIMDIR/gl/mnt3/pool
-	ok "GlusterFS volume mounted three times (one FUSE client per host)"
-else
-	PA=$SIMDIR/pool PB=$SIMDIR/pool PC=$SIMDIR/pool
+pool_storage_up 3
+rc=$?
+if [ "$rc" -eq 77 ]; then
+	skip "the vTPM pool on GlusterFS # pool-fs.sh up: no FUSE or GlusterFS here"
+	finish
 fi
-mkdir -p "$PA"  # on GlusterFS through one mount: the others see it
+[ "$rc" -eq 0 ] || { fail "pool-fs.sh up (exit $rc)"; finish; }
+[ "${POOL_STORAGE:-dir}" != gluster ] || ok "GlusterFS volume mounted three times (one FUSE client per host)"
+PA=${POOL_DIRS[0]} PB=${POOL_DIRS[1]} PC=${POOL_DIRS[2]}
 
-run() {
-	local out rc
-	out=$("$@" 2>&1)
-	rc=$?
-	echo "$out" | sed 's/^/# /'
-	return $rc
-}
 ctl() { local h=$1; shift; "$VTPMD_CTL" --control "$h/control" "$@"; }
 pool_json() { ctl "$1" --json pool status | python3 -c "import json,sys; d=json.load(sys.stdin); print($2)"; }
 export VTPM_SIM_CONNECT_TIMEOUT=20

@@ -41,13 +41,6 @@ ZERO=0x0000000000000000000000000000000000000000000000000000000000000000
 NV=0x1500016
 NV_TEXT=follows-its-guest
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
-run() {
-	local out rc
-	out=$("$@" 2>&1)
-	rc=$?
-	echo "$out" | sed 's/^/# /'
-	return $rc
-}
 
 # The guest's TPM state as recorded after setup.
 same_pcr() { [ "$(pcr16 "$1")" = "$PCR" ]; }
