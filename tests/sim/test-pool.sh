@@ -15,7 +15,7 @@
 #    on A gets "in use by another process or pool host", and B's guest still
 #    answers;
 #  - the shared storage holds no NV contents in the clear.
-# Live migration between hosts is not implemented yet (docs/pool.md).
+# Live migration between members is test-pool-migrate.sh (docs/pool.md).
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, POOL_STORAGE,
 # POOL_FS, POOL_LOCK.
 source "$(dirname "$0")/lib.sh"
