@@ -136,7 +136,7 @@ TEST(parse_rejects_other_versions) {
 
 TEST(parse_rejects_unknown_kinds) {
         ASSERT_ERR(parse_modified(STATE_KIND_PERMANENT, OFF_KIND + 1, 0), -EMEDIUMTYPE);
-        ASSERT_ERR(parse_modified(STATE_KIND_PERMANENT, OFF_KIND + 1, 7), -EMEDIUMTYPE);
+        ASSERT_ERR(parse_modified(STATE_KIND_PERMANENT, OFF_KIND + 1, 9), -EMEDIUMTYPE);
         ASSERT_ERR(parse_modified(STATE_KIND_PERMANENT, OFF_KIND, 1), -EMEDIUMTYPE);
         ASSERT_ERR(parse_modified(STATE_KIND_PERMANENT, OFF_KIND + 1, 0xff), -EMEDIUMTYPE);
 }
