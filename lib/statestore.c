@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "parse.h"
@@ -28,6 +29,7 @@ struct StateRoot {
 struct StateDir {
         int fd;
         int lock_fd;
+        bool lock_synced; /* the lock's file system may acknowledge a write it has not done */
         mode_t file_mode; /* of the files we create, from take_lock() */
         char uuid[37];
         uint8_t uuid_bin[STATEFILE_UUID_SIZE];
@@ -86,6 +88,32 @@ static mode_t file_mode(int dir_fd) {
 }
 
 /* Also decides, once, the mode of the files created in the directory. */
+/* File systems whose writes reach the disk of this host: a write through the
+ * locked fd answers from this host's own lock state. On anything else (FUSE,
+ * NFS, CephFS, GFS2, OCFS2, ...) a client may acknowledge a write it has not
+ * sent yet: GlusterFS' write-behind did so after a brick restart that had
+ * dropped the lock (docs/pool-storage.md), so the check must wait for the
+ * server's answer. */
+static bool local_fs(int fd) {
+        static const long local[] = {
+                0xEF53,     /* ext2/3/4 */
+                0x58465342, /* xfs */
+                0x9123683E, /* btrfs */
+                0x01021994, /* tmpfs */
+                0xF2F52010, /* f2fs */
+                0x2FC12FC1, /* zfs */
+                0x794C7630, /* overlayfs */
+        };
+        struct statfs sf;
+
+        if (fstatfs(fd, &sf) < 0)
+                return false;
+        for (size_t i = 0; i < ELEMENTSOF(local); i++)
+                if ((long) sf.f_type == local[i])
+                        return true;
+        return false;
+}
+
 static int take_lock(int dir_fd, int *ret_fd, mode_t *ret_mode) {
         _cleanup_close_ int fd = -1;
         struct flock fl = {
@@ -623,6 +651,7 @@ static int statedir_new(int fd, const char *canon, StateDir **ret) {
                 return -ENOMEM;
         d->fd = fd;
         d->lock_fd = -1;
+        d->lock_synced = !local_fs(fd);
         memcpy(d->uuid, canon, sizeof(d->uuid));
         r = statefile_uuid_from_string(canon, d->uuid_bin);
         if (r < 0) {
@@ -768,7 +797,7 @@ static bool writable(const StateDir *d) {
 static int owner_check(const StateDir *d) {
         if (!writable(d))
                 return -EROFS;
-        if (pwrite(d->lock_fd, "L", 1, 0) != 1)
+        if (pwrite(d->lock_fd, "L", 1, 0) != 1 || (d->lock_synced && fdatasync(d->lock_fd) < 0))
                 return errno == EBADFD ? -ENOLCK : negative_errno();
         return 0;
 }

@@ -363,6 +363,20 @@ Pool *vtpm_state_pool(VtpmState *s, const char **ret_fp, bool *ret_member) {
         return s->pool;
 }
 
+int vtpm_state_storage_probe(VtpmState *s, const char *uuid) {
+        _cleanup_(statedir_closep) StateDir *d = NULL;
+        StateHeader h;
+        int r;
+
+        /* Opened afresh: what a new worker would do. Reading the header of the
+         * permanent state proves the storage answers reads again. */
+        r = statedir_open_shared(s->vroot, uuid, &d);
+        if (r < 0)
+                return r;
+        r = statedir_peek(d, STATE_KIND_PERMANENT, &h);
+        return r == -ENOENT ? 0 : r;
+}
+
 int vtpm_state_pool_init(VtpmState *s) {
         int r;
 

@@ -66,6 +66,9 @@ const uint8_t *vtpm_state_local_key(VtpmState *s);
 
 /* The pool (StateConfig.pool_dir), or NULL; this host's fingerprint and whether it is a member. */
 Pool *vtpm_state_pool(VtpmState *s, const char **ret_fp, bool *ret_member);
+/* Whether the storage of a vTPM's directory answers (opened afresh, its permanent
+ * state's header read): 0, or the error a new worker would meet. */
+int vtpm_state_storage_probe(VtpmState *s, const char *uuid);
 /* pool init: the first member (-EEXIST: a member already, or the pool exists). */
 int vtpm_state_pool_init(VtpmState *s);
 /* pool join: this host asks (its point in requests/); -EEXIST if it is a member. */

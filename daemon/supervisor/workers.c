@@ -30,6 +30,9 @@
 #define BUSY_RETRY_NS (50ull * 1000000ull)
 /* A deadline, not a count: each try may spawn a worker, which takes a while on a loaded host. */
 #define BUSY_WAIT_NS (10ull * 1000000000ull)
+/* The pool's shared storage cannot be reached: tried again at this interval for
+ * as long as the device exists (a hard NFS mount waits the same way). */
+#define STORAGE_RETRY_NS (1000ull * 1000000ull)
 /* A pool host that let go of a vTPM writes its grant right after its worker exited. A lock
  * found free without a grant after this long was not handed over: that host's vtpmd died. */
 #define HANDOVER_GRACE_NS (2ull * 1000000000ull)
@@ -65,6 +68,8 @@ struct Worker {
         sd_event_source *retry_source; /* crash back-off, or the state directory still locked */
         WorkerBackoff backoff;
         uint64_t busy_since_ns; /* 0: not waiting for the vTPM's lock */
+        uint64_t storage_since_ns; /* 0: not waiting for the pool's shared storage */
+        sd_event_source *storage_source; /* probes the storage after a failed state write */
         bool handover_asked;    /* another pool host holds the vTPM: its handover request is written */
         uint64_t free_since_ns; /* with handover_asked: the lock was first seen free (no grant yet) */
         bool waiting; /* starts once the vTPM's previous process has exited */
@@ -312,6 +317,7 @@ static void handover_end(Worker *w) {
 
 static void worker_fail(Worker *w, const WorkerFailure *f) {
         w->busy_since_ns = 0; /* a later wait for the lock gets its full time */
+        w->storage_since_ns = 0;
         handover_end(w);
         w->events->failed(w->userdata, f);
 }
@@ -354,6 +360,68 @@ static void worker_retry_busy(Worker *w) {
                 worker_log_errno(w, LOG_ERR, r, "Failed to arm the retry timer");
                 worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = r });
         }
+}
+
+/* Errors of a shared file system that is away (its server or its client), or
+ * of a lock it dropped meanwhile: not a verdict on the vTPM, so no failure. */
+static bool storage_away_error(int r) {
+        return r == -ENOTCONN || r == -ENOLCK || r == -EBADFD || r == -ETIMEDOUT || r == -EHOSTDOWN ||
+               r == -EHOSTUNREACH || r == -ECONNABORTED;
+}
+
+/* Returns true if the start is retried because the pool's storage is away. */
+static bool worker_retry_storage(Worker *w, int error) {
+        uint64_t now = now_ns();
+
+        if (!storage_away_error(error) || !vtpm_state_pool(w->workers->state, NULL, NULL))
+                return false;
+        if (!w->storage_since_ns) {
+                w->storage_since_ns = now;
+                worker_log_errno(w, LOG_ERR, error, "The pool's shared storage cannot be reached; the guest's TPM "
+                                 "waits for it (tried every %llu s)",
+                                 (unsigned long long) (STORAGE_RETRY_NS / 1000000000ull));
+        }
+        if (worker_retry_at(w, now + STORAGE_RETRY_NS) < 0)
+                return false;
+        return true;
+}
+
+/* A worker whose state write failed because the pool's storage is away (or
+ * dropped its lock) answers TPM failure; once the storage answers again it
+ * is replaced, so that a new worker locks the vTPM again (or finds another
+ * host owning it) and starts from the durable state. */
+static int storage_probe_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        Worker *w = userdata;
+        int r;
+
+        if (!w->process) {
+                w->storage_source = sd_event_source_disable_unref(w->storage_source);
+                return 0;
+        }
+        r = vtpm_state_storage_probe(w->workers->state, w->params.uuid);
+        if (r < 0) {
+                (void) sd_event_source_set_time_relative(s, STORAGE_RETRY_NS / 1000);
+                (void) sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+                return 0;
+        }
+        w->storage_source = sd_event_source_disable_unref(w->storage_source);
+        worker_log(w, LOG_NOTICE, "The pool's shared storage answers again after %.1f s: replacing the worker "
+                   "(pid %d), which lost its lock, by one started from the durable state (PCRs and sessions reset)",
+                   (double) (now_ns() - w->storage_since_ns) / 1e9, (int) w->process->pid);
+        sigkill(w->process->pid);
+        return 0;
+}
+
+static void worker_watch_storage(Worker *w, int error) {
+        if (w->storage_source || !storage_away_error(error) || !vtpm_state_pool(w->workers->state, NULL, NULL))
+                return;
+        if (!w->storage_since_ns)
+                w->storage_since_ns = now_ns();
+        worker_log_errno(w, LOG_ERR, error, "A state write failed on the pool's shared storage: the guest's TPM "
+                         "answers failure until the storage answers again");
+        if (sd_event_add_time_relative(w->workers->event, &w->storage_source, CLOCK_MONOTONIC,
+                                       STORAGE_RETRY_NS / 1000, 0, storage_probe_cb, w) < 0)
+                worker_log(w, LOG_ERR, "Failed to arm the storage probe timer");
 }
 
 static void worker_crashed(Worker *w, const siginfo_t *si) {
@@ -414,11 +482,13 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
                          * restore resumes, and a host often shuts down right after xl save. */
                         if (m.state.kind == STATE_KIND_VOLATILE && vtpm_state_suspended(ws->state, p->uuid, NULL))
                                 (void) vtpm_state_commit(ws->state, false);
-                } else if (w && log_ratelimit(&w->log_limit, "worker", w->params.domid, w->params.devid,
-                                              w->params.uuid))
-                        worker_log(w, LOG_ERR, "Failed to store %s state: %s; the guest's command failed, the "
-                                   "previous state is intact", state_kind_to_string((StateKind) m.state.kind),
-                                   strerror(-m.state.error));
+                } else if (w) {
+                        if (log_ratelimit(&w->log_limit, "worker", w->params.domid, w->params.devid, w->params.uuid))
+                                worker_log(w, LOG_ERR, "Failed to store %s state: %s; the guest's command failed, "
+                                           "the previous state is intact",
+                                           state_kind_to_string((StateKind) m.state.kind), strerror(-m.state.error));
+                        worker_watch_storage(w, m.state.error);
+                }
                 return 1;
         }
         if (m.type == IPC_READY) {
@@ -439,6 +509,10 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
                 worker_log(w, LOG_DEBUG, "Worker (pid %d) mapped ring-ref %u and bound port %u (local %u)",
                            (int) p->pid, w->params.ring_ref, w->params.evtchn, m.ready.local_port);
                 w->busy_since_ns = 0;
+                if (w->storage_since_ns)
+                        worker_log(w, LOG_NOTICE, "The pool's shared storage answers again: serving after %.1f s",
+                                   (double) (now_ns() - w->storage_since_ns) / 1e9);
+                w->storage_since_ns = 0;
                 handover_end(w);
                 w->params.quiet = false;
                 w->events->ready(w->userdata);
@@ -451,6 +525,8 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
                         worker_retry_busy(w);
                         break;
                 }
+                if (m.failed.stage == IPC_STAGE_STATE && worker_retry_storage(w, m.failed.error))
+                        break;
                 worker_fail(w, &(WorkerFailure){
                                        .state = m.failed.stage == IPC_STAGE_STATE,
                                        .pid = p->pid,
@@ -522,6 +598,8 @@ static int handover_take(Worker *w) {
         if (r == 0)
                 return 0;
         if (r < 0) {
+                if (worker_retry_storage(w, r))
+                        return r;
                 worker_log_errno(w, LOG_ERR, r, "Cannot take over the vTPM from the pool host that held it");
                 worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = r });
                 return r;
@@ -616,6 +694,8 @@ static void worker_spawn(Worker *w) {
                 return;
         }
         if (r < 0) {
+                if (worker_retry_storage(w, r))
+                        return;
                 worker_fail(w, &(WorkerFailure){ .state = true, .logged = true, .error = r });
                 return;
         }
@@ -760,6 +840,7 @@ static Worker *ops_stop(Worker *w, IpcStopMode mode) {
         if (!w)
                 return NULL;
         w->retry_source = sd_event_source_disable_unref(w->retry_source);
+        w->storage_source = sd_event_source_disable_unref(w->storage_source);
         if (w->process)
                 process_stop(w->process, mode);
         worker_unlink(w);
@@ -814,6 +895,7 @@ Workers *workers_free(Workers *ws) {
                 Worker *w = ws->workers;
                 ws->workers = w->next;
                 sd_event_source_disable_unref(w->retry_source);
+                sd_event_source_disable_unref(w->storage_source);
                 free(w);
         }
         while (ws->processes) {

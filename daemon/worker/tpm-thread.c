@@ -22,6 +22,9 @@ struct TpmThread {
          * from the durable state before the next command. TPM thread while
          * serving; I/O thread once it has joined. */
         bool broken;
+        /* The store's lock on the shared file system is gone (-ENOLCK): no
+         * write of this process can ever succeed again. */
+        bool lock_lost;
 
         pthread_t thread;
         bool started;
@@ -67,6 +70,15 @@ TpmThread *tpm_thread_free(TpmThread *t) {
         return NULL;
 }
 
+bool tpm_thread_lock_lost(TpmThread *t) {
+        bool v;
+
+        pthread_mutex_lock(&t->lock);
+        v = t->lock_lost;
+        pthread_mutex_unlock(&t->lock);
+        return v;
+}
+
 /* The way out of failure mode: a power cycle from the durable state
  * (research libtpms-swtpm.md §1.3: a failed store is fatal to the instance
  * until re-init). Returns true if the TPM works again. */
@@ -97,14 +109,23 @@ int tpm_thread_run(TpmThread *t, const uint8_t *cmd, size_t len, uint8_t localit
 
         *ret_resp = NULL;
         *ret_n = 0;
-        if (t->broken && tpm_thread_recover(t))
+        if (t->broken && !tpm_thread_lock_lost(t) && tpm_thread_recover(t))
                 t->broken = false;
         if (!t->broken) {
                 r = tpm_instance_process_view(t->tpm, cmd, len, ret_resp, ret_n, locality);
                 /* The command's store write failed: libtpms is in failure
                  * mode and has answered TPM_RC_FAILURE. */
-                if (tpm_store_durable_take_error(worker_state_store(t->state)) < 0)
+                int e = tpm_store_durable_take_error(worker_state_store(t->state));
+                if (e < 0)
                         t->broken = true;
+                if (e == -ENOLCK && !tpm_thread_lock_lost(t)) {
+                        log_msg(LOG_INFO, "the vTPM's lock on the shared storage was lost (the storage restarted, or "
+                                 "another host took the vTPM over): answering TPM failure until vtpmd restarts "
+                                 "this worker");
+                        pthread_mutex_lock(&t->lock);
+                        t->lock_lost = true;
+                        pthread_mutex_unlock(&t->lock);
+                }
         }
         return r;
 }

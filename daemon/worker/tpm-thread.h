@@ -56,6 +56,13 @@ void tpm_thread_cancel(TpmThread *t);
  * there is none (yet). */
 bool tpm_thread_take_result(TpmThread *t, int *ret_r, const uint8_t **ret_resp, size_t *ret_len);
 
+/* True once a state write found the vTPM's lock on the shared storage lost
+ * (statestore -ENOLCK): no write of this process can succeed again, so every
+ * command is answered with TPM failure, without recovery attempts, until
+ * vtpmd replaces the worker (a new one locks again, or finds that another
+ * host owns the vTPM now). */
+bool tpm_thread_lock_lost(TpmThread *t);
+
 /* Joins the thread (no command in flight); libtpms is the caller's after. */
 void tpm_thread_stop(TpmThread *t);
 /* After stop: an orderly TPM shutdown, so the next Startup does not count a
