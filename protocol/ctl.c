@@ -46,6 +46,7 @@ static const struct {
         [CTL_OP_POOL_JOIN] = { "pool-join", 0, 0 },
         [CTL_OP_POOL_ADMIT] = { "pool-admit", F_HOST, F_HOST },
         [CTL_OP_POOL_REMOVE] = { "pool-remove", F_HOST, F_HOST },
+        [CTL_OP_POOL_LEAVE] = { "pool-leave", 0, 0 },
 };
 
 static const struct {

@@ -54,6 +54,7 @@ typedef enum CtlOp {
         CTL_OP_POOL_JOIN,
         CTL_OP_POOL_ADMIT,
         CTL_OP_POOL_REMOVE,
+        CTL_OP_POOL_LEAVE,
         _CTL_OP_MAX,
 } CtlOp;
 

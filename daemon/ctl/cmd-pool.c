@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* vtpmd-ctl pool status|init|join|admit HOST|remove HOST: the hosts that share vTPM state. */
+/* vtpmd-ctl pool status|init|join|admit HOST|remove HOST|leave: the hosts that share vTPM state. */
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -74,6 +74,13 @@ const Command cmd_pool_admit = {
         .op = CTL_OP_POOL_ADMIT,
         .n_positional = 1,
         .prepare = prepare_host,
+};
+
+const Command cmd_pool_leave = {
+        .name = "pool leave",
+        .usage = "",
+        .summary = "this host leaves the pool (no vTPM may run here): it forgets the pool key",
+        .op = CTL_OP_POOL_LEAVE,
 };
 
 const Command cmd_pool_remove = {

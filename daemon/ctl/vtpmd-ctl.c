@@ -23,6 +23,7 @@
 static const Command *const commands[] = {
         &cmd_create, &cmd_list, &cmd_show, &cmd_destroy, &cmd_export, &cmd_import, &cmd_reset, &cmd_status,
         &cmd_ca_cert, &cmd_pool_status, &cmd_pool_init, &cmd_pool_join, &cmd_pool_admit, &cmd_pool_remove,
+        &cmd_pool_leave,
 };
 
 static void vsay(const char *fmt, va_list ap) {
@@ -256,7 +257,7 @@ int main(int argc, char **argv) {
         char pool_name[32] = "";
         if (streq(argv[optind], "pool")) {
                 if (optind + 1 >= argc)
-                        return cli_usage_error("pool: no verb given (status, init, join, admit HOST, remove HOST)");
+                        return cli_usage_error("pool: no verb given (status, init, join, admit HOST, remove HOST, leave)");
                 snprintf(pool_name, sizeof(pool_name), "pool %.20s", argv[++optind]);
         }
         for (size_t i = 0; i < ELEMENTSOF(commands); i++)

@@ -1003,10 +1003,23 @@ static void op_pool_admit(AdminCall *c) {
                 finish(c, 0, NULL, NULL);
 }
 
-static void op_pool_remove(AdminCall *c) {
-        int r = vtpm_state_pool_remove(c->ctx->state, c->req.host);
+static void op_pool_remove(AdminCall *c, const char *own_fp) {
+        bool self = c->req.op == CTL_OP_POOL_LEAVE || streq(c->req.host, own_fp);
+        const char *fp = c->req.op == CTL_OP_POOL_LEAVE ? own_fp : c->req.host;
+        int r;
 
-        if (r == -ENOENT)
+        if (self && !workers_idle(c->ctx->workers)) {
+                finish_errorf(c, -EBUSY, "vTPMs are running on this host: detach them (or migrate their guests) "
+                              "before it leaves the pool");
+                return;
+        }
+        r = vtpm_state_pool_remove(c->ctx->state, fp);
+        if (r == -ENOTEMPTY)
+                finish_errorf(c, r, "host %s is the pool's only member: without it no host could unlock the pool's "
+                              "vTPMs; admit another host first (or export the vTPMs)", fp);
+        else if (r == -ENOENT && c->req.op == CTL_OP_POOL_LEAVE)
+                finish_errorf(c, r, "this host is not a member of the pool");
+        else if (r == -ENOENT)
                 finish_errorf(c, r, "host %s is neither a member of the pool nor asked to join", c->req.host);
         else if (r < 0)
                 finish_errorf(c, r, "cannot remove host %s: %s", c->req.host, strerror(-r));
@@ -1028,7 +1041,7 @@ static void op_pool_change(AdminCall *c) {
         else if (c->req.op == CTL_OP_POOL_ADMIT)
                 op_pool_admit(c);
         else
-                op_pool_remove(c);
+                op_pool_remove(c, fp);
 }
 
 /* Ops that read or write a vTPM's keys need the key that wraps them. */
@@ -1080,6 +1093,7 @@ void admin_run(AdminCall *c) {
         case CTL_OP_POOL_JOIN:
         case CTL_OP_POOL_ADMIT:
         case CTL_OP_POOL_REMOVE:
+        case CTL_OP_POOL_LEAVE:
                 op_pool_change(c);
                 return;
         case _CTL_OP_MAX:

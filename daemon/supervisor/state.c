@@ -433,15 +433,48 @@ int vtpm_state_pool_admit(VtpmState *s, const char *fp) {
         return r;
 }
 
+/* Whether fp is the pool's only member: its key would leave with it. */
+static int last_member(VtpmState *s, const char *fp) {
+        _cleanup_free_ PoolHost *hosts = NULL;
+        size_t n = 0, members = 0;
+        bool found = false;
+        int r;
+
+        r = pool_list(s->pool, &hosts, &n);
+        if (r < 0)
+                return r;
+        for (size_t i = 0; i < n; i++)
+                if (hosts[i].member) {
+                        members++;
+                        found = found || streq(hosts[i].fp, fp);
+                }
+        return found && members == 1;
+}
+
 int vtpm_state_pool_remove(VtpmState *s, const char *fp) {
+        bool self;
         int r;
 
         if (!s->pool)
                 return -ENOTCONN;
+        self = streq(fp, s->pool_fp);
+        r = last_member(s, fp);
+        if (r < 0)
+                return r;
+        if (r > 0)
+                return -ENOTEMPTY;
         r = pool_remove(s->pool, fp);
-        if (r >= 0)
+        if (r < 0)
+                return r;
+        if (self) {
+                /* Forgotten here as well, not only on the storage: from now on this host refuses the pool's vTPMs. */
+                explicit_wipe(s->pool_key, sizeof(s->pool_key));
+                s->pool_member = false;
+                log_msg(LOG_NOTICE, "This host (%s) left the pool at %s; its vTPMs are refused here until it joins "
+                        "again", fp, pool_path(s->pool));
+        } else
                 log_msg(LOG_NOTICE, "Removed host %s from the pool at %s", fp, pool_path(s->pool));
-        return r;
+        return 0;
 }
 
 int vtpm_state_open(const StateConfig *c, VtpmState **ret) {

@@ -75,7 +75,10 @@ int vtpm_state_pool_init(VtpmState *s);
 int vtpm_state_pool_join(VtpmState *s);
 /* Looks again whether this host was admitted: 1 a member (the key unlocked), 0 not yet. */
 int vtpm_state_pool_refresh(VtpmState *s);
-/* pool admit FP / pool remove FP; -ENOKEY: this host is not a member itself. */
+/* pool admit FP / pool remove FP; -ENOKEY: this host is not a member itself.
+ * Removing this host itself (pool leave) also forgets the pool key here.
+ * -ENOTEMPTY: FP is the only member (the pool key, and with it every vTPM in
+ * the pool, would be lost). */
 int vtpm_state_pool_admit(VtpmState *s, const char *fp);
 int vtpm_state_pool_remove(VtpmState *s, const char *fp);
 /* The host TPM, or NULL in key-file mode. */

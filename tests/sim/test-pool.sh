@@ -14,7 +14,11 @@
 #  - one owner at a time: while B's guest uses it, a guest of the same vTPM
 #    on A gets "in use by another process or pool host", and B's guest still
 #    answers;
-#  - the shared storage holds no NV contents in the clear.
+#  - the shared storage holds no NV contents in the clear;
+#  - pool remove and pool leave: a removed host is no member after its
+#    restart; the only member cannot leave or remove itself; a host with a
+#    vTPM running cannot leave; a host that left refuses the pool's vTPMs at
+#    once and is no longer listed.
 # Live migration between members is test-pool-migrate.sh (docs/pool.md).
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, POOL_STORAGE,
 # POOL_FS, POOL_LOCK.
@@ -124,4 +128,26 @@ check "A removes B" run ctl "$A" pool remove "$FB"
 check "B stops its guest" run "$VTPM_SIM" destroy --dir "$B" gb
 check "B's vtpmd restarts" run "$VTPM_SIM" restart-daemon --dir "$B"
 check "after its removal B is no member" test "$(pool_json "$B" "d['member']")" = False
+
+# pool leave: never the last member, never with vTPMs running here.
+refused() { # refused TEXT HOST ARGS...: the command fails and says TEXT
+	local text=$1 out
+	shift
+	out=$(ctl "$@" 2>&1) && { echo "# succeeded: $out"; return 1; }
+	echo "# $out"
+	grep -q -- "$text" <<<"$out"
+}
+check "A, the only member, cannot leave" refused "only member" "$A" pool leave
+check "nor remove itself" refused "only member" "$A" pool remove "$FA"
+check "A is still a member" test "$(pool_json "$A" "d['member']")" = True
+check "B joins again and A admits it" bash -c "'$VTPMD_CTL' --control '$B/control' pool join >/dev/null &&
+	'$VTPMD_CTL' --control '$A/control' pool admit '$FB'"
+check "a guest of the vTPM on B" run "$VTPM_SIM" attach --dir "$B" gb2 --uuid "$U"
+check "B cannot leave while its vTPM runs" refused "vTPMs are running on this host" "$B" pool leave
+check "B's guest stops" run "$VTPM_SIM" destroy --dir "$B" gb2
+check "B leaves" run ctl "$B" pool leave
+check "B is no member at once (no restart)" test "$(pool_json "$B" "d['member']")" = False
+check "A no longer lists B" bash -c "! '$VTPMD_CTL' --control '$A/control' pool status | grep -q '$FB'"
+check "B's vTPM commands are refused as not a member" refused "not a member of the pool" "$B" show "$U"
+check "leaving twice says it is no member" refused "not a member" "$B" pool leave
 finish
