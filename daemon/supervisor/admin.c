@@ -601,13 +601,49 @@ static int key_check(const uint8_t key[CTL_KEY_SIZE], const uint8_t header[CTL_E
                                    ret);
 }
 
+/* The public files an export carries (CtlExportRecord order). */
+static const char *const export_records[_CTL_EXPORT_REC_MAX] = {
+        [CTL_EXPORT_REC_EK_HASHES] = STATEDIR_EK_HASHES,
+        [CTL_EXPORT_REC_EK_CERT_RSA2048] = STATEDIR_EK_CERT_RSA2048,
+        [CTL_EXPORT_REC_EK_CERT_ECC_P256] = STATEDIR_EK_CERT_ECC_P256,
+};
+
+static void free_records(uint8_t *rec[_CTL_EXPORT_REC_MAX]) {
+        for (size_t i = 0; i < _CTL_EXPORT_REC_MAX; i++) {
+                free(rec[i]);
+                rec[i] = NULL;
+        }
+}
+
+/* Reads the vTPM's public files for its export; one it does not have is empty. */
+static int read_records(StateDir *dir, uint8_t *rec[_CTL_EXPORT_REC_MAX], size_t rec_len[_CTL_EXPORT_REC_MAX],
+                        const char **ret_what) {
+        for (size_t i = 0; i < _CTL_EXPORT_REC_MAX; i++) {
+                int r = statedir_read_public(dir, export_records[i], &rec[i], &rec_len[i]);
+                if (r == -ENOENT) {
+                        rec[i] = NULL;
+                        rec_len[i] = 0;
+                        continue;
+                }
+                if (r >= 0 && rec_len[i] > CTL_EXPORT_MAX_RECORD)
+                        r = -EFBIG;
+                if (r < 0) {
+                        free_records(rec);
+                        *ret_what = export_records[i];
+                        return r;
+                }
+        }
+        return 0;
+}
+
 static void op_export(AdminCall *c) {
         const AdminContext *d = c->ctx;
         _cleanup_(statedir_closep) StateDir *dir = NULL;
         _cleanup_(json_object_putp) json_object *o = NULL;
         _cleanup_free_ uint8_t *out = NULL;
-        uint8_t *perm = NULL, *payload = NULL;
-        size_t perm_len = 0, payload_len = 0, total = 0, done = 0;
+        uint8_t *perm = NULL, *payload = NULL, *rec[_CTL_EXPORT_REC_MAX] = {};
+        size_t perm_len = 0, payload_len = 0, total = 0, done = 0, rec_len[_CTL_EXPORT_REC_MAX] = {};
+        CtlExportPayload pl = {};
         uint8_t data_key[CRYPTO_KEY_SIZE], meta[STATE_META_SIZE];
         const char *what;
         StateMeta m;
@@ -645,7 +681,17 @@ static void op_export(AdminCall *c) {
                 finish_errorf(c, r, "state file %s/permall %s", c->req.uuid, statestore_strerror(r));
                 goto out;
         }
-        r = ctl_export_payload_encode(meta, perm, perm_len, &payload, &payload_len);
+        r = read_records(dir, rec, rec_len, &what);
+        if (r < 0) {
+                finish_errorf(c, r, "file %s/%s: %s", c->req.uuid, what, strerror(-r));
+                goto out;
+        }
+        pl = (CtlExportPayload){ .meta = meta, .permall = perm, .permall_len = perm_len };
+        for (size_t i = 0; i < _CTL_EXPORT_REC_MAX; i++) {
+                pl.rec[i] = rec[i];
+                pl.rec_len[i] = rec_len[i];
+        }
+        r = ctl_export_payload_encode(&pl, &payload, &payload_len);
         if (r < 0) {
                 finish_errorf(c, r, "cannot encode the export: %s", strerror(-r));
                 goto out;
@@ -701,6 +747,7 @@ out:
         crypto_wipe(meta, sizeof(meta));
         secret_freep(&perm, perm_len);
         secret_freep(&payload, payload_len);
+        free_records(rec);
 }
 
 static int read_all(int fd, size_t size, uint8_t **ret) {
@@ -729,8 +776,8 @@ static void op_import(AdminCall *c) {
         _cleanup_(json_object_putp) json_object *o = NULL;
         _cleanup_free_ uint8_t *blob = NULL;
         uint8_t *payload = NULL;
-        const uint8_t *meta, *perm;
-        size_t perm_len = 0, size;
+        CtlExportPayload pl = {};
+        size_t size;
         uint8_t check[CTL_EXPORT_TAG_SIZE], data_key[CRYPTO_KEY_SIZE];
         char uuid[CTL_UUID_LEN];
         CtlExportHeader h;
@@ -779,9 +826,9 @@ static void op_import(AdminCall *c) {
         r = crypto_aead_decrypt(c->req.key, h.nonce, blob, CTL_EXPORT_HEADER_SIZE, blob + CTL_EXPORT_HEADER_SIZE,
                                 h.length, blob + CTL_EXPORT_HEADER_SIZE + h.length, payload);
         if (r >= 0)
-                r = ctl_export_payload_parse(payload, h.length, &meta, &perm, &perm_len);
+                r = ctl_export_payload_parse(payload, h.length, h.version, &pl);
         if (r >= 0)
-                r = state_meta_parse(meta, CTL_EXPORT_META_SIZE, &m);
+                r = state_meta_parse(pl.meta, CTL_EXPORT_META_SIZE, &m);
         if (r < 0) {
                 finish_errorf(c, -EBADMSG, "the export is corrupt (authentication failed or malformed contents)");
                 goto out;
@@ -808,10 +855,14 @@ static void op_import(AdminCall *c) {
                 r = statedir_write(dir, STATE_KIND_DATA_KEY, vtpm_state_master_key(d->state), 1, data_key,
                                    sizeof(data_key));
         if (r >= 0)
-                r = statedir_write(dir, STATE_KIND_META, data_key, 1, meta, CTL_EXPORT_META_SIZE);
-        if (r >= 0 && perm_len)
-                r = statedir_write(dir, STATE_KIND_PERMANENT, data_key, 1, perm, perm_len);
+                r = statedir_write(dir, STATE_KIND_META, data_key, 1, pl.meta, CTL_EXPORT_META_SIZE);
+        if (r >= 0 && pl.permall_len)
+                r = statedir_write(dir, STATE_KIND_PERMANENT, data_key, 1, pl.permall, pl.permall_len);
         crypto_wipe(data_key, sizeof(data_key));
+        /* The EK records: show's hashes and certificates, and what reset re-creates. */
+        for (size_t i = 0; r >= 0 && i < _CTL_EXPORT_REC_MAX; i++)
+                if (pl.rec_len[i])
+                        r = statedir_write_public(dir, export_records[i], pl.rec[i], pl.rec_len[i]);
         if (r < 0) {
                 (void) statedir_erase_key(dir);
                 (void) statedir_destroy(dir);
@@ -819,7 +870,7 @@ static void op_import(AdminCall *c) {
                 goto out;
         }
         vtpm_state_forget(d->state, uuid);
-        vtpm_state_record(d->state, uuid, STATE_KIND_PERMANENT, perm_len ? 1 : 0);
+        vtpm_state_record(d->state, uuid, STATE_KIND_PERMANENT, pl.permall_len ? 1 : 0);
         manifest_changed(d);
         log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, uuid, "Imported vTPM (TPM %s) on request of vtpmd-ctl",
                 tpm_family_to_string(m.family));
