@@ -47,6 +47,8 @@ _Static_assert(CTL_EXPORT_MAX_PERMALL == STATEFILE_MAX_PAYLOAD, "permall size");
 
 #define WAIT_POLL_USEC 20000ull
 #define WAIT_LIMIT_NS (15ull * 1000000000ull)
+/* destroy --force: how long a worker may take to save and exit before it is killed */
+#define DESTROY_KILL_NS (5ull * 1000000000ull)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
@@ -286,6 +288,13 @@ static StateDir *open_detached(AdminCall *c) {
         if (r == -EBUSY) {
                 if (c->deadline_ns == 0)
                         c->deadline_ns = now_ns() + WAIT_LIMIT_NS;
+                /* destroy --force: a worker that does not let go (hung, stopped) is killed, so the
+                 * destroy completes instead of leaving the device closed and the vTPM in place. */
+                if (c->req.op == CTL_OP_DESTROY && c->req.force && !c->killed &&
+                    now_ns() + WAIT_LIMIT_NS - DESTROY_KILL_NS >= c->deadline_ns) {
+                        c->killed = true;
+                        (void) workers_kill_vtpm(c->ctx->workers, c->req.uuid);
+                }
                 if (now_ns() < c->deadline_ns &&
                     sd_event_add_time_relative(c->ctx->event, &c->timer, CLOCK_MONOTONIC, WAIT_POLL_USEC, 0,
                                                rerun_cb, c) >= 0)

@@ -48,6 +48,7 @@ struct AdminCall {
         /* admin's own, for calls that complete later */
         sd_event_source *timer;
         uint64_t deadline_ns;
+        bool killed; /* destroy --force: the vTPM's stopping workers were killed */
 };
 
 void admin_run(AdminCall *c);

@@ -837,6 +837,19 @@ void workers_kill_all(Workers *ws) {
         }
 }
 
+int workers_kill_vtpm(Workers *ws, const char *uuid) {
+        int n = 0;
+
+        for (Process *p = ws->processes; p; p = p->next)
+                if (streq(p->uuid, uuid) && p->stopping) {
+                        log_msg(LOG_WARNING, "Worker pid %d of vTPM %s did not stop in time, killing it",
+                                (int) p->pid, uuid);
+                        sigkill(p->pid);
+                        n++;
+                }
+        return n;
+}
+
 bool workers_idle(Workers *ws) {
         return !ws->processes;
 }

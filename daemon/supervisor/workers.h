@@ -121,6 +121,9 @@ const char *workers_spawn_mode(Workers *ws);
 void workers_stop_all(Workers *ws, IpcStopMode mode);
 /* SIGKILLs every process still running (a stop that timed out). */
 void workers_kill_all(Workers *ws);
+/* SIGKILLs the processes of the vTPM uuid that were asked to stop and still run
+ * (destroy --force of a hung worker); their exit is reaped as usual. Returns how many. */
+int workers_kill_vtpm(Workers *ws, const char *uuid);
 /* No process left. */
 bool workers_idle(Workers *ws);
 /* Called whenever a stopped process of a vTPM has exited, after its last messages were read

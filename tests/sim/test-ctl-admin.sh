@@ -4,17 +4,19 @@
 # tpm2-tools in a simulated guest, one check per defect fixed:
 #  1. export/import carries the EK records: the imported vTPM shows its EK
 #     hashes and certificates, and a reset keeps its persistent EKs;
+#  2. destroy --force of a vTPM whose worker hangs (SIGSTOP) completes: the
+#     worker is killed, the vTPM is gone;
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
 source "$(dirname "$0")/lib.sh"
 
 # vtpm-sim starts $VTPMD with --platform sim:DIR: the wrapper adds the control
-# socket DIR/control and DIR.extra's arguments.
+# socket DIR/control and DIR/vtpmd.extra's arguments.
 cat >"$SIMDIR/vtpmd-wrap" <<EOF
 #!/bin/sh
 dir=
 for a in "\$@"; do case "\$a" in sim:*) dir=\${a#sim:} ;; esac; done
 extra=
-[ -f "\$dir.extra" ] && extra=\$(cat "\$dir.extra")
+[ -f "\$dir/vtpmd.extra" ] && extra=\$(cat "\$dir/vtpmd.extra")
 exec "$VTPMD" --control "\$dir/control" \$extra "\$@"
 EOF
 chmod +x "$SIMDIR/vtpmd-wrap"
@@ -22,14 +24,8 @@ export VTPMD="$SIMDIR/vtpmd-wrap"
 export VTPM_SIM_CONNECT_TIMEOUT=10
 export VTPMD_CTL_KDF_ITERATIONS=20000 # the default works too; this keeps the test quick
 CTL=$VTPMD_CTL
-H=$SIMDIR/h
+H=$SIMDIR # the simulated host: lib.sh's worker_pids and cleanup know it
 W=$SIMDIR/work
-on_exit() {
-	# The host lives below SIMDIR, so cleanup's own stop of SIMDIR does not find it.
-	"$VTPM_SIM" stop --dir "$H" >/dev/null 2>&1
-	cleanup
-}
-trap on_exit EXIT
 mkdir -p "$W"
 
 pyjson() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
@@ -69,5 +65,21 @@ ek_hash() { tpm2_readpublic -T "$TI" -c "$1" -o "$W/ek.pub" >/dev/null 2>&1 && s
 check "after the reset the RSA EK is still persistent at 0x81010001" test "$(ek_hash 0x81010001)" = "$RSA"
 check "after the reset the ECC EK is still persistent at 0x81010002" test "$(ek_hash 0x81010002)" = "$ECC"
 check "detach it" "$VTPM_SIM" detach --dir "$H" imp
+
+# ---- defect 2: destroy --force with a hung worker completes ----
+G1=$("$VTPM_SIM" status --dir "$H" --json | pyjson "print(d['guests'][0]['vtpms'][0]['uuid'])")
+T1=$(tcti guest1)
+check "guest1's TPM answers" bash -c "tpm2_getrandom -T '$T1' 8 | wc -c | grep -qx 8"
+one_worker() { [ "$(n_workers)" -eq 1 ]; }
+check "guest1 has one worker" wait_for 10 one_worker
+WP=$(worker_pids)
+check "SIGSTOP guest1's worker (pid $WP)" kill -STOP "$WP"
+"$CTL" destroy --force "$G1" >"$W/out" 2>"$W/err"
+rc=$?
+check "destroy --force of the hung worker's vTPM succeeds ($(cat "$W/err"))" test "$rc" -eq 0
+check "its state directory is gone" test ! -e "$H/state/$G1"
+check "show no longer knows it" bash -c "! '$CTL' show '$G1' 2>&1 | grep -q '^State'"
+check "the hung worker was killed" bash -c "! kill -0 '$WP' 2>/dev/null || [ \"\$(ps -o stat= -p '$WP')\" = Z ]"
+check "vtpmd says it killed it" grep -q "Worker pid $WP of vTPM $G1 did not stop in time, killing it" "$H/vtpmd.log"
 
 finish
