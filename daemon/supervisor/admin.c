@@ -199,8 +199,6 @@ static json_object *vtpm_info(const AdminContext *d, const char *uuid, bool deta
                 json_object_object_add(o, "domid", json_object_new_int64(device_domid(dev)));
                 json_object_object_add(o, "devid", json_object_new_int64(device_devid(dev)));
                 state = dev_phase_to_string(device_phase(dev));
-                if (device_has_worker(dev))
-                        device_request_stats(dev); /* the figures arrive for the next list */
         } else {
                 json_object_object_add(o, "domid", NULL);
                 json_object_object_add(o, "devid", NULL);
@@ -430,6 +428,29 @@ static void op_create(AdminCall *c) {
 
 /* ---- list, show, status, ca-cert ---- */
 
+#define STATS_POLL_USEC 5000ull
+#define STATS_WAIT_NS 1000000000ull
+
+/* list and show answer with the workers' figures of now: the workers (or the
+ * one of dev) are asked at the first run, and the call runs again until their
+ * replies are in, for at most STATS_WAIT_NS (a worker busy with a long TPM
+ * command answers later; its last figures are shown then). True: answer now. */
+static bool stats_fresh(AdminCall *c, Device *dev) {
+        Devices *ds = c->ctx->devices;
+
+        if (c->deadline_ns == 0) {
+                c->deadline_ns = now_ns() + STATS_WAIT_NS;
+                if (dev)
+                        device_request_stats(dev);
+                else
+                        (void) devices_request_stats(ds);
+        }
+        if (!(dev ? device_stats_pending(dev) : devices_stats_pending(ds)) || now_ns() >= c->deadline_ns)
+                return true;
+        return sd_event_add_time_relative(c->ctx->event, &c->timer, CLOCK_MONOTONIC, STATS_POLL_USEC, 0, rerun_cb,
+                                          c) < 0;
+}
+
 static void free_strv(char **v) {
         for (size_t i = 0; v && v[i]; i++)
                 free(v[i]);
@@ -443,6 +464,8 @@ static void op_list(AdminCall *c) {
         int64_t n = 0;
         int r;
 
+        if (!stats_fresh(c, NULL))
+                return;
         r = stateroot_list(vtpm_state_root(d->state), &uuids);
         if (r < 0) {
                 finish_errorf(c, r, "cannot list %s: %s", stateroot_path(vtpm_state_root(d->state)), strerror(-r));
@@ -466,7 +489,13 @@ static void op_list(AdminCall *c) {
 static void op_show(AdminCall *c) {
         _cleanup_(json_object_putp) json_object *o = NULL;
 
+        bool active;
+        Device *dev;
+
         if (!check_known(c))
+                return;
+        dev = device_of(c->ctx, c->req.uuid, &active);
+        if (dev && active && !stats_fresh(c, dev))
                 return;
         o = vtpm_info(c->ctx, c->req.uuid, true);
         if (!o) {

@@ -767,11 +767,12 @@ static Worker *ops_stop(Worker *w, IpcStopMode mode) {
         return NULL;
 }
 
-static void ops_request_stats(Worker *w) {
+static int ops_request_stats(Worker *w) {
         IpcMsg m = { .type = IPC_STATS_REQ };
 
-        if (w && w->process && w->process->ready)
-                (void) process_send(w->process, &m);
+        if (!w || !w->process || !w->process->ready)
+                return -EAGAIN;
+        return process_send(w->process, &m);
 }
 
 static void ops_suspend_vtpm(void *ctx, const char *uuid, const StateSuspend *su) {

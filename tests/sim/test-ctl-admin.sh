@@ -6,6 +6,7 @@
 #     hashes and certificates, and a reset keeps its persistent EKs;
 #  2. destroy --force of a vTPM whose worker hangs (SIGSTOP) completes: the
 #     worker is killed, the vTPM is gone;
+#  3. list and show right after guest commands show them counted;
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
 source "$(dirname "$0")/lib.sh"
 
@@ -66,8 +67,21 @@ check "after the reset the RSA EK is still persistent at 0x81010001" test "$(ek_
 check "after the reset the ECC EK is still persistent at 0x81010002" test "$(ek_hash 0x81010002)" = "$ECC"
 check "detach it" "$VTPM_SIM" detach --dir "$H" imp
 
+# ---- defect 3: list and show count the commands just served ----
+UC=$("$CTL" create)
+check "attach guest cnt to a new vTPM" "$VTPM_SIM" attach --dir "$H" cnt --uuid "$UC"
+TC=$(cat "$H/cnt.tcti")
+commands() { "$CTL" --json list | pyjson "print([x for x in d if x['uuid']=='$UC'][0]['commands'])"; }
+check "cnt's guest runs TPM commands" bash -c "tpm2_getrandom -T '$TC' 8 >/dev/null && tpm2_pcrread -T '$TC' sha256:0 >/dev/null"
+C1=$(commands)
+check "the first list after them counts them (commands $C1)" test "$C1" -gt 0
+check "cnt's guest runs more" bash -c "tpm2_getrandom -T '$TC' 8 >/dev/null"
+C2=$(field "$UC" commands)
+check "show right after them counts them too ($C1 -> $C2)" test "$C2" -gt "$C1"
+check "detach cnt" "$VTPM_SIM" detach --dir "$H" cnt
+
 # ---- defect 2: destroy --force with a hung worker completes ----
-G1=$("$VTPM_SIM" status --dir "$H" --json | pyjson "print(d['guests'][0]['vtpms'][0]['uuid'])")
+G1=$("$VTPM_SIM" status --dir "$H" --json | pyjson "print([g for g in d['guests'] if g['name']=='guest1'][0]['vtpms'][0]['uuid'])")
 T1=$(tcti guest1)
 check "guest1's TPM answers" bash -c "tpm2_getrandom -T '$T1' 8 | wc -c | grep -qx 8"
 one_worker() { [ "$(n_workers)" -eq 1 ]; }
