@@ -237,6 +237,17 @@ static json_object *vtpm_info(const AdminContext *d, const char *uuid, bool deta
                 last_error = strdup(buf);
         } else if (dev && device_phase(dev) == DEV_FAILED)
                 last_error = device_read_error_node(dev);
+        if (!last_error) {
+                StateKind kind;
+                int e = vtpm_state_write_error(d->state, uuid, &kind);
+                if (e < 0) {
+                        char buf[CTL_MAX_ERROR];
+                        snprintf(buf, sizeof(buf), "durable write failed: %s (its %s state, in %s; the guest's "
+                                 "commands that change it fail until a write succeeds)", strerror(-e),
+                                 state_kind_to_string(kind), stateroot_path(vtpm_state_root(d->state)));
+                        last_error = strdup(buf);
+                }
+        }
         json_object_object_add(o, "last_error", last_error ? json_object_new_string(last_error) : NULL);
         if (dev && device_has_worker(dev)) {
                 json_object_object_add(o, "rejected", json_object_new_int64((int64_t) device_stats(dev)->rejected));
@@ -505,6 +516,24 @@ static void op_show(AdminCall *c) {
         finish(c, 0, NULL, o);
 }
 
+/* status: "health" ok or degraded, and in "degraded" why (null when ok): durable
+ * writes that fail (a full disk, EIO) are otherwise only in the log. */
+static void degraded_info(const AdminContext *d, json_object *o) {
+        char buf[CTL_MAX_ERROR] = "";
+        int error, commit_error;
+        unsigned n = vtpm_state_write_errors(d->state, &error, &commit_error);
+        size_t len = 0;
+
+        if (n > 0)
+                len += (size_t) snprintf(buf, sizeof(buf), "durable writes of %u vTPM%s failed: %s", n,
+                                         n == 1 ? "" : "s", strerror(-error));
+        if (commit_error < 0 && len < sizeof(buf))
+                snprintf(buf + len, sizeof(buf) - len, "%swriting the manifest failed: %s", len ? "; " : "",
+                         strerror(-commit_error));
+        json_object_object_add(o, "health", json_object_new_string(buf[0] ? "degraded" : "ok"));
+        json_object_object_add(o, "degraded", buf[0] ? json_object_new_string(buf) : NULL);
+}
+
 static void op_status(AdminCall *c) {
         const AdminContext *d = c->ctx;
         _cleanup_(json_object_putp) json_object *o = json_object_new_object();
@@ -542,6 +571,7 @@ static void op_status(AdminCall *c) {
         json_object_object_add(o, "attached", json_object_new_int64(attached));
         json_object_object_add(o, "connected", json_object_new_int64(devices_count_phase(d->devices, DEV_CONNECTED)));
         json_object_object_add(o, "failed", json_object_new_int64(devices_count_phase(d->devices, DEV_FAILED)));
+        degraded_info(d, o);
         json_object_object_add(o, "auto_create", json_object_new_boolean(d->config->auto_create));
         json_object_object_add(o, "worker_spawn", json_object_new_string(workers_spawn_mode(d->workers)));
         finish(c, 0, NULL, o);

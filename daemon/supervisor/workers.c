@@ -407,6 +407,7 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
         }
         if (m.type == IPC_STATE) {
                 /* Also from a worker that is stopping: its volatile state is the one to resume. */
+                vtpm_state_write_result(ws->state, p->uuid, (StateKind) m.state.kind, m.state.error);
                 if (m.state.error == 0) {
                         vtpm_state_record(ws->state, p->uuid, (StateKind) m.state.kind, m.state.seq);
                         vtpm_state_changed(ws->state);

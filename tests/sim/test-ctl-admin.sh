@@ -7,6 +7,8 @@
 #  2. destroy --force of a vTPM whose worker hangs (SIGSTOP) completes: the
 #     worker is killed, the vTPM is gone;
 #  3. list and show right after guest commands show them counted;
+#  4. a durable write that fails (a full disk) is in show's Last error and
+#     makes status say degraded, until writes succeed again;
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
 source "$(dirname "$0")/lib.sh"
 
@@ -31,6 +33,19 @@ mkdir -p "$W"
 
 pyjson() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
 field() { "$CTL" --json show "$1" | pyjson "v=d.get('$2'); print('' if v is None else v)"; }
+
+# The state directory on a small file system of its own, so that the test can
+# fill it (defect 4): a tmpfs, as root.
+TMPFS=
+if [ "$(id -u)" -eq 0 ] && mkdir -p "$H/state" && mount -t tmpfs -o size=16m,mode=0700 vtpmd-test "$H/state"; then
+	TMPFS=$H/state
+fi
+on_exit() {
+	"$VTPM_SIM" stop --dir "$H" >/dev/null 2>&1
+	[ -z "$TMPFS" ] || umount "$TMPFS"
+	cleanup
+}
+trap on_exit EXIT
 
 if ! "$VTPM_SIM" start --dir "$H" --guests 1 >"$W/start.out" 2>&1; then
 	sed 's/^/# /' "$W/start.out"
@@ -79,6 +94,38 @@ check "cnt's guest runs more" bash -c "tpm2_getrandom -T '$TC' 8 >/dev/null"
 C2=$(field "$UC" commands)
 check "show right after them counts them too ($C1 -> $C2)" test "$C2" -gt "$C1"
 check "detach cnt" "$VTPM_SIM" detach --dir "$H" cnt
+
+# ---- defect 4: a full disk is visible ----
+status_json() { "$CTL" --json status | pyjson "print(d['health'], d['degraded'] or '')"; }
+check "status says healthy to begin with" test "$(status_json)" = "ok "
+check "status (human) says so" bash -c "'$CTL' status | grep -qx 'Health *ok'"
+if [ -n "$TMPFS" ]; then
+	UD=$("$CTL" create)
+	check "attach guest disk to a new vTPM" "$VTPM_SIM" attach --dir "$H" disk --uuid "$UD"
+	TD=$(cat "$H/disk.tcti")
+	check "disk's guest defines an NV index" tpm2_nvdefine -T "$TD" -C o -s 32 -a 'ownerread|ownerwrite' 0x1500016
+	dd if=/dev/zero of="$TMPFS/filler" bs=64k >/dev/null 2>&1
+	check "the state directory's file system is full" bash -c "! head -c 4096 /dev/zero >'$TMPFS/probe' 2>/dev/null"
+	rm -f "$TMPFS/probe"
+	check "a guest command that changes the state fails (TPM_RC_FAILURE)" \
+		bash -c "! tpm2_nvdefine -T '$TD' -C o -s 32 -a 'ownerread|ownerwrite' 0x1500017 2>/dev/null"
+	last_error_full() { field "$UD" last_error | grep -q "^durable write failed: No space left on device"; }
+	check "show gives the write failure as Last error ($(field "$UD" last_error))" wait_for 5 last_error_full
+	check "... in its human form too" bash -c "'$CTL' show '$UD' | grep -q '^Last error *durable write failed: No space left on device'"
+	degraded() { status_json | grep -q "^degraded .*No space left on device"; }
+	check "status --json says degraded, and why ($(status_json))" wait_for 5 degraded
+	check "status (human) says so" bash -c "'$CTL' status | grep -qx 'Health *degraded' && '$CTL' status | grep -q '^Degraded .*No space left on device'"
+	rm -f "$TMPFS/filler"
+	check "with space again, the guest's command succeeds" \
+		tpm2_nvdefine -T "$TD" -C o -s 32 -a 'ownerread|ownerwrite' 0x1500017
+	no_error() { [ -z "$(field "$UD" last_error)" ]; }
+	check "show has no Last error any more" wait_for 5 no_error
+	healthy() { [ "$(status_json)" = "ok " ]; }
+	check "status is healthy again" wait_for 5 healthy
+	check "detach disk" "$VTPM_SIM" detach --dir "$H" disk
+else
+	skip "a full disk in show and status # needs root for a tmpfs state directory"
+fi
 
 # ---- defect 2: destroy --force with a hung worker completes ----
 G1=$("$VTPM_SIM" status --dir "$H" --json | pyjson "print([g for g in d['guests'] if g['name']=='guest1'][0]['vtpms'][0]['uuid'])")
