@@ -151,7 +151,9 @@ static int key_from_tpm(VtpmState *s, const StateConfig *c, bool have_vtpms) {
         r = host_tpm_open(&c->host_tpm, &s->tpm);
         if (r < 0) {
                 log_msg(LOG_ERR, "Cannot use the host TPM at %s: %s", tcti,
-                        r == -ENODEV ? "no TPM answers there" : strerror(-r));
+                        r == -ENODEV  ? "no TPM answers there"
+                        : r == -ENOPKG ? host_tpm_last_error(NULL)
+                                       : strerror(-r));
                 return r;
         }
         r = stateroot_read_raw(s->root, MASTER_SEALED, &blob, &len);
@@ -307,9 +309,19 @@ static int manifest_check_counter(VtpmState *s, bool found) {
                 s->committed_counter = n;
                 return counter_increment(s);
         }
-        log_msg(LOG_ERR, "%s/manifest is committed to counter %" PRIu64 " but the host TPM's counter is %" PRIu64
-                ": the state root was %s. Refusing to start.", stateroot_path(s->root), s->manifest.counter, n,
-                s->manifest.counter < n ? "rolled back to an older copy" : "made with another TPM");
+        if (s->manifest.counter < n)
+                log_msg(LOG_ERR, "%s/manifest is committed to counter %" PRIu64 " but the host TPM's counter is "
+                        "%" PRIu64 ": the state root was rolled back to an older copy. Refusing to start. To "
+                        "recover, put back the newest copy of %s (the one vtpmd last ran with): an older copy is "
+                        "refused on this host, as it could roll vTPMs back; vTPMs exported with vtpmd-ctl export "
+                        "can be imported into a new, empty state directory instead (docs/state.md)",
+                        stateroot_path(s->root), s->manifest.counter, n, stateroot_path(s->root));
+        else
+                log_msg(LOG_ERR, "%s/manifest is committed to counter %" PRIu64 " but the host TPM's counter is "
+                        "%" PRIu64 ": the state root was made with another TPM. Refusing to start. To recover, "
+                        "start vtpmd with the host TPM and NV index it was made with (HostTPM=, NVIndex= in "
+                        "vtpmd.conf(5)), or import its vTPMs' exports into a new, empty state directory",
+                        stateroot_path(s->root), s->manifest.counter, n);
         return -ESTALE;
 }
 

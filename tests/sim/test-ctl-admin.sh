@@ -9,6 +9,9 @@
 #  3. list and show right after guest commands show them counted;
 #  4. a durable write that fails (a full disk) is in show's Last error and
 #     makes status say degraded, until writes succeed again;
+#  6. messages: status --json without a daemon prints a JSON error; an unknown
+#     TCTI is called one; a permission error on the control socket names
+#     ControlGroup=; a rolled-back state root's refusal says how to recover.
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
 source "$(dirname "$0")/lib.sh"
 
@@ -46,6 +49,19 @@ on_exit() {
 	cleanup
 }
 trap on_exit EXIT
+
+# ---- defect 6: messages ----
+"$CTL" --control "$H/control" --json status >"$W/out" 2>"$W/err"
+rc=$?
+check "status --json without a daemon exits non-zero" test "$rc" -ne 0
+check "... and prints a JSON error object ($(cat "$W/out" | tr -d '\n'))" bash -c "python3 -c \"import json,sys; \
+d=json.load(sys.stdin); assert 'is vtpmd running?' in d['error'] and d['errno']==2\" <'$W/out'"
+check "... with the message on stderr too" grep -q "cannot connect to $H/control: No such file or directory" "$W/err"
+mkdir -p "$W/ht"
+timeout 30 "$VTPMD" --platform "sim:$W/ht" --state-dir "$W/ht/state" --control "$W/ht/control" \
+	--host-tpm bogus:foo >"$W/ht.out" 2>&1
+check "vtpmd --host-tpm bogus:foo says unknown TCTI ($(tail -n 1 "$W/ht.out"))" \
+	grep -q 'Cannot use the host TPM at bogus:foo: unknown TCTI "bogus"' "$W/ht.out"
 
 if ! "$VTPM_SIM" start --dir "$H" --guests 1 >"$W/start.out" 2>&1; then
 	sed 's/^/# /' "$W/start.out"
@@ -142,5 +158,30 @@ check "its state directory is gone" test ! -e "$H/state/$G1"
 check "show no longer knows it" bash -c "! '$CTL' show '$G1' 2>&1 | grep -q '^State'"
 check "the hung worker was killed" bash -c "! kill -0 '$WP' 2>/dev/null || [ \"\$(ps -o stat= -p '$WP')\" = Z ]"
 check "vtpmd says it killed it" grep -q "Worker pid $WP of vTPM $G1 did not stop in time, killing it" "$H/vtpmd.log"
+
+# ---- defect 6: the control socket's permissions, a rolled-back state root ----
+if [ "$(id -u)" -eq 0 ]; then
+	setpriv --reuid=65534 --regid=65534 --clear-groups "$CTL" list >/dev/null 2>"$W/err"
+	check "a user outside ControlGroup= is told about it ($(cat "$W/err"))" \
+		grep -q "Permission denied (the socket is for root and the group ControlGroup= of vtpmd.conf(5) names" "$W/err"
+else
+	skip "the control socket refuses another user # needs root"
+fi
+check "rollback: stop" "$VTPM_SIM" stop --dir "$H"
+rm -rf "$W/state.old"
+cp -a "$H/state" "$W/state.old"
+check "rollback: start" "$VTPM_SIM" start --dir "$H" --guests 0
+check "rollback: a change (create)" "$CTL" create
+check "rollback: stop (increments the host counter)" "$VTPM_SIM" stop --dir "$H"
+rm -rf "$W/state.new"
+cp -a "$H/state" "$W/state.new"
+find "$H/state" -mindepth 1 -delete
+cp -a "$W/state.old/." "$H/state/"
+check "rollback: vtpmd refuses the older state root" bash -c "! '$VTPM_SIM' start --dir '$H' --guests 0 >'$W/rb.out' 2>&1"
+check "... saying so" grep -q "the state root was rolled back to an older copy. Refusing to start." "$H/vtpmd.log"
+check "... and how to recover: put back the newest copy" grep -q "To recover, put back the newest copy of $H/state" "$H/vtpmd.log"
+find "$H/state" -mindepth 1 -delete
+cp -a "$W/state.new/." "$H/state/"
+check "rollback: with the newest copy back, vtpmd starts" "$VTPM_SIM" start --dir "$H" --guests 0
 
 finish
