@@ -11,7 +11,8 @@
 #     makes status say degraded, until writes succeed again;
 #  6. messages: status --json without a daemon prints a JSON error; an unknown
 #     TCTI is called one; a permission error on the control socket names
-#     ControlGroup=; a rolled-back state root's refusal says how to recover.
+#     ControlGroup=; a rolled-back state root's refusal says how to recover;
+#  7. vtpmd(8) names the journal fields vtpmd sends.
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
 source "$(dirname "$0")/lib.sh"
 
@@ -158,6 +159,14 @@ check "its state directory is gone" test ! -e "$H/state/$G1"
 check "show no longer knows it" bash -c "! '$CTL' show '$G1' 2>&1 | grep -q '^State'"
 check "the hung worker was killed" bash -c "! kill -0 '$WP' 2>/dev/null || [ \"\$(ps -o stat= -p '$WP')\" = Z ]"
 check "vtpmd says it killed it" grep -q "Worker pid $WP of vTPM $G1 did not stop in time, killing it" "$H/vtpmd.log"
+
+# ---- defect 7: the journal fields are documented ----
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+fields=$(grep -o '"VTPM_[A-Z]*=' "$SRC/daemon/supervisor/journal.c" | tr -d '"=' | sort -u)
+check "vtpmd sends journal fields ($(echo $fields))" test -n "$fields"
+for f in $fields; do
+	check "vtpmd(8) LOGGING names $f" bash -c "sed -n '/^\.Sh LOGGING/,/^\.Sh /p' '$SRC/man/vtpmd.8' | grep -q '$f'"
+done
 
 # ---- defect 6: the control socket's permissions, a rolled-back state root ----
 if [ "$(id -u)" -eq 0 ]; then
