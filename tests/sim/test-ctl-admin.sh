@@ -12,7 +12,11 @@
 #  6. messages: status --json without a daemon prints a JSON error; an unknown
 #     TCTI is called one; a permission error on the control socket names
 #     ControlGroup=; a rolled-back state root's refusal says how to recover;
-#  7. vtpmd(8) names the journal fields vtpmd sends.
+#  7. vtpmd(8) names the journal fields vtpmd sends;
+#  8. the simulation as the demo and README use it: DIR/env puts vtpmd-ctl on
+#     PATH; attach --uuid of an unknown vTPM says that it created it; attach
+#     --tcp-port serves the guest's TPM over TCP; a stop without guests does
+#     not speak of stopping workers.
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
 source "$(dirname "$0")/lib.sh"
 
@@ -192,5 +196,27 @@ check "... and how to recover: put back the newest copy" grep -q "To recover, pu
 find "$H/state" -mindepth 1 -delete
 cp -a "$W/state.new/." "$H/state/"
 check "rollback: with the newest copy back, vtpmd starts" "$VTPM_SIM" start --dir "$H" --guests 0
+
+
+# ---- defect 8: the simulation as an admin tries it ----
+check ". DIR/env, then vtpmd-ctl list works (PATH and VTPMD_CONTROL)" \
+	env -i PATH=/usr/bin:/bin bash -c ". '$H/env' && vtpmd-ctl list >/dev/null"
+NEWU=5e1f0a2b-3c4d-4e5f-8a6b-7c8d9e0f1a2b
+check "attach --uuid of an unknown vTPM" bash -c "'$VTPM_SIM' attach --dir '$H' newg --uuid $NEWU >/dev/null 2>'$W/err'"
+check "... says it created it, as an admin would ($(head -c 100 "$W/err"))" \
+	grep -q "vTPM $NEWU did not exist: created it with vtpmd-ctl create --uuid $NEWU" "$W/err"
+PORT=$((20000 + ($$ % 10000) * 2))
+check "attach --tcp-port $PORT starts the guest with its TPM on TCP" \
+	"$VTPM_SIM" attach --dir "$H" tcpg --tcp-port "$PORT"
+check "a TCP-only client reaches the guest's TPM" \
+	bash -c "tpm2_getrandom -T 'swtpm:host=127.0.0.1,port=$PORT' 8 | wc -c | grep -qx 8"
+for g in $("$VTPM_SIM" status --dir "$H" --json | pyjson "print(' '.join(g['name'] for g in d['guests']))"); do
+	"$VTPM_SIM" destroy --dir "$H" "$g" >/dev/null 2>&1
+done
+no_attached() { [ "$("$CTL" --json status | pyjson "print(d['attached'])")" = 0 ]; }
+check "every guest destroyed" wait_for 10 no_attached
+check "stop" "$VTPM_SIM" stop --dir "$H"
+check "vtpmd's stop without guests says so ($(grep 'Received' "$H/vtpmd.log" | tail -n 1))" \
+	bash -c "grep 'Received' '$H/vtpmd.log' | tail -n 1 | grep -q 'stopping (no guest attached)'"
 
 finish
