@@ -499,7 +499,6 @@ static void op_list(AdminCall *c) {
 
 static void op_show(AdminCall *c) {
         _cleanup_(json_object_putp) json_object *o = NULL;
-
         bool active;
         Device *dev;
 
