@@ -452,9 +452,23 @@ int host_tpm_open(const HostTpmConfig *c, HostTpm **ret) {
 
         rc = Tss2_TctiLdr_Initialize(tcti, &t->inner);
         if (rc != TSS2_RC_SUCCESS) {
+                char name[64];
+                TSS2_TCTI_INFO *info = NULL;
+                int r = -ENODEV;
+
                 host_tpm_close(t);
-                return open_fail(-ENODEV, "cannot reach the host TPM through TCTI \"%s\": %s (0x%" PRIx32 ")",
-                                 tcti, Tss2_RC_Decode(rc), (uint32_t) rc);
+                /* A TCTI name no library answers to is a typo, not an absent TPM. */
+                snprintf(name, sizeof(name), "%.*s", (int) strcspn(tcti, ":"), tcti);
+                if (name[0] && Tss2_TctiLdr_GetInfo(name, &info) != TSS2_RC_SUCCESS)
+                        r = -ENOPKG;
+                Tss2_TctiLdr_FreeInfo(&info);
+                if (r == -ENOPKG && strchr(name, '/'))
+                        return open_fail(r, "unknown TCTI \"%s\" (no TCTI library there)", name);
+                if (r == -ENOPKG)
+                        return open_fail(r, "unknown TCTI \"%s\" (no libtss2-tcti-%s.so.0 on this host; e.g. "
+                                         "device:/dev/tpmrm0 or swtpm:host=localhost,port=2321)", name, name);
+                return open_fail(r, "cannot reach the host TPM through TCTI \"%s\": %s (0x%" PRIx32 ")", tcti,
+                                 Tss2_RC_Decode(rc), (uint32_t) rc);
         }
         counting_init(&t->tcti, t->inner);
 

@@ -26,6 +26,7 @@
  * Errors (negative errno, the caller logs once with the detail from
  * host_tpm_last_error()):
  *   -ENODEV         the TCTI cannot reach a TPM
+ *   -ENOPKG         (open) no TCTI library of that name: a typo ("unknown TCTI")
  *   -EKEYREJECTED   the blob does not belong to this TPM (other TPM, cleared owner hierarchy)
  *   -EPERM          the PCR policy is not satisfied (PCRs changed)
  *   -EBADMSG        the sealed blob is malformed

@@ -536,7 +536,7 @@ int ctl_reply_encode_error(int error, const char *message, char **ret, size_t *r
 void ctl_export_header_encode(const CtlExportHeader *h, uint8_t out[CTL_EXPORT_HEADER_SIZE]) {
         memset(out, 0, CTL_EXPORT_HEADER_SIZE);
         memcpy(out, CTL_EXPORT_MAGIC, 8);
-        tpm_put_be16(out + 8, CTL_EXPORT_VERSION);
+        tpm_put_be16(out + 8, h->version ? h->version : CTL_EXPORT_VERSION);
         tpm_put_be16(out + 10, (uint16_t) h->kdf.alg);
         if (h->kdf.alg == CTL_KDF_PBKDF2_SHA256) {
                 tpm_put_be32(out + 12, h->kdf.iterations);
@@ -555,7 +555,8 @@ int ctl_export_header_parse(const uint8_t *buf, size_t len, bool only_header, Ct
 
         if (len < CTL_EXPORT_HEADER_SIZE || memcmp(buf, CTL_EXPORT_MAGIC, 8) != 0)
                 return -EBADMSG;
-        if (tpm_be16(buf + 8) != CTL_EXPORT_VERSION)
+        h.version = tpm_be16(buf + 8);
+        if (h.version < CTL_EXPORT_VERSION_MIN || h.version > CTL_EXPORT_VERSION)
                 return -EPROTONOSUPPORT;
         kdf = tpm_be16(buf + 10);
         if (kdf == CTL_KDF_NONE) {
@@ -583,36 +584,67 @@ int ctl_export_header_parse(const uint8_t *buf, size_t len, bool only_header, Ct
         return 0;
 }
 
-int ctl_export_payload_encode(const uint8_t meta[CTL_EXPORT_META_SIZE], const uint8_t *permall, size_t permall_len,
-                              uint8_t **ret, size_t *ret_len) {
-        size_t n = CTL_EXPORT_META_SIZE + 4u + permall_len;
+int ctl_export_payload_encode(const CtlExportPayload *p, uint8_t **ret, size_t *ret_len) {
+        size_t n = CTL_EXPORT_META_SIZE + 4u + p->permall_len, off;
         uint8_t *b;
 
-        if (permall_len > CTL_EXPORT_MAX_PERMALL)
+        if (p->permall_len > CTL_EXPORT_MAX_PERMALL)
                 return -E2BIG;
+        for (size_t i = 0; i < _CTL_EXPORT_REC_MAX; i++) {
+                if (p->rec_len[i] > CTL_EXPORT_MAX_RECORD)
+                        return -E2BIG;
+                n += 4u + p->rec_len[i];
+        }
         b = malloc(n);
         if (!b)
                 return -ENOMEM;
-        memcpy(b, meta, CTL_EXPORT_META_SIZE);
-        tpm_put_be32(b + CTL_EXPORT_META_SIZE, (uint32_t) permall_len);
-        if (permall_len)
-                memcpy(b + CTL_EXPORT_META_SIZE + 4, permall, permall_len);
+        memcpy(b, p->meta, CTL_EXPORT_META_SIZE);
+        off = CTL_EXPORT_META_SIZE;
+        tpm_put_be32(b + off, (uint32_t) p->permall_len);
+        off += 4;
+        if (p->permall_len)
+                memcpy(b + off, p->permall, p->permall_len);
+        off += p->permall_len;
+        for (size_t i = 0; i < _CTL_EXPORT_REC_MAX; i++) {
+                tpm_put_be32(b + off, (uint32_t) p->rec_len[i]);
+                off += 4;
+                if (p->rec_len[i])
+                        memcpy(b + off, p->rec[i], p->rec_len[i]);
+                off += p->rec_len[i];
+        }
         *ret = b;
         *ret_len = n;
         return 0;
 }
 
-int ctl_export_payload_parse(const uint8_t *buf, size_t len, const uint8_t **ret_meta, const uint8_t **ret_permall,
-                             size_t *ret_permall_len) {
+int ctl_export_payload_parse(const uint8_t *buf, size_t len, uint16_t version, CtlExportPayload *ret) {
+        CtlExportPayload p = { .meta = buf };
+        size_t off = CTL_EXPORT_META_SIZE + 4u;
         uint32_t n;
 
-        if (len < CTL_EXPORT_META_SIZE + 4u)
+        if (version < CTL_EXPORT_VERSION_MIN || version > CTL_EXPORT_VERSION)
+                return -EPROTONOSUPPORT;
+        if (len < off)
                 return -EBADMSG;
         n = tpm_be32(buf + CTL_EXPORT_META_SIZE);
-        if (n > CTL_EXPORT_MAX_PERMALL || len - (CTL_EXPORT_META_SIZE + 4u) != n)
+        if (n > CTL_EXPORT_MAX_PERMALL || len - off < n)
                 return -EBADMSG;
-        *ret_meta = buf;
-        *ret_permall = buf + CTL_EXPORT_META_SIZE + 4u;
-        *ret_permall_len = n;
+        p.permall = buf + off;
+        p.permall_len = n;
+        off += n;
+        for (size_t i = 0; version >= 2 && i < _CTL_EXPORT_REC_MAX; i++) {
+                if (len - off < 4u)
+                        return -EBADMSG;
+                n = tpm_be32(buf + off);
+                off += 4;
+                if (n > CTL_EXPORT_MAX_RECORD || len - off < n)
+                        return -EBADMSG;
+                p.rec[i] = buf + off;
+                p.rec_len[i] = n;
+                off += n;
+        }
+        if (off != len)
+                return -EBADMSG;
+        *ret = p;
         return 0;
 }

@@ -162,11 +162,15 @@ int ctl_reply_encode_error(int error, const char *message, char **ret, size_t *r
  *    80   len  ciphertext of the payload
  * 80+len   16  GCM tag; the AAD is the whole header (bytes 0..79)
  *
- * Payload: meta (STATE_META_SIZE bytes, statefile.h) || u32 permall length ||
- * permall (libtpms' permanent state in the clear; length 0: never started).
+ * Payload, version 2: meta (STATE_META_SIZE bytes, statefile.h) || u32
+ * permall length || permall (libtpms' permanent state in the clear; length 0:
+ * never started) || for each record of CtlExportRecord in order: u32 length ||
+ * its bytes (length 0: the vTPM has no such record). Version 1 (vtpmd before
+ * the records) ends after permall; it is still imported.
  */
 #define CTL_EXPORT_MAGIC "VTPMD\0EX"
-#define CTL_EXPORT_VERSION 1u
+#define CTL_EXPORT_VERSION 2u
+#define CTL_EXPORT_VERSION_MIN 1u
 #define CTL_EXPORT_HEADER_SIZE 80u
 #define CTL_EXPORT_CHECK_AAD_SIZE 48u
 #define CTL_EXPORT_CHECK_OFFSET 48u
@@ -174,11 +178,25 @@ int ctl_reply_encode_error(int error, const char *message, char **ret, size_t *r
 #define CTL_EXPORT_NONCE_SIZE 12u
 #define CTL_EXPORT_META_SIZE 16u /* == STATE_META_SIZE */
 #define CTL_EXPORT_MAX_PERMALL (1024u * 1024u) /* == STATEFILE_MAX_PAYLOAD */
-#define CTL_EXPORT_MAX_PAYLOAD (CTL_EXPORT_META_SIZE + 4u + CTL_EXPORT_MAX_PERMALL)
+
+/* The public files of a vTPM written at manufacturing (lib/statestore.h
+ * STATEDIR_EK_*): without them an imported vTPM would show no EKs and a
+ * reset would not re-create its persistent EKs. */
+typedef enum CtlExportRecord {
+        CTL_EXPORT_REC_EK_HASHES,       /* ek-sha256 */
+        CTL_EXPORT_REC_EK_CERT_RSA2048, /* ek-rsa2048.pem */
+        CTL_EXPORT_REC_EK_CERT_ECC_P256, /* ek-ecc-p256.pem */
+        _CTL_EXPORT_REC_MAX,
+} CtlExportRecord;
+#define CTL_EXPORT_MAX_RECORD (64u * 1024u) /* a PEM certificate is a few KiB */
+
+#define CTL_EXPORT_MAX_PAYLOAD \
+        (CTL_EXPORT_META_SIZE + 4u + CTL_EXPORT_MAX_PERMALL + _CTL_EXPORT_REC_MAX * (4u + CTL_EXPORT_MAX_RECORD))
 #define CTL_EXPORT_MAX_SIZE (CTL_EXPORT_HEADER_SIZE + CTL_EXPORT_MAX_PAYLOAD + CTL_EXPORT_TAG_SIZE)
 extern const uint8_t CTL_EXPORT_CHECK_NONCE[CTL_EXPORT_NONCE_SIZE];
 
 typedef struct CtlExportHeader {
+        uint16_t version; /* parse: the blob's; encode: 0 writes CTL_EXPORT_VERSION */
         CtlKdfParams kdf;
         uint8_t uuid[16];
         uint8_t key_check[16];
@@ -189,11 +207,19 @@ typedef struct CtlExportHeader {
 void ctl_export_header_encode(const CtlExportHeader *h, uint8_t out[CTL_EXPORT_HEADER_SIZE]);
 /* Parses the header of a blob of total size len (header alone when len ==
  * CTL_EXPORT_HEADER_SIZE and only_header). -EBADMSG: bad magic, size
- * mismatch, bad kdf parameters; -EPROTONOSUPPORT: another version. */
+ * mismatch, bad kdf parameters; -EPROTONOSUPPORT: an unknown version. */
 int ctl_export_header_parse(const uint8_t *buf, size_t len, bool only_header, CtlExportHeader *ret);
 
-/* Payload: encode into a malloc'd buffer / parse (pointers into buf). */
-int ctl_export_payload_encode(const uint8_t meta[CTL_EXPORT_META_SIZE], const uint8_t *permall, size_t permall_len,
-                              uint8_t **ret, size_t *ret_len);
-int ctl_export_payload_parse(const uint8_t *buf, size_t len, const uint8_t **ret_meta, const uint8_t **ret_permall,
-                             size_t *ret_permall_len);
+/* A payload's parts; parse points them into its buffer. */
+typedef struct CtlExportPayload {
+        const uint8_t *meta; /* CTL_EXPORT_META_SIZE bytes */
+        const uint8_t *permall;
+        size_t permall_len;
+        const uint8_t *rec[_CTL_EXPORT_REC_MAX];
+        size_t rec_len[_CTL_EXPORT_REC_MAX]; /* 0: absent (always, in a version 1 payload) */
+} CtlExportPayload;
+
+/* Encodes a version 2 payload into a malloc'd buffer; -E2BIG if a part is over its bound. */
+int ctl_export_payload_encode(const CtlExportPayload *p, uint8_t **ret, size_t *ret_len);
+/* Parses a payload of the header's version. */
+int ctl_export_payload_parse(const uint8_t *buf, size_t len, uint16_t version, CtlExportPayload *ret);

@@ -8,7 +8,8 @@ static void print(const CliReply *reply) {
                 { "version", "Version" },       { "state_dir", "State directory" }, { "key_source", "Key source" },
                 { "host_tpm", "Host TPM" },     { "host_tpm_error", "Host TPM error" }, { "vtpms", "vTPMs" },
                 { "devices", "Devices" },       { "attached", "Attached" },   { "connected", "Connected" },
-                { "failed", "Failed" },         { "auto_create", "Auto-create" },
+                { "failed", "Failed" },         { "health", "Health" },     { "degraded", "Degraded" },
+                { "auto_create", "Auto-create" },
                 { "worker_spawn", "Worker start" },
         };
         /* Only what this vtpmd reports (a key-file host has no host TPM rows). */

@@ -47,6 +47,8 @@ _Static_assert(CTL_EXPORT_MAX_PERMALL == STATEFILE_MAX_PAYLOAD, "permall size");
 
 #define WAIT_POLL_USEC 20000ull
 #define WAIT_LIMIT_NS (15ull * 1000000000ull)
+/* destroy --force: how long a worker may take to save and exit before it is killed */
+#define DESTROY_KILL_NS (5ull * 1000000000ull)
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 
@@ -197,8 +199,6 @@ static json_object *vtpm_info(const AdminContext *d, const char *uuid, bool deta
                 json_object_object_add(o, "domid", json_object_new_int64(device_domid(dev)));
                 json_object_object_add(o, "devid", json_object_new_int64(device_devid(dev)));
                 state = dev_phase_to_string(device_phase(dev));
-                if (device_has_worker(dev))
-                        device_request_stats(dev); /* the figures arrive for the next list */
         } else {
                 json_object_object_add(o, "domid", NULL);
                 json_object_object_add(o, "devid", NULL);
@@ -237,6 +237,17 @@ static json_object *vtpm_info(const AdminContext *d, const char *uuid, bool deta
                 last_error = strdup(buf);
         } else if (dev && device_phase(dev) == DEV_FAILED)
                 last_error = device_read_error_node(dev);
+        if (!last_error) {
+                StateKind kind;
+                int e = vtpm_state_write_error(d->state, uuid, &kind);
+                if (e < 0) {
+                        char buf[CTL_MAX_ERROR];
+                        snprintf(buf, sizeof(buf), "durable write failed: %s (its %s state, in %s; the guest's "
+                                 "commands that change it fail until a write succeeds)", strerror(-e),
+                                 state_kind_to_string(kind), stateroot_path(vtpm_state_root(d->state)));
+                        last_error = strdup(buf);
+                }
+        }
         json_object_object_add(o, "last_error", last_error ? json_object_new_string(last_error) : NULL);
         if (dev && device_has_worker(dev)) {
                 json_object_object_add(o, "rejected", json_object_new_int64((int64_t) device_stats(dev)->rejected));
@@ -286,6 +297,13 @@ static StateDir *open_detached(AdminCall *c) {
         if (r == -EBUSY) {
                 if (c->deadline_ns == 0)
                         c->deadline_ns = now_ns() + WAIT_LIMIT_NS;
+                /* destroy --force: a worker that does not let go (hung, stopped) is killed, so the
+                 * destroy completes instead of leaving the device closed and the vTPM in place. */
+                if (c->req.op == CTL_OP_DESTROY && c->req.force && !c->killed &&
+                    now_ns() + WAIT_LIMIT_NS - DESTROY_KILL_NS >= c->deadline_ns) {
+                        c->killed = true;
+                        (void) workers_kill_vtpm(c->ctx->workers, c->req.uuid);
+                }
                 if (now_ns() < c->deadline_ns &&
                     sd_event_add_time_relative(c->ctx->event, &c->timer, CLOCK_MONOTONIC, WAIT_POLL_USEC, 0,
                                                rerun_cb, c) >= 0)
@@ -421,6 +439,29 @@ static void op_create(AdminCall *c) {
 
 /* ---- list, show, status, ca-cert ---- */
 
+#define STATS_POLL_USEC 5000ull
+#define STATS_WAIT_NS 1000000000ull
+
+/* list and show answer with the workers' figures of now: the workers (or the
+ * one of dev) are asked at the first run, and the call runs again until their
+ * replies are in, for at most STATS_WAIT_NS (a worker busy with a long TPM
+ * command answers later; its last figures are shown then). True: answer now. */
+static bool stats_fresh(AdminCall *c, Device *dev) {
+        Devices *ds = c->ctx->devices;
+
+        if (c->deadline_ns == 0) {
+                c->deadline_ns = now_ns() + STATS_WAIT_NS;
+                if (dev)
+                        device_request_stats(dev);
+                else
+                        (void) devices_request_stats(ds);
+        }
+        if (!(dev ? device_stats_pending(dev) : devices_stats_pending(ds)) || now_ns() >= c->deadline_ns)
+                return true;
+        return sd_event_add_time_relative(c->ctx->event, &c->timer, CLOCK_MONOTONIC, STATS_POLL_USEC, 0, rerun_cb,
+                                          c) < 0;
+}
+
 static void free_strv(char **v) {
         for (size_t i = 0; v && v[i]; i++)
                 free(v[i]);
@@ -434,6 +475,8 @@ static void op_list(AdminCall *c) {
         int64_t n = 0;
         int r;
 
+        if (!stats_fresh(c, NULL))
+                return;
         r = stateroot_list(vtpm_state_root(d->state), &uuids);
         if (r < 0) {
                 finish_errorf(c, r, "cannot list %s: %s", stateroot_path(vtpm_state_root(d->state)), strerror(-r));
@@ -456,8 +499,13 @@ static void op_list(AdminCall *c) {
 
 static void op_show(AdminCall *c) {
         _cleanup_(json_object_putp) json_object *o = NULL;
+        bool active;
+        Device *dev;
 
         if (!check_known(c))
+                return;
+        dev = device_of(c->ctx, c->req.uuid, &active);
+        if (dev && active && !stats_fresh(c, dev))
                 return;
         o = vtpm_info(c->ctx, c->req.uuid, true);
         if (!o) {
@@ -465,6 +513,24 @@ static void op_show(AdminCall *c) {
                 return;
         }
         finish(c, 0, NULL, o);
+}
+
+/* status: "health" ok or degraded, and in "degraded" why (null when ok): durable
+ * writes that fail (a full disk, EIO) are otherwise only in the log. */
+static void degraded_info(const AdminContext *d, json_object *o) {
+        char buf[CTL_MAX_ERROR] = "";
+        int error, commit_error;
+        unsigned n = vtpm_state_write_errors(d->state, &error, &commit_error);
+        size_t len = 0;
+
+        if (n > 0)
+                len += (size_t) snprintf(buf, sizeof(buf), "durable writes of %u vTPM%s failed: %s", n,
+                                         n == 1 ? "" : "s", strerror(-error));
+        if (commit_error < 0 && len < sizeof(buf))
+                snprintf(buf + len, sizeof(buf) - len, "%swriting the manifest failed: %s", len ? "; " : "",
+                         strerror(-commit_error));
+        json_object_object_add(o, "health", json_object_new_string(buf[0] ? "degraded" : "ok"));
+        json_object_object_add(o, "degraded", buf[0] ? json_object_new_string(buf) : NULL);
 }
 
 static void op_status(AdminCall *c) {
@@ -504,6 +570,7 @@ static void op_status(AdminCall *c) {
         json_object_object_add(o, "attached", json_object_new_int64(attached));
         json_object_object_add(o, "connected", json_object_new_int64(devices_count_phase(d->devices, DEV_CONNECTED)));
         json_object_object_add(o, "failed", json_object_new_int64(devices_count_phase(d->devices, DEV_FAILED)));
+        degraded_info(d, o);
         json_object_object_add(o, "auto_create", json_object_new_boolean(d->config->auto_create));
         json_object_object_add(o, "worker_spawn", json_object_new_string(workers_spawn_mode(d->workers)));
         finish(c, 0, NULL, o);
@@ -601,13 +668,49 @@ static int key_check(const uint8_t key[CTL_KEY_SIZE], const uint8_t header[CTL_E
                                    ret);
 }
 
+/* The public files an export carries (CtlExportRecord order). */
+static const char *const export_records[_CTL_EXPORT_REC_MAX] = {
+        [CTL_EXPORT_REC_EK_HASHES] = STATEDIR_EK_HASHES,
+        [CTL_EXPORT_REC_EK_CERT_RSA2048] = STATEDIR_EK_CERT_RSA2048,
+        [CTL_EXPORT_REC_EK_CERT_ECC_P256] = STATEDIR_EK_CERT_ECC_P256,
+};
+
+static void free_records(uint8_t *rec[_CTL_EXPORT_REC_MAX]) {
+        for (size_t i = 0; i < _CTL_EXPORT_REC_MAX; i++) {
+                free(rec[i]);
+                rec[i] = NULL;
+        }
+}
+
+/* Reads the vTPM's public files for its export; one it does not have is empty. */
+static int read_records(StateDir *dir, uint8_t *rec[_CTL_EXPORT_REC_MAX], size_t rec_len[_CTL_EXPORT_REC_MAX],
+                        const char **ret_what) {
+        for (size_t i = 0; i < _CTL_EXPORT_REC_MAX; i++) {
+                int r = statedir_read_public(dir, export_records[i], &rec[i], &rec_len[i]);
+                if (r == -ENOENT) {
+                        rec[i] = NULL;
+                        rec_len[i] = 0;
+                        continue;
+                }
+                if (r >= 0 && rec_len[i] > CTL_EXPORT_MAX_RECORD)
+                        r = -EFBIG;
+                if (r < 0) {
+                        free_records(rec);
+                        *ret_what = export_records[i];
+                        return r;
+                }
+        }
+        return 0;
+}
+
 static void op_export(AdminCall *c) {
         const AdminContext *d = c->ctx;
         _cleanup_(statedir_closep) StateDir *dir = NULL;
         _cleanup_(json_object_putp) json_object *o = NULL;
         _cleanup_free_ uint8_t *out = NULL;
-        uint8_t *perm = NULL, *payload = NULL;
-        size_t perm_len = 0, payload_len = 0, total = 0, done = 0;
+        uint8_t *perm = NULL, *payload = NULL, *rec[_CTL_EXPORT_REC_MAX] = {};
+        size_t perm_len = 0, payload_len = 0, total = 0, done = 0, rec_len[_CTL_EXPORT_REC_MAX] = {};
+        CtlExportPayload pl = {};
         uint8_t data_key[CRYPTO_KEY_SIZE], meta[STATE_META_SIZE];
         const char *what;
         StateMeta m;
@@ -645,7 +748,17 @@ static void op_export(AdminCall *c) {
                 finish_errorf(c, r, "state file %s/permall %s", c->req.uuid, statestore_strerror(r));
                 goto out;
         }
-        r = ctl_export_payload_encode(meta, perm, perm_len, &payload, &payload_len);
+        r = read_records(dir, rec, rec_len, &what);
+        if (r < 0) {
+                finish_errorf(c, r, "file %s/%s: %s", c->req.uuid, what, strerror(-r));
+                goto out;
+        }
+        pl = (CtlExportPayload){ .meta = meta, .permall = perm, .permall_len = perm_len };
+        for (size_t i = 0; i < _CTL_EXPORT_REC_MAX; i++) {
+                pl.rec[i] = rec[i];
+                pl.rec_len[i] = rec_len[i];
+        }
+        r = ctl_export_payload_encode(&pl, &payload, &payload_len);
         if (r < 0) {
                 finish_errorf(c, r, "cannot encode the export: %s", strerror(-r));
                 goto out;
@@ -701,6 +814,7 @@ out:
         crypto_wipe(meta, sizeof(meta));
         secret_freep(&perm, perm_len);
         secret_freep(&payload, payload_len);
+        free_records(rec);
 }
 
 static int read_all(int fd, size_t size, uint8_t **ret) {
@@ -729,8 +843,8 @@ static void op_import(AdminCall *c) {
         _cleanup_(json_object_putp) json_object *o = NULL;
         _cleanup_free_ uint8_t *blob = NULL;
         uint8_t *payload = NULL;
-        const uint8_t *meta, *perm;
-        size_t perm_len = 0, size;
+        CtlExportPayload pl = {};
+        size_t size;
         uint8_t check[CTL_EXPORT_TAG_SIZE], data_key[CRYPTO_KEY_SIZE];
         char uuid[CTL_UUID_LEN];
         CtlExportHeader h;
@@ -779,9 +893,9 @@ static void op_import(AdminCall *c) {
         r = crypto_aead_decrypt(c->req.key, h.nonce, blob, CTL_EXPORT_HEADER_SIZE, blob + CTL_EXPORT_HEADER_SIZE,
                                 h.length, blob + CTL_EXPORT_HEADER_SIZE + h.length, payload);
         if (r >= 0)
-                r = ctl_export_payload_parse(payload, h.length, &meta, &perm, &perm_len);
+                r = ctl_export_payload_parse(payload, h.length, h.version, &pl);
         if (r >= 0)
-                r = state_meta_parse(meta, CTL_EXPORT_META_SIZE, &m);
+                r = state_meta_parse(pl.meta, CTL_EXPORT_META_SIZE, &m);
         if (r < 0) {
                 finish_errorf(c, -EBADMSG, "the export is corrupt (authentication failed or malformed contents)");
                 goto out;
@@ -808,10 +922,14 @@ static void op_import(AdminCall *c) {
                 r = statedir_write(dir, STATE_KIND_DATA_KEY, vtpm_state_master_key(d->state), 1, data_key,
                                    sizeof(data_key));
         if (r >= 0)
-                r = statedir_write(dir, STATE_KIND_META, data_key, 1, meta, CTL_EXPORT_META_SIZE);
-        if (r >= 0 && perm_len)
-                r = statedir_write(dir, STATE_KIND_PERMANENT, data_key, 1, perm, perm_len);
+                r = statedir_write(dir, STATE_KIND_META, data_key, 1, pl.meta, CTL_EXPORT_META_SIZE);
+        if (r >= 0 && pl.permall_len)
+                r = statedir_write(dir, STATE_KIND_PERMANENT, data_key, 1, pl.permall, pl.permall_len);
         crypto_wipe(data_key, sizeof(data_key));
+        /* The EK records: show's hashes and certificates, and what reset re-creates. */
+        for (size_t i = 0; r >= 0 && i < _CTL_EXPORT_REC_MAX; i++)
+                if (pl.rec_len[i])
+                        r = statedir_write_public(dir, export_records[i], pl.rec[i], pl.rec_len[i]);
         if (r < 0) {
                 (void) statedir_erase_key(dir);
                 (void) statedir_destroy(dir);
@@ -819,7 +937,7 @@ static void op_import(AdminCall *c) {
                 goto out;
         }
         vtpm_state_forget(d->state, uuid);
-        vtpm_state_record(d->state, uuid, STATE_KIND_PERMANENT, perm_len ? 1 : 0);
+        vtpm_state_record(d->state, uuid, STATE_KIND_PERMANENT, pl.permall_len ? 1 : 0);
         manifest_changed(d);
         log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, uuid, "Imported vTPM (TPM %s) on request of vtpmd-ctl",
                 tpm_family_to_string(m.family));

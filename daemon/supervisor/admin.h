@@ -7,9 +7,10 @@
  * An AdminCall is one request. admin_run() answers it by calling finish
  * exactly once, either before it returns or later from the event loop (create
  * with manufacturing, reset (a TPM clear in an offline worker), destroy
- * waiting for a worker to let go); after finish the call belongs to its owner
- * again and admin never touches it. Every error leaves the state on disk as
- * it was.
+ * waiting for a worker to let go (killing it after 5 s with --force), list
+ * and show waiting (at most 1 s) for the workers' figures); after finish the
+ * call belongs to its owner again and admin never touches it. Every error
+ * leaves the state on disk as it was.
  */
 #pragma once
 
@@ -48,6 +49,7 @@ struct AdminCall {
         /* admin's own, for calls that complete later */
         sd_event_source *timer;
         uint64_t deadline_ns;
+        bool killed; /* destroy --force: the vTPM's stopping workers were killed */
 };
 
 void admin_run(AdminCall *c);

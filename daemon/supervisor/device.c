@@ -49,6 +49,7 @@ struct Device {
         unsigned worker_gen; /* changes with worker: tells a stale worker event */
         uint64_t timer_ns;   /* the machine's timer, 0: none */
         IpcStats stats;
+        bool stats_asked; /* asked the worker for its figures; they have not come yet */
         RateLimit log_limit;
         bool stepping; /* inside the queue's loop */
         bool forget;   /* freed when the loop ends */
@@ -217,6 +218,7 @@ static void worker_stats_cb(void *userdata, const IpcStats *stats) {
         Device *dev = userdata;
 
         dev->stats = *stats;
+        dev->stats_asked = false;
 }
 
 static const WorkerEvents device_worker_events = {
@@ -679,8 +681,27 @@ const IpcStats *device_stats(const Device *dev) {
 }
 
 void device_request_stats(Device *dev) {
-        if (dev->worker)
-                dev->devices->env.worker_ops->request_stats(dev->worker);
+        dev->stats_asked = dev->worker && dev->devices->env.worker_ops->request_stats(dev->worker) >= 0;
+}
+
+bool device_stats_pending(const Device *dev) {
+        return dev->stats_asked && dev->worker;
+}
+
+unsigned devices_request_stats(Devices *ds) {
+        unsigned n = 0;
+        for (Device *dev = ds->devices; dev; dev = dev->next) {
+                device_request_stats(dev);
+                n += dev->stats_asked;
+        }
+        return n;
+}
+
+bool devices_stats_pending(Devices *ds) {
+        for (Device *dev = ds->devices; dev; dev = dev->next)
+                if (device_stats_pending(dev))
+                        return true;
+        return false;
 }
 
 char *device_read_error_node(Device *dev) {

@@ -81,8 +81,13 @@ DevPhase device_phase(const Device *dev);
 bool device_has_worker(const Device *dev);
 /* The worker's last figures (zero before any). */
 const IpcStats *device_stats(const Device *dev);
-/* Asks the worker for fresh figures (they arrive for the next look). */
+/* Asks the worker for fresh figures (they arrive for the next look) ... */
 void device_request_stats(Device *dev);
+/* ... until they have come (or the worker went), this is true. */
+bool device_stats_pending(const Device *dev);
+/* Every device's worker asked (vtpmd-ctl list); returns how many were. */
+unsigned devices_request_stats(Devices *ds);
+bool devices_stats_pending(Devices *ds);
 /* The device's xenbus error node (malloc'ed), or NULL. */
 char *device_read_error_node(Device *dev);
 /* vtpmd-ctl destroy --force: closes the device like a failed one (error node, backend Closed, worker stopped). */

@@ -35,6 +35,13 @@
 /* Handovers to other pool hosts under way at once: one per suspended guest being migrated away. */
 #define HANDOVERS_MAX 64u
 
+/* A vTPM whose last durable write of a kind failed (vtpm_state_write_result). */
+typedef struct WriteError {
+        char uuid[37];
+        int perm_error, vol_error; /* 0 or negative errno */
+        struct WriteError *next;
+} WriteError;
+
 struct VtpmState {
         StateRoot *root;  /* the host's own: master key, manifest, CA */
         StateRoot *vroot; /* the vTPM directories: root, or the pool's vtpms/ */
@@ -61,6 +68,8 @@ struct VtpmState {
                 uint8_t handle[STATEFILE_UUID_SIZE];
         } handing_over[HANDOVERS_MAX];
         unsigned n_handing_over;
+        WriteError *write_errors;
+        int commit_error; /* the last manifest commit's: 0 or negative errno */
 };
 
 /* ---- master key ---- */
@@ -142,7 +151,9 @@ static int key_from_tpm(VtpmState *s, const StateConfig *c, bool have_vtpms) {
         r = host_tpm_open(&c->host_tpm, &s->tpm);
         if (r < 0) {
                 log_msg(LOG_ERR, "Cannot use the host TPM at %s: %s", tcti,
-                        r == -ENODEV ? "no TPM answers there" : strerror(-r));
+                        r == -ENODEV  ? "no TPM answers there"
+                        : r == -ENOPKG ? host_tpm_last_error(NULL)
+                                       : strerror(-r));
                 return r;
         }
         r = stateroot_read_raw(s->root, MASTER_SEALED, &blob, &len);
@@ -298,9 +309,19 @@ static int manifest_check_counter(VtpmState *s, bool found) {
                 s->committed_counter = n;
                 return counter_increment(s);
         }
-        log_msg(LOG_ERR, "%s/manifest is committed to counter %" PRIu64 " but the host TPM's counter is %" PRIu64
-                ": the state root was %s. Refusing to start.", stateroot_path(s->root), s->manifest.counter, n,
-                s->manifest.counter < n ? "rolled back to an older copy" : "made with another TPM");
+        if (s->manifest.counter < n)
+                log_msg(LOG_ERR, "%s/manifest is committed to counter %" PRIu64 " but the host TPM's counter is "
+                        "%" PRIu64 ": the state root was rolled back to an older copy. Refusing to start. To "
+                        "recover, put back the newest copy of %s (the one vtpmd last ran with): an older copy is "
+                        "refused on this host, as it could roll vTPMs back; vTPMs exported with vtpmd-ctl export "
+                        "can be imported into a new, empty state directory instead (docs/state.md)",
+                        stateroot_path(s->root), s->manifest.counter, n, stateroot_path(s->root));
+        else
+                log_msg(LOG_ERR, "%s/manifest is committed to counter %" PRIu64 " but the host TPM's counter is "
+                        "%" PRIu64 ": the state root was made with another TPM. Refusing to start. To recover, "
+                        "start vtpmd with the host TPM and NV index it was made with (HostTPM=, NVIndex= in "
+                        "vtpmd.conf(5)), or import its vTPMs' exports into a new, empty state directory",
+                        stateroot_path(s->root), s->manifest.counter, n);
         return -ESTALE;
 }
 
@@ -550,6 +571,11 @@ VtpmState *vtpm_state_close(VtpmState *s) {
         if (s->root && (s->dirty || (s->tpm && s->manifest.counter == s->committed_counter + 1)))
                 (void) vtpm_state_commit(s, true);
         state_manifest_done(&s->manifest);
+        while (s->write_errors) {
+                WriteError *e = s->write_errors;
+                s->write_errors = e->next;
+                free(e);
+        }
         host_tpm_close(s->tpm);
         if (s->vroot != s->root)
                 stateroot_close(s->vroot);
@@ -618,7 +644,16 @@ void vtpm_state_changed(VtpmState *s) {
         }
 }
 
+static int commit(VtpmState *s, bool force);
+
 int vtpm_state_commit(VtpmState *s, bool force) {
+        int r = commit(s, force);
+
+        s->commit_error = r < 0 ? r : 0;
+        return r;
+}
+
+static int commit(VtpmState *s, bool force) {
         int r;
 
         if (s->dirty) {
@@ -706,8 +741,64 @@ uint64_t vtpm_state_perm_seq(VtpmState *s, const char *uuid) {
         return e ? e->perm_seq : 0;
 }
 
+static WriteError **write_error_find(VtpmState *s, const char *uuid) {
+        WriteError **p = &s->write_errors;
+
+        while (*p && !streq((*p)->uuid, uuid))
+                p = &(*p)->next;
+        return p;
+}
+
+void vtpm_state_write_result(VtpmState *s, const char *uuid, StateKind kind, int error) {
+        WriteError **p = write_error_find(s, uuid), *e = *p;
+
+        if (!e && error < 0 && strlen(uuid) < sizeof(e->uuid)) {
+                e = calloc(1, sizeof(*e));
+                if (!e)
+                        return;
+                strcpy(e->uuid, uuid);
+                *p = e;
+        }
+        if (!e)
+                return;
+        if (kind == STATE_KIND_PERMANENT)
+                e->perm_error = error;
+        else if (kind == STATE_KIND_VOLATILE)
+                e->vol_error = error;
+        if (!e->perm_error && !e->vol_error) {
+                *p = e->next;
+                free(e);
+        }
+}
+
+int vtpm_state_write_error(VtpmState *s, const char *uuid, StateKind *ret_kind) {
+        WriteError *e = *write_error_find(s, uuid);
+
+        if (!e)
+                return 0;
+        *ret_kind = e->perm_error ? STATE_KIND_PERMANENT : STATE_KIND_VOLATILE;
+        return e->perm_error ? e->perm_error : e->vol_error;
+}
+
+unsigned vtpm_state_write_errors(VtpmState *s, int *ret_error, int *ret_commit_error) {
+        unsigned n = 0;
+
+        *ret_error = 0;
+        for (WriteError *e = s->write_errors; e; e = e->next, n++)
+                if (!*ret_error)
+                        *ret_error = e->perm_error ? e->perm_error : e->vol_error;
+        *ret_commit_error = s->commit_error;
+        return n;
+}
+
 void vtpm_state_forget(VtpmState *s, const char *uuid) {
         uint8_t u[STATEFILE_UUID_SIZE];
+        WriteError **p = write_error_find(s, uuid), *e = *p;
+
+        if (e) {
+                *p = e->next;
+                free(e);
+        }
 
         if (statefile_uuid_from_string(uuid, u) >= 0 && state_manifest_find(&s->manifest, u)) {
                 (void) state_manifest_remove(&s->manifest, u);

@@ -106,6 +106,15 @@ void vtpm_state_suspend(VtpmState *s, const char *uuid, const StateSuspend *su);
 bool vtpm_state_suspended(VtpmState *s, const char *uuid, StateSuspend *ret);
 /* The permanent state's sequence number the manifest records for uuid (0: none). */
 uint64_t vtpm_state_perm_seq(VtpmState *s, const char *uuid);
+/* How a durable write of uuid's state of kind went (a worker's IPC_STATE): 0, or the
+ * negative errno of its failure (a full disk, EIO), which show and status report until
+ * a later write of that kind succeeds or the vTPM is forgotten. */
+void vtpm_state_write_result(VtpmState *s, const char *uuid, StateKind kind, int error);
+/* The failure of uuid's last durable write (its kind in *ret_kind), or 0. */
+int vtpm_state_write_error(VtpmState *s, const char *uuid, StateKind *ret_kind);
+/* For status: how many vTPMs have a failed write outstanding (*ret_error: one of the errors),
+ * and the last manifest commit's error (0: it succeeded). */
+unsigned vtpm_state_write_errors(VtpmState *s, int *ret_error, int *ret_commit_error);
 /* Drops uuid's manifest record (the vTPM is gone, or is about to be created afresh). */
 void vtpm_state_forget(VtpmState *s, const char *uuid);
 /* Something in the manifest changed: it is written soon, batched (at once

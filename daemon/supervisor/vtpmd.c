@@ -327,8 +327,12 @@ static int signal_cb(sd_event_source *s, const struct signalfd_siginfo *si, void
 
         if (d->shutting_down)
                 return 0;
-        log_msg(LOG_INFO, "Received %s, stopping %u worker(s); guests stay connected", strsignal((int) si->ssi_signo),
-                devices_count(d->devices));
+        unsigned n = devices_count_attached(d->devices);
+        if (n > 0)
+                log_msg(LOG_INFO, "Received %s, stopping %u worker(s); guests stay connected",
+                        strsignal((int) si->ssi_signo), n);
+        else
+                log_msg(LOG_INFO, "Received %s, stopping (no guest attached)", strsignal((int) si->ssi_signo));
         sd_notify(false, "STOPPING=1");
         d->shutting_down = true;
         /* A daemon stop must not move any xenbus state: workers save and exit quietly. */

@@ -475,6 +475,7 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
         }
         if (m.type == IPC_STATE) {
                 /* Also from a worker that is stopping: its volatile state is the one to resume. */
+                vtpm_state_write_result(ws->state, p->uuid, (StateKind) m.state.kind, m.state.error);
                 if (m.state.error == 0) {
                         vtpm_state_record(ws->state, p->uuid, (StateKind) m.state.kind, m.state.seq);
                         vtpm_state_changed(ws->state);
@@ -848,11 +849,12 @@ static Worker *ops_stop(Worker *w, IpcStopMode mode) {
         return NULL;
 }
 
-static void ops_request_stats(Worker *w) {
+static int ops_request_stats(Worker *w) {
         IpcMsg m = { .type = IPC_STATS_REQ };
 
-        if (w && w->process && w->process->ready)
-                (void) process_send(w->process, &m);
+        if (!w || !w->process || !w->process->ready)
+                return -EAGAIN;
+        return process_send(w->process, &m);
 }
 
 static void ops_suspend_vtpm(void *ctx, const char *uuid, const StateSuspend *su) {
@@ -917,6 +919,19 @@ void workers_kill_all(Workers *ws) {
                 log_msg(LOG_WARNING, "Worker pid %d did not stop in time, killing it", (int) p->pid);
                 sigkill(p->pid);
         }
+}
+
+int workers_kill_vtpm(Workers *ws, const char *uuid) {
+        int n = 0;
+
+        for (Process *p = ws->processes; p; p = p->next)
+                if (streq(p->uuid, uuid) && p->stopping) {
+                        log_msg(LOG_WARNING, "Worker pid %d of vTPM %s did not stop in time, killing it",
+                                (int) p->pid, uuid);
+                        sigkill(p->pid);
+                        n++;
+                }
+        return n;
 }
 
 bool workers_idle(Workers *ws) {

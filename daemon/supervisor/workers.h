@@ -78,8 +78,9 @@ typedef struct WorkerOps {
         /* The owner no longer wants it: a running process is told to stop (how: mode); no event after.
          * Accepts NULL; returns NULL. */
         Worker *(*stop)(Worker *w, IpcStopMode mode);
-        /* Asks a running worker for its figures (they come as a stats event). */
-        void (*request_stats)(Worker *w);
+        /* Asks a running worker for its figures (they come as a stats event); < 0 if it cannot be
+         * asked now (not ready), then no event comes. */
+        int (*request_stats)(Worker *w);
         /* The guest of vTPM uuid suspended: the volatile state saved next (by the worker stopping with
          * IPC_STOP_SUSPEND, or already by a daemon stop) is kept for its resume (state.h). */
         void (*suspend_vtpm)(void *ctx, const char *uuid, const StateSuspend *su);
@@ -121,6 +122,9 @@ const char *workers_spawn_mode(Workers *ws);
 void workers_stop_all(Workers *ws, IpcStopMode mode);
 /* SIGKILLs every process still running (a stop that timed out). */
 void workers_kill_all(Workers *ws);
+/* SIGKILLs the processes of the vTPM uuid that were asked to stop and still run
+ * (destroy --force of a hung worker); their exit is reaped as usual. Returns how many. */
+int workers_kill_vtpm(Workers *ws, const char *uuid);
 /* No process left. */
 bool workers_idle(Workers *ws);
 /* Called whenever a stopped process of a vTPM has exited, after its last messages were read

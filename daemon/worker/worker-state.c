@@ -99,6 +99,13 @@ static void log_state_refused(const WorkerState *s, StateKind kind, int error) {
                          s->uuid, strempty(state_kind_filename(kind)));
                 return;
         }
+        if (error == -ESTALE) {
+                log_msg(LOG_INFO, "state file %s/%s: %s; not starting this vTPM, the file is kept for inspection. "
+                         "To recover, put back the vTPM's newest %s, or vtpmd-ctl destroy %s and import it from "
+                         "an export (vtpmd-ctl import)", s->uuid, strempty(state_kind_filename(kind)),
+                         statestore_strerror(error), strempty(state_kind_filename(kind)), s->uuid);
+                return;
+        }
         log_msg(LOG_INFO, "state file %s/%s: %s; not starting this vTPM, the file is kept for inspection", s->uuid,
                  strempty(state_kind_filename(kind)), statestore_strerror(error));
 }

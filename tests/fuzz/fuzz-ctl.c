@@ -18,8 +18,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         CtlRequest q, q2;
         CtlReply reply;
         CtlExportHeader h;
-        const uint8_t *meta, *perm;
-        size_t perm_len, n;
+        CtlExportPayload p;
+        size_t n;
         char *enc = NULL;
         int r;
 
@@ -50,9 +50,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         r = ctl_export_header_parse(buf, size, size == CTL_EXPORT_HEADER_SIZE, &h);
         if (r >= 0 && h.length > CTL_EXPORT_MAX_PAYLOAD)
                 abort();
-        r = ctl_export_payload_parse(buf, size, &meta, &perm, &perm_len);
-        if (r >= 0 && (perm + perm_len != buf + size || meta != buf))
-                abort();
+        for (uint16_t v = CTL_EXPORT_VERSION_MIN; v <= CTL_EXPORT_VERSION; v++) {
+                r = ctl_export_payload_parse(buf, size, v, &p);
+                if (r < 0)
+                        continue;
+                if (p.meta != buf || p.permall + p.permall_len > buf + size)
+                        abort();
+                for (size_t i = 0; i < _CTL_EXPORT_REC_MAX; i++)
+                        if (p.rec_len[i] > CTL_EXPORT_MAX_RECORD ||
+                            (p.rec_len[i] && p.rec[i] + p.rec_len[i] > buf + size))
+                                abort();
+        }
         free(buf);
         return 0;
 }

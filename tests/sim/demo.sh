@@ -10,26 +10,33 @@ SIM=$BUILD/tests/sim/vtpm-sim
 DIR=${DEMO_DIR:-$BUILD/demo}
 
 bold() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# run CMD ARGS...: shows the command as it runs it; runsh 'CMD > FILE': the same for a shell line.
 run() { printf '$ %s\n' "$*" >&2; "$@"; }
+runsh() { printf '$ %s\n' "$1" >&2; eval "$1"; }
+# The programs by name, as an admin types them (vtpmd-ctl, vtpm-sim).
+export PATH="$BUILD/daemon:$BUILD/tests/sim:$PATH"
+# DIR as the admin would type it from here (build/demo for `make demo`).
+SHOWDIR=${DIR#"$PWD"/}
 
 "$SIM" stop --dir "$DIR" >/dev/null 2>&1 || true
 rm -rf "$DIR"
 mkdir -p "$DIR"
 trap '[ -n "${KEEP:-}" ] || "$SIM" stop --dir "$DIR" >/dev/null 2>&1 || true' EXIT
 
-CTL=$BUILD/daemon/vtpmd-ctl
+CTL=vtpmd-ctl
+SIM=vtpm-sim
 
 bold "Start the simulated Xen host: xenstored, a swtpm as the host TPM, vtpmd, and a Linux guest with xen-tpmfront"
 echo "(vtpm-sim creates guest1's vTPM with vtpmd-ctl before it attaches it, as an admin would)"
-run "$SIM" start --dir "$DIR" --guests 1
-. "$DIR/env"   # VTPMD_CONTROL: vtpmd-ctl talks to this host's vtpmd
+run "$SIM" start --dir "$SHOWDIR" --guests 1
+runsh ". $SHOWDIR/env   # VTPMD_CONTROL: vtpmd-ctl talks to this host's vtpmd"
 
 bold "The admin creates a manufactured vTPM (EK + EK certificate) and gives it to a new guest"
 U=$(run "$CTL" create --ek-cert)
 echo "$U"
 echo "In xl this is vtpm=[\"backend=0,uuid=$U\"]; here:"
-run "$SIM" attach --dir "$DIR" guest2 --uuid "$U"
-run "$SIM" status --dir "$DIR"
+run "$SIM" attach --dir "$SHOWDIR" guest2 --uuid "$U"
+run "$SIM" status --dir "$SHOWDIR"
 
 G1=$(cat "$DIR/guest1.tcti")
 G2=$(cat "$DIR/guest2.tcti")
@@ -50,9 +57,10 @@ run tpm2_pcrread -T "$G1" sha256:16
 run tpm2_pcrread -T "$G2" sha256:16
 
 bold "guest2's EK certificate, read from its vTPM's NV, verifies against vtpmd's local CA"
-run tpm2_nvread -T "$G2" 0x01c00002 -C o -o "$DIR/ek.der" >/dev/null
-run "$CTL" ca-cert >"$DIR/ca.pem"
-run openssl verify -CAfile "$DIR/ca.pem" <(openssl x509 -inform der -in "$DIR/ek.der")
+runsh "tpm2_nvread -T '$G2' 0x01c00002 -C o -o $SHOWDIR/ek.der >/dev/null"
+runsh "vtpmd-ctl ca-cert > $SHOWDIR/ca.pem"
+run openssl x509 -inform der -in "$SHOWDIR/ek.der" -out "$SHOWDIR/ek.pem"
+run openssl verify -CAfile "$SHOWDIR/ca.pem" "$SHOWDIR/ek.pem"
 
 bold "A signed quote of guest1's PCRs, verified with tpm2_checkquote"
 Q=$DIR/quote
@@ -69,24 +77,28 @@ bold "Durable state: an NV index survives a full stop and start of the simulated
 printf 'written before the host stopped' >"$DIR/nv.in"
 run tpm2_nvdefine -T "$G1" 0x1500016 -C o -s 64 -a "ownerread|ownerwrite" >/dev/null
 run tpm2_nvwrite -T "$G1" 0x1500016 -C o -i "$DIR/nv.in"
-run "$SIM" stop --dir "$DIR"
-run "$SIM" start --dir "$DIR"
+run "$SIM" stop --dir "$SHOWDIR"
+run "$SIM" start --dir "$SHOWDIR"
 G1=$(cat "$DIR/guest1.tcti")
 run tpm2_nvread -T "$G1" 0x1500016 -C o -s 31
 echo
 echo "The vTPM's state on disk is encrypted (AES-256-GCM) under a key sealed to the host TPM (here a real swtpm):"
-run ls -l "$DIR/state" "$DIR/state/$(ls "$DIR/state" | grep -E '^[0-9a-f-]{36}$' | head -1)"
+run ls -l "$SHOWDIR/state" "$SHOWDIR/state/$(ls "$DIR/state" | grep -E '^[0-9a-f-]{36}$' | head -1)"
 
 bold "What vtpmd logged"
 grep -v '^vtpmd-worker' "$DIR/vtpmd.log" | sed 's/^/  /'
 
+bold "The host's vTPMs: vtpmd-ctl list"
+run "$CTL" list
+
 if [ -n "${KEEP:-}" ]; then
-	bold "The simulation keeps running in $DIR"
-	echo "  try: tpm2_getrandom -T \"\$(cat $DIR/guest1.tcti)\" 8 | xxd"
-	echo "  stop it with: $SIM stop --dir $DIR"
+	bold "The simulation keeps running in $SHOWDIR; try (as in README.md):"
+	echo "  . $SHOWDIR/env      # vtpmd-ctl and vtpm-sim on PATH, VTPMD_CONTROL set"
+	echo "  vtpmd-ctl list"
+	echo "  tpm2_getrandom -T \"\$(cat $SHOWDIR/guest1.tcti)\" --hex 8"
+	echo "  vtpm-sim status --dir $SHOWDIR"
+	echo "  vtpm-sim restart-daemon --dir $SHOWDIR   # guests stay up"
+	echo "  vtpm-sim stop --dir $SHOWDIR"
 else
 	bold "Stopping the simulation (KEEP=1 make demo leaves it running)"
 fi
-
-bold "The host's vTPMs: vtpmd-ctl list"
-run "$CTL" list

@@ -142,6 +142,8 @@ int sim_guest_save(const char *dir, const SimGuest *g) {
                         g->vtpms[i].family);
         if (g->saved_image)
                 fprintf(f, "saved=%s\n", g->saved_image);
+        if (g->tcp_port)
+                fprintf(f, "tcp-port=%u\n", g->tcp_port);
         if (fclose(f) != 0)
                 return -ENOMEM;
         r = sim_write_file_atomic(path, buf);
@@ -200,6 +202,9 @@ int sim_guest_load(const char *dir, const char *name, SimGuest **ret) {
                 } else if (streq(line, "saved")) {
                         if (sim_guest_set_saved(g, v) < 0)
                                 return -ENOMEM;
+                } else if (streq(line, "tcp-port")) {
+                        if (parse_u32(v, &g->tcp_port) < 0 || g->tcp_port == 0 || g->tcp_port > 65534)
+                                return -EBADMSG;
                 }
                 /* Unknown keys are ignored so later versions can add some. */
         }

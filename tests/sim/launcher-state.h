@@ -49,6 +49,7 @@ typedef struct SimGuest {
         SimVtpm *vtpms;
         size_t n_vtpms;
         char *saved_image;              /* vtpm-sim save's FILE until restored; NULL: none */
+        uint32_t tcp_port;              /* attach --tcp-port: the guest's TCP TPM ports P, P+1; 0: none */
 } SimGuest;
 
 /* Letters, digits, '-', '_', 1..SIM_NAME_MAX characters. */

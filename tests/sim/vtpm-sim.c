@@ -5,7 +5,7 @@
  * (toolstack.h does what libxl does).
  *
  *   vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2] [--no-host-tpm] [--pool-dir PATH]
- *   vtpm-sim attach  --dir DIR NAME [--uuid UUID] [--tpm 2.0|1.2]
+ *   vtpm-sim attach  --dir DIR NAME [--uuid UUID] [--tpm 2.0|1.2] [--tcp-port P]
  *   vtpm-sim detach  --dir DIR NAME [--uuid UUID | --devid N]
  *   vtpm-sim reboot  --dir DIR NAME
  *   vtpm-sim destroy --dir DIR NAME
@@ -273,7 +273,9 @@ static int run_ctl(const Sim *s, char *const args[]) {
         return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static int ensure_vtpm(const Sim *s, const char *uuid, const char *family) {
+/* tell: the UUID is the user's (attach --uuid): creating it is said, so that it
+ * does not look as if vtpmd had accepted an unknown UUID (AutoCreate=no). */
+static int ensure_vtpm(const Sim *s, const char *uuid, const char *family, bool tell) {
         const char *skip = getenv("VTPM_SIM_NO_CTL");
 
         if (skip && streq(skip, "1"))
@@ -281,8 +283,13 @@ static int ensure_vtpm(const Sim *s, const char *uuid, const char *family) {
         if (run_ctl(s, (char *[]){ "show", (char *) uuid, NULL }) == 0)
                 return 0;
         if (run_ctl(s, (char *[]){ "create", "--uuid", (char *) uuid, "--tpm", (char *) (family ?: "2.0"), NULL }) ==
-            0)
+            0) {
+                if (tell)
+                        fprintf(stderr, "vtpm-sim: vTPM %s did not exist: created it with vtpmd-ctl create --uuid "
+                                "%s, as an admin does before xl vtpm-attach (VTPM_SIM_NO_CTL=1 attaches the "
+                                "UUID as it is, which vtpmd refuses unless AutoCreate=yes)\n", uuid, uuid);
                 return 0;
+        }
         fprintf(stderr, "vtpm-sim: vtpmd-ctl create --uuid %s failed (see %s/vtpmd-ctl.log)\n", uuid, s->dir);
         return -EIO;
 }
@@ -461,7 +468,7 @@ static int create_domain(const Sim *s, Toolstack *ts, SimGuest *g, const char *x
         for (size_t i = 0; i < g->n_vtpms; i++) {
                 uint32_t devid = 0;
 
-                r = ensure ? ensure_vtpm(s, g->vtpms[i].uuid, g->vtpms[i].family) : 0;
+                r = ensure ? ensure_vtpm(s, g->vtpms[i].uuid, g->vtpms[i].family, false) : 0;
                 if (r >= 0)
                         r = toolstack_vtpm_add(ts, domid, g->vtpms[i].uuid, &devid);
                 if (r < 0) {
@@ -485,8 +492,8 @@ static int spawn_guest(const Sim *s, SimGuest *g, bool resumed) {
         _cleanup_free_ char *log = xasprintf("%s/%s.log", s->dir, g->name);
         const char *gscale = getenv("VTPM_SIM_GUEST_TIMEOUT_SCALE");
         static const char *const unset[] = { "NOTIFY_SOCKET", "XENSTORED_PATH", NULL };
-        char domid_s[16], devid_s[16];
-        char *argv[14];
+        char domid_s[16], devid_s[16], port_s[16];
+        char *argv[16];
         size_t n = 0;
         pid_t pid;
         int r;
@@ -509,6 +516,12 @@ static int spawn_guest(const Sim *s, SimGuest *g, bool resumed) {
         }
         if (resumed)
                 argv[n++] = "--resumed";
+        if (g->tcp_port) {
+                /* For TPM clients that speak only TCP (mssim's protocol: IBM's TSS, tpm2-tss mssim TCTI). */
+                snprintf(port_s, sizeof(port_s), "%u", g->tcp_port);
+                argv[n++] = "--tcp-port";
+                argv[n++] = port_s;
+        }
         argv[n] = NULL;
         r = spawn(argv, log, NULL, unset, &pid);
         if (r < 0) {
@@ -1160,10 +1173,15 @@ static int start_vtpmd(Sim *s, char *const *args) {
         }
 }
 
+/* DIR/env, for a shell: `. DIR/env` and vtpmd-ctl, vtpm-sim and xenstore-* reach this host. */
 static int write_env(const Sim *s) {
         _cleanup_free_ char *p = xasprintf("%s/env", s->dir);
-        _cleanup_free_ char *c = xasprintf("export XENSTORED_PATH=%s\nexport VTPMD_CONTROL=%s/control\n",
-                                            s->xs_socket, s->dir);
+        _cleanup_free_ char *ctl = find_binary(s, "VTPMD_CTL", "../../daemon/vtpmd-ctl");
+        _cleanup_free_ char *ctl_dir = realpath(dirname(ctl), NULL);
+        _cleanup_free_ char *c = xasprintf("export XENSTORED_PATH=%s\nexport VTPMD_CONTROL=%s/control\n"
+                                            "export PATH=\"%s%s%s:$PATH\"\n",
+                                            s->xs_socket, s->dir, ctl_dir ? ctl_dir : "", ctl_dir ? ":" : "",
+                                            s->self_dir);
 
         return sim_write_file_atomic(p, c);
 }
@@ -1391,7 +1409,7 @@ static int lock_running_guest(Sim *s, const char *name, bool with_platform, SimG
         return toolstack_for(s, with_platform, ret_ts);
 }
 
-static int cmd_attach(Sim *s, const char *name, const char *uuid, const char *family) {
+static int cmd_attach(Sim *s, const char *name, const char *uuid, const char *family, uint32_t tcp_port) {
         _cleanup_(toolstack_freep) Toolstack *ts = NULL;
         _cleanup_(sim_guest_freep) SimGuest *g = NULL;
         char canon[37];
@@ -1408,6 +1426,10 @@ static int cmd_attach(Sim *s, const char *name, const char *uuid, const char *fa
         if (load_or_new_guest(s, name, &g) < 0)
                 return 1;
 
+        if (g->domid != 0 && sim_proc_alive(&g->proc) && tcp_port) {
+                fprintf(stderr, "vtpm-sim: guest %s is running: --tcp-port applies when attach starts it\n", name);
+                return 2;
+        }
         if (g->domid != 0 && sim_proc_alive(&g->proc)) {
                 /* xl vtpm-attach */
                 uint32_t devid;
@@ -1416,7 +1438,7 @@ static int cmd_attach(Sim *s, const char *name, const char *uuid, const char *fa
 
                 if (!uuid && sim_uuid_random(canon) < 0)
                         return 1;
-                if (ensure_vtpm(s, canon, family) < 0)
+                if (ensure_vtpm(s, canon, family, uuid != NULL) < 0)
                         return 1;
                 r = toolstack_vtpm_add(ts, g->domid, canon, &devid);
                 if (r < 0) {
@@ -1457,6 +1479,10 @@ static int cmd_attach(Sim *s, const char *name, const char *uuid, const char *fa
         } else if (family)
                 for (size_t j = 0; j < g->n_vtpms; j++)
                         snprintf(g->vtpms[j].family, sizeof(g->vtpms[j].family), "%s", family);
+        if (uuid && ensure_vtpm(s, canon, family, true) < 0)
+                return 1;
+        if (tcp_port)
+                g->tcp_port = tcp_port;
         if (sim_guest_save(s->dir, g) < 0 || launch_guest(s, ts, g, false) < 0)
                 return 1;
         {
@@ -2208,7 +2234,7 @@ static int cmd_rename(Sim *s, const char *old, const char *new) {
 
 _noreturn_ static void usage(int code) {
         fputs("usage: vtpm-sim start   --dir DIR [--guests N] [--tpm 2.0|1.2] [--no-host-tpm] [--pool-dir PATH]\n"
-              "       vtpm-sim attach  --dir DIR NAME [--uuid UUID] [--tpm 2.0|1.2]\n"
+              "       vtpm-sim attach  --dir DIR NAME [--uuid UUID] [--tpm 2.0|1.2] [--tcp-port P]\n"
               "       vtpm-sim detach  --dir DIR NAME [--uuid UUID | --devid N]\n"
               "       vtpm-sim reboot  --dir DIR NAME\n"
               "       vtpm-sim destroy --dir DIR NAME\n"
@@ -2263,7 +2289,7 @@ static int self_dir(char **ret) {
 
 int main(int argc, char **argv) {
         enum { OPT_DIR = 1, OPT_GUESTS, OPT_TPM, OPT_UUID, OPT_JSON, OPT_DEVID, OPT_NO_HOST_TPM, OPT_FAIL, OPT_TO,
-               OPT_POOL_DIR };
+               OPT_POOL_DIR, OPT_TCP_PORT };
         static const struct option opts[] = {
                 { "dir", required_argument, NULL, OPT_DIR },
                 { "guests", required_argument, NULL, OPT_GUESTS },
@@ -2275,12 +2301,13 @@ int main(int argc, char **argv) {
                 { "fail", no_argument, NULL, OPT_FAIL },
                 { "to", required_argument, NULL, OPT_TO },
                 { "pool-dir", required_argument, NULL, OPT_POOL_DIR },
+                { "tcp-port", required_argument, NULL, OPT_TCP_PORT },
                 { "help", no_argument, NULL, 'h' },
                 {}
         };
         const char *cmd, *dir = NULL, *family = NULL, *uuid = NULL, *name = NULL, *arg2 = NULL, *to = NULL;
         const char *pool_dir = NULL;
-        uint32_t guests = START_GUESTS_KNOWN;
+        uint32_t guests = START_GUESTS_KNOWN, tcp_port = 0;
         int64_t devid = -1;
         bool json = false, no_host_tpm = false, fail = false;
         Sim s = { .lock_fd = -1, .daemon_lock_fd = -1 }, dest = { .lock_fd = -1, .daemon_lock_fd = -1 };
@@ -2313,6 +2340,13 @@ int main(int argc, char **argv) {
                         break;
                 case OPT_UUID:
                         uuid = optarg;
+                        break;
+                case OPT_TCP_PORT:
+                        if (parse_u32(optarg, &tcp_port) < 0 || tcp_port == 0 || tcp_port > 65534) {
+                                fprintf(stderr, "vtpm-sim: invalid --tcp-port '%s' (1-65534: the guest listens "
+                                        "on P and P+1)\n", optarg);
+                                return 2;
+                        }
                         break;
                 case OPT_DEVID:
                         if (parse_u32(optarg, &v) < 0) {
@@ -2362,6 +2396,10 @@ int main(int argc, char **argv) {
         bool needs_arg2 = streq(cmd, "save") || streq(cmd, "rename") || streq(cmd, "restore");
         if (needs_name != !!name || needs_arg2 != !!arg2)
                 usage(2);
+        if (tcp_port && !streq(cmd, "attach")) {
+                fprintf(stderr, "vtpm-sim: --tcp-port only applies to attach\n");
+                return 2;
+        }
         if (fail && !streq(cmd, "migrate")) {
                 fprintf(stderr, "vtpm-sim: --fail only applies to migrate\n");
                 return 2;
@@ -2418,7 +2456,7 @@ int main(int argc, char **argv) {
         if (streq(cmd, "start"))
                 r = cmd_start(&s, guests, family, no_host_tpm, pool_dir);
         else if (streq(cmd, "attach"))
-                r = cmd_attach(&s, name, uuid, family);
+                r = cmd_attach(&s, name, uuid, family, tcp_port);
         else if (streq(cmd, "detach"))
                 r = cmd_detach(&s, name, uuid, devid);
         else if (streq(cmd, "reboot"))

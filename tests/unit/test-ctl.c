@@ -228,24 +228,47 @@ TEST(export_header_roundtrip_and_checks) {
         ASSERT_OK(ctl_export_header_parse(buf, CTL_EXPORT_HEADER_SIZE, true, &p));
         ASSERT_ERR(ctl_export_header_parse(buf, sizeof(buf) - 1, false, &p), -EBADMSG); /* truncated */
         ASSERT_ERR(ctl_export_header_parse(buf, CTL_EXPORT_HEADER_SIZE, false, &p), -EBADMSG);
-        buf[9] = 2;
+        ASSERT_EQ(p.version, CTL_EXPORT_VERSION);
+        buf[9] = CTL_EXPORT_VERSION + 1;
         ASSERT_ERR(ctl_export_header_parse(buf, sizeof(buf), false, &p), -EPROTONOSUPPORT);
-        buf[9] = 1;
+        buf[9] = 0;
+        ASSERT_ERR(ctl_export_header_parse(buf, sizeof(buf), false, &p), -EPROTONOSUPPORT);
+        buf[9] = 1; /* an export of vtpmd before the EK records: still read */
+        ASSERT_OK(ctl_export_header_parse(buf, sizeof(buf), false, &p));
+        ASSERT_EQ(p.version, 1);
         buf[0] = 'X';
         ASSERT_ERR(ctl_export_header_parse(buf, sizeof(buf), false, &p), -EBADMSG);
 }
 
 TEST(export_payload) {
         uint8_t meta[CTL_EXPORT_META_SIZE] = { 1, 2, 3 }, *b = NULL;
-        const uint8_t *m, *perm;
-        size_t n = 0, pl;
+        CtlExportPayload in = { .meta = meta, .permall = (const uint8_t *) "perm", .permall_len = 4 }, out;
+        size_t n = 0;
 
-        ASSERT_OK(ctl_export_payload_encode(meta, (const uint8_t *) "perm", 4, &b, &n));
-        ASSERT_EQ(n, CTL_EXPORT_META_SIZE + 4 + 4);
-        ASSERT_OK(ctl_export_payload_parse(b, n, &m, &perm, &pl));
-        ASSERT_EQ(pl, 4);
-        ASSERT_MEMEQ(perm, "perm", 4);
-        ASSERT_MEMEQ(m, meta, sizeof(meta));
-        ASSERT_ERR(ctl_export_payload_parse(b, n - 1, &m, &perm, &pl), -EBADMSG);
+        in.rec[CTL_EXPORT_REC_EK_HASHES] = (const uint8_t *) "rsa2048 x\n";
+        in.rec_len[CTL_EXPORT_REC_EK_HASHES] = 10;
+        in.rec[CTL_EXPORT_REC_EK_CERT_ECC_P256] = (const uint8_t *) "PEM";
+        in.rec_len[CTL_EXPORT_REC_EK_CERT_ECC_P256] = 3;
+        ASSERT_OK(ctl_export_payload_encode(&in, &b, &n));
+        ASSERT_EQ(n, CTL_EXPORT_META_SIZE + 4 + 4 + 3 * 4 + 10 + 3);
+        ASSERT_OK(ctl_export_payload_parse(b, n, CTL_EXPORT_VERSION, &out));
+        ASSERT_EQ(out.permall_len, 4);
+        ASSERT_MEMEQ(out.permall, "perm", 4);
+        ASSERT_MEMEQ(out.meta, meta, sizeof(meta));
+        ASSERT_EQ(out.rec_len[CTL_EXPORT_REC_EK_HASHES], 10);
+        ASSERT_MEMEQ(out.rec[CTL_EXPORT_REC_EK_HASHES], "rsa2048 x\n", 10);
+        ASSERT_EQ(out.rec_len[CTL_EXPORT_REC_EK_CERT_RSA2048], 0);
+        ASSERT_EQ(out.rec_len[CTL_EXPORT_REC_EK_CERT_ECC_P256], 3);
+        ASSERT_MEMEQ(out.rec[CTL_EXPORT_REC_EK_CERT_ECC_P256], "PEM", 3);
+        ASSERT_ERR(ctl_export_payload_parse(b, n - 1, CTL_EXPORT_VERSION, &out), -EBADMSG);
+        ASSERT_ERR(ctl_export_payload_parse(b, n + 0, 1, &out), -EBADMSG); /* records where v1 ends */
+        ASSERT_ERR(ctl_export_payload_parse(b, n, CTL_EXPORT_VERSION + 1, &out), -EPROTONOSUPPORT);
+        /* A version 1 payload (meta, permall, nothing after): no records. */
+        ASSERT_OK(ctl_export_payload_parse(b, CTL_EXPORT_META_SIZE + 4 + 4, 1, &out));
+        ASSERT_EQ(out.permall_len, 4);
+        for (size_t i = 0; i < _CTL_EXPORT_REC_MAX; i++)
+                ASSERT_EQ(out.rec_len[i], 0);
         free(b);
+        in.rec_len[CTL_EXPORT_REC_EK_HASHES] = CTL_EXPORT_MAX_RECORD + 1;
+        ASSERT_ERR(ctl_export_payload_encode(&in, &b, &n), -E2BIG);
 }

@@ -270,8 +270,9 @@ static Worker *fake_stop(Worker *w, IpcStopMode mode) {
         return NULL;
 }
 
-static void fake_request_stats(Worker *w) {
+static int fake_request_stats(Worker *w) {
         see("stats?");
+        return 0;
 }
 
 static void fake_suspend_vtpm(void *ctx, const char *uuid, const StateSuspend *su) {
@@ -712,8 +713,12 @@ TEST(stats_for_vtpmd_ctl) {
         seen[0] = '\0';
         device_request_stats(dev);
         ASSERT_STREQ(seen, "stats?\n");
+        ASSERT_TRUE(device_stats_pending(dev) && devices_stats_pending(devices));
         fw.current->events->stats(fw.current->userdata, &figures);
         ASSERT_EQ(device_stats(dev)->commands, 7);
+        ASSERT_FALSE(device_stats_pending(dev) || devices_stats_pending(devices));
+        ASSERT_EQ(devices_request_stats(devices), 1);
+        ASSERT_TRUE(device_stats_pending(dev));
         ASSERT_EQ(devices_count_attached(devices), 1);
         teardown();
 }
