@@ -1126,7 +1126,7 @@ static void op_pool_remove(AdminCall *c, const char *own_fp) {
         const char *fp = c->req.op == CTL_OP_POOL_LEAVE ? own_fp : c->req.host;
         int r;
 
-        if (self && !workers_idle(c->ctx->workers)) {
+        if (self && workers_attached(c->ctx->workers)) {
                 finish_errorf(c, -EBUSY, "vTPMs are running on this host: detach them (or migrate their guests) "
                               "before it leaves the pool");
                 return;

@@ -305,7 +305,11 @@ static int manifest_check_counter(VtpmState *s, bool found) {
                 return 0;
         }
         if (s->manifest.counter == n + 1) {
-                log_msg(LOG_INFO, "Completing an interrupted manifest commit (counter %" PRIu64 ")", n + 1);
+                /* The commit that ends a resumed vTPM's suspend is one of these: its volatile state is gone
+                 * with the killed worker, and a device not yet Connected then starts afresh. */
+                log_msg(LOG_WARNING, "Completing an interrupted manifest commit (counter %" PRIu64 "): vtpmd was "
+                        "killed in the middle of it, so vTPMs whose workers died with it and saved nothing are "
+                        "starting as after a power loss (PCRs and sessions reset, NV kept)", n + 1);
                 s->committed_counter = n;
                 return counter_increment(s);
         }

@@ -937,3 +937,7 @@ int workers_kill_vtpm(Workers *ws, const char *uuid) {
 bool workers_idle(Workers *ws) {
         return !ws->processes;
 }
+
+bool workers_attached(Workers *ws) {
+        return ws->workers;
+}

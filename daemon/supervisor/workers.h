@@ -126,6 +126,9 @@ void workers_kill_all(Workers *ws);
  * (destroy --force of a hung worker); their exit is reaped as usual. Returns how many. */
 int workers_kill_vtpm(Workers *ws, const char *uuid);
 /* No process left. */
+/* Whether a device uses a vTPM here (its worker running, starting or waiting to
+ * restart); a process still finishing its stop does not count. */
+bool workers_attached(Workers *ws);
 bool workers_idle(Workers *ws);
 /* Called whenever a stopped process of a vTPM has exited, after its last messages were read
  * (its saved volatile state, if any, is recorded and, for a suspended vTPM, committed). */
