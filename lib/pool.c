@@ -289,10 +289,15 @@ static int cmp_host(const void *a, const void *b) {
 }
 
 /* Adds the <fp>.point names of root to *v. */
-static int list_points(StateRoot *root, bool member, PoolHost **v, size_t *n) {
+/* Calls f with every "<stem><suffix>" name in root whose stem is stem_len
+ * characters long (the caller checks the stem itself); stops at f's first
+ * error. */
+static int each_name(StateRoot *root, const char *suffix, size_t stem_len, int (*f)(const char *stem, void *userdata),
+                     void *userdata) {
         int fd = fcntl(stateroot_fd(root), F_DUPFD_CLOEXEC, 3);
-        DIR *d;
         struct dirent *de;
+        DIR *d;
+        int r = 0;
 
         if (fd < 0)
                 return negative_errno();
@@ -302,30 +307,49 @@ static int list_points(StateRoot *root, bool member, PoolHost **v, size_t *n) {
                 return -ENOMEM;
         }
         rewinddir(d);
-        while ((de = readdir(d))) {
-                size_t len = strlen(de->d_name);
-                char fp[POOL_KEY_FINGERPRINT_HEX_SIZE];
-                PoolHost *nv;
+        while (r >= 0 && (de = readdir(d))) {
+                char stem[128];
 
-                if (len != POOL_KEY_FINGERPRINT_HEX_SIZE - 1 + strlen(POINT_SUFFIX) ||
-                    !streq(de->d_name + POOL_KEY_FINGERPRINT_HEX_SIZE - 1, POINT_SUFFIX))
+                if (strlen(de->d_name) != stem_len + strlen(suffix) || stem_len >= sizeof(stem) ||
+                    !streq(de->d_name + stem_len, suffix))
                         continue;
-                memcpy(fp, de->d_name, POOL_KEY_FINGERPRINT_HEX_SIZE - 1);
-                fp[POOL_KEY_FINGERPRINT_HEX_SIZE - 1] = '\0';
-                if (!fp_ok(fp))
-                        continue;
-                nv = reallocarray(*v, *n + 1, sizeof(**v));
-                if (!nv) {
-                        closedir(d);
-                        return -ENOMEM;
-                }
-                *v = nv;
-                (*v)[*n] = (PoolHost){ .member = member };
-                memcpy((*v)[*n].fp, fp, sizeof(fp));
-                (*n)++;
+                memcpy(stem, de->d_name, stem_len);
+                stem[stem_len] = '\0';
+                r = f(stem, userdata);
         }
         closedir(d);
+        return r;
+}
+
+typedef struct HostList {
+        PoolHost *v;
+        size_t n;
+        bool member;
+} HostList;
+
+static int add_point(const char *fp, void *userdata) {
+        HostList *l = userdata;
+        PoolHost *nv;
+
+        if (!fp_ok(fp))
+                return 0;
+        nv = reallocarray(l->v, l->n + 1, sizeof(*l->v));
+        if (!nv)
+                return -ENOMEM;
+        l->v = nv;
+        l->v[l->n] = (PoolHost){ .member = l->member };
+        memcpy(l->v[l->n].fp, fp, POOL_KEY_FINGERPRINT_HEX_SIZE);
+        l->n++;
         return 0;
+}
+
+static int list_points(StateRoot *root, bool member, PoolHost **v, size_t *n) {
+        HostList l = { .v = *v, .n = *n, .member = member };
+        int r = each_name(root, POINT_SUFFIX, POOL_KEY_FINGERPRINT_HEX_SIZE - 1, add_point, &l);
+
+        *v = l.v; /* what was added so far is the caller's to free */
+        *n = l.n;
+        return r;
 }
 
 int pool_list(Pool *p, PoolHost **ret, size_t *ret_n) {
@@ -406,60 +430,46 @@ int pool_handover_remove(Pool *p, const char *uuid, StateKind kind) {
         return stateroot_remove_raw(p->handovers, name);
 }
 
+typedef struct UuidList {
+        char **v;
+        size_t n;
+} UuidList;
+
+static int add_uuid(const char *uuid, void *userdata) {
+        UuidList *l = userdata;
+        uint8_t bin[STATEFILE_UUID_SIZE];
+        char **nv;
+
+        if (statefile_uuid_from_string(uuid, bin) < 0)
+                return 0;
+        nv = reallocarray(l->v, l->n + 2, sizeof(*l->v));
+        if (!nv)
+                return -ENOMEM;
+        l->v = nv;
+        l->v[l->n] = strdup(uuid);
+        if (!l->v[l->n])
+                return -ENOMEM;
+        l->v[++l->n] = NULL;
+        return 0;
+}
+
 int pool_handover_list(Pool *p, StateKind kind, char ***ret) {
         const char *suffix = kind == STATE_KIND_HANDOVER_GRANT ? ".grant" : ".request";
-        int fd = fcntl(stateroot_fd(p->handovers), F_DUPFD_CLOEXEC, 3);
-        char **v = NULL;
-        size_t n = 0;
-        struct dirent *de;
-        DIR *d;
-        int r = 0;
+        UuidList l = { 0 };
+        int r;
 
-        if (!handover_kind(kind)) {
-                safe_close(fd);
+        if (!handover_kind(kind))
                 return -EINVAL;
-        }
-        if (fd < 0)
-                return negative_errno();
-        d = fdopendir(fd);
-        if (!d) {
-                safe_close(fd);
+        l.v = calloc(1, sizeof(*l.v));
+        if (!l.v)
                 return -ENOMEM;
-        }
-        rewinddir(d);
-        v = calloc(1, sizeof(*v));
-        if (!v)
-                r = -ENOMEM;
-        while (r >= 0 && (de = readdir(d))) {
-                uint8_t bin[STATEFILE_UUID_SIZE];
-                char uuid[37], **nv;
-
-                if (strlen(de->d_name) != 36 + strlen(suffix) || !streq(de->d_name + 36, suffix))
-                        continue;
-                memcpy(uuid, de->d_name, 36);
-                uuid[36] = '\0';
-                if (statefile_uuid_from_string(uuid, bin) < 0)
-                        continue;
-                nv = reallocarray(v, n + 2, sizeof(*v));
-                if (!nv) {
-                        r = -ENOMEM;
-                        break;
-                }
-                v = nv;
-                v[n] = strdup(uuid);
-                if (!v[n]) {
-                        r = -ENOMEM;
-                        break;
-                }
-                v[++n] = NULL;
-        }
-        closedir(d);
+        r = each_name(p->handovers, suffix, 36, add_uuid, &l);
         if (r < 0) {
-                for (size_t i = 0; v && i < n; i++)
-                        free(v[i]);
-                free(v);
+                for (size_t i = 0; i < l.n; i++)
+                        free(l.v[i]);
+                free(l.v);
                 return r;
         }
-        *ret = v;
+        *ret = l.v;
         return 0;
 }

@@ -13,6 +13,7 @@
 #include <libtpms/tpm_error.h>
 #include <libtpms/tpm_library.h>
 #include <libtpms/tpm_memory.h>
+#include <libtpms/tpm_tis.h>
 #include <libtpms/tpm_types.h>
 
 #include "tpm-instance.h"
@@ -481,6 +482,27 @@ int tpm_instance_shutdown(TpmInstance *t, uint32_t *ret_rc) {
         if (ret_rc)
                 *ret_rc = rc;
         return rc == 0 ? 0 : -EIO;
+}
+
+int tpm_instance_established(TpmInstance *t, bool *ret) {
+        TPM_BOOL v = FALSE;
+        int r;
+
+        if (!t->powered)
+                return -EIO;
+        r = tpm_result_to_errno(TPM_IO_TpmEstablished_Get(&v));
+        if (r < 0)
+                return r;
+        *ret = v;
+        return 0;
+}
+
+int tpm_instance_reset_established(TpmInstance *t, uint8_t locality) {
+        if (!t->powered)
+                return -EIO;
+        /* libtpms asks the locality through tpm_io_getlocality: only 3 and 4 may reset the flag. */
+        t->locality = locality;
+        return tpm_result_to_errno(TPM_IO_TpmEstablished_Reset());
 }
 
 int tpm_instance_save_volatile(TpmInstance *t, uint8_t **ret, size_t *ret_len) {

@@ -117,5 +117,10 @@ int tpm_instance_startup(TpmInstance *t, uint32_t *ret_rc);
  * attack counter does not rise on the next start. TPM 1.2: nothing to do, 0. */
 int tpm_instance_shutdown(TpmInstance *t, uint32_t *ret_rc);
 
+/* The TPM established flag (the emulator protocol's GET/RESET_TPMESTABLISHED);
+ * resetting it needs locality 3 or 4 (libtpms decides). */
+int tpm_instance_established(TpmInstance *t, bool *ret);
+int tpm_instance_reset_established(TpmInstance *t, uint8_t locality);
+
 /* The volatile state (PCRs, loaded objects, sessions): malloc'd, caller frees. */
 int tpm_instance_save_volatile(TpmInstance *t, uint8_t **ret, size_t *ret_len);

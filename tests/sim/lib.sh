@@ -144,6 +144,18 @@ pool_storage_up() {
 	fi
 	mkdir -p "${POOL_DIRS[0]}" # on GlusterFS through one mount: the others see it
 }
+# need_pool_storage N WHAT: pool_storage_up N, or end the test: a skip (77)
+# where GlusterFS cannot run here, a failure if it could not be set up.
+need_pool_storage() {
+	local rc
+	pool_storage_up "$1"
+	rc=$?
+	if [ "$rc" -eq 77 ]; then
+		skip "$2 on GlusterFS # pool-fs.sh up: no FUSE or GlusterFS here"
+		finish
+	fi
+	[ "$rc" -eq 0 ] || { fail "pool-fs.sh up (exit $rc)"; finish; }
+}
 pool_storage_down() {
 	if [ "${POOL_STORAGE:-dir}" = gluster ]; then
 		"$POOL_FS" down "$SIMDIR/gl" >&2 || echo "# pool-fs.sh down failed"

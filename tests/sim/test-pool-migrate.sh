@@ -49,13 +49,7 @@ stop_all() {
 	cleanup
 }
 trap stop_all EXIT
-pool_storage_up 3
-rc=$?
-if [ "$rc" -eq 77 ]; then
-	skip "live migration in a pool on GlusterFS # pool-fs.sh up: no FUSE or GlusterFS here"
-	finish
-fi
-[ "$rc" -eq 0 ] || { fail "pool-fs.sh up (exit $rc)"; finish; }
+need_pool_storage 3 "live migration in a pool"
 P=${POOL_DIRS[0]}
 
 ctl() { local h=$1; shift; "$VTPMD_CTL" --control "$h/control" "$@"; }

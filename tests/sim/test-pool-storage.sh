@@ -48,13 +48,7 @@ stop_all() {
 }
 trap stop_all EXIT
 POOL_STORAGE=gluster
-pool_storage_up 2
-rc=$?
-if [ "$rc" -eq 77 ]; then
-	skip "pool storage faults on GlusterFS # pool-fs.sh up: no FUSE or GlusterFS here"
-	finish
-fi
-[ "$rc" -eq 0 ] || { fail "pool-fs.sh up (exit $rc)"; finish; }
+need_pool_storage 2 "pool storage faults"
 P=${POOL_DIRS[0]}
 
 export VTPM_SIM_CONNECT_TIMEOUT=30

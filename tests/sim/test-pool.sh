@@ -41,13 +41,7 @@ stop_all() {
 }
 trap stop_all EXIT
 
-pool_storage_up 3
-rc=$?
-if [ "$rc" -eq 77 ]; then
-	skip "the vTPM pool on GlusterFS # pool-fs.sh up: no FUSE or GlusterFS here"
-	finish
-fi
-[ "$rc" -eq 0 ] || { fail "pool-fs.sh up (exit $rc)"; finish; }
+need_pool_storage 3 "the vTPM pool"
 [ "${POOL_STORAGE:-dir}" != gluster ] || ok "GlusterFS volume mounted three times (one FUSE client per host)"
 PA=${POOL_DIRS[0]} PB=${POOL_DIRS[1]} PC=${POOL_DIRS[2]}
 
