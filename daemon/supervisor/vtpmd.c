@@ -38,6 +38,7 @@
 #include "state.h"
 #include "util.h"
 #include "vtpmd-config.h"
+#include "worker-ids.h"
 #include "workers.h"
 #include "xs-view.h"
 
@@ -134,38 +135,6 @@ static int resolve_config(Daemon *d) {
                 return log_error_errno(-errno, "Worker binary %s is not executable", d->worker_path);
         c->platform_spec = d->platform;
         c->worker_path = d->worker_path;
-        return 0;
-}
-
-/* Workers run under their own uids (WorkerIDs=) and own their vTPM's files;
- * vtpmd reads and manages them through the workers' group. */
-static int join_worker_group(VtpmdConfig *c) {
-        if (!c->worker_id_first)
-                return 0;
-        if (geteuid() != 0) {
-                log_msg(LOG_NOTICE, "Not running as root: workers keep uid %u (WorkerIDs= needs root)",
-                        (unsigned) geteuid());
-                c->worker_id_first = c->worker_id_last = 0;
-                return 0;
-        }
-        gid_t gid = (gid_t) c->worker_id_first;
-        int n = getgroups(0, NULL);
-        if (n < 0)
-                return log_error_errno(-errno, "Cannot read the supplementary groups");
-        _cleanup_free_ gid_t *groups = calloc((size_t) n + 1, sizeof(gid_t));
-        if (!groups)
-                return log_error_errno(-ENOMEM, "Out of memory");
-        n = getgroups(n, groups);
-        if (n < 0)
-                return log_error_errno(-errno, "Cannot read the supplementary groups");
-        for (int i = 0; i < n; i++)
-                if (groups[i] == gid)
-                        return 0;
-        groups[n++] = gid;
-        if (setgroups((size_t) n, groups) < 0)
-                return log_error_errno(-errno, "Cannot join group %u, the workers' group (WorkerIDs=%u-%u; "
-                                       "vtpmd.service needs CAP_SETGID)", (unsigned) gid, c->worker_id_first,
-                                       c->worker_id_last);
         return 0;
 }
 
@@ -475,7 +444,12 @@ static int run(VtpmdConfig *config) {
                 return EXIT_FAILURE;
         /* vtpmd holds the master key: no core dump, no ptrace by its uid. */
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        if (join_worker_group(config) < 0)
+        /* Workers run under their own uids (WorkerIDs=) and own their vTPM's
+         * files; vtpmd reads and manages them through the workers' group. */
+        r = worker_ids_check(config);
+        if (r < 0)
+                return r == -ENOTUNIQ ? EXIT_NOTCONFIGURED : EXIT_FAILURE;
+        if (worker_ids_join_groups(config) < 0)
                 return EXIT_FAILURE;
 
         /* Before any thread exists (libxenstore starts one for watches). */
