@@ -159,6 +159,8 @@ static int setup_confine(Setup *s) {
                 /* The largest state file is a few hundred KiB (libtpms NV). */
                 .file_size_max = WORKER_FILE_SIZE_MAX,
                 .seccomp = true,
+                /* Its disk budget: only the files that exist now, each up to file_size_max. */
+                .no_create = worker_state_files_fixed(s->state),
         };
         ConfineResult res = {};
         int r;
