@@ -41,6 +41,13 @@ c0=$(bystander_commands)
 check "the bystanders keep running after it" wait_for 60 bystanders_ran $((c0 + 12))
 
 grep 'disk-filler:' "$SIMDIR/vtpmd.log" | sed 's/^/# /'
+grep 'domid=3 .*confined' "$SIMDIR/vtpmd.log" | head -n 1 | sed 's/^/# /'
+if grep -q 'domid=3 .*confined.*may create files' "$SIMDIR/vtpmd.log"; then
+	# A sanitized build (sanitizer reports are files the worker creates), or
+	# a state directory on a file system without RENAME_EXCHANGE.
+	skip "the disk budget # guest3's worker may create files here: $(grep -o 'confined: .*' "$SIMDIR/vtpmd.log" | head -n 1)"
+	finish
+fi
 check "it could not create a file through any directory it holds" \
 	grep -qE 'disk-filler: create in fd [0-9]+: refused \(Operation not permitted\)' "$SIMDIR/vtpmd.log"
 check "nor an unnamed one (O_TMPFILE)" \
