@@ -421,11 +421,20 @@ static int lock_backend(const VtpmdConfig *c, int *ret_fd) {
                         c->self_domid, sim ? c->platform_spec : "this host", holder[0] ? holder : "pid unknown", path);
                 return -EBUSY;
         }
-        char line[PATH_MAX + 64];
-        int len = snprintf(line, sizeof(line), "pid %d, state in %s\n", (int) getpid(), c->state.state_dir);
+        char line[PATH_MAX + 96];
+        /* The range its workers will run under (none when not root: worker_ids_join_groups). */
+        int len = c->worker_id_first && geteuid() == 0 ? snprintf(line, sizeof(line), "pid %d, state in %s, workers %u-%u\n", (int) getpid(),
+                                                c->state.state_dir, c->worker_id_first, c->worker_id_last)
+                                     : snprintf(line, sizeof(line), "pid %d, state in %s\n", (int) getpid(),
+                                                c->state.state_dir);
         if (len < 0 || (size_t) len >= sizeof(line) || ftruncate(fd, 0) < 0 ||
             pwrite(fd, line, (size_t) len, 0) != (ssize_t) len)
                 return log_error_errno(-EIO, "Cannot write %s", path);
+        /* After our line is written: of two vtpmds starting at once, the later check sees the other. */
+        r = sim ? worker_ids_check_instances(c, sim, "vtpmd-backend-", path)
+                : worker_ids_check_instances(c, BACKEND_LOCK_DIR, "backend-", path);
+        if (r < 0)
+                return r;
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
@@ -440,8 +449,9 @@ static int run(VtpmdConfig *config) {
         if (r < 0)
                 return EXIT_FAILURE;
         /* Before anything of the host is touched. */
-        if (lock_backend(config, &backend_lock) < 0)
-                return EXIT_FAILURE;
+        r = lock_backend(config, &backend_lock);
+        if (r < 0)
+                return r == -ENOTUNIQ ? EXIT_NOTCONFIGURED : EXIT_FAILURE;
         /* vtpmd holds the master key: no core dump, no ptrace by its uid. */
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
         /* Workers run under their own uids (WorkerIDs=) and own their vTPM's

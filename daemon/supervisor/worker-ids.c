@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -80,6 +82,52 @@ int worker_ids_check(const VtpmdConfig *c) {
         if (r < 0)
                 return r;
         return check_file(c, c->subgid_path, "subordinate gids");
+}
+
+int worker_ids_check_instances(const VtpmdConfig *c, const char *dir, const char *prefix, const char *own_path) {
+        _cleanup_close_ int dfd = -1;
+        DIR *d;
+        int r = 0;
+
+        if (!c->worker_id_first || geteuid() != 0)
+                return 0;
+        dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd < 0)
+                return 0;
+        d = fdopendir(dfd);
+        if (!d)
+                return 0;
+        dfd = -1; /* d's now */
+        const char *own = strrchr(own_path, '/') ? strrchr(own_path, '/') + 1 : own_path;
+        for (struct dirent *de; r == 0 && (de = readdir(d));) {
+                size_t n = strlen(de->d_name);
+                if (strncmp(de->d_name, prefix, strlen(prefix)) != 0 || n < 5 || !streq(de->d_name + n - 5, ".lock") ||
+                    streq(de->d_name, own))
+                        continue;
+                _cleanup_close_ int fd = openat(dirfd(d), de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+                if (fd < 0)
+                        continue;
+                /* Not held: a vtpmd that is gone. */
+                if (flock(fd, LOCK_SH | LOCK_NB) == 0 || errno != EWOULDBLOCK)
+                        continue;
+                char line[PATH_MAX + 128] = "";
+                ssize_t k = pread(fd, line, sizeof(line) - 1, 0);
+                line[k > 0 ? k : 0] = 0;
+                line[strcspn(line, "\n")] = 0;
+                const char *w = strstr(line, "workers ");
+                uint32_t a, b;
+                char range[32];
+                if (!w || sscanf(w + 8, "%31[0-9-]", range) != 1 || parse_u32_range(range, &a, &b) < 0)
+                        continue; /* none, or a vtpmd that does not say */
+                if (a > c->worker_id_last || b < c->worker_id_first)
+                        continue;
+                log_msg(LOG_ERR, "WorkerIDs=%u-%u overlaps the workers of another vtpmd on this host (%s, lock %s/%s): "
+                        "give each vtpmd its own WorkerIDs= (vtpmd.conf(5)); not starting", c->worker_id_first,
+                        c->worker_id_last, line, dir, de->d_name);
+                r = -ENOTUNIQ;
+        }
+        closedir(d);
+        return r;
 }
 
 static bool have_gid(const gid_t *g, size_t n, gid_t gid) {

@@ -16,6 +16,13 @@
  * A missing file is no overlap. No-op with WorkerIDs=no. */
 int worker_ids_check(const VtpmdConfig *c);
 
+/* After vtpmd has taken its backend lock (dir/prefix<domid>.lock, own_path
+ * its own, whose line says "workers FIRST-LAST"): -ENOTUNIQ (logged in one
+ * line naming the other vtpmd) if a vtpmd holding another lock of dir
+ * serves workers under an overlapping range. Lock files that are not held
+ * or name no range are skipped. */
+int worker_ids_check_instances(const VtpmdConfig *c, const char *dir, const char *prefix, const char *own_path);
+
 /* Joins the workers' group and the groups of vTPM directories under the
  * state root (or the pool's vtpms/) that belong to another range. Not root:
  * workers keep vtpmd's uid (c's range becomes 0-0, logged at notice). */

@@ -5,7 +5,8 @@
 # one line naming the file, the line and both ranges; the default range is
 # clear of what useradd writes there; and a vTPM whose directory was lent
 # under the previous default (300000-365535) keeps working under the new
-# one, which takes the directory back.
+# one, which takes the directory back; and a second vtpmd on the host (for
+# another backend domain) refuses a range that overlaps the first one's.
 . "$(dirname "$0")/lib.sh"
 
 # What useradd writes on Debian for four users, and a fifth block someone
@@ -82,4 +83,38 @@ else
 fi
 check "guest1 reboots and still reads its NV index" bash -c "'$VTPM_SIM' reboot --dir '$SIMDIR' guest1 >/dev/null &&
 	tpm2_nvread -T '$T1' $NV -C o -s 8 2>/dev/null | cmp -s - '$SIMDIR/nv.in'"
+
+# Another vtpmd on the same host, serving another backend domain (99, where
+# no device exists): its workers must not share the first one's uids.
+other() {
+	XENSTORED_PATH="$SIMDIR/xenstore/socket" "$SIMDIR/vtpmd-new" --platform "sim:$SIMDIR" --domid 99 --no-config \
+		--control "$SIMDIR/control99" --state-dir "$SIMDIR/state99" --key-source "file:$SIMDIR/master.key" "$@"
+}
+if [ "$(id -u)" -eq 0 ]; then
+	other >"$SIMDIR/other.log" 2>&1
+	rc=$?
+	echo "# a vtpmd for domain 99 with the same WorkerIDs=: exit $rc; $(cat "$SIMDIR/other.log")"
+	check "a second vtpmd (another backend domain) with the same WorkerIDs= refuses to start (exit 6)" test "$rc" = 6
+	check "... in one line naming the first vtpmd and its range" grep -qE \
+		"WorkerIDs=2147221504-2147287039 overlaps the workers of another vtpmd on this host \(pid $(cat "$SIMDIR/vtpmd.pid"), state in $SIMDIR/state, workers 2147221504-2147287039, lock " \
+		"$SIMDIR/other.log"
+	check "... and opened no control socket" test ! -e "$SIMDIR/control99"
+	# exec: $! must be vtpmd itself, not a subshell
+	(
+		exec >"$SIMDIR/other.log" 2>&1
+		XENSTORED_PATH="$SIMDIR/xenstore/socket" exec "$SIMDIR/vtpmd-new" --platform "sim:$SIMDIR" --domid 99 \
+			--no-config --control "$SIMDIR/control99" --state-dir "$SIMDIR/state99" \
+			--key-source "file:$SIMDIR/master.key" --worker-ids 2147300000-2147365535
+	) &
+	OTHER=$!
+	check "with a range of its own it starts" wait_for 30 grep -q 'serving /local/domain/99/backend/vtpm' "$SIMDIR/other.log"
+	kill -TERM "$OTHER"
+	wait "$OTHER"
+	rc=$?
+	tail -n 3 "$SIMDIR/other.log" | sed 's/^/# /'
+	check "... and stops cleanly (exit $rc)" test "$rc" -eq 0
+	check "guest1's TPM still answers" tpm2_getrandom -T "$T1" 8 --hex
+else
+	skip "WorkerIDs= against another vtpmd # not root: workers keep vtpmd's uid, no range to share"
+fi
 finish
