@@ -11,6 +11,8 @@
  *   - write every regular file it finds in those directories from offset 0
  *     until a write fails: "disk-filler: wrote B bytes into F files of fd N,
  *     the last write failed: ERROR";
+ *   - rename its spare and tmp files to names of its own, so that the store
+ *     has no file left to write to: "disk-filler: hoarded N ...";
  *
  * then "disk-filler: done", and it serves its guest on.
  */
@@ -120,6 +122,30 @@ static void fill_dir(int dir, uint8_t *junk) {
                 files, dir, last_error ? strerror(last_error) : "no error (a short write)");
 }
 
+/* Its spares and tmp files renamed to names of its own: a hoard the store
+ * cannot draw on, so its next durable write has no file to go to. */
+static void hoard(int dir) {
+        static char buf[16384];
+        unsigned n = 0;
+
+        if (lseek(dir, 0, SEEK_SET) < 0)
+                return;
+        long got = syscall(SYS_getdents64, dir, buf, sizeof(buf));
+        for (long off = 0; off < got;) {
+                struct linux_dirent64 *de = (struct linux_dirent64 *) (buf + off);
+                off += de->d_reclen;
+                size_t k = strlen(de->d_name);
+                if (strncmp(de->d_name, ".spare-", 7) != 0 && !(k > 4 && strcmp(de->d_name + k - 4, ".tmp") == 0))
+                        continue;
+                char name[32];
+                snprintf(name, sizeof(name), "hoard-%u", n);
+                if (renameat(dir, de->d_name, dir, name) == 0)
+                        n++;
+        }
+        if (n)
+                fprintf(stderr, "disk-filler: hoarded %u spare and tmp files of fd %d\n", n, dir);
+}
+
 static void fill(void) {
         uint8_t *junk = malloc(CHUNK);
         if (!junk)
@@ -141,6 +167,7 @@ static void fill(void) {
                 if (r >= 0)
                         close(r);
                 fill_dir(fd, junk);
+                hoard(fd);
         }
         free(junk);
         fprintf(stderr, "disk-filler: done\n");

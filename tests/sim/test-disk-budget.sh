@@ -7,7 +7,8 @@
 # (16 MiB), so its vTPM's directory never holds more than 16 files of 16 MiB.
 # Two bystander guests running tpm2-tools, durable NV writes included, see
 # no error; vtpmd and its control socket carry on. The vTPM the worker
-# ruined is its own guest's loss only.
+# ruined is its own guest's loss only: with its spare files hoarded away its
+# durable writes fail, and its guest gets TPM_RC_FAILURE.
 . "$(dirname "$0")/lib.sh"
 
 : "${DISK_FILLER_LIB:?DISK_FILLER_LIB must name disk-filler.so}"
@@ -65,6 +66,17 @@ echo "# guest3's state directory: $files files, $bytes bytes"
 check "its vTPM's directory holds at most $FILES_MAX files" test "$files" -le "$FILES_MAX"
 check "... and at most the budget ($bytes <= $BUDGET bytes)" test "$bytes" -le "$BUDGET"
 check "no file in it is larger than the limit" bash -c "! find '$DIR3' -type f -size +$((FILE_MAX / 1024))k | grep -q ."
+
+# Its own guest pays: with no spare or tmp file left, its next durable write
+# has nowhere to go, so its TPM answers failure (and vtpmd reports why).
+check "the worker hoarded its spare and tmp files" grep -q 'disk-filler: hoarded [1-9]' "$SIMDIR/vtpmd.log"
+out=$(tpm2_nvdefine -T "$(tcti guest3)" 0x01500030 -C o -s 8 -a 'ownerread|ownerwrite' 2>&1)
+echo "# guest3's NV define now: $(grep -o 'ERROR: Esys.*' <<<"$out")"
+check "guest3's next durable write fails: TPM_RC_FAILURE (0x101) to guest3" grep -q '(0x101)' <<<"$out"
+check "vtpmd reports the failed write: no file left (Disk quota exceeded)" \
+	wait_for 30 grep -qE 'domid=3 .*Failed to store permanent state: Disk quota exceeded' "$SIMDIR/vtpmd.log"
+files=$(find "$DIR3" -maxdepth 1 -type f | wc -l)
+check "... and its directory still holds at most $FILES_MAX files ($files)" test "$files" -le "$FILES_MAX"
 
 # Its worker restarted (killed, as after any crash): the files it ruined are
 # refused, which only its own guest notices.
