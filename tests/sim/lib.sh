@@ -169,7 +169,7 @@ bystander_loop() {
 		rc=$?
 		echo "getrandom $rc" >>"$SIMDIR/by-$name.log"
 		[ "$rc" -eq 0 ] || echo "$i getrandom rc=$rc" >>"$SIMDIR/by-$name.err"
-		tpm2_pcrextend -T "$t" 16:sha256=$(printf '%064d' "$i") 2>>"$SIMDIR/by-$name.out"
+		tpm2_pcrextend -T "$t" "16:sha256=$(printf '%064d' "$i")" 2>>"$SIMDIR/by-$name.out"
 		rc=$?
 		echo "pcrextend $rc" >>"$SIMDIR/by-$name.log"
 		[ "$rc" -eq 0 ] || echo "$i pcrextend rc=$rc" >>"$SIMDIR/by-$name.err"

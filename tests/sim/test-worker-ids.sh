@@ -88,7 +88,7 @@ check "guest1 reboots and still reads its NV index" bash -c "'$VTPM_SIM' reboot 
 # no device exists): its workers must not share the first one's uids.
 other() {
 	XENSTORED_PATH="$SIMDIR/xenstore/socket" "$SIMDIR/vtpmd-new" --platform "sim:$SIMDIR" --domid 99 --no-config \
-		--control "$SIMDIR/control99" --state-dir "$SIMDIR/state99" --key-source "file:$SIMDIR/master.key" "$@"
+		--control "$SIMDIR/control99" --state-dir "$SIMDIR/state99" --key-source "file:$SIMDIR/master.key"
 }
 if [ "$(id -u)" -eq 0 ]; then
 	other >"$SIMDIR/other.log" 2>&1
