@@ -422,11 +422,13 @@ static int lock_backend(const VtpmdConfig *c, int *ret_fd) {
                 return -EBUSY;
         }
         char line[PATH_MAX + 96];
+        int len;
         /* The range its workers will run under (none when not root: worker_ids_join_groups). */
-        int len = c->worker_id_first && geteuid() == 0 ? snprintf(line, sizeof(line), "pid %d, state in %s, workers %u-%u\n", (int) getpid(),
-                                                c->state.state_dir, c->worker_id_first, c->worker_id_last)
-                                     : snprintf(line, sizeof(line), "pid %d, state in %s\n", (int) getpid(),
-                                                c->state.state_dir);
+        if (c->worker_id_first && geteuid() == 0)
+                len = snprintf(line, sizeof(line), "pid %d, state in %s, workers %u-%u\n", (int) getpid(),
+                               c->state.state_dir, c->worker_id_first, c->worker_id_last);
+        else
+                len = snprintf(line, sizeof(line), "pid %d, state in %s\n", (int) getpid(), c->state.state_dir);
         if (len < 0 || (size_t) len >= sizeof(line) || ftruncate(fd, 0) < 0 ||
             pwrite(fd, line, (size_t) len, 0) != (ssize_t) len)
                 return log_error_errno(-EIO, "Cannot write %s", path);
