@@ -134,7 +134,9 @@ static int apply_landlock(const ConfinePolicy *p, int *ret_abi) {
         if (ruleset < 0)
                 return negative_errno();
 
-        /* The store's whole life: read, replace (tmp + rename), truncate, remove. */
+        /* The store's whole life: read, replace (tmp + rename), truncate, remove.
+         * MAKE_REG also covers renames within the directory; the seccomp filter
+         * (no_create) is what stops new files. */
         uint64_t allowed = LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_WRITE_FILE |
                            LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
                            LANDLOCK_ACCESS_FS_MAKE_REG;
@@ -158,7 +160,27 @@ static int deny(scmp_filter_ctx ctx, const char *name, int error) {
         return seccomp_rule_add(ctx, SCMP_ACT_ERRNO(error), nr, 0);
 }
 
-static int apply_seccomp(size_t *ret_n) {
+/* No new files: O_TMPFILE includes O_DIRECTORY, its own bit is __O_TMPFILE. */
+#define CONFINE_CREATE_FLAGS ((scmp_datum_t) (O_CREAT | __O_TMPFILE))
+
+static int allow_open(scmp_filter_ctx ctx, int nr, unsigned flags_arg, bool no_create) {
+        if (!no_create)
+                return seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+        struct scmp_arg_cmp none = { .arg = flags_arg, .op = SCMP_CMP_MASKED_EQ, .datum_a = CONFINE_CREATE_FLAGS,
+                                     .datum_b = 0 };
+        struct scmp_arg_cmp creat = { .arg = flags_arg, .op = SCMP_CMP_MASKED_EQ, .datum_a = O_CREAT,
+                                      .datum_b = O_CREAT };
+        struct scmp_arg_cmp tmpfile = { .arg = flags_arg, .op = SCMP_CMP_MASKED_EQ, .datum_a = __O_TMPFILE,
+                                        .datum_b = __O_TMPFILE };
+        int r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, nr, 1, &none);
+        if (r >= 0)
+                r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &creat);
+        if (r >= 0)
+                r = seccomp_rule_add_array(ctx, SCMP_ACT_ERRNO(EPERM), nr, 1, &tmpfile);
+        return r;
+}
+
+static int apply_seccomp(bool no_create, size_t *ret_n) {
         scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
         size_t n = 0;
         int r;
@@ -176,7 +198,11 @@ static int apply_seccomp(size_t *ret_n) {
                         /* No new executable memory: nothing here generates code. */
                         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1, SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0));
 #endif
-                } else if (streq(*s, "clone"))
+                } else if (streq(*s, "openat"))
+                        r = allow_open(ctx, nr, 2, no_create);
+                else if (streq(*s, "open"))
+                        r = allow_open(ctx, nr, 1, no_create);
+                else if (streq(*s, "clone"))
                         /* Threads only: no new processes. */
                         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 1,
                                              SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
@@ -269,7 +295,7 @@ int confine_apply(const ConfinePolicy *p, ConfineResult *ret) {
                 return r;
 
         if (p->seccomp) {
-                r = apply_seccomp(&res.n_syscalls);
+                r = apply_seccomp(p->no_create, &res.n_syscalls);
                 if (r < 0)
                         return r;
         }

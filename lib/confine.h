@@ -12,7 +12,11 @@
  *      signals or abstract sockets outside the process (as far as the kernel's
  *      Landlock ABI goes);
  *   5. a seccomp allow-list; any other system call kills the process, except
- *      the socket calls in confine_refused, which fail with EPERM.
+ *      the socket calls in confine_refused, which fail with EPERM, and (with
+ *      no_create) creating a file: no open(at) with O_CREAT or O_TMPFILE, so
+ *      that with RLIMIT_FSIZE the worker's disk use is bounded by the files
+ *      that exist when it confines itself (linkat, mknodat and symlinkat are
+ *      not on the list at all).
  *
  * Landlock, seccomp and no_new_privs are per thread: confine before creating
  * threads (new threads inherit all of it).
@@ -35,6 +39,9 @@ typedef struct ConfinePolicy {
         int dir_fds[CONFINE_MAX_DIRS];   /* Landlock: trees in which files may be opened, */
         size_t n_dir_fds;                /* created, renamed and removed */
         bool seccomp;
+        bool no_create;                  /* seccomp: open(at) with O_CREAT or O_TMPFILE fails with
+                                          * EPERM (the state directory's files are fixed,
+                                          * statedir_fix_files) */
 } ConfinePolicy;
 
 typedef struct ConfineResult {

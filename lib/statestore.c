@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdio.h> /* renameat2 */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -15,6 +16,13 @@
 
 #define LOCK_NAME ".lock"
 #define TMP_SUFFIX ".tmp"
+/* Empty files a directory with fixed files (statedir_fix_files) draws on
+ * for a tmp file it lacks: ".spare-0" .. ".spare-<STATEDIR_SPARES - 1>". */
+#define SPARE_PREFIX ".spare-"
+/* Two files created and removed at once when there are not two spares to
+ * find out whether the file system can exchange names. */
+#define PROBE_A ".spare-probe-a"
+#define PROBE_B ".spare-probe-b"
 /* Largest file we read: a blob of the largest payload. Bounded so a planted
  * huge file cannot make us allocate without limit. */
 #define READ_MAX ((size_t) STATEFILE_OVERHEAD + STATEFILE_MAX_PAYLOAD)
@@ -31,6 +39,7 @@ struct StateDir {
         int lock_fd;
         bool lock_synced; /* the lock's file system may acknowledge a write it has not done */
         mode_t file_mode; /* of the files we create, from take_lock() */
+        bool fixed;       /* statedir_fix_files(): writes create no file */
         char uuid[37];
         uint8_t uuid_bin[STATEFILE_UUID_SIZE];
 };
@@ -227,6 +236,123 @@ fail:
         return r;
 }
 
+static void spare_name(unsigned i, char ret[static sizeof(SPARE_PREFIX) + 4]) {
+        snprintf(ret, sizeof(SPARE_PREFIX) + 4, SPARE_PREFIX "%u", i);
+}
+
+/* Truncates name to nothing if it is a regular file: its inode stays, its
+ * blocks go. Best effort: the file is only ever a tmp or a spare. */
+static void truncate_file(int dir_fd, const char *name) {
+        _cleanup_close_ int fd = openat(dir_fd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        struct stat st;
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
+                (void) ftruncate(fd, 0);
+}
+
+/* A regular file under tmp, made of a spare if there is none: -EDQUOT when
+ * no spare is left. Whatever else is under the name (the worker cannot make
+ * one, the supervisor never does) is removed first. */
+static int tmp_from_spare(int dir_fd, const char *tmp) {
+        struct stat st;
+        if (fstatat(dir_fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+                if (S_ISREG(st.st_mode))
+                        return 0;
+                if (unlinkat(dir_fd, tmp, 0) < 0)
+                        return negative_errno();
+        } else if (errno != ENOENT)
+                return negative_errno();
+        for (unsigned i = 0; i < STATEDIR_SPARES; i++) {
+                char spare[sizeof(SPARE_PREFIX) + 4];
+                spare_name(i, spare);
+                if (renameat2(dir_fd, spare, dir_fd, tmp, RENAME_NOREPLACE) == 0)
+                        return 0;
+                if (errno != ENOENT)
+                        return negative_errno();
+        }
+        return -EDQUOT;
+}
+
+/* write_file_atomic for a directory with fixed files: no file is created.
+ * name.tmp (a spare renamed into place if missing) is truncated, written and
+ * fsynced, then exchanged with name (renamed to it if name does not exist
+ * yet), and the directory fsynced: as durable and atomic as a rename. The
+ * old contents, now under name.tmp, are truncated away; the inode stays for
+ * the next write. A failure leaves name untouched and name.tmp in place. */
+static int write_file_fixed(int dir_fd, mode_t mode, const char *name, const uint8_t *data, size_t len) {
+        _cleanup_free_ char *tmp = NULL;
+        _cleanup_close_ int fd = -1;
+        struct stat st;
+        bool exchanged = true;
+        int r;
+
+        r = tmp_name(name, &tmp);
+        if (r < 0)
+                return r;
+        r = tmp_from_spare(dir_fd, tmp);
+        if (r < 0)
+                return r;
+        fd = openat(dir_fd, tmp, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return -EBADMSG;
+        if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
+                return negative_errno();
+        r = write_all(fd, data, len);
+        if (r < 0)
+                goto fail;
+        if (fsync(fd) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        if (close(TAKE_FD(fd)) < 0) {
+                r = negative_errno();
+                goto fail;
+        }
+        if (renameat2(dir_fd, tmp, dir_fd, name, RENAME_EXCHANGE) < 0) {
+                if (errno != ENOENT) {
+                        r = negative_errno();
+                        goto fail;
+                }
+                /* name does not exist yet: tmp becomes it; the next write takes another spare. */
+                if (renameat2(dir_fd, tmp, dir_fd, name, RENAME_NOREPLACE) < 0) {
+                        r = negative_errno();
+                        goto fail;
+                }
+                exchanged = false;
+        }
+        if (fsync(dir_fd) < 0)
+                return negative_errno();
+        if (exchanged)
+                truncate_file(dir_fd, tmp);
+        return 0;
+
+fail:
+        /* Not unlinked: the inode is one of the directory's fixed files. */
+        truncate_file(dir_fd, tmp);
+        return r;
+}
+
+/* Removes name from a directory with fixed files: it becomes a free spare
+ * (truncated), or is unlinked when every spare name is taken. 1 if it was there. */
+static int remove_fixed(int dir_fd, const char *name) {
+        for (unsigned i = 0; i < STATEDIR_SPARES; i++) {
+                char spare[sizeof(SPARE_PREFIX) + 4];
+                spare_name(i, spare);
+                if (renameat2(dir_fd, name, dir_fd, spare, RENAME_NOREPLACE) == 0) {
+                        truncate_file(dir_fd, spare);
+                        return 1;
+                }
+                if (errno == ENOENT)
+                        return 0;
+                if (errno != EEXIST)
+                        return negative_errno();
+        }
+        return unlink_if_exists(dir_fd, name);
+}
+
 /* Reads a whole regular file of at most max bytes into a malloc'd buffer. */
 static int read_file(int dir_fd, const char *name, size_t max, int too_big, uint8_t **ret, size_t *ret_len) {
         _cleanup_close_ int fd = -1;
@@ -280,8 +406,9 @@ static int fsync_unlink(int dir_fd, const char *name) {
 
 /* ---- blobs ---- */
 
-static int blob_write(int dir_fd, mode_t mode, const char *name, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
-                      const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq, const void *data, size_t len) {
+static int blob_write(int dir_fd, mode_t mode, bool fixed, const char *name, StateKind kind,
+                      const uint8_t uuid[STATEFILE_UUID_SIZE], const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq,
+                      const void *data, size_t len) {
         _cleanup_free_ uint8_t *blob = NULL;
         StateHeader h;
         int r;
@@ -313,6 +440,8 @@ static int blob_write(int dir_fd, mode_t mode, const char *name, StateKind kind,
                                 blob + STATEFILE_HEADER_SIZE + len);
         if (r < 0)
                 return r;
+        if (fixed)
+                return write_file_fixed(dir_fd, mode, name, blob, STATEFILE_OVERHEAD + len);
         return write_file_atomic(dir_fd, mode, name, blob, STATEFILE_OVERHEAD + len);
 }
 
@@ -576,7 +705,7 @@ int stateroot_write(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_S
                     const void *data, size_t len) {
         if (kind != STATE_KIND_MANIFEST && kind != STATE_KIND_CA_KEY)
                 return -EINVAL;
-        return blob_write(r->fd, r->file_mode, state_kind_filename(kind), kind, zero_uuid, key, seq, data, len);
+        return blob_write(r->fd, r->file_mode, false, state_kind_filename(kind), kind, zero_uuid, key, seq, data, len);
 }
 
 int stateroot_read(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
@@ -630,7 +759,7 @@ int stateroot_write_named(StateRoot *r, const char *name, StateKind kind, const 
                           const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq, const void *data, size_t len) {
         if (!raw_name_ok(name) || !named_kind_ok(kind))
                 return -EINVAL;
-        return blob_write(r->fd, r->file_mode, name, kind, uuid, key, seq, data, len);
+        return blob_write(r->fd, r->file_mode, false, name, kind, uuid, key, seq, data, len);
 }
 
 int stateroot_read_named(StateRoot *r, const char *name, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
@@ -828,7 +957,8 @@ int statedir_write(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZ
         r = owner_check(d);
         if (r < 0)
                 return r;
-        return blob_write(d->fd, d->file_mode, state_kind_filename(kind), kind, d->uuid_bin, key, seq, data, len);
+        return blob_write(d->fd, d->file_mode, d->fixed, state_kind_filename(kind), kind, d->uuid_bin, key, seq, data,
+                          len);
 }
 
 int statedir_read(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
@@ -853,6 +983,13 @@ int statedir_remove(StateDir *d, StateKind kind) {
         r = owner_check(d);
         if (r < 0)
                 return r;
+        if (d->fixed) {
+                /* The tmp file stays for the next write; the file becomes a spare. */
+                r = remove_fixed(d->fd, state_kind_filename(kind));
+                if (r > 0 && fsync(d->fd) < 0)
+                        return negative_errno();
+                return r < 0 ? r : 0;
+        }
         r = tmp_name(state_kind_filename(kind), &tmp);
         if (r < 0)
                 return r;
@@ -901,9 +1038,21 @@ int statedir_erase_key(StateDir *d) {
         return r < 0 ? r : 0;
 }
 
+static bool spare_entry(const char *name) {
+        if (streq(name, PROBE_A) || streq(name, PROBE_B))
+                return true;
+        for (unsigned i = 0; i < STATEDIR_SPARES; i++) {
+                char spare[sizeof(SPARE_PREFIX) + 4];
+                spare_name(i, spare);
+                if (streq(name, spare))
+                        return true;
+        }
+        return false;
+}
+
 /* Names the store may create in a vTPM directory. */
 static bool known_dir_entry(const char *name) {
-        if (streq(name, ".") || streq(name, "..") || streq(name, LOCK_NAME))
+        if (streq(name, ".") || streq(name, "..") || streq(name, LOCK_NAME) || spare_entry(name))
                 return true;
         for (size_t i = 0; i < ELEMENTSOF(dir_kinds); i++) {
                 const char *f = state_kind_filename(dir_kinds[i]);
@@ -976,6 +1125,13 @@ int statedir_destroy(StateDir *d) {
                 if (r < 0)
                         return r;
                 r = unlink_if_exists(d->fd, public_names[i]);
+                if (r < 0)
+                        return r;
+        }
+        for (unsigned i = 0; i < STATEDIR_SPARES + 2; i++) {
+                char spare[sizeof(SPARE_PREFIX) + 4];
+                spare_name(i, spare);
+                r = unlink_if_exists(d->fd, i < STATEDIR_SPARES ? spare : i == STATEDIR_SPARES ? PROBE_A : PROBE_B);
                 if (r < 0)
                         return r;
         }
@@ -1097,4 +1253,116 @@ int statedir_lend(StateDir *sd, uid_t uid, gid_t gid) {
                 return negative_errno();
         sd->file_mode = 0660;
         return 0;
+}
+
+/* An empty file of the directory's mode; -EEXIST if there is one. */
+static int make_empty(int dir_fd, mode_t mode, const char *name) {
+        _cleanup_close_ int fd = openat(dir_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+        if (fd < 0)
+                return negative_errno();
+        if (fchmod(fd, mode) < 0)
+                return negative_errno();
+        return 0;
+}
+
+/* Whether the file system can exchange two names (RENAME_EXCHANGE): local
+ * ones can; a network or FUSE file system may answer EINVAL. */
+static int can_exchange(StateDir *d) {
+        char a[sizeof(SPARE_PREFIX) + 4], b[sizeof(SPARE_PREFIX) + 4];
+        const char *x = a, *y = b;
+        bool probe = false;
+        int r;
+
+        spare_name(0, a);
+        spare_name(1, b);
+        if (faccessat(d->fd, a, F_OK, AT_SYMLINK_NOFOLLOW) < 0 || faccessat(d->fd, b, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+                /* Not two spares (a full directory): two files just for the question. */
+                (void) unlinkat(d->fd, PROBE_A, 0);
+                (void) unlinkat(d->fd, PROBE_B, 0);
+                r = make_empty(d->fd, d->file_mode, PROBE_A);
+                if (r >= 0)
+                        r = make_empty(d->fd, d->file_mode, PROBE_B);
+                if (r < 0) {
+                        if (r == -ENOSPC || r == -EDQUOT)
+                                r = 0; /* cannot tell: as if it could not */
+                        goto out;
+                }
+                probe = true;
+                x = PROBE_A;
+                y = PROBE_B;
+        }
+        r = renameat2(d->fd, x, d->fd, y, RENAME_EXCHANGE) == 0 ? 1 : negative_errno();
+        if (r == -EINVAL || r == -ENOSYS || r == -EOPNOTSUPP)
+                r = 0;
+out:
+        if (probe || x == a) {
+                (void) unlinkat(d->fd, PROBE_A, 0);
+                (void) unlinkat(d->fd, PROBE_B, 0);
+        }
+        return r;
+}
+
+int statedir_fix_files(StateDir *sd) {
+        if (!writable(sd))
+                return -EROFS;
+        int dir_fd = sd->fd;
+        _cleanup_close_ int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (fd < 0)
+                return negative_errno();
+        DIR *d = fdopendir(fd);
+        if (!d)
+                return negative_errno();
+        fd = -1; /* owned by d now */
+
+        /* Count the regular files; empty the tmp files and spares (what a
+         * crash or a taken-over worker left there is never read). */
+        unsigned n = 0;
+        int r = 0;
+        for (;;) {
+                errno = 0;
+                struct dirent *de = readdir(d);
+                if (!de) {
+                        r = -errno;
+                        break;
+                }
+                struct stat st;
+                if (fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno == ENOENT)
+                                continue;
+                        r = negative_errno();
+                        break;
+                }
+                if (!S_ISREG(st.st_mode))
+                        continue;
+                n++;
+                size_t k = strlen(de->d_name);
+                if (st.st_size > 0 && (spare_entry(de->d_name) ||
+                                       (k > strlen(TMP_SUFFIX) && streq(de->d_name + k - strlen(TMP_SUFFIX), TMP_SUFFIX))))
+                        truncate_file(dir_fd, de->d_name);
+        }
+        closedir(d);
+        if (r < 0)
+                return r;
+
+        /* Spares up to the budget; a full file system stops the count, not the worker. */
+        for (unsigned i = 0; i < STATEDIR_SPARES && n < STATEDIR_FILES_MAX; i++) {
+                char spare[sizeof(SPARE_PREFIX) + 4];
+                spare_name(i, spare);
+                r = make_empty(dir_fd, sd->file_mode, spare);
+                if (r == -EEXIST)
+                        continue;
+                if (r == -ENOSPC || r == -EDQUOT)
+                        break;
+                if (r < 0)
+                        return r;
+                n++;
+        }
+        if (n < STATEDIR_FILES_MAX && fsync(dir_fd) < 0)
+                return negative_errno();
+
+        r = can_exchange(sd);
+        if (r < 0)
+                return r;
+        sd->fixed = r > 0;
+        return r;
 }

@@ -14,6 +14,9 @@
  * Files are 0600. Every write is: write "<name>.tmp", fsync it, rename over
  * "<name>", fsync the directory; when it returns 0 the data is durable. A
  * failed write leaves the previous file untouched (and removes the tmp file).
+ * A worker's directory has fixed files (statedir_fix_files): there the tmp
+ * file is never created or removed but exchanged with "<name>", and spares
+ * ".spare-N" stand in for files not there yet.
  * Reads never modify anything: a bad file stays for inspection.
  *
  * Errors of statedir_read / stateroot_read (the caller logs them with the path):
@@ -94,6 +97,23 @@ int statedir_unlock(StateDir *d);
  * Symlinks and other types are left alone (a state directory holds none;
  * the store never follows them). Done under the lock. */
 int statedir_lend(StateDir *d, uid_t uid, gid_t gid);
+/* A vTPM directory's budget: at most STATEDIR_FILES_MAX regular files,
+ * each at most the worker's RLIMIT_FSIZE. */
+#define STATEDIR_FILES_MAX 16u
+#define STATEDIR_SPARES 4u
+/* Worker side, under the lock and before it confines itself: from now on
+ * writes and removals through d create no file, so a worker that may not
+ * create files (seccomp refuses O_CREAT) keeps working. Empties every tmp
+ * file and spare, then creates empty spares ".spare-0".. (at most
+ * STATEDIR_SPARES, and only while the directory holds fewer than
+ * STATEDIR_FILES_MAX regular files, whatever their names). A write renames a
+ * spare to name.tmp when that is missing (-EDQUOT when none is left),
+ * writes it and exchanges it with name (renameat2 RENAME_EXCHANGE); a removal
+ * turns the file back into a spare. Returns 1 when d's files are fixed, 0
+ * when the file system cannot exchange names (d is unchanged then: writes
+ * create tmp files as before). Call before statedir_lend, which gives the
+ * spares to the worker's uid too. */
+int statedir_fix_files(StateDir *d);
 StateDir *statedir_close(StateDir *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(StateDir *, statedir_close)
 int statedir_fd(const StateDir *d);

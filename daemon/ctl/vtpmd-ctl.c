@@ -162,9 +162,13 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
         }
         r = send_request(fd, buf, len, pass_fd);
         explicit_wipe(buf, len);
-        if (r < 0) {
+        /* vtpmd may have answered and hung up before reading the request (too
+         * many clients, permission denied): its answer is still there to read. */
+        int send_error = r < 0 ? r : 0;
+        if (r < 0 && r != -EPIPE && r != -ECONNRESET) {
                 return call_fail(ctx, r, "cannot send the request to %s: %s", ctx->control_path, strerror(-r));
         }
+        bool reset_seen = false;
         in = malloc(CTL_MAX_PACKET + 1);
         out.items = json_object_new_array();
         if (!in || !out.items) {
@@ -184,9 +188,19 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
                         call_fail(ctx, r, "no reply from vtpmd: %s", strerror(-r));
                         break;
                 }
-                n = recv(fd, in, CTL_MAX_PACKET + 1, 0);
+                n = recv(fd, in, CTL_MAX_PACKET + 1, send_error ? MSG_DONTWAIT : 0);
                 if (n < 0 && errno == EINTR)
                         continue;
+                /* A reset is reported before what vtpmd sent ahead of it: read on once. */
+                if (n < 0 && errno == ECONNRESET && !reset_seen) {
+                        reset_seen = true;
+                        continue;
+                }
+                if (n <= 0 && send_error) {
+                        r = send_error;
+                        call_fail(ctx, r, "cannot send the request to %s: %s", ctx->control_path, strerror(-r));
+                        break;
+                }
                 if (n <= 0) {
                         r = n == 0 ? -ECONNRESET : negative_errno();
                         call_fail(ctx, r, "vtpmd closed the connection without a reply");

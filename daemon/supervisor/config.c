@@ -295,6 +295,14 @@ static int set_trace(VtpmdConfig *c, const char *v, const char **ret_reason) {
         return 0;
 }
 
+static int set_subuid(VtpmdConfig *c, const char *v, const char **ret_reason) {
+        return set_absolute_path(c, v, &c->subuid_path, ret_reason);
+}
+
+static int set_subgid(VtpmdConfig *c, const char *v, const char **ret_reason) {
+        return set_absolute_path(c, v, &c->subgid_path, ret_reason);
+}
+
 static int set_worker(VtpmdConfig *c, const char *v, const char **ret_reason) {
         c->worker_path = v;
         return 0;
@@ -328,6 +336,8 @@ static const ConfigOption options[] = {
         { "ControlSocket", "control", "PATH", set_control_path },
         { "ControlGroup", "control-group", "GROUP", set_control_group },
         { "WorkerIDs", "worker-ids", "FIRST-LAST|no", set_worker_ids },
+        { NULL, "subuid", "FILE", set_subuid },
+        { NULL, "subgid", "FILE", set_subgid },
         { "WorkerMemoryMax", "worker-memory-max", "SIZE", set_worker_memory_max },
         { "WorkerSpawn", "worker-spawn", "fork-server|exec", set_worker_spawn },
 };
@@ -343,6 +353,8 @@ void config_init(VtpmdConfig *c) {
                  * wants, so unknown UUIDs are refused unless asked for. */
                 .auto_create = false,
                 .control_path = VTPMD_DEFAULT_CONTROL_PATH,
+                .subuid_path = VTPMD_DEFAULT_SUBUID_FILE,
+                .subgid_path = VTPMD_DEFAULT_SUBGID_FILE,
                 .worker_id_first = VTPMD_DEFAULT_WORKER_ID_FIRST,
                 .worker_id_last = VTPMD_DEFAULT_WORKER_ID_LAST,
                 .worker_memory_max = VTPMD_DEFAULT_WORKER_MEMORY_MAX,
@@ -514,6 +526,8 @@ static void help(void) {
                "  --control PATH           control socket (default: " VTPMD_DEFAULT_CONTROL_PATH ")\n"
                "  --control-group GROUP    group allowed to use the control socket (default: root only)\n"
                "  --worker-ids FIRST-LAST|no  group and uids of the workers (default: %u-%u)\n"
+               "  --subuid FILE            subordinate uids WorkerIDs= must not overlap (default: " VTPMD_DEFAULT_SUBUID_FILE ")\n"
+               "  --subgid FILE            subordinate gids WorkerIDs= must not overlap (default: " VTPMD_DEFAULT_SUBGID_FILE ")\n"
                "  --worker-memory-max SIZE address-space limit of each worker (default: %lluM)\n"
                "  --worker-spawn fork-server|exec  how workers start (default: fork-server)\n"
                "  -h, --help               show this help\n"

@@ -5,7 +5,13 @@
  * client reads, read the next request. Input is not read while a request is
  * running, so a client can have at most one request in flight; a client that
  * sends garbage gets an error reply, one that vanishes mid-request is
- * forgotten (its request still completes, the reply is dropped).
+ * forgotten (its request still completes, the reply is dropped). A client
+ * idle for CONTROL_IDLE_USEC (no request, or its replies not read) is told
+ * so and closed; beyond CONTROL_MAX_CLIENTS a new client is told "too many
+ * control clients" and closed. Every close after a reply is a shutdown
+ * first and a drain of what the client sent: closing a socket with unread
+ * input would make the client's next recv fail with ECONNRESET before it
+ * reads the reply.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,9 +25,11 @@
 #include <unistd.h>
 
 #include "admin.h"
+#include "clock.h"
 #include "control.h"
 #include "ctl.h"
 #include "log.h"
+#include "ratelimit.h"
 #include "util.h"
 
 #ifndef SO_PEERGROUPS
@@ -48,6 +56,7 @@ struct Client {
         Control *control;
         int fd;
         sd_event_source *io;
+        sd_event_source *idle; /* CONTROL_IDLE_USEC without progress: closed */
         uid_t uid;
         pid_t pid;
         Packet *out_head, *out_tail;
@@ -66,7 +75,26 @@ struct Control {
         bool have_gid;
         Client *clients;
         unsigned n_clients;
+        RateLimit refuse_limit; /* "too many control clients" lines */
 };
+
+/* A client is done with: no more input (a send gets EPIPE), what it sent
+ * and we did not read thrown away, then closed. Bounded: a client that keeps
+ * sending cannot hold us here. */
+static void close_drained(int fd) {
+        if (fd < 0)
+                return;
+        (void) shutdown(fd, SHUT_RDWR);
+        for (unsigned i = 0; i < 256; i++) {
+                char b;
+                ssize_t n = recv(fd, &b, 1, MSG_DONTWAIT | MSG_TRUNC);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        break;
+        }
+        safe_close(fd);
+}
 
 static void client_free(Client *cl) {
         Control *c;
@@ -88,7 +116,8 @@ static void client_free(Client *cl) {
                 free(p);
         }
         sd_event_source_disable_unref(cl->io);
-        safe_close(cl->fd);
+        sd_event_source_disable_unref(cl->idle);
+        close_drained(cl->fd);
         free(cl);
 }
 
@@ -99,7 +128,7 @@ static bool client_update_events(Client *cl) {
         /* One request at a time, and the next only once the last reply is
          * sent: a client that never reads cannot make us queue replies. */
         if (!cl->box && !cl->out_head && !cl->close_when_sent)
-                ev |= EPOLLIN;
+                ev |= EPOLLIN | EPOLLRDHUP;
         if (cl->out_head)
                 ev |= EPOLLOUT;
         if (ev == 0 && cl->close_when_sent) {
@@ -137,6 +166,49 @@ static void client_queue_error(Client *cl, int error, const char *message) {
                 return;
         }
         client_queue(cl, s, n);
+}
+
+static int client_idle_cb(sd_event_source *s, uint64_t usec, void *userdata);
+
+/* Progress (a request read, a reply sent): the idle deadline starts again. */
+static void client_touch(Client *cl) {
+        uint64_t now = 0;
+        (void) sd_event_now(cl->control->admin->event, CLOCK_MONOTONIC, &now);
+        if (!cl->idle) {
+                if (sd_event_add_time(cl->control->admin->event, &cl->idle, CLOCK_MONOTONIC, now + CONTROL_IDLE_USEC,
+                                      0, client_idle_cb, cl) < 0)
+                        cl->idle = NULL; /* no deadline: the client is only closed by its own doing */
+                return;
+        }
+        (void) sd_event_source_set_time(cl->idle, now + CONTROL_IDLE_USEC);
+        (void) sd_event_source_set_enabled(cl->idle, SD_EVENT_ONESHOT);
+}
+
+static bool client_write(Client *cl);
+
+static int client_idle_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        Client *cl = userdata;
+
+        /* Its request is still running (manufacturing, a destroy waiting for
+         * a worker): that is vtpmd's time, not the client's. */
+        if (cl->box) {
+                client_touch(cl);
+                return 0;
+        }
+        if (cl->out_head) {
+                log_msg(LOG_INFO, "Control client pid %d uid %u has not read its reply for %u s: closing",
+                        (int) cl->pid, (unsigned) cl->uid, (unsigned) (CONTROL_IDLE_USEC / 1000000u));
+                client_free(cl);
+                return 0;
+        }
+        log_msg(LOG_INFO, "Control client pid %d uid %u sent no request for %u s: closing", (int) cl->pid,
+                (unsigned) cl->uid, (unsigned) (CONTROL_IDLE_USEC / 1000000u));
+        client_queue_error(cl, -ETIMEDOUT, "idle for too long: closing the connection");
+        cl->close_when_sent = true;
+        /* Once: a client that does not take it now is not waited for. */
+        if (client_write(cl) && cl->out_head)
+                client_free(cl);
+        return 0;
 }
 
 static void call_item(AdminCall *call, json_object *item) {
@@ -217,7 +289,7 @@ static void client_handle_packet(Client *cl, const uint8_t *buf, size_t len, int
         cl->dispatching = false;
 }
 
-static void client_read(Client *cl) {
+static void client_read(Client *cl, uint32_t revents) {
         uint8_t buf[CTL_MAX_PACKET];
         union {
                 struct cmsghdr h;
@@ -232,10 +304,12 @@ static void client_read(Client *cl) {
         n = recvmsg(cl->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
                 return;
-        if (n <= 0) {
+        /* 0 is the end, or an empty packet: garbage like any other while the peer is still there. */
+        if (n < 0 || (n == 0 && (revents & (EPOLLHUP | EPOLLRDHUP)))) {
                 client_free(cl);
                 return;
         }
+        client_touch(cl);
         for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h))
                 if (h->cmsg_level == SOL_SOCKET && h->cmsg_type == SCM_RIGHTS) {
                         size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
@@ -268,6 +342,7 @@ static bool client_write(Client *cl) {
                 if (!cl->out_head)
                         cl->out_tail = NULL;
                 free(p);
+                client_touch(cl);
         }
         return client_update_events(cl);
 }
@@ -278,8 +353,8 @@ static int client_io_cb(sd_event_source *s, int fd, uint32_t revents, void *user
         /* Writing may free the client (an error, or all sent before a close). */
         if ((revents & EPOLLOUT) && !client_write(cl))
                 return 0;
-        if (revents & EPOLLIN) {
-                client_read(cl);
+        if (revents & (EPOLLIN | EPOLLRDHUP)) {
+                client_read(cl, revents);
                 return 0;
         }
         if (revents & (EPOLLHUP | EPOLLERR))
@@ -322,7 +397,16 @@ static int listen_io_cb(sd_event_source *s, int fd, uint32_t revents, void *user
         if (cfd < 0)
                 return 0;
         if (c->n_clients >= CONTROL_MAX_CLIENTS) {
-                log_msg(LOG_WARNING, "Control socket: %u clients connected, refusing another", c->n_clients);
+                _cleanup_free_ char *msg = NULL;
+                size_t n = 0;
+                unsigned dropped = 0;
+                if (ratelimit_below(&c->refuse_limit, now_ns(), &dropped))
+                        log_msg(LOG_WARNING, "Control socket: %u clients connected, refusing another%s", c->n_clients,
+                                dropped ? " (and more refused before, not logged)" : "");
+                /* One packet into an empty socket buffer: it cannot block. */
+                if (ctl_reply_encode_error(-EUSERS, "too many control clients", &msg, &n) >= 0)
+                        (void) send(cfd, msg, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+                close_drained(TAKE_FD(cfd));
                 return 0;
         }
         if (getsockopt(cfd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0 || len != sizeof(cred))
@@ -334,7 +418,7 @@ static int listen_io_cb(sd_event_source *s, int fd, uint32_t revents, void *user
         if (!cl)
                 return 0;
         *cl = (Client){ .control = c, .fd = TAKE_FD(cfd), .uid = cred.uid, .pid = cred.pid };
-        r = sd_event_add_io(c->admin->event, &cl->io, cl->fd, EPOLLIN, client_io_cb, cl);
+        r = sd_event_add_io(c->admin->event, &cl->io, cl->fd, EPOLLIN | EPOLLRDHUP, client_io_cb, cl);
         if (r < 0) {
                 safe_close(cl->fd);
                 free(cl);
@@ -343,6 +427,7 @@ static int listen_io_cb(sd_event_source *s, int fd, uint32_t revents, void *user
         cl->next = c->clients;
         c->clients = cl;
         c->n_clients++;
+        client_touch(cl);
         if (!allowed) {
                 log_msg(LOG_WARNING, "Control socket: refusing pid %d uid %u gid %u (not root%s)", (int) cred.pid,
                         (unsigned) cred.uid, (unsigned) cred.gid, c->have_gid ? " nor in the admin group" : "");
@@ -407,7 +492,8 @@ int control_open(const AdminContext *admin, const char *path, gid_t gid, bool ha
         c = calloc(1, sizeof(*c));
         if (!c)
                 return log_error_errno(-ENOMEM, "Out of memory");
-        *c = (Control){ .admin = admin, .fd = -1, .gid = gid, .have_gid = have_gid, .path = strdup(path) };
+        *c = (Control){ .admin = admin, .fd = -1, .gid = gid, .have_gid = have_gid, .path = strdup(path),
+                        .refuse_limit = RATELIMIT_INIT(10000000000ull, 1) };
         if (!c->path) {
                 r = -ENOMEM;
                 goto fail;

@@ -21,10 +21,19 @@
 #define VTPMD_DEFAULT_INITWAIT_MS 100u
 #define VTPMD_DEFAULT_COUNTER_INTERVAL_S 60u
 /* Workers' uids and the group shared with vtpmd (vtpmd.conf(5) WorkerIDs=):
- * above the 16-bit range and systemd's dynamic users (61184-65519), below
- * the container ranges systemd-nspawn hands out (524288 and up). */
-#define VTPMD_DEFAULT_WORKER_ID_FIRST 300000u
-#define VTPMD_DEFAULT_WORKER_ID_LAST 365535u
+ * 0x7FFC0000-0x7FFCFFFF, in the range systemd leaves unused between the
+ * container ranges systemd-nspawn hands out (524288-1879048191) and its
+ * foreign-uid range (2147352576-2147418111), far above its dynamic users
+ * (61184-65519) and above every block useradd writes to /etc/subuid
+ * (100000 up to SUB_UID_MAX, 600100000 by default). Below 2^31, where ids
+ * stop being safe in signed 32-bit fields. */
+#define VTPMD_DEFAULT_WORKER_ID_FIRST 2147221504u
+#define VTPMD_DEFAULT_WORKER_ID_LAST 2147287039u
+/* The default before it (300000-365535), which overlapped Debian's fourth
+ * /etc/subuid block: vTPM directories lent under it are taken back. */
+#define VTPMD_PREVIOUS_WORKER_ID_FIRST 300000u
+#define VTPMD_DEFAULT_SUBUID_FILE "/etc/subuid"
+#define VTPMD_DEFAULT_SUBGID_FILE "/etc/subgid"
 #define VTPMD_DEFAULT_WORKER_MEMORY_MAX (512ull << 20)
 /* A configuration file is a few hundred bytes; refuse to slurp /dev/zero. */
 #define VTPMD_CONFIG_MAX_SIZE (1024u * 1024u)
@@ -35,6 +44,7 @@ typedef struct VtpmdConfig {
         uint32_t self_domid;
         bool trace;
         const char *worker_path; /* NULL: next to vtpmd, else the libexec directory */
+        const char *subuid_path, *subgid_path; /* WorkerIDs= must not overlap them */
 
         /* file and command line */
         TpmFamily default_family;

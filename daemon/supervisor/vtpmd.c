@@ -38,6 +38,7 @@
 #include "state.h"
 #include "util.h"
 #include "vtpmd-config.h"
+#include "worker-ids.h"
 #include "workers.h"
 #include "xs-view.h"
 
@@ -134,38 +135,6 @@ static int resolve_config(Daemon *d) {
                 return log_error_errno(-errno, "Worker binary %s is not executable", d->worker_path);
         c->platform_spec = d->platform;
         c->worker_path = d->worker_path;
-        return 0;
-}
-
-/* Workers run under their own uids (WorkerIDs=) and own their vTPM's files;
- * vtpmd reads and manages them through the workers' group. */
-static int join_worker_group(VtpmdConfig *c) {
-        if (!c->worker_id_first)
-                return 0;
-        if (geteuid() != 0) {
-                log_msg(LOG_NOTICE, "Not running as root: workers keep uid %u (WorkerIDs= needs root)",
-                        (unsigned) geteuid());
-                c->worker_id_first = c->worker_id_last = 0;
-                return 0;
-        }
-        gid_t gid = (gid_t) c->worker_id_first;
-        int n = getgroups(0, NULL);
-        if (n < 0)
-                return log_error_errno(-errno, "Cannot read the supplementary groups");
-        _cleanup_free_ gid_t *groups = calloc((size_t) n + 1, sizeof(gid_t));
-        if (!groups)
-                return log_error_errno(-ENOMEM, "Out of memory");
-        n = getgroups(n, groups);
-        if (n < 0)
-                return log_error_errno(-errno, "Cannot read the supplementary groups");
-        for (int i = 0; i < n; i++)
-                if (groups[i] == gid)
-                        return 0;
-        groups[n++] = gid;
-        if (setgroups((size_t) n, groups) < 0)
-                return log_error_errno(-errno, "Cannot join group %u, the workers' group (WorkerIDs=%u-%u; "
-                                       "vtpmd.service needs CAP_SETGID)", (unsigned) gid, c->worker_id_first,
-                                       c->worker_id_last);
         return 0;
 }
 
@@ -456,11 +425,22 @@ static int lock_backend(const VtpmdConfig *c, int *ret_fd) {
                         c->self_domid, sim ? c->platform_spec : "this host", holder[0] ? holder : "pid unknown", path);
                 return -EBUSY;
         }
-        char line[PATH_MAX + 64];
-        int len = snprintf(line, sizeof(line), "pid %d, state in %s\n", (int) getpid(), c->state.state_dir);
+        char line[PATH_MAX + 96];
+        int len;
+        /* The range its workers will run under (none when not root: worker_ids_join_groups). */
+        if (c->worker_id_first && geteuid() == 0)
+                len = snprintf(line, sizeof(line), "pid %d, state in %s, workers %u-%u\n", (int) getpid(),
+                               c->state.state_dir, c->worker_id_first, c->worker_id_last);
+        else
+                len = snprintf(line, sizeof(line), "pid %d, state in %s\n", (int) getpid(), c->state.state_dir);
         if (len < 0 || (size_t) len >= sizeof(line) || ftruncate(fd, 0) < 0 ||
             pwrite(fd, line, (size_t) len, 0) != (ssize_t) len)
                 return log_error_errno(-EIO, "Cannot write %s", path);
+        /* After our line is written: of two vtpmds starting at once, the later check sees the other. */
+        r = sim ? worker_ids_check_instances(c, sim, "vtpmd-backend-", path)
+                : worker_ids_check_instances(c, BACKEND_LOCK_DIR, "backend-", path);
+        if (r < 0)
+                return r;
         *ret_fd = TAKE_FD(fd);
         return 0;
 }
@@ -475,11 +455,17 @@ static int run(VtpmdConfig *config) {
         if (r < 0)
                 return EXIT_FAILURE;
         /* Before anything of the host is touched. */
-        if (lock_backend(config, &backend_lock) < 0)
-                return EXIT_FAILURE;
+        r = lock_backend(config, &backend_lock);
+        if (r < 0)
+                return r == -ENOTUNIQ ? EXIT_NOTCONFIGURED : EXIT_FAILURE;
         /* vtpmd holds the master key: no core dump, no ptrace by its uid. */
         (void) prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
-        if (join_worker_group(config) < 0)
+        /* Workers run under their own uids (WorkerIDs=) and own their vTPM's
+         * files; vtpmd reads and manages them through the workers' group. */
+        r = worker_ids_check(config);
+        if (r < 0)
+                return r == -ENOTUNIQ ? EXIT_NOTCONFIGURED : EXIT_FAILURE;
+        if (worker_ids_join_groups(config) < 0)
                 return EXIT_FAILURE;
 
         /* Before any thread exists (libxenstore starts one for watches). */

@@ -28,6 +28,7 @@ struct WorkerState {
         /* The state directory's fd from START until statedir owns it (-1 after). */
         int state_fd;
         StateDir *statedir;
+        bool files_fixed;
         TpmStore *store;
         /* Read at start, wiped once libtpms has them. */
         uint8_t *perm_blob, *vol_blob;
@@ -86,6 +87,10 @@ TpmStore *worker_state_store(WorkerState *s) {
 
 int worker_state_dir_fd(const WorkerState *s) {
         return s->statedir ? statedir_fd(s->statedir) : -1;
+}
+
+bool worker_state_files_fixed(const WorkerState *s) {
+        return s->files_fixed;
 }
 
 bool worker_state_log_ok(WorkerState *s) {
@@ -164,6 +169,18 @@ int worker_state_load(WorkerState *s, uint8_t data_key[IPC_DATA_KEY_SIZE]) {
                 return r;
         }
         s->statedir = d;
+        /* The disk budget (docs/security.md): the files the worker may ever
+         * write exist from now on, so confinement can take away creating more. */
+        r = statedir_fix_files(d);
+        if (r < 0) {
+                explicit_wipe(data_key, IPC_DATA_KEY_SIZE);
+                log_msg(LOG_INFO, "preparing the state directory %s: %s", s->uuid, strerror(-r));
+                return r;
+        }
+        s->files_fixed = r > 0;
+        if (!s->files_fixed)
+                log_msg(LOG_NOTICE, "the file system of state directory %s cannot exchange names (RENAME_EXCHANGE): "
+                        "this worker may create files, so its disk use is not bounded", s->uuid);
         /* Under the lock (a previous worker has let go), before the store
          * writes: the worker's files are its uid's and the workers' group's. */
         if (s->uid != 0) {

@@ -50,5 +50,8 @@ void worker_state_save_volatile(WorkerState *s, TpmInstance *tpm);
 TpmStore *worker_state_store(WorkerState *s);
 /* The state directory's fd (for confinement), or -1. */
 int worker_state_dir_fd(const WorkerState *s);
+/* Its files are fixed (statedir_fix_files): the worker may confine itself
+ * without the right to create files. */
+bool worker_state_files_fixed(const WorkerState *s);
 /* A line about a failed state write may be logged: guests can cause them. */
 bool worker_state_log_ok(WorkerState *s);

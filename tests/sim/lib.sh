@@ -162,6 +162,59 @@ pool_storage_down() {
 	fi
 }
 
+# Bystanders: guests that run a steady tpm2-tools workload (getrandom,
+# pcrextend, pcrread and an NV write, which is durable) while a test attacks
+# vtpmd from elsewhere; not one of their commands may fail.
+# bystanders_start NAME...: defines each guest's NV index and starts its loop;
+# each command is a line in by-NAME.log and each failure one in by-NAME.err.
+# bystanders_stop ends the loops (call it before finish); bystander_errors
+# and bystander_commands count over all of them.
+BY_NV=0x1500018
+BY_PIDS=()
+BY_NAMES=()
+bystander_loop() {
+	local name=$1 t i=0 rc
+	t=$(tcti "$name")
+	while [ ! -e "$SIMDIR/bystanders.stop" ]; do
+		i=$((i + 1))
+		tpm2_getrandom -T "$t" 16 >/dev/null 2>>"$SIMDIR/by-$name.out"
+		rc=$?
+		echo "getrandom $rc" >>"$SIMDIR/by-$name.log"
+		[ "$rc" -eq 0 ] || echo "$i getrandom rc=$rc" >>"$SIMDIR/by-$name.err"
+		tpm2_pcrextend -T "$t" "16:sha256=$(printf '%064d' "$i")" 2>>"$SIMDIR/by-$name.out"
+		rc=$?
+		echo "pcrextend $rc" >>"$SIMDIR/by-$name.log"
+		[ "$rc" -eq 0 ] || echo "$i pcrextend rc=$rc" >>"$SIMDIR/by-$name.err"
+		printf '%08d' "$i" | tpm2_nvwrite -T "$t" "$BY_NV" -C o -i - 2>>"$SIMDIR/by-$name.out"
+		rc=$?
+		echo "nvwrite $rc" >>"$SIMDIR/by-$name.log"
+		[ "$rc" -eq 0 ] || echo "$i nvwrite rc=$rc" >>"$SIMDIR/by-$name.err"
+	done
+}
+bystanders_start() {
+	local name
+	rm -f "$SIMDIR/bystanders.stop"
+	for name in "$@"; do
+		: >"$SIMDIR/by-$name.err"
+		: >"$SIMDIR/by-$name.log"
+		tpm2_nvdefine -T "$(tcti "$name")" "$BY_NV" -C o -s 8 -a 'ownerread|ownerwrite' >/dev/null 2>&1 ||
+			echo "nvdefine failed" >>"$SIMDIR/by-$name.err"
+		bystander_loop "$name" &
+		BY_PIDS+=($!)
+		BY_NAMES+=("$name")
+	done
+}
+bystanders_stop() {
+	local p
+	touch "$SIMDIR/bystanders.stop"
+	for p in "${BY_PIDS[@]}"; do wait "$p" 2>/dev/null; done
+	BY_PIDS=()
+}
+bystander_errors() { local n; for n in "${BY_NAMES[@]}"; do cat "$SIMDIR/by-$n.err"; done | wc -l; }
+bystander_commands() { local n; for n in "${BY_NAMES[@]}"; do cat "$SIMDIR/by-$n.log"; done | wc -l; }
+# bystanders_ran N: at least N commands since the start (a condition to wait for).
+bystanders_ran() { [ "$(bystander_commands)" -ge "$1" ]; }
+
 # Ends the test: exit 1 if a check failed, else exit 77 (meson's SKIP) if one
 # was skipped, else exit 0.
 finish() {

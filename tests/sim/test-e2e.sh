@@ -25,7 +25,7 @@ uids=$(for p in $(worker_pids); do ps -o uid= -p "$p"; done | sort -u | xargs)
 echo "# worker uids: $uids"
 if [ "$(id -u)" -eq 0 ]; then
 	check "each worker runs under its own non-root uid from WorkerIDs=" \
-		bash -c "set -- $uids; [ \$# -eq 2 ] && [ \$1 -ge 300002 ] && [ \$2 -ge 300002 ] && [ \$2 -le 365535 ]"
+		bash -c "set -- $uids; [ \$# -eq 2 ] && [ \$1 -ge 2147221506 ] && [ \$2 -ge 2147221506 ] && [ \$2 -le 2147287039 ]"
 else
 	skip "each worker runs under its own non-root uid from WorkerIDs= # not root: workers keep the test's uid"
 fi

@@ -281,7 +281,7 @@ check "current state back: the newer NV data reads back" nv_is "$(cat "$H/guest1
 # of DIR/host's swtpm; PCR 16 is extended; the next start must refuse.
 HOSTTCTI="swtpm:path=$H/hosttpm/tpm.sock"
 PCR_ARGS=(--no-config --control "$PCRD/control" --platform "sim:$H" --domid 99 --state-dir "$PCRD/state" --host-tpm "$HOSTTCTI"
-	--pcr-policy 16 --nv-index 0x01800157)
+	--pcr-policy 16 --nv-index 0x01800157 --worker-ids 2147300000-2147365535)
 mkdir -p "$PCRD"
 serving() { test "$(grep -c 'serving /local/domain/99/backend/vtpm' "$PCRD/vtpmd.log")" -eq "$1"; }
 XENSTORED_PATH="$H/xenstore/socket" "$VTPMD" "${PCR_ARGS[@]}" >>"$PCRD/vtpmd.log" 2>&1 &

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include <assert.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <limits.h>
@@ -952,4 +953,108 @@ TEST(lend_gives_the_directory_and_its_files_to_a_worker) {
         _cleanup_free_ char *meta = fx_file(&f, "meta");
         ASSERT_OK(stat(meta, &st));
         ASSERT_EQ(st.st_mode & 07777, 0660);
+}
+
+/* ---- fixed files: the disk budget (statedir_fix_files) ---- */
+
+static unsigned regular_files_in(const char *dir) {
+        _cleanup_close_ int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        unsigned n = 0;
+        if (fd < 0)
+                return 0;
+        DIR *d = fdopendir(TAKE_FD(fd));
+        for (struct dirent *de; d && (de = readdir(d));) {
+                struct stat st;
+                if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode))
+                        n++;
+        }
+        if (d)
+                closedir(d);
+        return n;
+}
+
+static off_t size_of(const char *path) {
+        struct stat st;
+        return lstat(path, &st) < 0 ? -1 : st.st_size;
+}
+
+TEST(fixed_files_writes_and_removals_create_no_file) {
+        _cleanup_fx_ Fx f;
+        _cleanup_free_ char *dir = NULL, *tmpf = NULL, *spare0 = NULL;
+        _cleanup_free_ uint8_t *out = NULL;
+        size_t len;
+        uint64_t seq;
+
+        ASSERT_OK(fx_init(&f));
+        dir = path_join(f.root_path, UUID_A);
+        ASSERT_OK(statedir_write(f.a, STATE_KIND_DATA_KEY, key1, 1, "k", 1));
+        ASSERT_EQ(statedir_fix_files(f.a), 1); /* the test's file system can exchange names */
+        unsigned n = regular_files_in(dir);
+        ASSERT_EQ(n, 2 + STATEDIR_SPARES); /* .lock, key and the spares */
+
+        /* a fresh vTPM's permall and volatile, written many times, removed and written again */
+        for (uint64_t i = 1; i <= 20; i++) {
+                char v[32];
+                snprintf(v, sizeof(v), "permanent %llu", (unsigned long long) i);
+                ASSERT_OK(statedir_write(f.a, STATE_KIND_PERMANENT, key1, i, v, strlen(v)));
+                if (i % 5 == 0)
+                        ASSERT_OK(statedir_write(f.a, STATE_KIND_VOLATILE, key1, i, "vol", 3));
+                if (i % 10 == 0)
+                        ASSERT_OK(statedir_remove(f.a, STATE_KIND_VOLATILE));
+                ASSERT_EQ(regular_files_in(dir), n);
+        }
+        ASSERT_OK(statedir_read(f.a, STATE_KIND_PERMANENT, key1, &out, &len, &seq));
+        ASSERT_EQ(seq, 20);
+        ASSERT_TRUE(len == strlen("permanent 20") && memcmp(out, "permanent 20", len) == 0);
+        ASSERT_ERR(statedir_read(f.a, STATE_KIND_VOLATILE, key1, &out, &len, NULL), -ENOENT);
+        /* the old contents do not linger: the exchanged-out copy is emptied */
+        tmpf = fx_file(&f, "permall.tmp");
+        ASSERT_EQ(size_of(tmpf), 0);
+
+        /* no spare left and no tmp to reuse: -EDQUOT, nothing created, the old file intact */
+        for (unsigned i = 0; i < STATEDIR_SPARES; i++) {
+                char name[16];
+                snprintf(name, sizeof(name), ".spare-%u", i);
+                _cleanup_free_ char *p = fx_file(&f, name);
+                (void) unlink(p);
+        }
+        ASSERT_EQ(unlink(tmpf), 0);
+        unsigned before = regular_files_in(dir);
+        ASSERT_ERR(statedir_write(f.a, STATE_KIND_PERMANENT, key1, 21, "x", 1), -EDQUOT);
+        ASSERT_EQ(regular_files_in(dir), before);
+        ASSERT_OK(statedir_read(f.a, STATE_KIND_PERMANENT, key1, &out, &len, &seq));
+        ASSERT_EQ(seq, 20);
+
+        /* fixing again makes spares again, and empties tmp files and spares it finds */
+        ASSERT_EQ(statedir_fix_files(f.a), 1);
+        spare0 = fx_file(&f, ".spare-0");
+        ASSERT_OK(write_path(spare0, "junk", 4));
+        ASSERT_EQ(statedir_fix_files(f.a), 1);
+        ASSERT_EQ(size_of(spare0), 0);
+        ASSERT_OK(statedir_write(f.a, STATE_KIND_PERMANENT, key1, 21, "x", 1));
+
+        /* destroy takes the spares too */
+        ASSERT_OK(statedir_erase_key(f.a));
+        ASSERT_OK(statedir_destroy(f.a));
+        ASSERT_FALSE(exists_at(dir));
+}
+
+TEST(fixed_files_make_no_spare_beyond_the_budget) {
+        _cleanup_fx_ Fx f;
+        _cleanup_free_ char *dir = NULL;
+
+        ASSERT_OK(fx_init(&f));
+        dir = path_join(f.root_path, UUID_A);
+        /* what a taken-over worker could leave: its spares renamed away (files of any name) */
+        for (unsigned i = 0; i < STATEDIR_FILES_MAX; i++) {
+                char name[16];
+                snprintf(name, sizeof(name), "junk-%u", i);
+                _cleanup_free_ char *p = fx_file(&f, name);
+                ASSERT_OK(write_path(p, "j", 1));
+        }
+        unsigned n = regular_files_in(dir);
+        ASSERT_EQ(statedir_fix_files(f.a), 1); /* still fixed: the probe files come and go */
+        ASSERT_EQ(regular_files_in(dir), n);
+        ASSERT_ERR(statedir_write(f.a, STATE_KIND_PERMANENT, key1, 1, "x", 1), -EDQUOT);
+        ASSERT_EQ(regular_files_in(dir), n);
 }
