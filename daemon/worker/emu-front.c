@@ -27,6 +27,8 @@ struct EmuFront {
         size_t buffer_size;
         const EmuFrontOps *ops;
         void *userdata;
+        void (*trace)(void *userdata, bool control, uint32_t code, uint32_t result);
+        uint32_t cmd_code; /* of the control request being answered */
         uint8_t locality;
         /* A data command being received. */
         uint8_t *cmd;
@@ -57,6 +59,7 @@ int emu_front_new(const EmuFrontConfig *c, EmuFront **ret) {
         f->buffer_size = c->buffer_size;
         f->ops = c->ops;
         f->userdata = c->userdata;
+        f->trace = c->trace;
         *ret = f;
         return 0;
 }
@@ -98,6 +101,10 @@ static int send_all(int fd, const uint8_t *p, size_t n) {
 }
 
 static int reply(EmuFront *f, const uint8_t *p, size_t n) {
+        /* Every answer but GET_CAPABILITY's starts with the result; a blob's data follows its header. */
+        if (f->trace && f->cmd_code && n >= 4)
+                f->trace(f->userdata, true, f->cmd_code, f->cmd_code == EMU_CMD_GET_CAPABILITY ? 0 : tpm_be32(p));
+        f->cmd_code = 0;
         return send_all(f->control_fd, p, n);
 }
 
@@ -163,6 +170,7 @@ static int finish_stateblob(EmuFront *f) {
         free(f->blob);
         f->blob = NULL;
         f->blob_have = f->blob_size = 0;
+        f->cmd_code = EMU_CMD_SET_STATEBLOB;
         k = reply_result(f, res);
         return k;
 }
@@ -202,6 +210,7 @@ static int handle(EmuFront *f, const uint8_t *buf, size_t n, int fd) {
         int k;
 
         k = emu_request_parse(buf, n, &r);
+        f->cmd_code = r.cmd ? r.cmd : UINT32_MAX;
         if (k == -EOPNOTSUPP)
                 return reply_result(f, EMU_RES_BAD_ORDINAL);
         if (k == -EMSGSIZE)
@@ -315,6 +324,8 @@ int emu_front_on_control(EmuFront *f) {
 }
 
 static int data_send(EmuFront *f, const uint8_t *p, size_t n) {
+        if (f->trace && n >= TPM_HEADER_SIZE)
+                f->trace(f->userdata, false, tpm_be32(f->cmd + 6), tpm_be32(p + 6));
         return send_all(f->data_fd, p, n);
 }
 

@@ -64,6 +64,9 @@ typedef struct EmuFrontConfig {
         size_t buffer_size; /* the largest command and response (SET_BUFFERSIZE's only size) */
         const EmuFrontOps *ops;
         void *userdata;
+        /* Optional: every control request answered (its code and result) and
+         * every data command (its ordinal and the response code). */
+        void (*trace)(void *userdata, bool control, uint32_t code, uint32_t result);
 } EmuFrontConfig;
 
 int emu_front_new(const EmuFrontConfig *c, EmuFront **ret);

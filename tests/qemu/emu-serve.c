@@ -11,8 +11,8 @@
  * Serves one control connection at a time, one after the other; the TPM (and
  * its power state) outlives the connections, as swtpm's does. Prints
  * "listening" on stdout once clients may connect; ends at SIGTERM or SIGINT.
- * --log FILE: one line per control request ("CMD result") and per data
- * command ("TPM ordinal 0x... -> rc 0x..."), for the tests to read.
+ * --log FILE: one line per control request answered ("ctl NAME 0xRESULT")
+ * and per data command ("tpm 0xORDINAL 0xRC"), for the tests to read.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +32,23 @@
 #include "util.h"
 
 static volatile sig_atomic_t quit;
+static FILE *trace_file;
+
+
+static void trace(void *userdata, bool control, uint32_t code, uint32_t result) {
+        (void) userdata;
+        if (!trace_file)
+                return;
+        if (control) {
+                const char *name = emu_cmd_to_string(code);
+                if (name)
+                        fprintf(trace_file, "ctl %s 0x%x\n", name, result);
+                else
+                        fprintf(trace_file, "ctl 0x%x 0x%x\n", code, result);
+        } else
+                fprintf(trace_file, "tpm 0x%08x 0x%x\n", code, result);
+        fflush(trace_file);
+}
 
 static void on_signal(int sig) {
         (void) sig;
@@ -66,6 +83,7 @@ static void serve(int conn, EmuTpm *tpm, TpmFamily family) {
                 .buffer_size = TPM_INSTANCE_BUFFER_SIZE,
                 .ops = &emu_tpm_ops,
                 .userdata = tpm,
+                .trace = trace,
         };
 
         if (emu_front_new(&c, &f) < 0)
@@ -106,6 +124,7 @@ int main(int argc, char **argv) {
         static const struct option options[] = {
                 { "socket", required_argument, NULL, 's' },
                 { "tpm", required_argument, NULL, 't' },
+                { "log", required_argument, NULL, 'l' },
                 {},
         };
         const char *path = NULL;
@@ -123,6 +142,13 @@ int main(int argc, char **argv) {
                         if (tpm_family_from_string(optarg, &family) < 0) {
                                 fprintf(stderr, "emu-serve: --tpm 2.0 or 1.2\n");
                                 return 2;
+                        }
+                        break;
+                case 'l':
+                        trace_file = fopen(optarg, "ae");
+                        if (!trace_file) {
+                                fprintf(stderr, "emu-serve: %s: %s\n", optarg, strerror(errno));
+                                return 1;
                         }
                         break;
                 default:
