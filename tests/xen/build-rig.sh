@@ -28,7 +28,9 @@ HOST_PKGS="qemu-system-x86 debootstrap cpio zstd gzip perl"
 # units), the toolstack, xenstored, tpm2-tools, and the runtime Depends of the vtpmd
 # package built in the same run (run.sh passes them in XENRIG_DEB_DEPENDS: dom0 has
 # no network, so `dpkg -i` finds them installed or fails).
-DOM0_PKGS="systemd systemd-sysv dbus xen-utils-4.17 xenstore-utils kmod busybox-static procps tpm2-tools ${XENRIG_DEB_DEPENDS:-}"
+# e2fsprogs: dom0 formats the rig's persistent disk on its first boot (python3 stays
+# in the image: Debian's xendomains lists the domains to save with a python script).
+DOM0_PKGS="systemd systemd-sysv dbus xen-utils-4.17 xenstore-utils kmod busybox-static procps tpm2-tools e2fsprogs ${XENRIG_DEB_DEPENDS:-}"
 
 log() { echo "build-rig: $*" >&2; }
 
@@ -145,11 +147,21 @@ log "domU tpm2: $ldcheck"
 # 4. trim dom0 and add the Xen modules and the domU kernel.
 (cd "$R" && rm -rf usr/share/doc/* usr/share/man/* usr/share/locale/* usr/share/info/* \
 	usr/share/zoneinfo usr/share/i18n var/cache/apt/* var/lib/apt/lists/* usr/lib/xen-4.17/boot \
-	usr/lib/python3* usr/bin/python3* usr/share/python3 var/log/*.log usr/sbin/policy-rc.d)
+	var/log/*.log usr/sbin/policy-rc.d)
 D=$R/lib/modules/$KVER
 mkdir -p "$D/kernel/drivers/xen/xenfs"
 cp "$MODS"/drivers/xen/{xen-evtchn,xen-gntdev,xen-gntalloc,xen-privcmd}.ko "$D/kernel/drivers/xen/"
 cp "$MODS/drivers/xen/xenfs/xenfs.ko" "$D/kernel/drivers/xen/xenfs/"
+# the persistent disk (QEMU's IDE disk on the PIIX controller, ext4), each module
+# with the dependencies modules.dep lists for it
+KM=$W/k/lib/modules/$KVER
+for m in ata_piix sd_mod ext4 crc32c_generic; do
+	grep -q -E "(^|/)$m\.ko" "$KM/modules.builtin" && continue
+	line=$(grep -E "(^|/)$m\.ko(\.[a-z]+)?:" "$KM/modules.dep") || { log "no module $m in $KPKG"; exit 1; }
+	for f in ${line%%:*} ${line#*:}; do
+		mkdir -p "$D/$(dirname "$f")"; cp "$KM/$f" "$D/$f"
+	done
+done
 cp "$W/k/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$D/"
 chroot "$R" depmod "$KVER"
 mkdir -p "$R/root/rig"

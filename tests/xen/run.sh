@@ -119,7 +119,7 @@ if [ -n "$b64" ]; then
 fi
 VLOG=$OUT/logs/vtpmd.log
 grep -a 'XENRIG-DIAG' "$SERIAL" | sed 's/.*XENRIG-DIAG //' > "$OUT/diag.txt"
-NSCEN=13
+NSCEN=15
 for n in $(seq $NSCEN); do
 	sed -n "s/^$n //p" "$OUT/diag.txt" > "$OUT/scenario-$n.txt"
 done

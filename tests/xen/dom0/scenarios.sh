@@ -166,8 +166,13 @@ guest_run() {
 # create NAME UUID SCENARIO [TYPE]: xl create, then the frontend must reach Connected
 # (a generous deadline to stop waiting; the time taken is a note, never a
 # verdict: speed is measured by make bench), and the guest's command loop must answer.
+# The guest is followed by its name, not by the domid xl create gave it: a guest
+# that crashes or reboots while it boots is restarted by xl under a new domid.
+name_fe_is_3_or_4() { local i; i=$(domid "$1") && fe_is_3_or_4 "$i"; }
+name_fe_is() { local i; i=$(domid "$1") && fe_is "$i" "$2"; }
+name_ready() { local i; i=$(domid "$1") && guest_ready "$i"; }
 create_guest() {
-	local name=$1 uuid=$2 n=$3 t0 rc id t3
+	local name=$1 uuid=$2 n=$3 t0 rc id id1 t3
 	guest_cfg "$name" "$uuid" "${4:-pv}"
 	t0=$(now)
 	xl -v create "$RIG/$name.cfg" > "$L/xl-create-$name.log" 2>&1; rc=$?
@@ -176,15 +181,17 @@ create_guest() {
 	id=$(domid "$name")
 	# the guest kernel boots under TCG first; only the time from ring published
 	# (frontend 3) to Connected (4) measures the backend
-	wait_until 120 fe_is_3_or_4 "$id" || { fail "$n" "$name frontend never published its ring (state '$(fe_state "$id")')"; return 1; }
+	wait_until 120 name_fe_is_3_or_4 "$name" || { fail "$n" "$name frontend never published its ring (state '$(fe_state "$(domid "$name")")')"; return 1; }
 	t3=$(now)
-	wait_until 60 fe_is "$id" 4 || { fail "$n" "$name frontend not Connected 60 s after state 3 (fe '$(fe_state "$id")', be '$(be_state "$id")')"; return 1; }
-	note "$n" "$name domid $id frontend Connected $(since "$t3") s after Initialised"
+	wait_until 60 name_fe_is "$name" 4 || { id1=$(domid "$name"); fail "$n" "$name frontend not Connected 60 s after state 3 (fe '$(fe_state "$id1")', be '$(be_state "$id1")')"; return 1; }
+	id1=$(domid "$name")
+	[ "$id1" = "$id" ] || note "$n" "$name was restarted by xl while it booted: domid $id -> $id1 (xl dmesg: $(xl dmesg 2>/dev/null | grep -E "d$id(v[0-9]+)? " | grep -i -E 'fault|crash|shutdown' | tail -1))"
+	note "$n" "$name domid $id1 frontend Connected $(since "$t3") s after Initialised"
 	# An unserved probe costs 118 s (and then the 60 s deadline above fails).
 	# Under TCG on a busy 2-core host a TPM 1.2 start (libtpms self-test) has
 	# taken 20 s: a slow start is worth a note, not a failure.
 	awk -v a="$t3" -v b="$(now)" 'BEGIN { exit !(b - a < 45) }' || note "$n" "slow: $name frontend took $(since "$t3") s from Initialised to Connected (probe blocked?)"
-	wait_until 60 guest_ready "$id" || { fail "$n" "$name command loop not up"; return 1; }
+	wait_until 60 name_ready "$name" || { fail "$n" "$name command loop not up"; return 1; }
 	return 0
 }
 
@@ -425,6 +432,62 @@ rig_journal_fields() {
 	echo "$j" | grep -q '"VTPM_DEVID":"[0-9]*"' && note $n "ok: VTPM_DEVID present" || fail $n "no VTPM_DEVID field"
 	echo "$j" | grep -q '"_SYSTEMD_UNIT":"vtpmd.service"' || fail $n "the entries are not attributed to vtpmd.service"
 }
+g20_worker() { # the pid of the one guest worker (g20 is the only guest by then)
+	local p
+	for p in $(pgrep -x vtpmd-worker); do
+		grep -qa -- --fork-server "/proc/$p/cmdline" 2>/dev/null && continue
+		echo "$p"; return 0
+	done
+	return 1
+}
+# A worker stopped with SIGSTOP: on systemctl restart, vtpmd (under the unit's
+# bounding set, workers under other uids: CAP_KILL) kills it itself after its
+# 15 s, and systemd finds nothing left to kill; a new worker serves the guest.
+# A fresh PV guest (a PVH guest once triple-faulted in early boot here, which
+# would hide what this checks).
+rig_hung_worker() {
+	local n=14 w w2 t0 inv
+	w=$(g20_worker) || { fail $n "no worker for g20"; return 1; }
+	kill -STOP "$w" || { fail $n "kill -STOP $w"; return 1; }
+	note $n "worker pid $w (uid $(stat -c %u "/proc/$w")) stopped with SIGSTOP"
+	inv=$(uprop InvocationID)
+	t0=$(now)
+	vtpmd_restart || fail $n "systemctl restart vtpmd with a hung worker"
+	note $n "systemctl restart took $(since "$t0") s"
+	journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID="$inv" | grep -q "Worker pid $w did not stop in time, killing it" \
+		&& note $n "ok: vtpmd killed the hung worker itself" || fail $n "vtpmd did not say it killed worker $w"
+	# systemd's own messages about the unit (UNIT=, not the invocation's)
+	journalctl --no-pager -o cat -u vtpmd | grep -E "(Killing|left-over) process $w " > "$L/hung-systemd-kill.txt"
+	[ -s "$L/hung-systemd-kill.txt" ] && fail $n "systemd had to kill what vtpmd left: $(head -1 "$L/hung-systemd-kill.txt")"
+	[ -e "/proc/$w" ] && fail $n "the hung worker $w is still there"
+	guest_run g20 300 "$TPM_UNTIL_UP" && note $n "ok: g20's TPM answers after the restart" || fail $n "g20's TPM after the restart: $GOUT"
+	w2=$(g20_worker)
+	[ -n "$w2" ] && [ "$w2" != "$w" ] && note $n "ok: new worker pid $w2" || fail $n "no new worker (was $w, now '${w2}')"
+}
+# systemctl stop with a guest connected: vtpmd exits 0 by itself, its workers
+# save and go, the xenbus states stay; systemctl start serves the guest again
+# with PCR 16 as it was.
+rig_stop_with_guests() {
+	local n=15 id d fe0 be0 left fdev bdev
+	id=$(domid g20)
+	d=$(rand_hex 32)
+	guest_run g20 150 "$TCTI_NOW tpm2_pcrextend 16:sha256=$d" || fail $n "pcrextend before stop: $GOUT"
+	pcrread g20 sha256:16 || fail $n "pcrread before stop: $PCR"
+	PCR_BEFORE=$PCR
+	fdev=$(xenstore-list "/local/domain/$id/device/vtpm" 2>/dev/null | head -1)
+	bdev=$(xenstore-list "/local/domain/0/backend/vtpm/$id" 2>/dev/null | head -1)
+	fe0=$(fe_state "$id" "$fdev"); be0=$(be_state "$id" "$bdev")
+	vtpmd_stop && note $n "ok: systemctl stop: vtpmd exited 0 (Result=success)" || fail $n "systemctl stop vtpmd: Result=$(uprop Result) ExecMainStatus=$(uprop ExecMainStatus)"
+	left=$(pgrep -x -d, 'vtpmd|vtpmd-worker')
+	[ -z "$left" ] || fail $n "processes left after systemctl stop: $left"
+	[ "$(fe_state "$id" "$fdev")" = "$fe0" ] && [ "$(be_state "$id" "$bdev")" = "$be0" ] \
+		&& note $n "ok: xenbus states unchanged by the stop (fe $fe0, be $be0)" \
+		|| fail $n "xenbus states moved on stop: fe $fe0 -> $(fe_state "$id" "$fdev"), be $be0 -> $(be_state "$id" "$bdev")"
+	vtpmd_start 2.0 || { fail $n "systemctl start after the stop"; return 1; }
+	guest_run g20 300 "$TPM_UNTIL_UP" && note $n "ok: g20's TPM answers after the start" || fail $n "g20's TPM after the start: $GOUT"
+	pcrread g20 sha256:16 || fail $n "pcrread after start: $PCR"
+	[ "$PCR" = "$PCR_BEFORE" ] && note $n "ok: PCR 16 unchanged across stop and start" || fail $n "PCR 16 changed: $PCR_BEFORE -> $PCR"
+}
 # The watchdog: vtpmd answers it from its event loop; stopped with SIGSTOP, it is
 # aborted by systemd at WatchdogSec= and restarted (Restart=on-failure), and the
 # guest's TPM answers again.
@@ -642,7 +705,17 @@ if create_guest g20 "$U20" 1; then
 	else
 		for n in 12 13; do fail $n "no g20 after scenario 9"; done
 	fi
+	# 14-15 on a fresh PV guest with the same vTPM in place of the PVH one
 	destroy_guest g20
+	say "scenario 14: a hung worker, systemctl restart (PV g20)"
+	if create_guest g20 "$U20" 14 pv; then
+		rig_hung_worker
+		say "scenario 15: systemctl stop with g20 connected, then start"
+		rig_stop_with_guests
+	else
+		fail 15 "no PV g20"
+	fi
+	[ -n "$(domid g20)" ] && destroy_guest g20
 else
 	fail 3 "no TPM 2.0 guest"
 	fail 4 "no TPM 2.0 guest"
@@ -651,6 +724,8 @@ else
 	fail 8 "no TPM 2.0 guest"
 	fail 9 "no TPM 2.0 guest"
 	fail 10 "no TPM 2.0 guest"
+	fail 14 "no TPM 2.0 guest"
+	fail 15 "no TPM 2.0 guest"
 fi
 vtpmd_alive || fail 5 "vtpmd is not running at the end"
 vtpmd_stop || fail 5 "vtpmd (2.0) did not stop cleanly"
@@ -668,8 +743,10 @@ DESC[10]='xl save -c keeps the vTPM; the checkpoint restored as a second copy is
 DESC[11]="the package: dpkg -i with its dependencies in the base image, the unit enabled, vtpmd under the unit's bounding set"
 DESC[12]='journalctl -u vtpmd -o json: VTPM_UUID, VTPM_DOMID, VTPM_DEVID fields'
 DESC[13]="the watchdog: WatchdogSec=30 pinged; vtpmd stopped with SIGSTOP is aborted and restarted, the guest's TPM answers"
+DESC[14]='a worker stopped with SIGSTOP: systemctl restart, vtpmd kills it itself (CAP_KILL), a new worker serves the guest'
+DESC[15]='systemctl stop with a guest connected: exit 0, nothing left, xenbus states unchanged; start again, PCR 16 unchanged'
 failed=0
-for n in $(seq 13); do
+for n in $(seq 15); do
 	if [ -z "${RAN[$n]}" ]; then
 		echo "XENRIG-RESULT not ok $n - ${DESC[$n]} # did not run"; failed=$((failed + 1))
 	elif [ -n "${FAILS[$n]}" ]; then
