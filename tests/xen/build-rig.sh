@@ -153,15 +153,18 @@ mkdir -p "$D/kernel/drivers/xen/xenfs"
 cp "$MODS"/drivers/xen/{xen-evtchn,xen-gntdev,xen-gntalloc,xen-privcmd}.ko "$D/kernel/drivers/xen/"
 cp "$MODS/drivers/xen/xenfs/xenfs.ko" "$D/kernel/drivers/xen/xenfs/"
 # the persistent disk (QEMU's IDE disk on the PIIX controller, ext4), each module
-# with the dependencies modules.dep lists for it
+# with what it depends on (the kernel package has no modules.dep: depmod makes it)
 KM=$W/k/lib/modules/$KVER
-for m in ata_piix sd_mod ext4 crc32c_generic; do
-	grep -q -E "(^|/)$m\.ko" "$KM/modules.builtin" && continue
-	line=$(grep -E "(^|/)$m\.ko(\.[a-z]+)?:" "$KM/modules.dep") || { log "no module $m in $KPKG"; exit 1; }
-	for f in ${line%%:*} ${line#*:}; do
-		mkdir -p "$D/$(dirname "$f")"; cp "$KM/$f" "$D/$f"
-	done
-done
+add_mod() {
+	local m=$1 f d
+	grep -q -E "(^|/)($m|${m//_/-}|${m//-/_})\.ko" "$KM/modules.builtin" && return 0
+	f=$(cd "$KM" && find kernel \( -name "$m.ko*" -o -name "${m//_/-}.ko*" -o -name "${m//-/_}.ko*" \) | head -1)
+	[ -n "$f" ] || { log "no module $m in $KPKG"; exit 1; }
+	[ -e "$D/$f" ] && return 0
+	mkdir -p "$D/$(dirname "$f")"; cp "$KM/$f" "$D/$f"
+	for d in $(chroot "$R" modinfo -F depends "/lib/modules/$KVER/$f" | tr ',' ' '); do add_mod "$d"; done
+}
+for m in ata_piix sd_mod ext4 crc32c_generic; do add_mod "$m"; done
 cp "$W/k/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$D/"
 chroot "$R" depmod "$KVER"
 mkdir -p "$R/root/rig"
