@@ -566,7 +566,7 @@ rig_reboot_prepare() {
 }
 # The second boot, run by rig-run when rig-init found /persist/rig/boot2.
 rig_after_reboot() {
-	local n=16 id t_v t_x j
+	local n=16 id t_v t_x j lx lv
 	# shellcheck disable=SC1091
 	. "$P/expect"
 	journalctl --no-pager -f -b -n all -o short-monotonic -u vtpmd > "$VLOG" 2>&1 &
@@ -576,6 +576,12 @@ rig_after_reboot() {
 	j=$(journalctl --no-pager -b -1 -o cat -u xendomains 2>/dev/null)
 	echo "$j" | grep -q 'Saving Xen domain g20' && note $n "ok: xendomains saved g20 at shutdown: $(echo "$j" | grep 'Saving Xen domain g20' | tail -1)" \
 		|| fail $n "no 'Saving Xen domain g20' from xendomains in the first boot's journal"
+	# the unit's Before=xendomains.service at shutdown: vtpmd.service began to stop
+	# only once xendomains.service had stopped (its saves done)
+	lx=$(grep -n 'Stopped xendomains.service' "$L/boot1-shutdown.txt" | tail -1 | cut -d: -f1)
+	lv=$(grep -n 'Stopping vtpmd.service' "$L/boot1-shutdown.txt" | tail -1 | cut -d: -f1)
+	[ -n "$lx" ] && [ -n "$lv" ] && [ "$lx" -lt "$lv" ] && note $n "ok: at shutdown vtpmd.service stopped after xendomains.service" \
+		|| fail $n "at shutdown: 'Stopped xendomains.service' at line '$lx', 'Stopping vtpmd.service' at line '$lv' of boot1-shutdown.txt"
 	journalctl --no-pager -b -1 -o cat -u vtpmd 2>/dev/null | grep -q -i 'suspend' \
 		&& note $n "ok: vtpmd logged the suspend at shutdown: $(journalctl --no-pager -b -1 -o cat -u vtpmd | grep -i suspend | tail -1)"
 	[ "$(uprop ActiveState)" = active ] || fail $n "vtpmd.service is $(uprop ActiveState)/$(uprop SubState) after the reboot"
