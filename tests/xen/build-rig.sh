@@ -28,7 +28,9 @@ HOST_PKGS="qemu-system-x86 debootstrap cpio zstd gzip perl"
 # units), the toolstack, xenstored, tpm2-tools, and the runtime Depends of the vtpmd
 # package built in the same run (run.sh passes them in XENRIG_DEB_DEPENDS: dom0 has
 # no network, so `dpkg -i` finds them installed or fails).
-DOM0_PKGS="systemd systemd-sysv dbus xen-utils-4.17 xenstore-utils kmod busybox-static procps tpm2-tools ${XENRIG_DEB_DEPENDS:-}"
+# e2fsprogs: dom0 formats the rig's persistent disk on its first boot (python3 stays
+# in the image: Debian's xendomains lists the domains to save with a python script).
+DOM0_PKGS="systemd systemd-sysv dbus xen-utils-4.17 xenstore-utils kmod busybox-static procps tpm2-tools e2fsprogs ${XENRIG_DEB_DEPENDS:-}"
 
 log() { echo "build-rig: $*" >&2; }
 
@@ -145,11 +147,24 @@ log "domU tpm2: $ldcheck"
 # 4. trim dom0 and add the Xen modules and the domU kernel.
 (cd "$R" && rm -rf usr/share/doc/* usr/share/man/* usr/share/locale/* usr/share/info/* \
 	usr/share/zoneinfo usr/share/i18n var/cache/apt/* var/lib/apt/lists/* usr/lib/xen-4.17/boot \
-	usr/lib/python3* usr/bin/python3* usr/share/python3 var/log/*.log usr/sbin/policy-rc.d)
+	var/log/*.log usr/sbin/policy-rc.d)
 D=$R/lib/modules/$KVER
 mkdir -p "$D/kernel/drivers/xen/xenfs"
 cp "$MODS"/drivers/xen/{xen-evtchn,xen-gntdev,xen-gntalloc,xen-privcmd}.ko "$D/kernel/drivers/xen/"
 cp "$MODS/drivers/xen/xenfs/xenfs.ko" "$D/kernel/drivers/xen/xenfs/"
+# the persistent disk (QEMU's IDE disk on the PIIX controller, ext4), each module
+# with what it depends on (the kernel package has no modules.dep: depmod makes it)
+KM=$W/k/lib/modules/$KVER
+add_mod() {
+	local m=$1 f d
+	grep -q -E "(^|/)($m|${m//_/-}|${m//-/_})\.ko" "$KM/modules.builtin" && return 0
+	f=$(cd "$KM" && find kernel \( -name "$m.ko*" -o -name "${m//_/-}.ko*" -o -name "${m//-/_}.ko*" \) | head -1)
+	[ -n "$f" ] || { log "no module $m in $KPKG"; exit 1; }
+	[ -e "$D/$f" ] && return 0
+	mkdir -p "$D/$(dirname "$f")"; cp "$KM/$f" "$D/$f"
+	for d in $(chroot "$R" modinfo -F depends "/lib/modules/$KVER/$f" | tr ',' ' '); do add_mod "$d"; done
+}
+for m in ata_piix sd_mod ext4 crc32c_generic; do add_mod "$m"; done
 cp "$W/k/lib/modules/$KVER"/modules.{order,builtin,builtin.modinfo} "$D/"
 chroot "$R" depmod "$KVER"
 mkdir -p "$R/root/rig"

@@ -10,10 +10,12 @@
 # Usage: run.sh [BUILD_DIR [OUT_DIR]]   (as root; defaults build, BUILD_DIR/xen-rig;
 # the package is built in OUT_DIR/deb)
 # Environment: XENRIG_CACHE (image cache root, default OUT_DIR/cache),
-#   XENRIG_TIMEOUT (seconds for the whole QEMU run, default 1500),
+#   XENRIG_TIMEOUT (seconds for both QEMU runs, default 2400),
 #   XENRIG_MEM (MiB for QEMU, default 2048), XENRIG_SMP (default 2),
-#   XENRIG_CPU (QEMU's -cpu, default qemu64,+svm,+npt).
-# Output in OUT_DIR: results.txt (TAP), scenario-N.txt, serial.log, logs/ (dom0's
+#   XENRIG_CPU (QEMU's -cpu, default qemu64,+svm,+npt), XENRIG_ONLY=16 (the
+#   package and scenario 16 alone, for working on it: the others report no result).
+# Output in OUT_DIR: results.txt (TAP), scenario-N.txt, serial.log (serial-2.log:
+# the boot after dom0's reboot), persist.raw (the persistent disk), logs/ (dom0's
 # /var/log: vtpmd.log, xen/console/guest-*.log, xen/xl-*.log, rig/ per-scenario
 # files and the guest command transcript).
 set -uo pipefail
@@ -24,7 +26,7 @@ BUILD=$(cd "${1:-$TOP/build}" && pwd) || { echo "run.sh: no build directory ${1:
 OUT=${2:-$BUILD/xen-rig}
 mkdir -p "$OUT" && OUT=$(cd "$OUT" && pwd)
 CACHE=${XENRIG_CACHE:-$OUT/cache}
-TMO=${XENRIG_TIMEOUT:-1500}
+TMO=${XENRIG_TIMEOUT:-2400}
 MEM=${XENRIG_MEM:-2048}
 SMP=${XENRIG_SMP:-2}
 CPU=${XENRIG_CPU:-qemu64,+svm,+npt}
@@ -74,8 +76,12 @@ mkdir -p "$D0/root/rig" "$D0/etc/systemd/system/multi-user.target.wants" "$D0/et
 	"$D0/etc/default" "$D0/var/log/xen/console"
 (cd "$W/domu" && find . | cpio -R 0:0 -H newc -o --quiet | gzip -6 > "$D0/root/rig/domu.cpio.gz")
 install -m644 "$DEB" "$D0/root/rig/vtpmd.deb"
-install -m755 "$HERE/dom0/rig-run" "$HERE/dom0/scenarios.sh" "$D0/root/rig/"
+install -m755 "$HERE/dom0/rig-init" "$HERE/dom0/rig-run" "$HERE/dom0/scenarios.sh" "$D0/root/rig/"
 install -m644 "$HERE/dom0/rig-scenarios.service" "$D0/etc/systemd/system/"
+# xendomains' save files are on the persistent disk (rig-init binds it there):
+# the drop-in an admin writes for a save directory on its own mount
+mkdir -p "$D0/etc/systemd/system/xendomains.service.d"
+printf '%s\n' '[Unit]' 'RequiresMountsFor=/var/lib/xen/save' > "$D0/etc/systemd/system/xendomains.service.d/save-dir.conf"
 ln -s ../rig-scenarios.service "$D0/etc/systemd/system/multi-user.target.wants/rig-scenarios.service"
 # Debian's xen init script loads only xenfs, evtchn and gntdev; libxl wants the rest
 printf '%s\n' xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs > "$D0/etc/modules-load.d/xenrig.conf"
@@ -84,7 +90,7 @@ printf '%s\n' 'XENSTORED_ARGS=' \
 	'XENCONSOLED_ARGS="--log=guest --log-dir=/var/log/xen/console --timestamp=guest"' > "$D0/etc/default/xen"
 # nothing may read the one console, nor run timers in the 20 minutes
 for u in getty@tty1 serial-getty@hvc0 console-getty apt-daily.timer apt-daily-upgrade.timer \
-	dpkg-db-backup.timer e2scrub_all.timer fstrim.timer; do
+	dpkg-db-backup.timer e2scrub_all.timer e2scrub_reap fstrim.timer; do
 	case $u in *.*) ;; *) u=$u.service ;; esac
 	ln -s /dev/null "$D0/etc/systemd/system/$u"
 done
@@ -97,33 +103,58 @@ cat "$C/dom0-base.cpio.zst" "$W/overlay.cpio.gz" > "$W/dom0.img"
 #    PVH guests need, and with it the log-dirty mode of live migration (Debian's
 #    Xen has no shadow paging, so PV guests cannot migrate). Any Xen or dom0 crash
 #    exits QEMU (-no-reboot).
-SERIAL=$OUT/serial.log
-rm -rf "$OUT/logs" "$OUT"/scenario-*.txt "$OUT/results.txt"
-echo "check-xen: booting Xen under QEMU (log: $SERIAL, limit ${TMO} s)"
+#    A dom0 reboot (scenario 16) is a reset of the machine, which -no-reboot turns
+#    into QEMU's exit: dom0 prints XENRIG-REBOOT before it reboots, and QEMU is
+#    started again with the same persistent disk (rig-init; the second boot finds
+#    its marker there). The limit covers both boots.
+DISK=$OUT/persist.raw
+rm -f "$DISK" && truncate -s 1G "$DISK"
+rm -rf "$OUT/logs" "$OUT"/scenario-*.txt "$OUT/results.txt" "$OUT"/serial*.log
+boot() { # SERIAL_LOG LIMIT: one QEMU run; sets QRC
+	local serial=$1 lim=$2
+	echo "check-xen: booting Xen under QEMU (log: $serial, limit ${lim} s)"
+	timeout -k 10 "$lim" qemu-system-x86_64 -accel tcg,tb-size=512 -cpu "$CPU" -m "$MEM" -smp "$SMP" \
+		-nographic -no-reboot -monitor none -serial stdio -nodefaults -vga none \
+		-drive "file=$DISK,format=raw,if=ide,index=0,media=disk,cache=unsafe" \
+		-kernel "$C/xen" \
+		-append "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=$SMP loglvl=all guest_loglvl=all console_timestamps=boot" \
+		-initrd "$C/vmlinuz console=hvc0 earlyprintk=xen rdinit=/root/rig/rig-init systemd.show_status=error panic=5 loglevel=4 xenrig_timeout=$((lim - 120))${XENRIG_ONLY:+ xenrig_only=$XENRIG_ONLY},$W/dom0.img" \
+		</dev/null 2>&1 | perl -MTime::HiRes=time -e '$|=1; $s=time; while(<STDIN>){ s/\r//g; printf "%7.2f %s", time-$s, $_ }' > "$serial"
+	QRC=${PIPESTATUS[0]}
+}
 T0=$(date +%s)
-timeout -k 10 "$TMO" qemu-system-x86_64 -accel tcg,tb-size=512 -cpu "$CPU" -m "$MEM" -smp "$SMP" \
-	-nographic -no-reboot -monitor none -serial stdio -nodefaults -vga none \
-	-kernel "$C/xen" \
-	-append "console=com1 com1=115200,8n1 dom0_mem=1024M,max:1024M dom0_max_vcpus=$SMP loglvl=all guest_loglvl=all console_timestamps=boot" \
-	-initrd "$C/vmlinuz console=hvc0 earlyprintk=xen rdinit=/sbin/init systemd.show_status=error panic=5 loglevel=4 xenrig_timeout=$((TMO - 120)),$W/dom0.img" \
-	</dev/null 2>&1 | perl -MTime::HiRes=time -e '$|=1; $s=time; while(<STDIN>){ s/\r//g; printf "%7.2f %s", time-$s, $_ }' > "$SERIAL"
-QRC=${PIPESTATUS[0]}
+SERIALS=$OUT/serial.log
+boot "$OUT/serial.log" "$TMO"
+if grep -a -q 'XENRIG-REBOOT$' "$OUT/serial.log"; then
+	left=$(( TMO - ($(date +%s) - T0) ))
+	if [ $left -gt 300 ]; then
+		SERIALS="$SERIALS $OUT/serial-2.log"
+		boot "$OUT/serial-2.log" "$left"
+	else
+		echo "check-xen: dom0 rebooted, but only $left s are left: no second boot"
+	fi
+fi
+SERIAL=$OUT/serial.log
 T_RUN=$(( $(date +%s) - T0 ))
 
-# 5. results and logs
-b64=$(sed -n 's/.*XENRIG-B64 //p' "$SERIAL")
-if [ -n "$b64" ]; then
-	mkdir -p "$OUT/logs"
-	echo "$b64" | base64 -d 2>/dev/null | tar -xzf - -C "$OUT/logs" 2>/dev/null \
-		|| echo "check-xen: the log archive from dom0 arrived damaged; see serial.log"
-fi
+# 5. results and logs (the second boot's in logs/boot2)
+for f in $SERIALS; do
+	case $f in *-2.log) dst=$OUT/logs/boot2 ;; *) dst=$OUT/logs ;; esac
+	b64=$(sed -n 's/.*XENRIG-B64 //p' "$f")
+	[ -n "$b64" ] || continue
+	mkdir -p "$dst"
+	echo "$b64" | base64 -d 2>/dev/null | tar -xzf - -C "$dst" 2>/dev/null \
+		|| echo "check-xen: the log archive from dom0 arrived damaged; see $f"
+done
 VLOG=$OUT/logs/vtpmd.log
-grep -a 'XENRIG-DIAG' "$SERIAL" | sed 's/.*XENRIG-DIAG //' > "$OUT/diag.txt"
-NSCEN=13
+# shellcheck disable=SC2086
+cat $SERIALS | grep -a 'XENRIG-DIAG' | sed 's/.*XENRIG-DIAG //' > "$OUT/diag.txt"
+NSCEN=16
 for n in $(seq $NSCEN); do
 	sed -n "s/^$n //p" "$OUT/diag.txt" > "$OUT/scenario-$n.txt"
 done
-grep -a 'XENRIG-RESULT ' "$SERIAL" | sed 's/.*XENRIG-RESULT //' > "$OUT/results.txt"
+# shellcheck disable=SC2086
+cat $SERIALS | grep -a 'XENRIG-RESULT ' | sed 's/.*XENRIG-RESULT //' > "$OUT/results.txt"
 pass=0 fail=0
 for n in $(seq $NSCEN); do
 	line=$(grep -E "^(not )?ok $n " "$OUT/results.txt" | head -1)
@@ -136,6 +167,8 @@ for n in $(seq $NSCEN); do
 done
 if [ $fail -gt 0 ]; then
 	echo "# ---- last 40 lines of $SERIAL"
+	# shellcheck disable=SC2086
+	SERIAL=$(ls $SERIALS | tail -1)
 	grep -a -v 'XENRIG-B64' "$SERIAL" | tail -n 40 | sed 's/^/# /'
 	echo "# ---- last 40 lines of ${VLOG}"
 	tail -n 40 "$VLOG" 2>/dev/null | sed 's/^/# /' || echo "# (no vtpmd log)"

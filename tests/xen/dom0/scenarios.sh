@@ -6,8 +6,11 @@
 # scenario and "XENRIG-DIAG N text" for why; run.sh turns them into TAP lines.
 #
 # Order: a TPM 1.2 daemon phase (1, 2, and a destroy for 5), then a TPM 2.0 phase
-# (3 with a guest reboot, 6 daemon restart, 4 detach/attach, 7 two guests, 5 the
-# destroys). The family is per daemon for now, hence the two phases.
+# (3 with a guest reboot, 6 daemon restart, 4 detach/attach, 7 two guests, 8, 10
+# and 9 save/restore/migrate, 12-13 the journal and the watchdog, 14-15 a hung
+# worker and a stop on a fresh PV guest, 5 the destroys), then 16: dom0 reboots
+# and the second boot (`scenarios.sh boot2`) checks the guest xendomains
+# restored. The family is per daemon for now, hence the two phases.
 #
 # Guests are driven through xenstore (see domu/init): guest_run writes a command
 # to /local/domain/<id>/data/cmd/N and waits, with a deadline, for data/rc/N.
@@ -35,9 +38,11 @@ check() { local n=$1 what=$2; shift 2; if "$@"; then note "$n" "ok: $what"; else
 # ---- vtpmd.service ---------------------------------------------------------------
 # vtpmd is the installed package's service: started, stopped and restarted with
 # systemctl; vtpmd.conf edited as an admin would (the master key from a key file:
-# dom0 has no host TPM; state in dom0's RAM, which outlives vtpmd restarts and
-# guest reboots, which is what the scenarios need). VLOG is the unit's journal.
+# dom0 has no host TPM; state on the rig's persistent disk, bound over
+# /var/lib/vtpmd by rig-init, which outlives vtpmd restarts, guest reboots and
+# the dom0 reboot of scenario 16). VLOG is the unit's journal.
 VPID=
+REBOOT=
 CONF=/etc/vtpmd/vtpmd.conf
 uprop() { systemctl show -p "$1" --value vtpmd; }
 # the unit's journal since its current invocation began, as text
@@ -166,8 +171,13 @@ guest_run() {
 # create NAME UUID SCENARIO [TYPE]: xl create, then the frontend must reach Connected
 # (a generous deadline to stop waiting; the time taken is a note, never a
 # verdict: speed is measured by make bench), and the guest's command loop must answer.
+# The guest is followed by its name, not by the domid xl create gave it: a guest
+# that crashes or reboots while it boots is restarted by xl under a new domid.
+name_fe_is_3_or_4() { local i; i=$(domid "$1") && fe_is_3_or_4 "$i"; }
+name_fe_is() { local i; i=$(domid "$1") && fe_is "$i" "$2"; }
+name_ready() { local i; i=$(domid "$1") && guest_ready "$i"; }
 create_guest() {
-	local name=$1 uuid=$2 n=$3 t0 rc id t3
+	local name=$1 uuid=$2 n=$3 t0 rc id id1 t3
 	guest_cfg "$name" "$uuid" "${4:-pv}"
 	t0=$(now)
 	xl -v create "$RIG/$name.cfg" > "$L/xl-create-$name.log" 2>&1; rc=$?
@@ -176,20 +186,22 @@ create_guest() {
 	id=$(domid "$name")
 	# the guest kernel boots under TCG first; only the time from ring published
 	# (frontend 3) to Connected (4) measures the backend
-	wait_until 120 fe_is_3_or_4 "$id" || { fail "$n" "$name frontend never published its ring (state '$(fe_state "$id")')"; return 1; }
+	wait_until 120 name_fe_is_3_or_4 "$name" || { fail "$n" "$name frontend never published its ring (state '$(fe_state "$(domid "$name")")')"; return 1; }
 	t3=$(now)
-	wait_until 60 fe_is "$id" 4 || { fail "$n" "$name frontend not Connected 60 s after state 3 (fe '$(fe_state "$id")', be '$(be_state "$id")')"; return 1; }
-	note "$n" "$name domid $id frontend Connected $(since "$t3") s after Initialised"
+	wait_until 60 name_fe_is "$name" 4 || { id1=$(domid "$name"); fail "$n" "$name frontend not Connected 60 s after state 3 (fe '$(fe_state "$id1")', be '$(be_state "$id1")')"; return 1; }
+	id1=$(domid "$name")
+	[ "$id1" = "$id" ] || note "$n" "$name was restarted by xl while it booted: domid $id -> $id1 (xl dmesg: $(xl dmesg 2>/dev/null | grep -E "d$id(v[0-9]+)? " | grep -i -E 'fault|crash|shutdown' | tail -1))"
+	note "$n" "$name domid $id1 frontend Connected $(since "$t3") s after Initialised"
 	# An unserved probe costs 118 s (and then the 60 s deadline above fails).
 	# Under TCG on a busy 2-core host a TPM 1.2 start (libtpms self-test) has
 	# taken 20 s: a slow start is worth a note, not a failure.
 	awk -v a="$t3" -v b="$(now)" 'BEGIN { exit !(b - a < 45) }' || note "$n" "slow: $name frontend took $(since "$t3") s from Initialised to Connected (probe blocked?)"
-	wait_until 60 guest_ready "$id" || { fail "$n" "$name command loop not up"; return 1; }
+	wait_until 60 name_ready "$name" || { fail "$n" "$name command loop not up"; return 1; }
 	return 0
 }
 
-destroy_guest() { # name: xl destroy succeeds (its time noted), no "unable to remove", worker and backend dir gone
-	local name=$1 n=5 id t0 rc w0 el
+destroy_guest() { # name [N, default 5]: xl destroy succeeds (its time noted), no "unable to remove", worker and backend dir gone
+	local name=$1 n=${2:-5} id t0 rc w0 el
 	id=$(domid "$name") || { fail $n "no domain $name to destroy"; return 1; }
 	w0=$(workers)
 	t0=$(now)
@@ -425,6 +437,62 @@ rig_journal_fields() {
 	echo "$j" | grep -q '"VTPM_DEVID":"[0-9]*"' && note $n "ok: VTPM_DEVID present" || fail $n "no VTPM_DEVID field"
 	echo "$j" | grep -q '"_SYSTEMD_UNIT":"vtpmd.service"' || fail $n "the entries are not attributed to vtpmd.service"
 }
+g20_worker() { # the pid of the one guest worker (g20 is the only guest by then)
+	local p
+	for p in $(pgrep -x vtpmd-worker); do
+		grep -qa -- --fork-server "/proc/$p/cmdline" 2>/dev/null && continue
+		echo "$p"; return 0
+	done
+	return 1
+}
+# A worker stopped with SIGSTOP: on systemctl restart, vtpmd (under the unit's
+# bounding set, workers under other uids: CAP_KILL) kills it itself after its
+# 15 s, and systemd finds nothing left to kill; a new worker serves the guest.
+# A fresh PV guest (a PVH guest once triple-faulted in early boot here, which
+# would hide what this checks).
+rig_hung_worker() {
+	local n=14 w w2 t0 inv
+	w=$(g20_worker) || { fail $n "no worker for g20"; return 1; }
+	kill -STOP "$w" || { fail $n "kill -STOP $w"; return 1; }
+	note $n "worker pid $w (uid $(stat -c %u "/proc/$w")) stopped with SIGSTOP"
+	inv=$(uprop InvocationID)
+	t0=$(now)
+	vtpmd_restart || fail $n "systemctl restart vtpmd with a hung worker"
+	note $n "systemctl restart took $(since "$t0") s"
+	journalctl --no-pager -o cat _SYSTEMD_INVOCATION_ID="$inv" | grep -q "Worker pid $w did not stop in time, killing it" \
+		&& note $n "ok: vtpmd killed the hung worker itself" || fail $n "vtpmd did not say it killed worker $w"
+	# systemd's own messages about the unit (UNIT=, not the invocation's)
+	journalctl --no-pager -o cat -u vtpmd | grep -E "(Killing|left-over) process $w " > "$L/hung-systemd-kill.txt"
+	[ -s "$L/hung-systemd-kill.txt" ] && fail $n "systemd had to kill what vtpmd left: $(head -1 "$L/hung-systemd-kill.txt")"
+	[ -e "/proc/$w" ] && fail $n "the hung worker $w is still there"
+	guest_run g20 300 "$TPM_UNTIL_UP" && note $n "ok: g20's TPM answers after the restart" || fail $n "g20's TPM after the restart: $GOUT"
+	w2=$(g20_worker)
+	[ -n "$w2" ] && [ "$w2" != "$w" ] && note $n "ok: new worker pid $w2" || fail $n "no new worker (was $w, now '${w2}')"
+}
+# systemctl stop with a guest connected: vtpmd exits 0 by itself, its workers
+# save and go, the xenbus states stay; systemctl start serves the guest again
+# with PCR 16 as it was.
+rig_stop_with_guests() {
+	local n=15 id d fe0 be0 left fdev bdev
+	id=$(domid g20)
+	d=$(rand_hex 32)
+	guest_run g20 150 "$TCTI_NOW tpm2_pcrextend 16:sha256=$d" || fail $n "pcrextend before stop: $GOUT"
+	pcrread g20 sha256:16 || fail $n "pcrread before stop: $PCR"
+	PCR_BEFORE=$PCR
+	fdev=$(xenstore-list "/local/domain/$id/device/vtpm" 2>/dev/null | head -1)
+	bdev=$(xenstore-list "/local/domain/0/backend/vtpm/$id" 2>/dev/null | head -1)
+	fe0=$(fe_state "$id" "$fdev"); be0=$(be_state "$id" "$bdev")
+	vtpmd_stop && note $n "ok: systemctl stop: vtpmd exited 0 (Result=success)" || fail $n "systemctl stop vtpmd: Result=$(uprop Result) ExecMainStatus=$(uprop ExecMainStatus)"
+	left=$(pgrep -x -d, 'vtpmd|vtpmd-worker')
+	[ -z "$left" ] || fail $n "processes left after systemctl stop: $left"
+	[ "$(fe_state "$id" "$fdev")" = "$fe0" ] && [ "$(be_state "$id" "$bdev")" = "$be0" ] \
+		&& note $n "ok: xenbus states unchanged by the stop (fe $fe0, be $be0)" \
+		|| fail $n "xenbus states moved on stop: fe $fe0 -> $(fe_state "$id" "$fdev"), be $be0 -> $(be_state "$id" "$bdev")"
+	vtpmd_start 2.0 || { fail $n "systemctl start after the stop"; return 1; }
+	guest_run g20 300 "$TPM_UNTIL_UP" && note $n "ok: g20's TPM answers after the start" || fail $n "g20's TPM after the start: $GOUT"
+	pcrread g20 sha256:16 || fail $n "pcrread after start: $PCR"
+	[ "$PCR" = "$PCR_BEFORE" ] && note $n "ok: PCR 16 unchanged across stop and start" || fail $n "PCR 16 changed: $PCR_BEFORE -> $PCR"
+}
 # The watchdog: vtpmd answers it from its event loop; stopped with SIGSTOP, it is
 # aborted by systemd at WatchdogSec= and restarted (Restart=on-failure), and the
 # guest's TPM answers again.
@@ -455,6 +523,105 @@ rig_watchdog() {
 	guest_run g20 300 "$TPM_UNTIL_UP" && note $n "ok: g20's TPM answers after the watchdog restart" || fail $n "g20's TPM after the watchdog restart: $GOUT"
 }
 
+# ---- a dom0 reboot with xendomains (scenario 16) --------------------------------
+# dom0's root is its initramfs; /persist is the rig's disk (rig-init), bound over
+# /var/lib/vtpmd, /var/lib/xen/save and /var/log/journal. Before the reboot: PCR
+# 16 extended and NV written in g20, what the second boot compares written to the
+# disk, with what the first boot installed on the root (rig-init puts it back);
+# then rig-run reboots dom0 with `systemctl reboot`, and Debian's xendomains
+# saves g20 (XENDOMAINS_SAVE) before vtpmd.service stops. At boot xendomains
+# restores it once vtpmd.service is ready (its Before=xendomains.service).
+P=/persist/rig
+rig_reboot_prepare() {
+	local n=16 id d f
+	mountpoint -q /persist || { fail $n "no persistent disk on /persist (rig-init's lines in serial.log say why)"; return 1; }
+	for d in /var/lib/vtpmd /var/lib/xen/save /var/log/journal; do
+		mountpoint -q "$d" || { fail $n "$d is not the persistent disk's"; return 1; }
+	done
+	# Debian's defaults: save at shutdown, restore at boot
+	. /etc/default/xendomains
+	[ "$XENDOMAINS_SAVE" = /var/lib/xen/save ] && [ "$XENDOMAINS_RESTORE" = true ] \
+		&& note $n "ok: /etc/default/xendomains: XENDOMAINS_SAVE=$XENDOMAINS_SAVE XENDOMAINS_RESTORE=$XENDOMAINS_RESTORE" \
+		|| { fail $n "/etc/default/xendomains: XENDOMAINS_SAVE='$XENDOMAINS_SAVE' XENDOMAINS_RESTORE='$XENDOMAINS_RESTORE'"; return 1; }
+	[ "$(systemctl is-active xendomains)" = active ] || { fail $n "xendomains.service is $(systemctl is-active xendomains): it would not stop at shutdown"; return 1; }
+	[ -n "$(domid g20)" ] || { fail $n "no g20 to save"; return 1; }
+	before_move $n
+	id=$(domid g20)
+	vtpmd-ctl list > "$L/list-before-reboot.txt" 2>&1
+	{
+		echo "PCR_BEFORE=$PCR_BEFORE"; echo "NV_BEFORE=$NV_BEFORE"
+		echo "G20_DOMID=$id"; echo "G20_SEQ=${SEQ[$id]}"
+		echo "G20_UUID=$(xl list -l g20 2>/dev/null | sed -n 's/.*"uuid": "\([0-9a-f-]*\)".*/\1/p' | head -1)"
+	} > "$P/expect"
+	note $n "before the reboot: g20 domid $id, PCR 16 $PCR_BEFORE, NV '$NV_BEFORE'"
+	# What a disk root would keep: the package's files, dpkg's database, /etc.
+	f=$P/root.list
+	{ dpkg -L vtpmd; find /etc /var/lib/dpkg /var/lib/systemd/deb-systemd-helper-enabled; } 2>/dev/null |
+		while read -r p; do [ "$p" != /. ] && { [ -e "$p" ] || [ -L "$p" ]; } && echo "$p"; done | sort -u > "$f"
+	tar -cpf "$P/root.tar" --no-recursion -T "$f" 2>"$L/root-tar.log" \
+		|| { fail $n "tar of the root file system: $(tail -2 "$L/root-tar.log" | tr '\n' ' ')"; return 1; }
+	touch "$P/boot2"; sync
+	REBOOT=1
+	say "scenario 16: dom0 reboots now (xendomains saves g20 at shutdown)"
+}
+# The second boot, run by rig-run when rig-init found /persist/rig/boot2.
+rig_after_reboot() {
+	local n=16 id t_v t_x j lx lv
+	# shellcheck disable=SC1091
+	. "$P/expect"
+	journalctl --no-pager -f -b -n all -o short-monotonic -u vtpmd > "$VLOG" 2>&1 &
+	note $n "second boot: vtpmd $(dpkg-query -W -f '${Version} ${Status}' vtpmd 2>&1), unit $(systemctl is-enabled vtpmd 2>&1)"
+	# the first boot's shutdown, from the journal on the disk
+	journalctl --no-pager -b -1 -o short-monotonic -u xendomains -u vtpmd > "$L/boot1-shutdown.txt" 2>&1
+	j=$(journalctl --no-pager -b -1 -o cat -u xendomains 2>/dev/null)
+	echo "$j" | grep -q 'Saving Xen domain g20' && note $n "ok: xendomains saved g20 at shutdown: $(echo "$j" | grep 'Saving Xen domain g20' | tail -1)" \
+		|| fail $n "no 'Saving Xen domain g20' from xendomains in the first boot's journal"
+	# the unit's Before=xendomains.service at shutdown: vtpmd.service began to stop
+	# only once xendomains.service had stopped (its saves done)
+	lx=$(grep -n 'Stopped xendomains.service' "$L/boot1-shutdown.txt" | tail -1 | cut -d: -f1)
+	lv=$(grep -n 'Stopping vtpmd.service' "$L/boot1-shutdown.txt" | tail -1 | cut -d: -f1)
+	[ -n "$lx" ] && [ -n "$lv" ] && [ "$lx" -lt "$lv" ] && note $n "ok: at shutdown vtpmd.service stopped after xendomains.service" \
+		|| fail $n "at shutdown: 'Stopped xendomains.service' at line '$lx', 'Stopping vtpmd.service' at line '$lv' of boot1-shutdown.txt"
+	journalctl --no-pager -b -1 -o cat -u vtpmd 2>/dev/null | grep -q -i 'suspend' \
+		&& note $n "ok: vtpmd logged the suspend at shutdown: $(journalctl --no-pager -b -1 -o cat -u vtpmd | grep -i suspend | tail -1)"
+	[ "$(uprop ActiveState)" = active ] || fail $n "vtpmd.service is $(uprop ActiveState)/$(uprop SubState) after the reboot"
+	VPID=$(uprop MainPID)
+	[ "$(systemctl is-active xendomains)" = active ] || fail $n "xendomains.service: $(systemctl is-active xendomains)"
+	j=$(journalctl --no-pager -b -o cat -u xendomains 2>/dev/null)
+	echo "$j" > "$L/xendomains-boot2.txt"
+	echo "$j" | grep -q 'Restoring Xen domain g20' && note $n "ok: xendomains: $(echo "$j" | grep 'Restoring Xen domain g20' | tail -1)" \
+		|| fail $n "no 'Restoring Xen domain g20' from xendomains at boot"
+	[ -e /var/lib/xen/save/g20 ] && fail $n "xendomains left /var/lib/xen/save/g20 (its restore failed): $(echo "$j" | tail -3 | tr '\n' ' ')"
+	# vtpmd.service ready (Type=notify) before xendomains began
+	t_v=$(uprop ActiveEnterTimestampMonotonic)
+	t_x=$(systemctl show -p InactiveExitTimestampMonotonic --value xendomains)
+	[ -n "$t_v" ] && [ -n "$t_x" ] && [ "$t_v" -gt 0 ] && [ "$t_v" -le "$t_x" ] \
+		&& note $n "ok: vtpmd.service was ready before xendomains.service started" \
+		|| fail $n "vtpmd.service active at $t_v us, xendomains.service started at $t_x us"
+	id=$(domid g20) || { fail $n "no g20 after the reboot: $(xl list 2>&1 | tr '\n' ' ')"; return 1; }
+	note $n "g20 restored as domid $id (was $G20_DOMID), domain UUID $(xl list -l g20 2>/dev/null | sed -n 's/.*"uuid": "\([0-9a-f-]*\)".*/\1/p' | head -1) (was $G20_UUID)"
+	# the same kernel resumed: its command loop goes on from where it was
+	SEQ[$id]=$G20_SEQ
+	if guest_run g20 300 "$TPM_UNTIL_UP"; then
+		note $n "ok: g20's TPM answers after the dom0 reboot"
+	else
+		fail $n "g20's TPM after the dom0 reboot: $GOUT"; return 1
+	fi
+	note $n "vtpmd: $(grep -o 'Resuming the vTPM suspended .*' "$VLOG" | tail -1)"
+	after_move $n "a dom0 reboot (xendomains save and restore)"
+	destroy_guest g20 $n
+	vtpmd_stop || fail $n "systemctl stop vtpmd after the reboot: Result=$(uprop Result) ExecMainStatus=$(uprop ExecMainStatus)"
+}
+DESC[16]='dom0 reboot: xendomains saves the guest at shutdown (XENDOMAINS_SAVE) before vtpmd stops, restores it at boot after vtpmd.service is ready; PCR 16 and NV unchanged'
+if [ "${1:-}" = boot2 ]; then
+	say "scenario 16: the second boot"
+	rig_after_reboot
+	if [ -n "${FAILS[16]}" ]; then
+		echo "XENRIG-RESULT not ok 16 - ${DESC[16]}"; exit 1
+	fi
+	echo "XENRIG-RESULT ok 16 - ${DESC[16]}"; exit 0
+fi
+
 # Every change under the vtpm paths, with times, to compare with the simulation.
 xenstore-watch / 2>/dev/null | grep --line-buffered -E 'vtpm|releaseDomain|introduceDomain' |
 	while read -r p; do echo "[$(now)] $p = $(xenstore-read "$p" 2>/dev/null || echo '<gone>')"; done > "$L/xenstore-trace.log" 2>&1 &
@@ -477,6 +644,22 @@ check 11 "vtpmd.conf edited (KeySource, LogLevel, DefaultTPM)" \
 	[ "$(grep -c -E '^(KeySource=file:|LogLevel=debug|DefaultTPM=)' "$CONF")" = 3 ]
 # the unit's journal as text with dom0-uptime stamps, for run.sh and the log archive
 journalctl --no-pager -f -n all -o short-monotonic -u vtpmd > "$VLOG" 2>&1 &
+
+# A developer's shortcut (run.sh's XENRIG_ONLY=16): the package, then scenario 16
+# alone on a new PV g20; the other scenarios report no result.
+if grep -q 'xenrig_only=16' /proc/cmdline; then
+	say "XENRIG_ONLY=16: scenario 16 alone"
+	vtpmd_start 2.0 || fail 16 "vtpmd did not start"
+	if create_guest g20 "$U20" 16 pv; then
+		guest_run g20 300 "tpm2_nvdefine $NVIDX -C o -s 26 -a 'ownerread|ownerwrite|authread|authwrite' >/dev/null" || fail 16 "nvdefine: $GOUT"
+		rig_reboot_prepare
+	fi
+	for n in 11 16; do
+		[ $n = 16 ] && [ -n "$REBOOT" ] && continue
+		[ -n "${FAILS[$n]}" ] && echo "XENRIG-RESULT not ok $n - ${DESC[$n]:-scenario $n}" || echo "XENRIG-RESULT ok $n - ${DESC[$n]:-scenario $n}"
+	done
+	exit 0
+fi
 
 # =============================== TPM 1.2 phase ==================================
 say "phase 1: vtpmd --default-tpm 1.2"
@@ -642,7 +825,19 @@ if create_guest g20 "$U20" 1; then
 	else
 		for n in 12 13; do fail $n "no g20 after scenario 9"; done
 	fi
+	# 14-15 on a fresh PV guest with the same vTPM in place of the PVH one
 	destroy_guest g20
+	say "scenario 14: a hung worker, systemctl restart (PV g20)"
+	if create_guest g20 "$U20" 14 pv; then
+		rig_hung_worker
+		say "scenario 15: systemctl stop with g20 connected, then start"
+		rig_stop_with_guests
+	else
+		fail 15 "no PV g20"
+	fi
+	say "scenario 16: dom0 reboot with xendomains"
+	rig_reboot_prepare
+	[ -z "$REBOOT" ] && [ -n "$(domid g20)" ] && destroy_guest g20
 else
 	fail 3 "no TPM 2.0 guest"
 	fail 4 "no TPM 2.0 guest"
@@ -651,9 +846,13 @@ else
 	fail 8 "no TPM 2.0 guest"
 	fail 9 "no TPM 2.0 guest"
 	fail 10 "no TPM 2.0 guest"
+	fail 14 "no TPM 2.0 guest"
+	fail 15 "no TPM 2.0 guest"
+	fail 16 "no TPM 2.0 guest"
 fi
 vtpmd_alive || fail 5 "vtpmd is not running at the end"
-vtpmd_stop || fail 5 "vtpmd (2.0) did not stop cleanly"
+# with a reboot ahead, systemd stops vtpmd at shutdown (after xendomains)
+[ -n "$REBOOT" ] || vtpmd_stop || fail 5 "vtpmd (2.0) did not stop cleanly"
 
 DESC[1]='xl create with a vtpm: xl succeeds, frontend Connected, /dev/tpm0'
 DESC[2]='TPM 1.2 vTPM: sysfs caps/pcrs answer, raw TPM_Extend of PCR 16 gives SHA-1(old || digest)'
@@ -668,8 +867,12 @@ DESC[10]='xl save -c keeps the vTPM; the checkpoint restored as a second copy is
 DESC[11]="the package: dpkg -i with its dependencies in the base image, the unit enabled, vtpmd under the unit's bounding set"
 DESC[12]='journalctl -u vtpmd -o json: VTPM_UUID, VTPM_DOMID, VTPM_DEVID fields'
 DESC[13]="the watchdog: WatchdogSec=30 pinged; vtpmd stopped with SIGSTOP is aborted and restarted, the guest's TPM answers"
+DESC[14]='a worker stopped with SIGSTOP: systemctl restart, vtpmd kills it itself (CAP_KILL), a new worker serves the guest'
+DESC[15]='systemctl stop with a guest connected: exit 0, nothing left, xenbus states unchanged; start again, PCR 16 unchanged'
 failed=0
-for n in $(seq 13); do
+for n in $(seq 16); do
+	# scenario 16's result comes from the second boot
+	[ $n = 16 ] && [ -n "$REBOOT" ] && continue
 	if [ -z "${RAN[$n]}" ]; then
 		echo "XENRIG-RESULT not ok $n - ${DESC[$n]} # did not run"; failed=$((failed + 1))
 	elif [ -n "${FAILS[$n]}" ]; then
