@@ -1201,55 +1201,64 @@ int statedir_read_public(StateDir *d, const char *name, uint8_t **ret, size_t *r
         return read_file(d->fd, name, READ_MAX, -EFBIG, ret, ret_len);
 }
 
-int statedir_lend(StateDir *sd, uid_t uid, gid_t gid) {
-        if (!writable(sd))
-                return -EROFS;
-        int dir_fd = sd->fd;
+/* Calls f with every name in dir_fd but "." and ".."; stops at f's first error. */
+static int each_entry(int dir_fd, int (*f)(int dir_fd, const char *name, void *userdata), void *userdata) {
         _cleanup_close_ int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        DIR *d;
+        int r = 0;
+
         if (fd < 0)
                 return negative_errno();
-        DIR *d = fdopendir(fd);
+        d = fdopendir(fd);
         if (!d)
                 return negative_errno();
         fd = -1; /* owned by d now */
-
-        int r = 0;
-        for (;;) {
+        while (r >= 0) {
                 errno = 0; /* readdir() leaves it alone at the end */
                 struct dirent *de = readdir(d);
                 if (!de) {
                         r = -errno;
                         break;
                 }
-                if (streq(de->d_name, ".") || streq(de->d_name, ".."))
-                        continue;
-                _cleanup_close_ int f = openat(dir_fd, de->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-                struct stat st;
-                if (f < 0) {
-                        if (errno == ELOOP || errno == ENOENT)
-                                continue;
-                        r = negative_errno();
-                        break;
-                }
-                if (fstat(f, &st) < 0) {
-                        r = negative_errno();
-                        break;
-                }
-                if (!S_ISREG(st.st_mode))
-                        continue;
-                if ((st.st_uid != uid || st.st_gid != gid) && fchown(f, uid, gid) < 0) {
-                        r = negative_errno();
-                        break;
-                }
-                if ((st.st_mode & 07777) != 0660 && fchmod(f, 0660) < 0) {
-                        r = negative_errno();
-                        break;
-                }
+                if (!streq(de->d_name, ".") && !streq(de->d_name, ".."))
+                        r = f(dir_fd, de->d_name, userdata);
         }
         closedir(d);
+        return r;
+}
+
+typedef struct LendIds {
+        uid_t uid;
+        gid_t gid;
+} LendIds;
+
+static int lend_file(int dir_fd, const char *name, void *userdata) {
+        const LendIds *ids = userdata;
+        _cleanup_close_ int f = openat(dir_fd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        struct stat st;
+
+        if (f < 0)
+                return errno == ELOOP || errno == ENOENT ? 0 : negative_errno();
+        if (fstat(f, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return 0;
+        if ((st.st_uid != ids->uid || st.st_gid != ids->gid) && fchown(f, ids->uid, ids->gid) < 0)
+                return negative_errno();
+        if ((st.st_mode & 07777) != 0660 && fchmod(f, 0660) < 0)
+                return negative_errno();
+        return 0;
+}
+
+int statedir_lend(StateDir *sd, uid_t uid, gid_t gid) {
+        int r;
+
+        if (!writable(sd))
+                return -EROFS;
+        r = each_entry(sd->fd, lend_file, &(LendIds){ .uid = uid, .gid = gid });
         if (r < 0)
                 return r;
-        if (fchown(dir_fd, uid, gid) < 0 || fchmod(dir_fd, 0770) < 0)
+        if (fchown(sd->fd, uid, gid) < 0 || fchmod(sd->fd, 0770) < 0)
                 return negative_errno();
         sd->file_mode = 0660;
         return 0;
@@ -1302,45 +1311,30 @@ out:
         return r;
 }
 
+/* Counts the regular files; empties the tmp files and spares (what a crash
+ * or a taken-over worker left there is never read). */
+static int fix_file(int dir_fd, const char *name, void *userdata) {
+        unsigned *n = userdata;
+        struct stat st;
+        size_t k = strlen(name);
+
+        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        if (!S_ISREG(st.st_mode))
+                return 0;
+        (*n)++;
+        if (st.st_size > 0 &&
+            (spare_entry(name) || (k > strlen(TMP_SUFFIX) && streq(name + k - strlen(TMP_SUFFIX), TMP_SUFFIX))))
+                truncate_file(dir_fd, name);
+        return 0;
+}
+
 int statedir_fix_files(StateDir *sd) {
         if (!writable(sd))
                 return -EROFS;
         int dir_fd = sd->fd;
-        _cleanup_close_ int fd = openat(dir_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0)
-                return negative_errno();
-        DIR *d = fdopendir(fd);
-        if (!d)
-                return negative_errno();
-        fd = -1; /* owned by d now */
-
-        /* Count the regular files; empty the tmp files and spares (what a
-         * crash or a taken-over worker left there is never read). */
         unsigned n = 0;
-        int r = 0;
-        for (;;) {
-                errno = 0;
-                struct dirent *de = readdir(d);
-                if (!de) {
-                        r = -errno;
-                        break;
-                }
-                struct stat st;
-                if (fstatat(dir_fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-                        if (errno == ENOENT)
-                                continue;
-                        r = negative_errno();
-                        break;
-                }
-                if (!S_ISREG(st.st_mode))
-                        continue;
-                n++;
-                size_t k = strlen(de->d_name);
-                if (st.st_size > 0 && (spare_entry(de->d_name) ||
-                                       (k > strlen(TMP_SUFFIX) && streq(de->d_name + k - strlen(TMP_SUFFIX), TMP_SUFFIX))))
-                        truncate_file(dir_fd, de->d_name);
-        }
-        closedir(d);
+        int r = each_entry(dir_fd, fix_file, &n);
         if (r < 0)
                 return r;
 

@@ -31,31 +31,13 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-static int armed, done;
+#define PRELOAD_ARM_ENV "DISK_FILLER_DOMID"
+#include "preload-arm.h"
+
+static int done;
 
 /* Exported for the dynamic linker only. */
-ssize_t writev(int fd, const struct iovec *iov, int n);
 int poll(struct pollfd *fds, nfds_t n, int timeout);
-
-ssize_t writev(int fd, const struct iovec *iov, int n) {
-        static ssize_t (*real)(int, const struct iovec *, int);
-        const char *target = getenv("DISK_FILLER_DOMID");
-
-        if (!real)
-                real = (ssize_t (*)(int, const struct iovec *, int)) dlsym(RTLD_NEXT, "writev");
-        if (fd == STDERR_FILENO && target && !armed && strcmp(program_invocation_short_name, "vtpmd-worker") == 0) {
-                char want[32];
-                snprintf(want, sizeof(want), "domid=%s ", target);
-                for (int i = 0; i < n; i++)
-                        if (memmem(iov[i].iov_base, iov[i].iov_len, want, strlen(want)))
-                                armed = 1;
-        }
-        if (!real) {
-                errno = ENOSYS;
-                return -1;
-        }
-        return real(fd, iov, n);
-}
 
 #define MAX_FD 64
 #define CHUNK (1u << 20)
