@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -21,9 +22,10 @@
 #include "emulator.h"
 #include "tpm.h"
 
-static int read_all(int fd, uint8_t *p, size_t n) {
+/* All n bytes read (out false) or written (out true): -1 on EOF or error. */
+static int all(int fd, uint8_t *p, size_t n, bool out) {
         while (n > 0) {
-                ssize_t k = read(fd, p, n);
+                ssize_t k = out ? write(fd, p, n) : read(fd, p, n);
                 if (k < 0 && errno == EINTR)
                         continue;
                 if (k <= 0)
@@ -34,17 +36,12 @@ static int read_all(int fd, uint8_t *p, size_t n) {
         return 0;
 }
 
+static int read_all(int fd, uint8_t *p, size_t n) {
+        return all(fd, p, n, false);
+}
+
 static int write_all(int fd, const uint8_t *p, size_t n) {
-        while (n > 0) {
-                ssize_t k = write(fd, p, n);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k <= 0)
-                        return -1;
-                p += k;
-                n -= (size_t) k;
-        }
-        return 0;
+        return all(fd, (uint8_t *) p, n, true);
 }
 
 /* One whole TPM packet: the header's size, at most TPM_MAX_PACKET. */

@@ -214,6 +214,17 @@ bystander_errors() { local n; for n in "${BY_NAMES[@]}"; do cat "$SIMDIR/by-$n.e
 bystander_commands() { local n; for n in "${BY_NAMES[@]}"; do cat "$SIMDIR/by-$n.log"; done | wc -l; }
 # bystanders_ran N: at least N commands since the start (a condition to wait for).
 bystanders_ran() { [ "$(bystander_commands)" -ge "$1" ]; }
+# bystanders_check: the bystanders still run (a dozen more commands), then
+# they stop, and none of them saw an error.
+bystanders_check() {
+	local c0
+	c0=$(bystander_commands)
+	check "the bystanders still run" wait_for 60 bystanders_ran $((c0 + 12))
+	bystanders_stop
+	echo "# bystanders: $(bystander_commands) commands, $(bystander_errors) errors"
+	cat "$SIMDIR"/by-*.err 2>/dev/null | head -5 | sed 's/^/#   /'
+	check "the bystanders saw no error" test "$(bystander_errors)" = 0
+}
 
 # Ends the test: exit 1 if a check failed, else exit 77 (meson's SKIP) if one
 # was skipped, else exit 0.
