@@ -169,6 +169,19 @@ static int write_all(int fd, const uint8_t *p, size_t n) {
         return 0;
 }
 
+/* The new contents of a tmp file, durable, and the file closed (*fd is -1
+ * after, whatever the result): close() can report a deferred write error
+ * (NFS), and it counts. */
+static int write_sync_close(int *fd, const void *data, size_t len) {
+        int r = write_all(*fd, data, len);
+
+        if (r >= 0 && fsync(*fd) < 0)
+                r = negative_errno();
+        if (close(TAKE_FD(*fd)) < 0 && r >= 0)
+                r = negative_errno();
+        return r;
+}
+
 static int tmp_name(const char *name, char **ret) {
         char *t;
 
@@ -210,18 +223,9 @@ static int write_file_atomic(int dir_fd, mode_t mode, const char *name, const ui
                 r = negative_errno();
                 goto fail;
         }
-        r = write_all(fd, data, len);
+        r = write_sync_close(&fd, data, len);
         if (r < 0)
                 goto fail;
-        if (fsync(fd) < 0) {
-                r = negative_errno();
-                goto fail;
-        }
-        /* close() can report a deferred write error (NFS): it counts. */
-        if (close(TAKE_FD(fd)) < 0) {
-                r = negative_errno();
-                goto fail;
-        }
         if (renameat(dir_fd, tmp, dir_fd, name) < 0) {
                 r = negative_errno();
                 goto fail;
@@ -300,17 +304,9 @@ static int write_file_fixed(int dir_fd, mode_t mode, const char *name, const uin
                 return -EBADMSG;
         if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
                 return negative_errno();
-        r = write_all(fd, data, len);
+        r = write_sync_close(&fd, data, len);
         if (r < 0)
                 goto fail;
-        if (fsync(fd) < 0) {
-                r = negative_errno();
-                goto fail;
-        }
-        if (close(TAKE_FD(fd)) < 0) {
-                r = negative_errno();
-                goto fail;
-        }
         if (renameat2(dir_fd, tmp, dir_fd, name, RENAME_EXCHANGE) < 0) {
                 if (errno != ENOENT) {
                         r = negative_errno();
