@@ -12,12 +12,7 @@
 # Environment (meson sets it): EMU_SERVE, EMU_DATA.
 source "$(dirname "$0")/../sim/lib.sh"
 
-for t in swtpm_ioctl tpm2_getrandom tpm2_startup tpm2_pcrextend tpm2_pcrread tpm2_nvdefine tpm2_nvwrite tpm2_nvread python3; do
-	if ! command -v "$t" >/dev/null; then
-		skip "the emulator front with real clients # $t not installed"
-		finish
-	fi
-done
+need_tools "the emulator front with real clients" swtpm_ioctl tpm2_getrandom tpm2_startup tpm2_pcrextend tpm2_pcrread tpm2_nvdefine tpm2_nvwrite tpm2_nvread python3
 if [ ! -e /usr/lib/x86_64-linux-gnu/libtss2-tcti-cmd.so.0 ] && ! ldconfig -p | grep -q libtss2-tcti-cmd; then
 	skip "tpm2-tools over the emulator's data channel # no libtss2-tcti-cmd"
 	finish

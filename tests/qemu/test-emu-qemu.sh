@@ -22,12 +22,7 @@
 source "$(dirname "$0")/../sim/lib.sh"
 
 QEMU=${QEMU:-qemu-system-x86_64}
-for t in "$QEMU" swtpm_ioctl tpm2_pcrread python3; do
-	if ! command -v "$t" >/dev/null; then
-		skip "the emulator front under QEMU # $t not installed"
-		finish
-	fi
-done
+need_tools "the emulator front under QEMU" "$QEMU" swtpm_ioctl tpm2_pcrread python3
 if ! "$QEMU" -device help 2>/dev/null | grep -q tpm-crb; then
 	skip "the emulator front under QEMU # $QEMU has no tpm-crb device"
 	finish

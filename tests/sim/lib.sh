@@ -144,6 +144,32 @@ pool_storage_up() {
 	fi
 	mkdir -p "${POOL_DIRS[0]}" # on GlusterFS through one mount: the others see it
 }
+# need_tools WHAT TOOL...: every TOOL is on PATH, or the test ends as a skip
+# ("WHAT # TOOL not installed").
+need_tools() {
+	local what=$1 t
+	shift
+	for t in "$@"; do
+		if ! command -v "$t" >/dev/null; then
+			skip "$what # $t not installed"
+			finish
+		fi
+	done
+}
+
+# stop_hosts DIR...: stops the simulated hosts that run; after a failure
+# first shows the end of each one's vtpmd log.
+stop_hosts() {
+	local h
+	for h in "$@"; do
+		if [ "$FAILED" -ne 0 ] && [ -f "$h/vtpmd.log" ]; then
+			echo "# --- $h/vtpmd.log (last 40 lines, no debug)"
+			grep -v ' debug: ' "$h/vtpmd.log" | tail -n 40 | sed 's/^/#   /'
+		fi
+		[ -e "$h/vtpmd.pid" ] && "$VTPM_SIM" stop --dir "$h" >/dev/null 2>&1
+	done
+}
+
 # need_pool_storage N WHAT: pool_storage_up N, or end the test: a skip (77)
 # where GlusterFS cannot run here, a failure if it could not be set up.
 need_pool_storage() {

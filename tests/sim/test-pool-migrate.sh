@@ -26,25 +26,11 @@
 # VTPM_SIM_GUEST, POOL_STORAGE, POOL_FS, POOL_LOCK.
 source "$(dirname "$0")/lib.sh"
 
-for t in tpm2_pcrextend tpm2_pcrread tpm2_nvdefine tpm2_nvincrement tpm2_nvread tpm2_getrandom; do
-	if ! command -v "$t" >/dev/null; then
-		skip "live migration in a pool # $t not installed"
-		finish
-	fi
-done
+need_tools "live migration in a pool" tpm2_pcrextend tpm2_pcrread tpm2_nvdefine tpm2_nvincrement tpm2_nvread tpm2_getrandom
 
 A=$SIMDIR/hostA B=$SIMDIR/hostB C=$SIMDIR/hostC
 stop_all() {
-	for h in "$A" "$B" "$C"; do
-		[ -e "$h/vtpmd.pid" ] && "$VTPM_SIM" stop --dir "$h" >/dev/null 2>&1
-	done
-	if [ "$FAILED" -ne 0 ]; then
-		for h in "$A" "$B" "$C"; do
-			[ -f "$h/vtpmd.log" ] || continue
-			echo "# --- $h/vtpmd.log (last 40 lines, no debug)"
-			grep -v ' debug: ' "$h/vtpmd.log" | tail -n 40 | sed 's/^/#   /'
-		done
-	fi
+	stop_hosts "$A" "$B" "$C"
 	pool_storage_down
 	cleanup
 }

@@ -14,12 +14,7 @@
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_WORKER, VTPM_XENSTORED, VTPM_SIM_GUEST.
 source "$(dirname "$0")/lib.sh"
 
-for t in tpm2_pcrextend tpm2_pcrread tpm2_getrandom xenstore-read xenstore-list; do
-	if ! command -v "$t" >/dev/null; then
-		skip "two simulated hosts # $t not installed"
-		finish
-	fi
-done
+need_tools "two simulated hosts" tpm2_pcrextend tpm2_pcrread tpm2_getrandom xenstore-read xenstore-list
 
 A=$SIMDIR/a
 B=$SIMDIR/b

@@ -26,22 +26,11 @@
 # VTPM_SIM_GUEST, POOL_FS, POOL_LOCK.
 source "$(dirname "$0")/lib.sh"
 
-for t in tpm2_pcrextend tpm2_pcrread tpm2_nvdefine tpm2_nvincrement tpm2_nvread tpm2_getrandom; do
-	if ! command -v "$t" >/dev/null; then
-		skip "pool storage faults # $t not installed"
-		finish
-	fi
-done
+need_tools "pool storage faults" tpm2_pcrextend tpm2_pcrread tpm2_nvdefine tpm2_nvincrement tpm2_nvread tpm2_getrandom
 
 A=$SIMDIR/hostA B=$SIMDIR/hostB FULL=$SIMDIR/full
 stop_all() {
-	for h in "$A" "$B"; do
-		[ -e "$h/vtpmd.pid" ] && "$VTPM_SIM" stop --dir "$h" >/dev/null 2>&1
-		if [ "$FAILED" -ne 0 ] && [ -f "$h/vtpmd.log" ]; then
-			echo "# --- $h/vtpmd.log (last 40 lines, no debug)"
-			grep -v ' debug: ' "$h/vtpmd.log" | tail -n 40 | sed 's/^/#   /'
-		fi
-	done
+	stop_hosts "$A" "$B"
 	mountpoint -q "$FULL" && umount "$FULL"
 	pool_storage_down
 	cleanup

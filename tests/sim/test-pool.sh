@@ -24,18 +24,11 @@
 # POOL_FS, POOL_LOCK.
 source "$(dirname "$0")/lib.sh"
 
-for t in tpm2_pcrextend tpm2_nvdefine tpm2_nvread tpm2_getrandom; do
-	if ! command -v "$t" >/dev/null; then
-		skip "the vTPM pool # $t not installed"
-		finish
-	fi
-done
+need_tools "the vTPM pool" tpm2_pcrextend tpm2_nvdefine tpm2_nvread tpm2_getrandom
 
 A=$SIMDIR/hostA B=$SIMDIR/hostB C=$SIMDIR/hostC
 stop_all() {
-	for h in "$A" "$B" "$C"; do
-		[ -e "$h/vtpmd.pid" ] && "$VTPM_SIM" stop --dir "$h" >/dev/null 2>&1
-	done
+	stop_hosts "$A" "$B" "$C"
 	pool_storage_down
 	cleanup
 }

@@ -16,12 +16,7 @@
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPM_XENSTORED, VTPM_SIM_GUEST.
 source "$(dirname "$0")/lib.sh"
 
-for t in tpm2_pcrextend tpm2_pcrread tpm2_nvdefine tpm2_startauthsession tpm2_getcap tpm2_getrandom; do
-	if ! command -v "$t" >/dev/null; then
-		skip "vTPM state across save/restore/migrate # $t not installed"
-		finish
-	fi
-done
+need_tools "vTPM state across save/restore/migrate" tpm2_pcrextend tpm2_pcrread tpm2_nvdefine tpm2_startauthsession tpm2_getcap tpm2_getrandom
 
 LOOP_PID=
 on_exit() {
