@@ -373,13 +373,26 @@ rig_migrate() {
 		fail $n "xl migrate (PV) rc=$MIG_RC: $(grep -i -E 'error|fail' "$L/xl-migrate-pv.log" | head -2 | tr '\n' ' ')"
 	fi
 	xl info | grep -q '^virt_caps.* hap' || { fail $n "Xen has no HAP (virt_caps: $(xl info | sed -n 's/^virt_caps *: //p')): no PVH guest to migrate"; return 1; }
-	destroy_guest g20
-	create_guest g20 "$U20" $n pvh || return 1
-	before_move $n
-	id0=$(domid g20)
-	migrate_g20 $n pvh
-	[ $MIG_RC = 0 ] || { fail $n "xl migrate (PVH) rc=$MIG_RC: $(grep -i -E 'error|fail' "$L/xl-migrate-pvh.log" | head -2 | tr '\n' ' ')"; return 1; }
-	after_move $n "xl migrate"
+	local attempt fails_before crashed
+	for attempt in 1 2; do
+		fails_before=${FAILS[$n]}
+		destroy_guest g20
+		create_guest g20 "$U20" $n pvh || return 1
+		before_move $n
+		id0=$(domid g20)
+		migrate_g20 $n pvh
+		[ $MIG_RC = 0 ] || { fail $n "xl migrate (PVH) rc=$MIG_RC: $(grep -i -E 'error|fail' "$L/xl-migrate-pvh.log" | head -2 | tr '\n' ' ')"; return 1; }
+		id=$(domid g20)
+		after_move $n "xl migrate"
+		# A PVH guest under TCG sometimes triple-faults on its own (also at boot, with no
+		# vTPM involved: tests/xen/README); if the migrated one did, what failed after it
+		# says nothing about vtpmd: once more with a fresh guest.
+		crashed=$(xl dmesg 2>/dev/null | grep -E "d$id(v[0-9]+)? Triple fault" | tail -1)
+		[ -n "$crashed" ] && [ "$attempt" = 1 ] || break
+		note $n "the migrated guest (domid $id) crashed by itself ($crashed): migrating a fresh PVH guest once more"
+		[ "${FAILS[$n]}" = "$fails_before" ] || note $n "not counted (the guest crashed): ${FAILS[$n]#"$fails_before"}"
+		FAILS[$n]=$fails_before
+	done
 	id=$(domid g20)
 	xl list | grep -q migratedaway && fail $n "the source domain is still there: $(xl list | grep migratedaway)"
 	xenstore-exists "/local/domain/0/backend/vtpm/$id0" 2>/dev/null && fail $n "the source's backend dir (domid $id0) is still there"
