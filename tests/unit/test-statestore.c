@@ -1022,6 +1022,8 @@ TEST(fixed_files_writes_and_removals_create_no_file) {
         unsigned before = regular_files_in(dir);
         ASSERT_ERR(statedir_write(f.a, STATE_KIND_PERMANENT, key1, 21, "x", 1), -EDQUOT);
         ASSERT_EQ(regular_files_in(dir), before);
+        free(out);
+        out = NULL;
         ASSERT_OK(statedir_read(f.a, STATE_KIND_PERMANENT, key1, &out, &len, &seq));
         ASSERT_EQ(seq, 20);
 
