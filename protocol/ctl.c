@@ -72,6 +72,22 @@ int ctl_parse_host(const char *s, char ret[CTL_HOST_LEN]) {
         return 0;
 }
 
+bool ctl_guest_name_valid(const char *s) {
+        char uuid[CTL_UUID_LEN];
+        size_t n;
+
+        if (!s)
+                return false;
+        n = strlen(s);
+        if (n == 0 || n >= CTL_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) s[i] <= 0x20 || (unsigned char) s[i] >= 0x7f)
+                        return false;
+        /* A UUID argument is taken as the UUID: a guest named like one could not be named. */
+        return parse_uuid(s, uuid) < 0;
+}
+
 const char *ctl_op_to_string(CtlOp op) {
         if ((unsigned) op >= _CTL_OP_MAX)
                 return NULL;

@@ -38,6 +38,7 @@ struct json_object;
 #define CTL_SALT_SIZE 16u
 #define CTL_MAX_ERROR 512u /* error text in a reply */
 #define CTL_HOST_LEN 65u   /* a pool host's fingerprint: 64 lower-case hex digits and NUL */
+#define CTL_NAME_MAX 65u   /* a guest's name (xenstore /local/domain/<domid>/name) shown: 64 bytes and NUL */
 
 typedef enum CtlOp {
         CTL_OP_CREATE,
@@ -118,6 +119,10 @@ void ctl_request_done(CtlRequest *r);
 
 /* A pool host's fingerprint as vtpmd-ctl pool status prints it (64 lower-case hex digits). */
 int ctl_parse_host(const char *s, char ret[CTL_HOST_LEN]);
+/* Whether s is a guest name list and show give (and a UUID argument may be):
+ * 1 .. CTL_NAME_MAX - 1 bytes of printable ASCII without space, not a UUID. A
+ * name that is not (too long, control bytes, UTF-8) is shown as none. */
+bool ctl_guest_name_valid(const char *s);
 /* "rsa2048", "ecc-p256", "both", or a comma list of the first two -> CTL_EK_*. */
 int ctl_parse_ek_list(const char *s, unsigned *ret);
 /* "sha1,sha256,sha384,sha512" (any non-empty subset, no duplicates) -> CTL_BANK_*. */

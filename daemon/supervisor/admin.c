@@ -197,10 +197,13 @@ static json_object *vtpm_info(const AdminContext *d, const char *uuid, bool deta
         json_object_object_add(o, "tpm", r >= 0 ? json_object_new_string(tpm_family_to_string(m.family)) : NULL);
         if (dev && active) {
                 json_object_object_add(o, "domid", json_object_new_int64(device_domid(dev)));
+                json_object_object_add(o, "name",
+                                       device_name(dev) ? json_object_new_string(device_name(dev)) : NULL);
                 json_object_object_add(o, "devid", json_object_new_int64(device_devid(dev)));
                 state = dev_phase_to_string(device_phase(dev));
         } else {
                 json_object_object_add(o, "domid", NULL);
+                json_object_object_add(o, "name", NULL);
                 json_object_object_add(o, "devid", NULL);
                 state = dev && device_phase(dev) == DEV_FAILED ? "failed" : "detached";
         }

@@ -272,3 +272,22 @@ TEST(export_payload) {
         in.rec_len[CTL_EXPORT_REC_EK_HASHES] = CTL_EXPORT_MAX_RECORD + 1;
         ASSERT_ERR(ctl_export_payload_encode(&in, &b, &n), -E2BIG);
 }
+
+TEST(guest_name_valid) {
+        char long_name[CTL_NAME_MAX + 1];
+
+        ASSERT_TRUE(ctl_guest_name_valid("guest1"));
+        ASSERT_TRUE(ctl_guest_name_valid("web-01.example_b"));
+        ASSERT_FALSE(ctl_guest_name_valid(NULL));
+        ASSERT_FALSE(ctl_guest_name_valid(""));
+        ASSERT_FALSE(ctl_guest_name_valid("two words"));
+        ASSERT_FALSE(ctl_guest_name_valid("esc\x1b[2J"));
+        ASSERT_FALSE(ctl_guest_name_valid("caf\xc3\xa9"));
+        ASSERT_FALSE(ctl_guest_name_valid("12345678-1234-4234-8234-123456789abc")); /* that is a UUID */
+        memset(long_name, 'a', CTL_NAME_MAX - 1);
+        long_name[CTL_NAME_MAX - 1] = '\0';
+        ASSERT_TRUE(ctl_guest_name_valid(long_name));
+        long_name[CTL_NAME_MAX - 1] = 'a';
+        long_name[CTL_NAME_MAX] = '\0';
+        ASSERT_FALSE(ctl_guest_name_valid(long_name));
+}
