@@ -47,6 +47,8 @@ static const struct {
         [CTL_OP_POOL_ADMIT] = { "pool-admit", F_HOST, F_HOST },
         [CTL_OP_POOL_REMOVE] = { "pool-remove", F_HOST, F_HOST },
         [CTL_OP_POOL_LEAVE] = { "pool-leave", 0, 0 },
+        [CTL_OP_EK_CERT] = { "ek-cert", F_UUID, F_UUID },
+        [CTL_OP_RESTART] = { "restart", F_UUID, F_UUID },
 };
 
 static const struct {

@@ -10,7 +10,7 @@
  *   {"op": "create", "tpm": "2.0", "uuid": "...", "ek": ["rsa2048", "ecc-p256"],
  *    "pcr_banks": ["sha256"], "ek_cert": true, "platform_cert": false}
  *   {"op": "list"} {"op": "status"} {"op": "ca-cert"}
- *   {"op": "show" | "reset", "uuid": "..."}
+ *   {"op": "show" | "reset" | "ek-cert" | "restart", "uuid": "..."}
  *   {"op": "destroy", "uuid": "...", "force": false}
  *   {"op": "export", "uuid": "...", "key": "<64 hex>", "kdf": {...}}   + the output file's fd (SCM_RIGHTS)
  *   {"op": "import", "key": "<64 hex>", "force": false}               + the input file's fd (SCM_RIGHTS)
@@ -56,6 +56,8 @@ typedef enum CtlOp {
         CTL_OP_POOL_ADMIT,
         CTL_OP_POOL_REMOVE,
         CTL_OP_POOL_LEAVE,
+        CTL_OP_EK_CERT,
+        CTL_OP_RESTART,
         _CTL_OP_MAX,
 } CtlOp;
 

@@ -596,6 +596,118 @@ static void op_ca_cert(AdminCall *c) {
         finish(c, 0, NULL, o);
 }
 
+/* ek-cert: the EK certificates (PEM) written at manufacturing; also while attached (read without the lock). */
+static void op_ek_cert(AdminCall *c) {
+        static const struct {
+                const char *file, *key;
+        } certs[] = {
+                { STATEDIR_EK_CERT_RSA2048, "rsa2048" },
+                { STATEDIR_EK_CERT_ECC_P256, "ecc_p256" },
+        };
+        _cleanup_(statedir_closep) StateDir *dir = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!check_known(c))
+                return;
+        r = statedir_open_shared(vtpm_state_root(c->ctx->state), c->req.uuid, &dir);
+        if (r < 0) {
+                finish_errorf(c, r, "cannot open vTPM %s: %s", c->req.uuid, strerror(-r));
+                return;
+        }
+        o = json_object_new_object();
+        if (!o) {
+                finish_errorf(c, -ENOMEM, "out of memory");
+                return;
+        }
+        json_object_object_add(o, "uuid", json_object_new_string(c->req.uuid));
+        for (size_t i = 0; i < ELEMENTSOF(certs); i++) {
+                _cleanup_free_ uint8_t *pem = NULL;
+                size_t len = 0;
+
+                r = statedir_read_public(dir, certs[i].file, &pem, &len);
+                if (r == -ENOENT) {
+                        json_object_object_add(o, certs[i].key, NULL);
+                        continue;
+                }
+                /* Our own file, but a certificate is a few KiB of text: the reply must fit a packet. */
+                if (r >= 0 && (len > CTL_MAX_PACKET / 4 || memchr(pem, '\0', len)))
+                        r = -EBADMSG;
+                if (r < 0) {
+                        finish_errorf(c, r, "cannot read %s/%s: %s", c->req.uuid, certs[i].file, strerror(-r));
+                        return;
+                }
+                json_object_object_add(o, certs[i].key, json_object_new_string_len((const char *) pem, (int) len));
+                n++;
+        }
+        if (n == 0) {
+                finish_errorf(c, -ENOENT, "vTPM %s has no EK certificate (it was created without --ek-cert)",
+                              c->req.uuid);
+                return;
+        }
+        finish(c, 0, NULL, o);
+}
+
+/* ---- restart ---- */
+
+#define RESTART_POLL_USEC 20000ull
+#define RESTART_WAIT_NS (15ull * 1000000000ull)
+
+/* restart: the vTPM's worker saves its volatile state and exits, a new one resumes from it (as at a
+ * daemon restart: the guest sees no reset); the answer comes when the new one serves. */
+static void op_restart(AdminCall *c) {
+        const AdminContext *d = c->ctx;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        bool active;
+        Device *dev;
+        int r;
+
+        if (c->deadline_ns == 0) {
+                if (!check_known(c))
+                        return;
+                dev = device_of(d, c->req.uuid, &active);
+                if (!dev || !active || !device_has_worker(dev)) {
+                        finish_errorf(c, -ENOTCONN, "vTPM %s has no worker: it is not attached to a running guest",
+                                      c->req.uuid);
+                        return;
+                }
+                r = workers_restart_vtpm(d->workers, c->req.uuid);
+                if (r == -EAGAIN) {
+                        finish_errorf(c, r, "vTPM %s: its worker is still starting; try again", c->req.uuid);
+                        return;
+                }
+                if (r < 0) {
+                        finish_errorf(c, r, "cannot restart the worker of vTPM %s: %s", c->req.uuid, strerror(-r));
+                        return;
+                }
+                log_dev(LOG_NOTICE, device_domid(dev), device_devid(dev), c->req.uuid,
+                        "Restarting the worker on request of vtpmd-ctl (volatile state kept)");
+                c->deadline_ns = now_ns() + RESTART_WAIT_NS;
+        }
+        if (!workers_vtpm_ready(d->workers, c->req.uuid)) {
+                dev = device_of(d, c->req.uuid, &active);
+                if (!dev || !active || !device_has_worker(dev)) {
+                        finish_errorf(c, -EIO, "vTPM %s: its new worker failed (see show's Last error and vtpmd's log)",
+                                      c->req.uuid);
+                        return;
+                }
+                if (now_ns() >= c->deadline_ns) {
+                        finish_errorf(c, -ETIMEDOUT, "vTPM %s: its new worker does not serve yet after %llu s (see "
+                                      "vtpmd's log)", c->req.uuid, (unsigned long long) (RESTART_WAIT_NS / 1000000000ull));
+                        return;
+                }
+                r = sd_event_add_time_relative(d->event, &c->timer, CLOCK_MONOTONIC, RESTART_POLL_USEC, 0, rerun_cb, c);
+                if (r < 0)
+                        finish_errorf(c, r, "cannot wait for the new worker: %s", strerror(-r));
+                return;
+        }
+        o = json_object_new_object();
+        if (o)
+                json_object_object_add(o, "uuid", json_object_new_string(c->req.uuid));
+        finish(c, 0, NULL, o);
+}
+
 /* ---- destroy ---- */
 
 static void destroy_now(AdminCall *c) {
@@ -1168,7 +1280,7 @@ static void op_pool_change(AdminCall *c) {
 /* Ops that read or write a vTPM's keys need the key that wraps them. */
 static bool needs_keys(CtlOp op) {
         return op == CTL_OP_CREATE || op == CTL_OP_SHOW || op == CTL_OP_DESTROY || op == CTL_OP_EXPORT ||
-               op == CTL_OP_IMPORT || op == CTL_OP_RESET;
+               op == CTL_OP_IMPORT || op == CTL_OP_RESET || op == CTL_OP_RESTART;
 }
 
 void admin_run(AdminCall *c) {
@@ -1209,6 +1321,12 @@ void admin_run(AdminCall *c) {
                 return;
         case CTL_OP_POOL_STATUS:
                 op_pool_status(c);
+                return;
+        case CTL_OP_EK_CERT:
+                op_ek_cert(c);
+                return;
+        case CTL_OP_RESTART:
+                op_restart(c);
                 return;
         case CTL_OP_POOL_INIT:
         case CTL_OP_POOL_JOIN:

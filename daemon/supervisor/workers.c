@@ -857,6 +857,29 @@ static int ops_request_stats(Worker *w) {
         return process_send(w->process, &m);
 }
 
+int workers_restart_vtpm(Workers *ws, const char *uuid) {
+        for (Worker *w = ws->workers; w; w = w->next) {
+                if (!streq(w->params.uuid, uuid))
+                        continue;
+                if (!w->process || !w->process->ready)
+                        return -EAGAIN;
+                /* Like a daemon restart's re-attach: the new process resumes the volatile state the old one
+                 * saves as it stops; worker_spawn waits for the old one to exit (and let go of the lock). */
+                w->params.quiet = true;
+                process_stop(w->process, IPC_STOP_SUSPEND);
+                worker_spawn(w);
+                return 0;
+        }
+        return -ENOENT;
+}
+
+bool workers_vtpm_ready(Workers *ws, const char *uuid) {
+        for (Worker *w = ws->workers; w; w = w->next)
+                if (streq(w->params.uuid, uuid) && w->process && w->process->ready)
+                        return true;
+        return false;
+}
+
 static void ops_suspend_vtpm(void *ctx, const char *uuid, const StateSuspend *su) {
         Workers *ws = ctx;
 

@@ -125,6 +125,12 @@ void workers_kill_all(Workers *ws);
 /* SIGKILLs the processes of the vTPM uuid that were asked to stop and still run
  * (destroy --force of a hung worker); their exit is reaped as usual. Returns how many. */
 int workers_kill_vtpm(Workers *ws, const char *uuid);
+/* vtpmd-ctl restart: the ready process serving uuid saves its volatile state and exits (IPC_STOP_SUSPEND),
+ * and its Worker starts a new one that resumes from it (as a daemon restart does: the guest sees no reset).
+ * -ENOENT: no worker serves uuid; -EAGAIN: its process is not ready (starting, or between crashes). */
+int workers_restart_vtpm(Workers *ws, const char *uuid);
+/* A worker of uuid has a process that is ready (mapped, bound, serving). */
+bool workers_vtpm_ready(Workers *ws, const char *uuid);
 /* No process left. */
 bool workers_idle(Workers *ws);
 /* Called whenever a stopped process of a vTPM has exited, after its last messages were read

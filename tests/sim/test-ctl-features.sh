@@ -3,7 +3,10 @@
 # What an admin expects of vtpmd-ctl (issue 18's features), through the real
 # vtpmd-ctl and real tpm2-tools in simulated guests:
 #  - names: list and show give the guest's name beside its domid; a guest's
-#    name is taken where a UUID is expected, when it names one vTPM.
+#    name is taken where a UUID is expected, when it names one vTPM;
+#  - ek-cert prints the EK certificates, the ones the guest reads from NV;
+#  - restart gives an attached vTPM a new worker without the guest seeing a
+#    reset (PCR 16 kept) or an error (a tpm2_getrandom loop across it).
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
 source "$(dirname "$0")/lib.sh"
 
@@ -57,5 +60,62 @@ check "... as ambiguous, naming both ($(cat "$W/err"))" \
 check "detach web1's second vTPM" "$VTPM_SIM" detach --dir "$H" web1 --uuid "$UB"
 check "destroy --force web1 destroys web1's one vTPM" "$CTL" destroy --force web1
 check "... which is gone" test ! -e "$H/state/$UA"
+
+# ---- ek-cert ----
+UE=$("$CTL" create --ek both --ek-cert)
+check "ek-cert prints both EK certificates, as stored" \
+	bash -c "'$CTL' ek-cert '$UE' >'$W/ek.pem' && cat '$H/state/$UE/ek-rsa2048.pem' '$H/state/$UE/ek-ecc-p256.pem' | cmp -s - '$W/ek.pem'"
+check "... two PEM certificates" test "$(grep -c 'BEGIN CERTIFICATE' "$W/ek.pem")" = 2
+check "ek-cert --json has them as rsa2048 and ecc_p256" \
+	bash -c "'$CTL' --json ek-cert '$UE' | python3 -c \"import json,sys; d=json.load(sys.stdin); \
+assert d['rsa2048'].startswith('-----BEGIN CERTIFICATE') and d['ecc_p256'].startswith('-----BEGIN CERTIFICATE')\""
+check "attach guest ekg to it" "$VTPM_SIM" attach --dir "$H" ekg --uuid "$UE"
+TE=$(cat "$H/ekg.tcti")
+check "the guest reads its RSA EK certificate from NV 0x01c00002" \
+	bash -c "tpm2_nvread -T '$TE' -C o -o '$W/nv-rsa.der' 0x01c00002 >/dev/null 2>&1"
+check "... the one ek-cert ekg prints first (by the guest's name, while attached)" \
+	bash -c "'$CTL' ek-cert ekg | openssl x509 -outform DER -out '$W/ctl-rsa.der' && cmp -s '$W/nv-rsa.der' '$W/ctl-rsa.der'"
+"$CTL" ek-cert "$UD" >"$W/out" 2>"$W/err"
+rc=$?
+check "ek-cert of a vTPM without certificates fails (exit $rc): $(cat "$W/err")" \
+	bash -c "[ $rc -eq 1 ] && grep -q 'has no EK certificate' '$W/err' && [ ! -s '$W/out' ]"
+
+# ---- restart ----
+UR=$("$CTL" create)
+check "attach guest rs to a new vTPM" "$VTPM_SIM" attach --dir "$H" rs --uuid "$UR"
+TR=$(cat "$H/rs.tcti")
+check "rs extends PCR 16" tpm2_pcrextend -T "$TR" 16:sha256=0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+pcr16() { tpm2_pcrread -T "$TR" sha256:16 2>/dev/null | awk '/16 *:/ {print $NF}'; }
+P16=$(pcr16)
+check "PCR 16 is extended ($P16)" test -n "$P16" -a "$P16" != 0x0000000000000000000000000000000000000000000000000000000000000000
+# The worker serving rs: the last one vtpmd's log saw get ready for its UUID.
+rs_worker() { grep -o "vtpmd-worker\[[0-9]*\]: domid=[0-9]* devid=[0-9]* uuid=$UR: ready" "$H/vtpmd.log" | tail -n 1 | sed 's/.*\[\([0-9]*\)\].*/\1/'; }
+WP=$(rs_worker)
+# A loop of GetRandom, across the restart: any failed command is counted.
+: >"$W/loop.count"
+: >"$W/loop.err"
+(
+	while [ ! -e "$W/loop.stop" ]; do
+		if tpm2_getrandom -T "$TR" 8 >/dev/null 2>>"$W/loop.err"; then echo >>"$W/loop.count"; else echo FAIL >>"$W/loop.err"; fi
+	done
+) &
+LOOP=$!
+loop_ran() { [ "$(wc -l <"$W/loop.count")" -ge "$1" ]; }
+check "the guest's GetRandom loop runs" wait_for 10 loop_ran 5
+"$CTL" restart rs >"$W/out" 2>"$W/err"
+rc=$?
+check "restart rs (by name) succeeds (exit $rc) $(cat "$W/err")" test "$rc" -eq 0
+N=$(wc -l <"$W/loop.count")
+check "the loop goes on after it" wait_for 10 loop_ran $((N + 5))
+touch "$W/loop.stop"
+wait "$LOOP"
+check "no GetRandom failed across the restart ($(wc -l <"$W/loop.count") ran; $(head -c 200 "$W/loop.err"))" test ! -s "$W/loop.err"
+NP=$(rs_worker)
+check "a new worker serves rs (pid $WP -> $NP)" test -n "$NP" -a "$NP" != "$WP"
+check "... and the old one is gone" bash -c "! kill -0 '$WP' 2>/dev/null"
+check "PCR 16 is as before: no reset ($(pcr16))" test "$(pcr16)" = "$P16"
+check "vtpmd logged the restart" grep -q "uuid=$UR: Restarting the worker on request of vtpmd-ctl" "$H/vtpmd.log"
+"$CTL" restart "$UD" >"$W/out" 2>"$W/err"
+check "restart of a detached vTPM is refused ($(cat "$W/err"))" grep -q "has no worker: it is not attached" "$W/err"
 
 finish

@@ -31,6 +31,9 @@ TEST(request_rejects_bad_members) {
         static const char *const bad[] = {
                 "{\"op\":\"list\",\"uuid\":\"" U "\"}",                /* a member list does not take */
                 "{\"op\":\"show\"}",                                   /* missing uuid */
+                "{\"op\":\"ek-cert\"}",
+                "{\"op\":\"restart\"}",
+                "{\"op\":\"restart\",\"uuid\":\"" U "\",\"force\":true}",
                 "{\"op\":\"show\",\"uuid\":\"" U "x\"}",               /* malformed uuid */
                 "{\"op\":\"show\",\"uuid\":5}",                        /* wrong type */
                 "{\"op\":\"destroy\",\"uuid\":\"" U "\",\"force\":1}", /* not a boolean */
@@ -290,4 +293,22 @@ TEST(guest_name_valid) {
         long_name[CTL_NAME_MAX - 1] = 'a';
         long_name[CTL_NAME_MAX] = '\0';
         ASSERT_FALSE(ctl_guest_name_valid(long_name));
+}
+
+TEST(request_ek_cert_restart) {
+        CtlRequest q;
+        char *buf = NULL;
+        size_t n = 0;
+
+        ASSERT_OK(parse("{\"op\":\"ek-cert\",\"uuid\":\"" U "\"}", &q));
+        ASSERT_EQ(q.op, CTL_OP_EK_CERT);
+        ASSERT_TRUE(q.has_uuid);
+        ASSERT_OK(parse("{\"op\":\"restart\",\"uuid\":\"" U "\"}", &q));
+        ASSERT_EQ(q.op, CTL_OP_RESTART);
+        ASSERT_OK(ctl_request_encode(&q, &buf, &n));
+        ASSERT_OK(ctl_request_parse((const uint8_t *) buf, n, &q));
+        ASSERT_EQ(q.op, CTL_OP_RESTART);
+        free(buf);
+        q = (CtlRequest){ .op = CTL_OP_EK_CERT };
+        ASSERT_ERR(ctl_request_encode(&q, &buf, &n), -EINVAL);
 }
