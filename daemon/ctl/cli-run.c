@@ -32,12 +32,12 @@ static void options_merge(const Command *cmd, struct option out[CLI_OPTIONS_MAX]
 static int positional(const Command *cmd, int argc, char **argv) {
         int n = (int) cmd->n_positional;
 
-        if (argc - optind == n)
+        if (argc - optind == n || (cmd->second && n > 0 && argc - optind == n + 1))
                 return 0;
         if (argc - optind < n)
                 return cli_usage_error("%s: missing argument (usage: vtpmd-ctl %s %s)", cmd->name, cmd->name,
                                        cmd->usage);
-        return cli_usage_error("%s: unexpected argument \"%.64s\"", cmd->name, argv[optind + n]);
+        return cli_usage_error("%s: unexpected argument \"%.64s\"", cmd->name, argv[optind + n + !!cmd->second]);
 }
 
 /* A UUID argument that is not a UUID may name a guest: the one vTPM attached
@@ -109,6 +109,9 @@ static int parse(CliContext *ctx, const Command *cmd, CliCall *call, int argc, c
                 return r;
         if (cmd->n_positional > 0)
                 arg = argv[optind];
+        if (cmd->second && optind + (int) cmd->n_positional < argc &&
+            (r = cmd->second(call, argv[optind + cmd->n_positional])) != 0)
+                return r;
         if (cmd->uuid_argument) {
                 if (resolve_vtpm(ctx, cmd, arg, call->req.uuid) < 0)
                         return EXIT_FAILURE;

@@ -62,6 +62,8 @@ typedef struct Command {
         const struct option *options; /* beyond --json and --help, ending in {}; NULL: none */
         /* One of options[] was given; arg is its argument or NULL. */
         int (*option)(CliCall *call, int c, const char *arg);
+        /* An optional second positional argument (pcrread's BANK:PCRS); NULL: none taken. */
+        int (*second)(CliCall *call, const char *arg);
         /* Every argument is parsed (arg: the positional one, or NULL). */
         int (*prepare)(CliCall *call, const char *arg);
         /* The request succeeded: what makes its result visible. */
@@ -72,7 +74,7 @@ typedef struct Command {
 
 extern const Command cmd_create, cmd_list, cmd_show, cmd_destroy, cmd_export, cmd_import, cmd_reset, cmd_status,
         cmd_ca_cert, cmd_pool_status, cmd_pool_init, cmd_pool_join, cmd_pool_admit, cmd_pool_remove,
-        cmd_pool_leave, cmd_ek_cert, cmd_restart;
+        cmd_pool_leave, cmd_ek_cert, cmd_restart, cmd_pcrread;
 
 /* Runs cmd (argv[0] is its name); returns the exit status. */
 int cli_run(CliContext *ctx, const Command *cmd, int argc, char **argv);

@@ -55,6 +55,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 /* result is borrowed: the caller still owns (and puts) it. */
 static void finish(AdminCall *c, int error, const char *message, json_object *result) {
         c->timer = sd_event_source_disable_unref(c->timer);
+        c->retry_timer = sd_event_source_disable_unref(c->retry_timer);
+        if (c->pcr_waiting)
+                /* The worker's answer must not reach a call that is over. */
+                workers_vtpm_command_cancel(c->ctx->workers, c);
+        c->pcr_waiting = false;
         c->fd = safe_close(c->fd);
         ctl_request_done(&c->req);
         c->finish(c, error, message, result);
@@ -708,6 +713,168 @@ static void op_restart(AdminCall *c) {
         finish(c, 0, NULL, o);
 }
 
+/* ---- pcrread ---- */
+
+#define PCRREAD_RETRY_USEC 2000ull
+/* A guest's command may take seconds (an RSA key on a busy host); a worker that does not answer
+ * within this is hung or stopped. */
+#define PCRREAD_WAIT_NS (30ull * 1000000000ull)
+
+static uint16_t bank_alg(unsigned bank) {
+        switch (bank) {
+        case CTL_BANK_SHA1:
+                return TPM2_ALG_SHA1;
+        case CTL_BANK_SHA384:
+                return TPM2_ALG_SHA384;
+        case CTL_BANK_SHA512:
+                return TPM2_ALG_SHA512;
+        default:
+                return TPM2_ALG_SHA256;
+        }
+}
+
+static void pcrread_finish(AdminCall *c) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *pcrs = json_object_new_object();
+        unsigned bank = c->req.bank ? c->req.bank : CTL_BANK_SHA256;
+        size_t dsize = tpm2_hash_size(bank_alg(bank));
+
+        if (!o || !pcrs) {
+                json_object_put(pcrs);
+                finish_errorf(c, -ENOMEM, "out of memory");
+                return;
+        }
+        json_object_object_add(o, "uuid", json_object_new_string(c->req.uuid));
+        json_object_object_add(o, "bank", json_object_new_string(ctl_bank_to_string(bank)));
+        for (unsigned i = 0; i < CTL_PCR_COUNT; i++) {
+                char key[4], hex[2 * TPM2_MAX_DIGEST + 1];
+                if (!(c->pcr_done & (1u << i)))
+                        continue;
+                for (size_t j = 0; j < dsize; j++)
+                        snprintf(hex + 2 * j, 3, "%02X", c->pcr_digests[i][j]);
+                snprintf(key, sizeof(key), "%u", i);
+                json_object_object_add(pcrs, key, json_object_new_string(hex));
+        }
+        json_object_object_add(o, "pcrs", pcrs);
+        finish(c, 0, NULL, o);
+}
+
+static void pcrread_next(AdminCall *c);
+
+static int pcrread_retry_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        AdminCall *c = userdata;
+
+        c->retry_timer = sd_event_source_disable_unref(c->retry_timer);
+        pcrread_next(c);
+        return 0;
+}
+
+static void pcrread_done(void *userdata, int error, const uint8_t *resp, size_t len) {
+        AdminCall *c = userdata;
+        unsigned bank = c->req.bank ? c->req.bank : CTL_BANK_SHA256;
+        uint32_t got = 0, rc = 0;
+        int r;
+
+        c->pcr_waiting = false;
+        if (error < 0) {
+                finish_errorf(c, error, "vTPM %s: its worker ended before it answered", c->req.uuid);
+                return;
+        }
+        r = tpm2_parse_pcr_read(resp, len, bank_alg(bank), c->pcr_todo, &got, c->pcr_digests, &rc);
+        if (r == -EPROTO && rc == TPM2_RC_RETRY && now_ns() < c->deadline_ns) {
+                /* A guest command was in flight: again, shortly. */
+                r = sd_event_add_time_relative(c->ctx->event, &c->retry_timer, CLOCK_MONOTONIC, PCRREAD_RETRY_USEC,
+                                               0, pcrread_retry_cb, c);
+                if (r < 0)
+                        finish_errorf(c, r, "cannot wait for the worker: %s", strerror(-r));
+                return;
+        }
+        if (r == -EPROTO) {
+                finish_errorf(c, -EIO, "vTPM %s answered TPM2_PCR_Read with TPM error 0x%03x%s", c->req.uuid, rc,
+                              rc == TPM2_RC_RETRY ? " (retry: the guest kept it busy)" : "");
+                return;
+        }
+        if (r < 0) {
+                finish_errorf(c, -EBADMSG, "vTPM %s: malformed TPM2_PCR_Read response", c->req.uuid);
+                return;
+        }
+        if (got == 0) {
+                /* A TPM returns nothing of a bank it has not allocated. */
+                if (c->pcr_done == 0)
+                        finish_errorf(c, -ENOENT, "vTPM %s has no %s PCR bank allocated", c->req.uuid,
+                                      ctl_bank_to_string(bank));
+                else
+                        pcrread_finish(c);
+                return;
+        }
+        c->pcr_done |= got;
+        c->pcr_todo &= ~got;
+        if (c->pcr_todo)
+                pcrread_next(c);
+        else
+                pcrread_finish(c);
+}
+
+/* The next TPM2_PCR_Read (a TPM answers at most 8 PCRs at a time). */
+static void pcrread_next(AdminCall *c) {
+        unsigned bank = c->req.bank ? c->req.bank : CTL_BANK_SHA256;
+        uint8_t cmd[32];
+        int n = tpm2_build_pcr_read(bank_alg(bank), c->pcr_todo, cmd, sizeof(cmd)), r;
+
+        r = n < 0 ? n : workers_vtpm_command(c->ctx->workers, c->req.uuid, cmd, (size_t) n, pcrread_done, c);
+        if (r == -EAGAIN || r == -ENOENT)
+                finish_errorf(c, -ENOTCONN, "vTPM %s: its worker is not serving (starting or restarting); try again",
+                              c->req.uuid);
+        else if (r < 0)
+                finish_errorf(c, r, "cannot ask the worker of vTPM %s: %s", c->req.uuid, strerror(-r));
+        else
+                c->pcr_waiting = true;
+}
+
+static int pcrread_timeout_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        AdminCall *c = userdata;
+
+        c->timer = sd_event_source_disable_unref(c->timer);
+        if (c->pcr_waiting)
+                workers_vtpm_command_cancel(c->ctx->workers, c);
+        c->pcr_waiting = false;
+        finish_errorf(c, -ETIMEDOUT, "vTPM %s: no answer from its worker within %llu s (a long guest command?)",
+                      c->req.uuid, (unsigned long long) (PCRREAD_WAIT_NS / 1000000000ull));
+        return 0;
+}
+
+/* pcrread: the PCRs of an attached vTPM, read by its worker between two of the guest's commands. A
+ * detached vTPM has no PCR values of its own: its next start is a TPM reset (or resumes the saved
+ * state of a suspended guest, which is only the worker's to read). */
+static void op_pcrread(AdminCall *c) {
+        const AdminContext *d = c->ctx;
+        bool active;
+        Device *dev;
+        int r;
+
+        if (!check_known(c))
+                return;
+        dev = device_of(d, c->req.uuid, &active);
+        if (!dev || !active || !device_has_worker(dev)) {
+                finish_errorf(c, -ENOTCONN, "vTPM %s is not attached to a running guest: its PCRs are those of a TPM "
+                              "reset (zero, PCRs 17-22 all ones) until its guest starts it%s", c->req.uuid,
+                              vtpm_state_suspended(d->state, c->req.uuid, NULL)
+                                      ? ", and those of its suspended guest are read once it is restored" : "");
+                return;
+        }
+        c->pcr_todo = c->req.pcrs ? c->req.pcrs : (1u << CTL_PCR_COUNT) - 1;
+        c->pcr_done = 0;
+        c->deadline_ns = now_ns() + PCRREAD_WAIT_NS;
+        /* One timer for the whole read (a worker that never answers: hung, stopped). */
+        r = sd_event_add_time_relative(d->event, &c->timer, CLOCK_MONOTONIC, PCRREAD_WAIT_NS / 1000, 0,
+                                       pcrread_timeout_cb, c);
+        if (r < 0) {
+                finish_errorf(c, r, "cannot arm a timer: %s", strerror(-r));
+                return;
+        }
+        pcrread_next(c);
+}
+
 /* ---- destroy ---- */
 
 static void destroy_now(AdminCall *c) {
@@ -1327,6 +1494,9 @@ void admin_run(AdminCall *c) {
                 return;
         case CTL_OP_RESTART:
                 op_restart(c);
+                return;
+        case CTL_OP_PCRREAD:
+                op_pcrread(c);
                 return;
         case CTL_OP_POOL_INIT:
         case CTL_OP_POOL_JOIN:

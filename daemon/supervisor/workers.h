@@ -129,6 +129,15 @@ int workers_kill_vtpm(Workers *ws, const char *uuid);
  * and its Worker starts a new one that resumes from it (as a daemon restart does: the guest sees no reset).
  * -ENOENT: no worker serves uuid; -EAGAIN: its process is not ready (starting, or between crashes). */
 int workers_restart_vtpm(Workers *ws, const char *uuid);
+/* vtpmd-ctl pcrread: one TPM command (the worker takes only TPM2_PCR_Read, between two of the guest's
+ * commands) to the ready process serving uuid. done is called exactly once, later, from the event
+ * loop: 0 and the response, or -EIO if the process ended first; unless cancelled before. One at a time
+ * per process: -EBUSY. -ENOENT: no worker serves uuid; -EAGAIN: not ready. */
+typedef void (*WorkerCommandDone)(void *userdata, int error, const uint8_t *resp, size_t len);
+int workers_vtpm_command(Workers *ws, const char *uuid, const uint8_t *cmd, size_t len, WorkerCommandDone done,
+                         void *userdata);
+/* done of the command sent for userdata is not called (its answer is dropped). */
+void workers_vtpm_command_cancel(Workers *ws, void *userdata);
 /* A worker of uuid has a process that is ready (mapped, bound, serving). */
 bool workers_vtpm_ready(Workers *ws, const char *uuid);
 /* No process left. */

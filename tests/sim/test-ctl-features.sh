@@ -4,6 +4,8 @@
 # vtpmd-ctl and real tpm2-tools in simulated guests:
 #  - names: list and show give the guest's name beside its domid; a guest's
 #    name is taken where a UUID is expected, when it names one vTPM;
+#  - pcrread prints an attached vTPM's PCRs as the guest's tpm2_pcrread does,
+#    also while the guest is busy;
 #  - ek-cert prints the EK certificates, the ones the guest reads from NV;
 #  - restart gives an attached vTPM a new worker without the guest seeing a
 #    reset (PCR 16 kept) or an error (a tpm2_getrandom loop across it).
@@ -60,6 +62,49 @@ check "... as ambiguous, naming both ($(cat "$W/err"))" \
 check "detach web1's second vTPM" "$VTPM_SIM" detach --dir "$H" web1 --uuid "$UB"
 check "destroy --force web1 destroys web1's one vTPM" "$CTL" destroy --force web1
 check "... which is gone" test ! -e "$H/state/$UA"
+
+# ---- pcrread ----
+UP=$("$CTL" create --pcr-banks sha1,sha256)
+check "attach guest pr to a vTPM with sha1 and sha256 banks" "$VTPM_SIM" attach --dir "$H" pr --uuid "$UP"
+TP=$(cat "$H/pr.tcti")
+check "pr extends PCRs 16 and 23" bash -c "tpm2_pcrextend -T '$TP' 16:sha256=$(printf '%064d' 1),sha1=$(printf '%040d' 2) && \
+tpm2_pcrextend -T '$TP' 23:sha256=$(printf '%064d' 3)"
+tpm2_pcrread -T "$TP" sha256 >"$W/guest.pcr" 2>&1
+"$CTL" pcrread pr >"$W/ctl.pcr" 2>"$W/err"
+check "pcrread pr (default: sha256, every PCR) prints what the guest's tpm2_pcrread sha256 does" \
+	bash -c "cmp -s '$W/guest.pcr' '$W/ctl.pcr' || { diff '$W/guest.pcr' '$W/ctl.pcr' | head -n 6 | sed 's/^/# /'; cat '$W/err'; false; }"
+check "... 24 PCRs" test "$(grep -c ': 0x' "$W/ctl.pcr")" = 24
+for sel in sha256:0,1,16 sha1:16,23 sha256:all; do
+	tpm2_pcrread -T "$TP" "$sel" >"$W/guest.pcr" 2>&1
+	check "pcrread pr $sel is the guest's tpm2_pcrread $sel" bash -c "'$CTL' pcrread '$UP' '$sel' | cmp -s - '$W/guest.pcr'"
+done
+check "pcrread --json gives the bank and the PCRs by number" \
+	bash -c "'$CTL' --json pcrread '$UP' sha256:16 | python3 -c \"import json,sys; d=json.load(sys.stdin); \
+assert d['bank']=='sha256' and list(d['pcrs'])==['16'] and len(d['pcrs']['16'])==64, d\""
+"$CTL" pcrread "$UP" sha384 >"$W/out" 2>"$W/err"
+check "pcrread of a bank the vTPM has not allocated fails ($(cat "$W/err"))" grep -q "has no sha384 PCR bank allocated" "$W/err"
+"$CTL" pcrread "$UP" sha256:24 >"$W/out" 2>"$W/err"
+rc=$?
+check "pcrread of PCR 24 is a usage error (exit $rc)" test "$rc" -eq 2
+"$CTL" pcrread "$UD" >"$W/out" 2>"$W/err"
+check "pcrread of a detached vTPM says why it has no PCRs to read ($(cat "$W/err"))" \
+	grep -q "is not attached to a running guest: its PCRs are those of a TPM reset" "$W/err"
+# While the guest keeps its TPM busy with long commands (an RSA primary key each, which its worker
+# runs on its TPM thread): pcrread waits for a gap between them.
+rm -f "$W/busy.stop"
+( while [ ! -e "$W/busy.stop" ]; do
+	{ tpm2_createprimary -T "$TP" -C o -G rsa2048 -c "$W/prim.ctx" >/dev/null && tpm2_flushcontext -T "$TP" -t; } \
+		2>>"$W/busy.err" || echo FAIL >>"$W/busy.err"
+done ) &
+BUSY=$!
+ok_reads=0
+for i in 1 2 3 4 5 6 7 8 9 10; do
+	"$CTL" pcrread "$UP" sha256:16 >/dev/null 2>>"$W/busy.ctl" && ok_reads=$((ok_reads + 1))
+done
+touch "$W/busy.stop"
+wait "$BUSY"
+check "10 pcrreads while the guest creates RSA keys in a loop all succeed ($ok_reads; $(head -c 200 "$W/busy.ctl" 2>/dev/null))" test "$ok_reads" = 10
+check "... and none of the guest's commands failed" test ! -s "$W/busy.err"
 
 # ---- ek-cert ----
 UE=$("$CTL" create --ek both --ek-cert)

@@ -312,3 +312,46 @@ TEST(request_ek_cert_restart) {
         q = (CtlRequest){ .op = CTL_OP_EK_CERT };
         ASSERT_ERR(ctl_request_encode(&q, &buf, &n), -EINVAL);
 }
+
+TEST(pcr_selection) {
+        unsigned bank = 0;
+        uint32_t pcrs = 0;
+        CtlRequest q;
+
+        ASSERT_OK(ctl_parse_pcr_selection("sha256", &bank, &pcrs));
+        ASSERT_EQ(bank, CTL_BANK_SHA256);
+        ASSERT_EQ(pcrs, 0xffffffu);
+        ASSERT_OK(ctl_parse_pcr_selection("sha1:all", &bank, &pcrs));
+        ASSERT_EQ(bank, CTL_BANK_SHA1);
+        ASSERT_EQ(pcrs, 0xffffffu);
+        ASSERT_OK(ctl_parse_pcr_selection("sha512:0,1,16", &bank, &pcrs));
+        ASSERT_EQ(bank, CTL_BANK_SHA512);
+        ASSERT_EQ(pcrs, (1u << 0) | (1u << 1) | (1u << 16));
+        ASSERT_OK(ctl_parse_pcr_selection("sha384:23", &bank, &pcrs));
+        ASSERT_EQ(pcrs, 1u << 23);
+        static const char *const bad[] = { "", "sha256:", "sha256:24", "sha256:1,,2", "sha256:1,1", "md5:0",
+                                           "sha256:0,", "sha256:-1", "sha256:0001", ":0", "sha256,sha1" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                if (ctl_parse_pcr_selection(bad[i], &bank, &pcrs) != -EINVAL)
+                        TEST_FAIL_("accepted: %s", bad[i]);
+        ASSERT_STREQ(ctl_bank_to_string(CTL_BANK_SHA384), "sha384");
+        ASSERT_TRUE(ctl_bank_to_string(CTL_BANK_SHA1 | CTL_BANK_SHA256) == NULL);
+
+        ASSERT_OK(parse("{\"op\":\"pcrread\",\"uuid\":\"" U "\",\"bank\":\"sha1\",\"pcrs\":[0,16,23]}", &q));
+        ASSERT_EQ(q.bank, CTL_BANK_SHA1);
+        ASSERT_EQ(q.pcrs, (1u << 0) | (1u << 16) | (1u << 23));
+        ASSERT_OK(parse("{\"op\":\"pcrread\",\"uuid\":\"" U "\"}", &q));
+        ASSERT_EQ(q.bank, 0u);
+        ASSERT_EQ(q.pcrs, 0u);
+        static const char *const bad_req[] = {
+                "{\"op\":\"pcrread\",\"uuid\":\"" U "\",\"bank\":\"sha1,sha256\"}",
+                "{\"op\":\"pcrread\",\"uuid\":\"" U "\",\"pcrs\":[24]}",
+                "{\"op\":\"pcrread\",\"uuid\":\"" U "\",\"pcrs\":[1,1]}",
+                "{\"op\":\"pcrread\",\"uuid\":\"" U "\",\"pcrs\":[]}",
+                "{\"op\":\"pcrread\",\"uuid\":\"" U "\",\"pcrs\":[\"1\"]}",
+                "{\"op\":\"show\",\"uuid\":\"" U "\",\"bank\":\"sha1\"}",
+        };
+        for (size_t i = 0; i < sizeof(bad_req) / sizeof(bad_req[0]); i++)
+                if (parse(bad_req[i], &q) != -EBADMSG)
+                        TEST_FAIL_("accepted: %s", bad_req[i]);
+}
