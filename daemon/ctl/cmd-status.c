@@ -5,7 +5,8 @@
 
 static void print(const CliReply *reply) {
         static const CliRow rows[] = {
-                { "version", "Version" },       { "state_dir", "State directory" }, { "key_source", "Key source" },
+                { "version", "Version" },       { "libtpms", "libtpms" },     { "openssl", "OpenSSL" },
+                { "tpm2_tss", "tpm2-tss" },     { "state_dir", "State directory" }, { "key_source", "Key source" },
                 { "host_tpm", "Host TPM" },     { "host_tpm_error", "Host TPM error" }, { "vtpms", "vTPMs" },
                 { "devices", "Devices" },       { "attached", "Attached" },   { "connected", "Connected" },
                 { "failed", "Failed" },         { "health", "Health" },     { "degraded", "Degraded" },

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -121,6 +122,8 @@ static int call_fail(const CliContext *ctx, int r, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
         va_end(ap);
+        if (ctx->quiet)
+                return r;
         cli_fail("%s", msg);
         if (ctx->json) {
                 json_object *o = json_object_new_object();
@@ -235,6 +238,23 @@ static void help(void) {
                "  --version        show the version\n");
 }
 
+/* Its own version and OpenSSL's (the library it links), then what vtpmd answers in status: its
+ * version and those of libtpms, OpenSSL and tpm2-tss, or that it does not answer. */
+static int version(CliContext *ctx) {
+        CliReply reply = {};
+
+        printf("vtpmd-ctl " VTPMD_VERSION " (%s)\n", OpenSSL_version(OPENSSL_VERSION));
+        ctx->quiet = true;
+        if (cli_call(ctx, &(CtlRequest){ .op = CTL_OP_STATUS }, -1, &reply) < 0)
+                printf("vtpmd at %s: not reachable\n", ctx->control_path);
+        else
+                printf("vtpmd %s at %s: libtpms %s, %s, tpm2-tss %s\n", cli_str(reply.result, "version"),
+                       ctx->control_path, cli_str(reply.result, "libtpms"), cli_str(reply.result, "openssl"),
+                       cli_str(reply.result, "tpm2_tss"));
+        cli_reply_done(&reply);
+        return fflush(stdout) == 0 && !ferror(stdout) ? EXIT_SUCCESS : cli_fail("cannot write the output");
+}
+
 int main(int argc, char **argv) {
         enum { OPT_CONTROL = 0x100, OPT_JSON, OPT_VERSION };
         static const struct option options[] = {
@@ -265,8 +285,7 @@ int main(int argc, char **argv) {
                         help();
                         return EXIT_SUCCESS;
                 case OPT_VERSION:
-                        printf("vtpmd-ctl " VTPMD_VERSION "\n");
-                        return EXIT_SUCCESS;
+                        return version(&ctx);
                 case ':':
                         return cli_usage_error("missing argument to option %s (see vtpmd-ctl --help)",
                                                argv[optind - 1]);

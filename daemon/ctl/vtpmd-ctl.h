@@ -20,6 +20,7 @@ struct option;
 typedef struct CliContext {
         const char *control_path;
         bool json;
+        bool quiet; /* a failed request prints nothing (--version asking vtpmd) */
 } CliContext;
 
 /* The result of one request: list rows (an array, may be empty) and the final

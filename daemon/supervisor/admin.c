@@ -562,6 +562,9 @@ static void op_status(AdminCall *c) {
         attached = devices_count_attached(d->devices);
 
         json_object_object_add(o, "version", json_object_new_string(VTPMD_VERSION));
+        json_object_object_add(o, "libtpms", json_object_new_string(VTPMD_LIBTPMS_VERSION));
+        json_object_object_add(o, "openssl", json_object_new_string(crypto_library_version()));
+        json_object_object_add(o, "tpm2_tss", json_object_new_string(VTPMD_TSS2_VERSION));
         json_object_object_add(o, "state_dir", json_object_new_string(stateroot_path(vtpm_state_root(d->state))));
         json_object_object_add(o, "key_source", json_object_new_string(tpm ? "tpm" : "file"));
         if (tpm) {

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "ini.h"
 #include "log.h"
 #include "parse.h"
@@ -564,7 +565,9 @@ int config_parse_argv(VtpmdConfig *c, int argc, char **argv, char **ret_error) {
                         help();
                         return 1;
                 case OPT_VERSION:
-                        printf("vtpmd " VTPMD_VERSION "\n");
+                        /* libtpms and tpm2-tss as built with (the workers load libtpms), OpenSSL as running. */
+                        printf("vtpmd " VTPMD_VERSION "\nlibtpms " VTPMD_LIBTPMS_VERSION "\n%s\ntpm2-tss "
+                               VTPMD_TSS2_VERSION "\n", crypto_library_version());
                         return 1;
                 case ':':
                         if (asprintf(ret_error, "%s needs a value", argv[optind - 1]) < 0)

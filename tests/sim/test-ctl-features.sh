@@ -7,12 +7,14 @@
 #  - pcrread prints an attached vTPM's PCRs as the guest's tpm2_pcrread does,
 #    also while the guest is busy;
 #  - ek-cert prints the EK certificates, the ones the guest reads from NV;
+#  - --version of vtpmd and vtpmd-ctl names libtpms, OpenSSL and tpm2-tss;
 #  - restart gives an attached vTPM a new worker without the guest seeing a
 #    reset (PCR 16 kept) or an error (a tpm2_getrandom loop across it).
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
 source "$(dirname "$0")/lib.sh"
 
 export VTPM_SIM_CONNECT_TIMEOUT=10
+VTPMD_REAL=$VTPMD
 CTL=$VTPMD_CTL
 H=$SIMDIR
 W=$SIMDIR/work
@@ -124,6 +126,24 @@ check "... the one ek-cert ekg prints first (by the guest's name, while attached
 rc=$?
 check "ek-cert of a vTPM without certificates fails (exit $rc): $(cat "$W/err")" \
 	bash -c "[ $rc -eq 1 ] && grep -q 'has no EK certificate' '$W/err' && [ ! -s '$W/out' ]"
+
+# ---- --version ----
+"$VTPMD_REAL" --version >"$W/v.out"
+check "vtpmd --version: its version, libtpms, OpenSSL, tpm2-tss ($(tr '\n' ';' <"$W/v.out"))" \
+	bash -c "sed -n 1p '$W/v.out' | grep -q '^vtpmd ' && grep -q '^libtpms [0-9]' '$W/v.out' && \
+grep -q '^OpenSSL [0-9]' '$W/v.out' && grep -q '^tpm2-tss [0-9]' '$W/v.out'"
+if command -v pkg-config >/dev/null && pkg-config --exists libtpms tss2-esys; then
+	check "... the versions built with" bash -c "grep -qx 'libtpms $(pkg-config --modversion libtpms)' '$W/v.out' && \
+grep -qx 'tpm2-tss $(pkg-config --modversion tss2-esys)' '$W/v.out'"
+fi
+"$CTL" --version >"$W/cv.out"
+check "vtpmd-ctl --version: its own and OpenSSL's ($(head -n 1 "$W/cv.out"))" grep -q '^vtpmd-ctl [0-9.]* (OpenSSL [0-9]' "$W/cv.out"
+check "... and vtpmd's libraries, asked through status ($(sed -n 2p "$W/cv.out"))" \
+	grep -q "^vtpmd [0-9.]* at $H/control: libtpms $(sed -n 's/^libtpms //p' "$W/v.out"), OpenSSL [0-9].*, tpm2-tss $(sed -n 's/^tpm2-tss //p' "$W/v.out")$" "$W/cv.out"
+check "vtpmd-ctl --version without vtpmd says so, exit 0" \
+	bash -c "'$CTL' --control '$W/none' --version 2>&1 | sed -n 2p | grep -qx 'vtpmd at $W/none: not reachable'"
+check "status --json has libtpms, openssl, tpm2_tss" \
+	bash -c "'$CTL' --json status | python3 -c \"import json,sys; d=json.load(sys.stdin); assert d['libtpms'] and d['openssl'].startswith('OpenSSL') and d['tpm2_tss']\""
 
 # ---- restart ----
 UR=$("$CTL" create)
