@@ -71,8 +71,8 @@ static int resolve_vtpm(CliContext *ctx, const Command *cmd, const char *arg, ch
                 r = -EBADMSG;
         }
         if (n == 0)
-                cli_fail("%s: \"%s\" is neither a UUID nor the name of a guest with a vTPM attached "
-                         "(vtpmd-ctl list shows both)", cmd->name, arg);
+                cli_fail("%s: not a UUID, and no guest with a vTPM attached is named \"%s\" (vtpmd-ctl list "
+                         "shows both)", cmd->name, arg);
         if (n > 1)
                 cli_fail("%s: guest \"%s\" has %zu vTPMs attached (%s, %s%s): give the UUID", cmd->name, arg, n,
                          found, others, n > 3 ? ", ..." : "");

@@ -47,7 +47,7 @@ check "a detached vTPM has no name in show --json" test "$(field "$UD" name)" = 
 rc=$?
 check "show of an unknown name fails (exit $rc)" test "$rc" -eq 1
 check "... saying it is neither a UUID nor a guest's name ($(cat "$W/err"))" \
-	grep -q '"nosuchguest" is neither a UUID nor the name of a guest with a vTPM attached' "$W/err"
+	grep -q 'not a UUID, and no guest with a vTPM attached is named "nosuchguest"' "$W/err"
 "$CTL" show 'bad name' >"$W/out" 2>"$W/err"
 check "show of something no name can be is not a UUID ($(cat "$W/err"))" grep -q 'not a UUID: "bad name"' "$W/err"
 UB=$("$CTL" create)
