@@ -8,6 +8,8 @@
 #    also while the guest is busy;
 #  - ek-cert prints the EK certificates, the ones the guest reads from NV;
 #  - --version of vtpmd and vtpmd-ctl names libtpms, OpenSSL and tpm2-tss;
+#  - bash completion completes commands, options, and the UUIDs and guest
+#    names vtpmd-ctl list --json gives;
 #  - restart gives an attached vTPM a new worker without the guest seeing a
 #    reset (PCR 16 kept) or an error (a tpm2_getrandom loop across it).
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
@@ -144,6 +146,31 @@ check "vtpmd-ctl --version without vtpmd says so, exit 0" \
 	bash -c "'$CTL' --control '$W/none' --version 2>&1 | sed -n 2p | grep -qx 'vtpmd at $W/none: not reachable'"
 check "status --json has libtpms, openssl, tpm2_tss" \
 	bash -c "'$CTL' --json status | python3 -c \"import json,sys; d=json.load(sys.stdin); assert d['libtpms'] and d['openssl'].startswith('OpenSSL') and d['tpm2_tss']\""
+
+# ---- bash completion ----
+SRC=$(cd "$(dirname "$0")/../.." && pwd)
+BIN=$(dirname "$CTL")
+# complete WORDS...: what completing the last word of "vtpmd-ctl WORDS" offers, one per line.
+complete_words() {
+	PATH="$BIN:$PATH" VTPMD_CONTROL="$VTPMD_CONTROL" bash -c '
+		source "$0"
+		COMP_WORDS=(vtpmd-ctl "$@")
+		COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+		_vtpmd_ctl
+		printf "%s\n" "${COMPREPLY[@]}"' "$SRC/completion/vtpmd-ctl" "$@" | sort
+}
+check "completion: the commands (pc -> pcrread)" test "$(complete_words pc)" = pcrread
+check "... every command" test "$(complete_words '' | wc -l)" -eq 13
+check "... global options" test "$(complete_words --v)" = --version
+check "... a command's options" test "$(complete_words create --ek-)" = --ek-cert
+check "... option values" test "$(complete_words create --ek e)" = ecc-p256
+check "... pool's verbs" test "$(complete_words pool ad)" = admit
+complete_words show "${UP:0:8}" >"$W/c.out"
+check "... a vTPM's UUID from its first digits (${UP:0:8}: $(tr '\n' ' ' <"$W/c.out"))" test "$(cat "$W/c.out")" = "$UP"
+complete_words pcrread p >"$W/c.out"
+check "... and an attached guest's name (pcrread p: $(tr '\n' ' ' <"$W/c.out"))" test "$(cat "$W/c.out")" = pr
+check "... pcrread's bank after the vTPM" test "$(complete_words pcrread pr sha2 | head -n 1)" = sha256
+check "... nothing from a vtpmd that is not there" test -z "$(complete_words --control "$W/none" show a)"
 
 # ---- restart ----
 UR=$("$CTL" create)
