@@ -10,6 +10,8 @@
 #  - --version of vtpmd and vtpmd-ctl names libtpms, OpenSSL and tpm2-tss;
 #  - bash completion completes commands, options, and the UUIDs and guest
 #    names vtpmd-ctl list --json gives;
+#  - EK certificates from the admin's own CA (EkCaCertificate=, EkCaKey=),
+#    whose key file must be the owner's alone;
 #  - restart gives an attached vTPM a new worker without the guest seeing a
 #    reset (PCR 16 kept) or an error (a tpm2_getrandom loop across it).
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
@@ -17,6 +19,15 @@ source "$(dirname "$0")/lib.sh"
 
 export VTPM_SIM_CONNECT_TIMEOUT=10
 VTPMD_REAL=$VTPMD
+# vtpm-sim starts $VTPMD: the wrapper adds DIR/vtpmd.extra's arguments (the admin's CA).
+cat >"$SIMDIR/vtpmd-wrap" <<EOF2
+#!/bin/sh
+extra=
+[ -f "$SIMDIR/vtpmd.extra" ] && extra=\$(cat "$SIMDIR/vtpmd.extra")
+exec "$VTPMD_REAL" \$extra "\$@"
+EOF2
+chmod +x "$SIMDIR/vtpmd-wrap"
+export VTPMD="$SIMDIR/vtpmd-wrap"
 CTL=$VTPMD_CTL
 H=$SIMDIR
 W=$SIMDIR/work
@@ -209,5 +220,30 @@ check "PCR 16 is as before: no reset ($(pcr16))" test "$(pcr16)" = "$P16"
 check "vtpmd logged the restart" grep -q "uuid=$UR: Restarting the worker on request of vtpmd-ctl" "$H/vtpmd.log"
 "$CTL" restart "$UD" >"$W/out" 2>"$W/err"
 check "restart of a detached vTPM is refused ($(cat "$W/err"))" grep -q "has no worker: it is not attached" "$W/err"
+
+# ---- EK certificates from the admin's own CA ----
+CA=$W/adminca
+mkdir -p "$CA"
+if openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$CA/ca.key" -out "$CA/ca.pem" \
+	-subj "/O=Example Org/CN=Example EK CA" -days 30 >/dev/null 2>&1; then
+	ok "openssl makes the admin's CA"
+else
+	fail "openssl makes the admin's CA"
+fi
+chmod 644 "$CA/ca.key"
+echo "--ek-ca-cert $CA/ca.pem --ek-ca-key $CA/ca.key" >"$SIMDIR/vtpmd.extra"
+check "vtpmd refuses an EK CA key file others can read" bash -c "! '$VTPM_SIM' restart-daemon --dir '$H' >'$W/rd.out' 2>&1"
+check "... saying why ($(grep 'EK CA file' "$H/vtpmd.log" | tail -n 1))" \
+	grep -q "EK CA file $CA/ca.key: its group or other users may read or write it: chmod 600 it" "$H/vtpmd.log"
+chmod 600 "$CA/ca.key"
+check "with mode 0600 vtpmd starts with the admin's CA" "$VTPM_SIM" restart-daemon --dir "$H"
+UC=$("$CTL" create --ek both --ek-cert)
+check "create --ek-cert with the admin's CA" test -n "$UC"
+check "its EK certificates verify against the admin's CA" \
+	bash -c "'$CTL' ek-cert '$UC' >'$W/ek2.pem' && csplit -s -z -f '$W/ek2-' '$W/ek2.pem' '/BEGIN CERT/' '{*}' && \
+openssl verify -CAfile '$CA/ca.pem' '$W'/ek2-0* >/dev/null"
+check "... and name it as issuer" bash -c "openssl x509 -in '$W/ek2-00' -noout -issuer | grep -q 'Example EK CA'"
+check "ca-cert prints the admin's CA certificate" bash -c "'$CTL' ca-cert | cmp -s - <(openssl x509 -in '$CA/ca.pem')"
+rm -f "$SIMDIR/vtpmd.extra"
 
 finish
