@@ -52,6 +52,7 @@ static const struct {
         [CTL_OP_EK_CERT] = { "ek-cert", F_UUID, F_UUID },
         [CTL_OP_RESTART] = { "restart", F_UUID, F_UUID },
         [CTL_OP_PCRREAD] = { "pcrread", F_UUID | F_BANK | F_PCRS, F_UUID },
+        [CTL_OP_BACKUP] = { "backup", F_UUID | F_KEY | F_KDF, F_UUID | F_KEY | F_KDF },
 };
 
 static const struct {
@@ -109,7 +110,7 @@ int ctl_op_from_string(const char *s, CtlOp *ret) {
 }
 
 bool ctl_op_takes_fd(CtlOp op) {
-        return op == CTL_OP_EXPORT || op == CTL_OP_IMPORT;
+        return op == CTL_OP_EXPORT || op == CTL_OP_IMPORT || op == CTL_OP_BACKUP;
 }
 
 /* A JSON string's text, or NULL if v is not a string or holds a NUL (JSON's

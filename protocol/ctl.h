@@ -14,6 +14,7 @@
  *   {"op": "pcrread", "uuid": "...", "bank": "sha256", "pcrs": [0, 1, 16]}   (bank, pcrs optional)
  *   {"op": "destroy", "uuid": "...", "force": false}
  *   {"op": "export", "uuid": "...", "key": "<64 hex>", "kdf": {...}}   + the output file's fd (SCM_RIGHTS)
+ *   {"op": "backup", ...as export}  (an attached vTPM)                + the output file's fd (SCM_RIGHTS)
  *   {"op": "import", "key": "<64 hex>", "force": false}               + the input file's fd (SCM_RIGHTS)
  * Every member is checked: an unknown member, a member another op does not
  * take, a wrong type or value is -EBADMSG; "op" and the members an op needs
@@ -60,6 +61,7 @@ typedef enum CtlOp {
         CTL_OP_EK_CERT,
         CTL_OP_RESTART,
         CTL_OP_PCRREAD,
+        CTL_OP_BACKUP,
         _CTL_OP_MAX,
 } CtlOp;
 

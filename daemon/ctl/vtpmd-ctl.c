@@ -22,9 +22,8 @@
 #define REPLY_TIMEOUT_MS (300 * 1000) /* manufacturing with RSA key generation can take a while */
 
 static const Command *const commands[] = {
-        &cmd_create, &cmd_list, &cmd_show, &cmd_pcrread, &cmd_ek_cert, &cmd_destroy, &cmd_export, &cmd_import, &cmd_reset,
-        &cmd_restart, &cmd_status,
-        &cmd_ca_cert, &cmd_pool_status, &cmd_pool_init, &cmd_pool_join, &cmd_pool_admit, &cmd_pool_remove,
+        &cmd_create, &cmd_list, &cmd_show, &cmd_pcrread, &cmd_ek_cert, &cmd_destroy, &cmd_export, &cmd_backup,
+        &cmd_import, &cmd_reset, &cmd_restart, &cmd_status, &cmd_ca_cert, &cmd_pool_status, &cmd_pool_init, &cmd_pool_join, &cmd_pool_admit, &cmd_pool_remove,
         &cmd_pool_leave,
 };
 

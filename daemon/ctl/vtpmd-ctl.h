@@ -75,7 +75,8 @@ typedef struct Command {
 
 extern const Command cmd_create, cmd_list, cmd_show, cmd_destroy, cmd_export, cmd_import, cmd_reset, cmd_status,
         cmd_ca_cert, cmd_pool_status, cmd_pool_init, cmd_pool_join, cmd_pool_admit, cmd_pool_remove,
-        cmd_pool_leave, cmd_ek_cert, cmd_restart, cmd_pcrread;
+        cmd_pool_leave, cmd_ek_cert, cmd_restart, cmd_pcrread,
+        cmd_backup;
 
 /* Runs cmd (argv[0] is its name); returns the exit status. */
 int cli_run(CliContext *ctx, const Command *cmd, int argc, char **argv);

@@ -988,8 +988,11 @@ static int read_records(StateDir *dir, uint8_t *rec[_CTL_EXPORT_REC_MAX], size_t
         return 0;
 }
 
+/* export (detached, under its lock) and backup (attached, read beside its worker): the same blob. */
 static void op_export(AdminCall *c) {
         const AdminContext *d = c->ctx;
+        bool backup = c->req.op == CTL_OP_BACKUP, active;
+        uint32_t domid = UINT32_MAX, devid = UINT32_MAX; /* backup: the guest's, for the log */
         _cleanup_(statedir_closep) StateDir *dir = NULL;
         _cleanup_(json_object_putp) json_object *o = NULL;
         _cleanup_free_ uint8_t *out = NULL;
@@ -1008,14 +1011,35 @@ static void op_export(AdminCall *c) {
 
         r = check_fd(c->fd, true, &st);
         if (r < 0) {
-                finish_errorf(c, r, "export needs a regular file opened for writing");
+                finish_errorf(c, r, "%s needs a regular file opened for writing", backup ? "backup" : "export");
                 return;
         }
-        if (!check_known(c) || !check_detached(c, "exporting it"))
+        if (!check_known(c))
                 return;
-        dir = open_detached(c);
-        if (!dir)
-                return;
+        if (backup) {
+                /* The worker keeps writing while its guest runs; each write replaces a whole file
+                 * (statestore: rename), at the end of a command, so what is read here is the state
+                 * between two of the guest's commands. */
+                Device *dev = device_of(d, c->req.uuid, &active);
+                if (!dev || !active) {
+                        finish_errorf(c, -ENOTCONN, "vTPM %s is not attached to a guest: use vtpmd-ctl export",
+                                      c->req.uuid);
+                        return;
+                }
+                domid = device_domid(dev);
+                devid = device_devid(dev);
+                r = statedir_open_shared(vtpm_state_root(d->state), c->req.uuid, &dir);
+                if (r < 0) {
+                        finish_errorf(c, r, "cannot open vTPM %s: %s", c->req.uuid, strerror(-r));
+                        return;
+                }
+        } else {
+                if (!check_detached(c, "exporting it (or use vtpmd-ctl backup)"))
+                        return;
+                dir = open_detached(c);
+                if (!dir)
+                        return;
+        }
 
         r = read_key_meta(d, dir, data_key, &m, meta, &what);
         if (r < 0) {
@@ -1088,8 +1112,8 @@ static void op_export(AdminCall *c) {
                 finish_errorf(c, r, "cannot write the export file: %s", strerror(-r));
                 goto out;
         }
-        log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, c->req.uuid, "Exported vTPM on request of vtpmd-ctl (%zu bytes)",
-                total);
+        log_dev(LOG_NOTICE, domid, devid, c->req.uuid, "%s vTPM on request of vtpmd-ctl (%zu bytes)",
+                backup ? "Backed up the attached" : "Exported", total);
         o = created_result(c->req.uuid, m.family);
         if (o)
                 json_object_object_add(o, "size", json_object_new_int64((int64_t) total));
@@ -1450,7 +1474,7 @@ static void op_pool_change(AdminCall *c) {
 /* Ops that read or write a vTPM's keys need the key that wraps them. */
 static bool needs_keys(CtlOp op) {
         return op == CTL_OP_CREATE || op == CTL_OP_SHOW || op == CTL_OP_DESTROY || op == CTL_OP_EXPORT ||
-               op == CTL_OP_IMPORT || op == CTL_OP_RESET || op == CTL_OP_RESTART;
+               op == CTL_OP_IMPORT || op == CTL_OP_RESET || op == CTL_OP_RESTART || op == CTL_OP_BACKUP;
 }
 
 void admin_run(AdminCall *c) {
@@ -1475,6 +1499,7 @@ void admin_run(AdminCall *c) {
                 op_destroy(c);
                 return;
         case CTL_OP_EXPORT:
+        case CTL_OP_BACKUP:
                 op_export(c);
                 return;
         case CTL_OP_IMPORT:

@@ -12,6 +12,7 @@
 #    names vtpmd-ctl list --json gives;
 #  - EK certificates from the admin's own CA (EkCaCertificate=, EkCaKey=),
 #    whose key file must be the owner's alone;
+#  - backup of an attached vTPM while its guest runs, restored by import;
 #  - restart gives an attached vTPM a new worker without the guest seeing a
 #    reset (PCR 16 kept) or an error (a tpm2_getrandom loop across it).
 # Environment (meson sets it): VTPM_SIM, VTPMD, VTPMD_CTL, VTPM_XENSTORED, VTPM_SIM_GUEST.
@@ -171,7 +172,7 @@ complete_words() {
 		printf "%s\n" "${COMPREPLY[@]}"' "$SRC/completion/vtpmd-ctl" "$@" | sort
 }
 check "completion: the commands (pc -> pcrread)" test "$(complete_words pc)" = pcrread
-check "... every command" test "$(complete_words '' | wc -l)" -eq 13
+check "... every command" test "$(complete_words '' | wc -l)" -eq 14
 check "... global options" test "$(complete_words --v)" = --version
 check "... a command's options" test "$(complete_words create --ek-)" = --ek-cert
 check "... option values" test "$(complete_words create --ek e)" = ecc-p256
@@ -220,6 +221,32 @@ check "PCR 16 is as before: no reset ($(pcr16))" test "$(pcr16)" = "$P16"
 check "vtpmd logged the restart" grep -q "uuid=$UR: Restarting the worker on request of vtpmd-ctl" "$H/vtpmd.log"
 "$CTL" restart "$UD" >"$W/out" 2>"$W/err"
 check "restart of a detached vTPM is refused ($(cat "$W/err"))" grep -q "has no worker: it is not attached" "$W/err"
+
+# ---- backup ----
+UK=$("$CTL" create)
+check "attach guest bk to a new vTPM" "$VTPM_SIM" attach --dir "$H" bk --uuid "$UK"
+TK=$(cat "$H/bk.tcti")
+check "bk defines NV 0x1500020 and writes 'one' into it" bash -c "tpm2_nvdefine -T '$TK' -C o -s 3 -a 'ownerread|ownerwrite' 0x1500020 >/dev/null && \
+printf one | tpm2_nvwrite -T '$TK' -C o -i - 0x1500020"
+head -c 32 /dev/urandom >"$W/bk.key"
+rm -f "$W/bk.stop"
+: >"$W/bk.err"
+( while [ ! -e "$W/bk.stop" ]; do tpm2_getrandom -T "$TK" 8 >/dev/null 2>>"$W/bk.err" || echo FAIL >>"$W/bk.err"; done ) &
+BKL=$!
+check "backup bk (by name) while its guest runs GetRandom" "$CTL" backup bk --to "$W/bk.backup" --key-file "$W/bk.key"
+touch "$W/bk.stop"
+wait "$BKL"
+check "... no guest command failed" test ! -s "$W/bk.err"
+check "... bk is still attached and connected" bash -c "'$CTL' --json show '$UK' | grep -q '\"state\":\"connected\"\|\"state\": \"connected\"'"
+check "bk then writes 'two'" bash -c "printf two | tpm2_nvwrite -T '$TK' -C o -i - 0x1500020"
+check "vtpmd logged the backup" grep -q "uuid=$UK: Backed up the attached vTPM on request of vtpmd-ctl" "$H/vtpmd.log"
+check "backup will not overwrite a file" bash -c "! '$CTL' backup '$UK' --to '$W/bk.backup' --key-file '$W/bk.key' 2>/dev/null"
+check "detach bk" "$VTPM_SIM" detach --dir "$H" bk
+check "restoring is an explicit destroy and import" bash -c "'$CTL' destroy '$UK' && [ \"\$('$CTL' import '$W/bk.backup' --key-file '$W/bk.key')\" = '$UK' ]"
+check "attach guest bk2 to the restored vTPM" "$VTPM_SIM" attach --dir "$H" bk2 --uuid "$UK"
+check "its NV holds 'one', as at the backup" bash -c "[ \"\$(tpm2_nvread -T '$(cat "$H/bk2.tcti" 2>/dev/null)' -C o 0x1500020 2>/dev/null)\" = one ]"
+"$CTL" backup "$UD" --to "$W/ud.backup" --key-file "$W/bk.key" >"$W/out" 2>"$W/err"
+check "backup of a detached vTPM says to use export ($(cat "$W/err"))" grep -q "is not attached to a guest: use vtpmd-ctl export" "$W/err"
 
 # ---- EK certificates from the admin's own CA ----
 CA=$W/adminca

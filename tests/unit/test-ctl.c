@@ -355,3 +355,14 @@ TEST(pcr_selection) {
                 if (parse(bad_req[i], &q) != -EBADMSG)
                         TEST_FAIL_("accepted: %s", bad_req[i]);
 }
+
+TEST(request_backup_is_an_export) {
+        CtlRequest q;
+
+        ASSERT_OK(parse("{\"op\":\"backup\",\"uuid\":\"" U "\",\"key\":\"" KEY64 "\",\"kdf\":{\"alg\":\"none\"}}", &q));
+        ASSERT_EQ(q.op, CTL_OP_BACKUP);
+        ASSERT_TRUE(q.has_key);
+        ASSERT_TRUE(ctl_op_takes_fd(CTL_OP_BACKUP));
+        ASSERT_ERR(parse("{\"op\":\"backup\",\"uuid\":\"" U "\"}", &q), -EBADMSG);
+        ctl_request_done(&q);
+}
