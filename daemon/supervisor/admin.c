@@ -825,6 +825,14 @@ static void pcrread_next(AdminCall *c) {
         int n = tpm2_build_pcr_read(bank_alg(bank), c->pcr_todo, cmd, sizeof(cmd)), r;
 
         r = n < 0 ? n : workers_vtpm_command(c->ctx->workers, c->req.uuid, cmd, (size_t) n, pcrread_done, c);
+        if (r == -EBUSY) {
+                /* Another pcrread's command is with the worker: after it. */
+                r = sd_event_add_time_relative(c->ctx->event, &c->retry_timer, CLOCK_MONOTONIC, PCRREAD_RETRY_USEC,
+                                               0, pcrread_retry_cb, c);
+                if (r < 0)
+                        finish_errorf(c, r, "cannot wait for the worker: %s", strerror(-r));
+                return;
+        }
         if (r == -EAGAIN || r == -ENOENT)
                 finish_errorf(c, -ENOTCONN, "vTPM %s: its worker is not serving (starting or restarting); try again",
                               c->req.uuid);

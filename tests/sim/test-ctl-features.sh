@@ -117,8 +117,17 @@ ok_reads=0
 for i in 1 2 3 4 5 6 7 8 9 10; do
 	"$CTL" pcrread "$UP" sha256:16 >/dev/null 2>>"$W/busy.ctl" && ok_reads=$((ok_reads + 1))
 done
+# Two at once: the second waits for the first's command.
+"$CTL" pcrread "$UP" sha256:16 >"$W/par1" 2>&1 &
+P1=$!
+"$CTL" pcrread "$UP" sha256:16 >"$W/par2" 2>&1
+r2=$?
+wait "$P1"
+r1=$?
 touch "$W/busy.stop"
 wait "$BUSY"
+check "two pcrreads at once both succeed ($r1 $r2; $(cat "$W/par1" "$W/par2" | grep -v ':' | head -c 200))" \
+	bash -c "[ $r1 -eq 0 ] && [ $r2 -eq 0 ] && cmp -s '$W/par1' '$W/par2'"
 check "10 pcrreads while the guest creates RSA keys in a loop all succeed ($ok_reads; $(head -c 200 "$W/busy.ctl" 2>/dev/null))" test "$ok_reads" = 10
 check "... and none of the guest's commands failed" test ! -s "$W/busy.err"
 
