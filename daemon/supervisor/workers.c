@@ -58,6 +58,7 @@ struct Process {
         uint32_t uid; /* 0: runs as vtpmd's uid */
         WorkerCommandDone cmd_done; /* a COMMAND of vtpmd-ctl awaits its RESPONSE */
         void *cmd_userdata;
+        unsigned cmd_stale; /* RESPONSEs still to come of cancelled commands: dropped */
         Process *next;
 };
 
@@ -501,6 +502,10 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
         if (m.type == IPC_RESPONSE) {
                 /* Also from a stopping worker: the command was answered. */
                 WorkerCommandDone done = p->cmd_done;
+                if (p->cmd_stale > 0) {
+                        p->cmd_stale--;
+                        return 1;
+                }
                 p->cmd_done = NULL;
                 if (done)
                         done(p->cmd_userdata, 0, m.tpm.data, m.tpm.len);
@@ -899,7 +904,7 @@ int workers_vtpm_command(Workers *ws, const char *uuid, const uint8_t *cmd, size
                         continue;
                 if (!w->process || !w->process->ready)
                         return -EAGAIN;
-                if (w->process->cmd_done)
+                if (w->process->cmd_done || w->process->cmd_stale)
                         return -EBUSY;
                 memcpy(m.tpm.data, cmd, len);
                 m.tpm.len = (uint32_t) len;
@@ -915,8 +920,10 @@ int workers_vtpm_command(Workers *ws, const char *uuid, const uint8_t *cmd, size
 
 void workers_vtpm_command_cancel(Workers *ws, void *userdata) {
         for (Process *p = ws->processes; p; p = p->next)
-                if (p->cmd_done && p->cmd_userdata == userdata)
+                if (p->cmd_done && p->cmd_userdata == userdata) {
                         p->cmd_done = NULL;
+                        p->cmd_stale++; /* its answer must not be taken for the next command's */
+                }
 }
 
 bool workers_vtpm_ready(Workers *ws, const char *uuid) {

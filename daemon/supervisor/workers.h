@@ -136,7 +136,8 @@ int workers_restart_vtpm(Workers *ws, const char *uuid);
 typedef void (*WorkerCommandDone)(void *userdata, int error, const uint8_t *resp, size_t len);
 int workers_vtpm_command(Workers *ws, const char *uuid, const uint8_t *cmd, size_t len, WorkerCommandDone done,
                          void *userdata);
-/* done of the command sent for userdata is not called (its answer is dropped). */
+/* done of the command sent for userdata is not called (its answer is dropped; the next command
+ * waits for it: -EBUSY until then). */
 void workers_vtpm_command_cancel(Workers *ws, void *userdata);
 /* A worker of uuid has a process that is ready (mapped, bound, serving). */
 bool workers_vtpm_ready(Workers *ws, const char *uuid);
