@@ -569,11 +569,28 @@ static void op_status(AdminCall *c) {
         json_object_object_add(o, "key_source", json_object_new_string(tpm ? "tpm" : "file"));
         if (tpm) {
                 /* One NV read: the host TPM answers and still holds our rollback counter. */
+                const HostTpmConfig *hc = &d->config->state.host_tpm;
+                char buf[HOST_TPM_MAX_PCRS * 4 + 16] = "";
+                size_t len = 0;
+
                 r = host_tpm_counter_read(tpm, &counter);
                 json_object_object_add(o, "host_tpm", json_object_new_string(r >= 0 ? "reachable" : "unreachable"));
                 if (r < 0)
                         json_object_object_add(o, "host_tpm_error",
                                                json_object_new_string(host_tpm_last_error(tpm)));
+                /* What the master key is sealed with, and the rollback counter's value now. */
+                json_object_object_add(o, "host_tpm_tcti", json_object_new_string(hc->tcti ?: HOST_TPM_DEFAULT_TCTI));
+                if (hc->srk_handle)
+                        snprintf(buf, sizeof(buf), "0x%08x", hc->srk_handle);
+                json_object_object_add(o, "srk", json_object_new_string(hc->srk_handle ? buf
+                                                                                       : "TCG template primary"));
+                buf[0] = '\0';
+                for (size_t i = 0; i < hc->n_pcrs && len < sizeof(buf); i++)
+                        len += (size_t) snprintf(buf + len, sizeof(buf) - len, "%s%u", i ? "," : "", hc->pcrs[i]);
+                json_object_object_add(o, "pcr_policy", json_object_new_string(hc->n_pcrs ? buf : "none"));
+                snprintf(buf, sizeof(buf), "0x%08x", hc->nv_index ?: HOST_TPM_DEFAULT_NV_INDEX);
+                json_object_object_add(o, "counter_index", json_object_new_string(buf));
+                json_object_object_add(o, "counter", r >= 0 ? json_object_new_int64((int64_t) counter) : NULL);
         } else
                 json_object_object_add(o, "host_tpm", json_object_new_string("none (key-file mode)"));
         json_object_object_add(o, "vtpms", json_object_new_int64(n));

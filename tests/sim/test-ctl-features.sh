@@ -8,6 +8,7 @@
 #    also while the guest is busy;
 #  - ek-cert prints the EK certificates, the ones the guest reads from NV;
 #  - --version of vtpmd and vtpmd-ctl names libtpms, OpenSSL and tpm2-tss;
+#    status gives the host TPM's details;
 #  - bash completion completes commands, options, and the UUIDs and guest
 #    names vtpmd-ctl list --json gives;
 #  - EK certificates from the admin's own CA (EkCaCertificate=, EkCaKey=),
@@ -165,6 +166,11 @@ check "... and vtpmd's libraries, asked through status ($(sed -n 2p "$W/cv.out")
 	grep -q "^vtpmd [0-9.]* at $H/control: libtpms $(sed -n 's/^libtpms //p' "$W/v.out"), OpenSSL [0-9].*, tpm2-tss $(sed -n 's/^tpm2-tss //p' "$W/v.out")$" "$W/cv.out"
 check "vtpmd-ctl --version without vtpmd says so, exit 0" \
 	bash -c "'$CTL' --control '$W/none' --version 2>&1 | sed -n 2p | grep -qx 'vtpmd at $W/none: not reachable'"
+check "status --json gives the host TPM's details: TCTI, SRK, PCR policy, counter index and value" \
+	bash -c "'$CTL' --json status | python3 -c \"import json,sys; d=json.load(sys.stdin); \
+assert d['host_tpm_tcti'].startswith('swtpm:') and d['srk']=='TCG template primary' and d['pcr_policy']=='none' \
+and d['counter_index']=='0x01800156' and isinstance(d['counter'], int) and d['counter'] >= 1, d\""
+check "... status too" bash -c "'$CTL' status | grep -qE '^Counter +[0-9]+$' && '$CTL' status | grep -qE '^PCR policy +none$'"
 check "status --json has libtpms, openssl, tpm2_tss" \
 	bash -c "'$CTL' --json status | python3 -c \"import json,sys; d=json.load(sys.stdin); assert d['libtpms'] and d['openssl'].startswith('OpenSSL') and d['tpm2_tss']\""
 
