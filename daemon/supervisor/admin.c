@@ -524,7 +524,8 @@ static void op_show(AdminCall *c) {
 }
 
 /* status: "health" ok or degraded, and in "degraded" why (null when ok): durable
- * writes that fail (a full disk, EIO) are otherwise only in the log. */
+ * writes that fail (a full disk, EIO) are otherwise only in the log; failed
+ * devices are guests without a TPM. */
 static void degraded_info(const AdminContext *d, json_object *o) {
         char buf[CTL_MAX_ERROR] = "";
         int error, commit_error;
@@ -535,8 +536,13 @@ static void degraded_info(const AdminContext *d, json_object *o) {
                 len += (size_t) snprintf(buf, sizeof(buf), "durable writes of %u vTPM%s failed: %s", n,
                                          n == 1 ? "" : "s", strerror(-error));
         if (commit_error < 0 && len < sizeof(buf))
-                snprintf(buf + len, sizeof(buf) - len, "%swriting the manifest failed: %s", len ? "; " : "",
-                         strerror(-commit_error));
+                len += (size_t) snprintf(buf + len, sizeof(buf) - len, "%swriting the manifest failed: %s",
+                                         len ? "; " : "", strerror(-commit_error));
+        /* A failed device: its guest has no TPM (a worker that gave up, a refused device, a forced destroy). */
+        unsigned failed = devices_count_phase(d->devices, DEV_FAILED);
+        if (failed > 0 && len < sizeof(buf))
+                snprintf(buf + len, sizeof(buf) - len, "%s%u device%s failed (vtpmd-ctl list shows which, show "
+                         "their last error)", len ? "; " : "", failed, failed == 1 ? "" : "s");
         json_object_object_add(o, "health", json_object_new_string(buf[0] ? "degraded" : "ok"));
         json_object_object_add(o, "degraded", buf[0] ? json_object_new_string(buf) : NULL);
 }

@@ -79,6 +79,8 @@ check "... as ambiguous, naming both ($(cat "$W/err"))" \
 check "detach web1's second vTPM" "$VTPM_SIM" detach --dir "$H" web1 --uuid "$UB"
 check "destroy --force web1 destroys web1's one vTPM" "$CTL" destroy --force web1
 check "... which is gone" test ! -e "$H/state/$UA"
+degraded_failed() { "$CTL" --json status | pyjson "assert d['health']=='degraded' and '1 device failed' in d['degraded'], d"; }
+check "status says degraded: web1's device failed ($("$CTL" --json status | pyjson "print(d['degraded'])"))" degraded_failed
 
 # ---- pcrread ----
 UP=$("$CTL" create --pcr-banks sha1,sha256)
