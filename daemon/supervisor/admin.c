@@ -1047,16 +1047,11 @@ static void op_export(AdminCall *c) {
         }
         if (!check_known(c))
                 return;
-        if (backup) {
-                /* The worker keeps writing while its guest runs; each write replaces a whole file
-                 * (statestore: rename), at the end of a command, so what is read here is the state
-                 * between two of the guest's commands. */
-                Device *dev = device_of(d, c->req.uuid, &active);
-                if (!dev || !active) {
-                        finish_errorf(c, -ENOTCONN, "vTPM %s is not attached to a guest: use vtpmd-ctl export",
-                                      c->req.uuid);
-                        return;
-                }
+        Device *dev = backup ? device_of(d, c->req.uuid, &active) : NULL;
+        if (dev && active) {
+                /* backup of an attached vTPM. The worker keeps writing while its guest runs; each write
+                 * replaces a whole file (statestore: rename), at the end of a command, so what is read
+                 * here is the state between two of the guest's commands. */
                 domid = device_domid(dev);
                 devid = device_devid(dev);
                 r = statedir_open_shared(vtpm_state_root(d->state), c->req.uuid, &dir);
@@ -1065,6 +1060,7 @@ static void op_export(AdminCall *c) {
                         return;
                 }
         } else {
+                /* export, or backup of a detached vTPM: the same, under its lock. */
                 if (!check_detached(c, "exporting it (or use vtpmd-ctl backup)"))
                         return;
                 dir = open_detached(c);
