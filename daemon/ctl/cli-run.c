@@ -66,16 +66,14 @@ static int resolve_vtpm(CliContext *ctx, const Command *cmd, const char *arg, ch
                                  others[0] ? ", " : "", cli_str(o, "uuid"));
         }
         r = n == 1 ? 0 : n == 0 ? -ENOENT : -ENOTUNIQ;
-        if (n == 1 && parse_uuid(found, ret) < 0) {
-                cli_fail("%s: malformed list reply", cmd->name);
-                r = -EBADMSG;
-        }
+        if (n == 1 && parse_uuid(found, ret) < 0)
+                r = cli_request_fail(ctx, -EBADMSG, "%s: malformed list reply", cmd->name);
         if (n == 0)
-                cli_fail("%s: not a UUID, and no guest with a vTPM attached is named \"%s\" (vtpmd-ctl list "
-                         "shows both)", cmd->name, arg);
+                cli_request_fail(ctx, r, "%s: not a UUID, and no guest with a vTPM attached is named \"%s\" "
+                                 "(vtpmd-ctl list shows both)", cmd->name, arg);
         if (n > 1)
-                cli_fail("%s: guest \"%s\" has %zu vTPMs attached (%s, %s%s): give the UUID", cmd->name, arg, n,
-                         found, others, n > 3 ? ", ..." : "");
+                cli_request_fail(ctx, r, "%s: guest \"%s\" has %zu vTPMs attached (%s, %s%s): give the UUID",
+                                 cmd->name, arg, n, found, others, n > 3 ? ", ..." : "");
         cli_reply_done(&reply);
         return r;
 }

@@ -23,8 +23,8 @@
 
 static const Command *const commands[] = {
         &cmd_create, &cmd_list, &cmd_show, &cmd_pcrread, &cmd_ek_cert, &cmd_destroy, &cmd_export, &cmd_backup,
-        &cmd_import, &cmd_reset, &cmd_restart, &cmd_status, &cmd_ca_cert, &cmd_pool_status, &cmd_pool_init, &cmd_pool_join, &cmd_pool_admit, &cmd_pool_remove,
-        &cmd_pool_leave,
+        &cmd_import, &cmd_reset, &cmd_restart, &cmd_status, &cmd_ca_cert, &cmd_pool_status, &cmd_pool_init,
+        &cmd_pool_join, &cmd_pool_admit, &cmd_pool_remove, &cmd_pool_leave,
 };
 
 static void vsay(const char *fmt, va_list ap) {
@@ -113,8 +113,7 @@ static int send_request(int fd, const char *buf, size_t len, int pass_fd) {
 
 /* A failure of the request: one line on stderr, and with --json also an object
  * on stdout, {"error": message, "errno": N}, so a script reading JSON gets JSON. */
-static int call_fail(const CliContext *ctx, int r, const char *fmt, ...) _printf_(3, 4);
-static int call_fail(const CliContext *ctx, int r, const char *fmt, ...) {
+int cli_request_fail(const CliContext *ctx, int r, const char *fmt, ...) {
         char msg[CTL_MAX_ERROR + 256];
         va_list ap;
 
@@ -146,13 +145,13 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
         int r;
 
         if (strlen(ctx->control_path) >= sizeof(sa.sun_path)) {
-                return call_fail(ctx, -ENAMETOOLONG, "control socket path too long: %s", ctx->control_path);
+                return cli_request_fail(ctx, -ENAMETOOLONG, "control socket path too long: %s", ctx->control_path);
         }
         memcpy(sa.sun_path, ctx->control_path, strlen(ctx->control_path) + 1);
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
                 r = negative_errno();
-                return call_fail(ctx, r, "cannot connect to %s: %s%s", ctx->control_path, strerror(-r),
+                return cli_request_fail(ctx, r, "cannot connect to %s: %s%s", ctx->control_path, strerror(-r),
                                  r == -ENOENT || r == -ECONNREFUSED ? " (is vtpmd running?)"
                                  : r == -EACCES || r == -EPERM
                                          ? " (the socket is for root and the group ControlGroup= of "
@@ -161,18 +160,18 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
         }
         r = ctl_request_encode(req, &buf, &len);
         if (r < 0) {
-                return call_fail(ctx, r, "cannot encode the request: %s", strerror(-r));
+                return cli_request_fail(ctx, r, "cannot encode the request: %s", strerror(-r));
         }
         r = send_request(fd, buf, len, pass_fd);
         explicit_wipe(buf, len);
         if (r < 0) {
-                return call_fail(ctx, r, "cannot send the request to %s: %s", ctx->control_path, strerror(-r));
+                return cli_request_fail(ctx, r, "cannot send the request to %s: %s", ctx->control_path, strerror(-r));
         }
         in = malloc(CTL_MAX_PACKET + 1);
         out.items = json_object_new_array();
         if (!in || !out.items) {
                 json_object_put(out.items);
-                return call_fail(ctx, -ENOMEM, "out of memory");
+                return cli_request_fail(ctx, -ENOMEM, "out of memory");
         }
         for (;;) {
                 struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -184,7 +183,7 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
                         continue;
                 if (r <= 0) {
                         r = r == 0 ? -ETIMEDOUT : negative_errno();
-                        call_fail(ctx, r, "no reply from vtpmd: %s", strerror(-r));
+                        cli_request_fail(ctx, r, "no reply from vtpmd: %s", strerror(-r));
                         break;
                 }
                 n = recv(fd, in, CTL_MAX_PACKET + 1, 0);
@@ -192,12 +191,12 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
                         continue;
                 if (n <= 0) {
                         r = n == 0 ? -ECONNRESET : negative_errno();
-                        call_fail(ctx, r, "vtpmd closed the connection without a reply");
+                        cli_request_fail(ctx, r, "vtpmd closed the connection without a reply");
                         break;
                 }
                 if (ctl_reply_parse(in, (size_t) n, &reply) < 0) {
                         r = -EBADMSG;
-                        call_fail(ctx, r, "malformed reply from vtpmd (%zd bytes)", n);
+                        cli_request_fail(ctx, r, "malformed reply from vtpmd (%zd bytes)", n);
                         break;
                 }
                 if (reply.kind == CTL_REPLY_ITEM) {
@@ -206,7 +205,7 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
                 }
                 if (reply.kind == CTL_REPLY_ERROR) {
                         r = reply.error;
-                        call_fail(ctx, r, "%s", reply.message);
+                        cli_request_fail(ctx, r, "%s", reply.message);
                         break;
                 }
                 /* Ours alone (ctl_reply_parse): the protocol's "ok" is no part of the result. */

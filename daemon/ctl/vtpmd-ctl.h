@@ -86,6 +86,9 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same for a command line that cannot be parsed: returns CLI_EXIT_USAGE. */
 #define CLI_EXIT_USAGE 2
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A failure once the command line is parsed: the one line on stderr and, with --json, a JSON
+ * error object ({"error", "errno"}) on stdout. Returns r. */
+int cli_request_fail(const CliContext *ctx, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Sends req (with pass_fd as SCM_RIGHTS if >= 0) and collects the reply. On
  * failure prints the one-line reason and returns < 0. */
 int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret);

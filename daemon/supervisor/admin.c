@@ -725,7 +725,8 @@ static void op_restart(AdminCall *c) {
                 }
                 if (now_ns() >= c->deadline_ns) {
                         finish_errorf(c, -ETIMEDOUT, "vTPM %s: its new worker does not serve yet after %llu s (see "
-                                      "vtpmd's log)", c->req.uuid, (unsigned long long) (RESTART_WAIT_NS / 1000000000ull));
+                                      "vtpmd's log)", c->req.uuid,
+                                      (unsigned long long) (RESTART_WAIT_NS / 1000000000ull));
                         return;
                 }
                 r = sd_event_add_time_relative(d->event, &c->timer, CLOCK_MONOTONIC, RESTART_POLL_USEC, 0, rerun_cb, c);

@@ -63,6 +63,8 @@ rc=$?
 check "show of an unknown name fails (exit $rc)" test "$rc" -eq 1
 check "... saying it is neither a UUID nor a guest's name ($(cat "$W/err"))" \
 	grep -q 'not a UUID, and no guest with a vTPM attached is named "nosuchguest"' "$W/err"
+check "... with --json, as a JSON error object" bash -c "'$CTL' --json show nosuchguest 2>/dev/null | python3 -c \"import json,sys; \
+d=json.load(sys.stdin); assert 'nosuchguest' in d['error'] and d['errno'] > 0\""
 "$CTL" show 'bad name' >"$W/out" 2>"$W/err"
 check "show of something no name can be is not a UUID ($(cat "$W/err"))" grep -q 'not a UUID: "bad name"' "$W/err"
 UB=$("$CTL" create)
