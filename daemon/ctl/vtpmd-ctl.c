@@ -113,13 +113,11 @@ static int send_request(int fd, const char *buf, size_t len, int pass_fd) {
 
 /* A failure of the request: one line on stderr, and with --json also an object
  * on stdout, {"error": message, "errno": N}, so a script reading JSON gets JSON. */
-int cli_request_fail(const CliContext *ctx, int r, const char *fmt, ...) {
+static int vcall_fail(const CliContext *ctx, int r, const char *fmt, va_list ap) _printf_(3, 0);
+static int vcall_fail(const CliContext *ctx, int r, const char *fmt, va_list ap) {
         char msg[CTL_MAX_ERROR + 256];
-        va_list ap;
 
-        va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
         if (ctx->quiet)
                 return r;
         cli_fail("%s", msg);
@@ -135,6 +133,25 @@ int cli_request_fail(const CliContext *ctx, int r, const char *fmt, ...) {
         return r;
 }
 
+int cli_request_fail(const CliContext *ctx, int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        r = vcall_fail(ctx, r, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static int call_fail(const CliContext *ctx, int r, const char *fmt, ...) _printf_(3, 4);
+static int call_fail(const CliContext *ctx, int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        r = vcall_fail(ctx, r, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
 int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
         _cleanup_close_ int fd = -1;
@@ -145,13 +162,13 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
         int r;
 
         if (strlen(ctx->control_path) >= sizeof(sa.sun_path)) {
-                return cli_request_fail(ctx, -ENAMETOOLONG, "control socket path too long: %s", ctx->control_path);
+                return call_fail(ctx, -ENAMETOOLONG, "control socket path too long: %s", ctx->control_path);
         }
         memcpy(sa.sun_path, ctx->control_path, strlen(ctx->control_path) + 1);
         fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
         if (fd < 0 || connect(fd, (struct sockaddr *) &sa, sizeof(sa)) < 0) {
                 r = negative_errno();
-                return cli_request_fail(ctx, r, "cannot connect to %s: %s%s", ctx->control_path, strerror(-r),
+                return call_fail(ctx, r, "cannot connect to %s: %s%s", ctx->control_path, strerror(-r),
                                  r == -ENOENT || r == -ECONNREFUSED ? " (is vtpmd running?)"
                                  : r == -EACCES || r == -EPERM
                                          ? " (the socket is for root and the group ControlGroup= of "
@@ -160,18 +177,18 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
         }
         r = ctl_request_encode(req, &buf, &len);
         if (r < 0) {
-                return cli_request_fail(ctx, r, "cannot encode the request: %s", strerror(-r));
+                return call_fail(ctx, r, "cannot encode the request: %s", strerror(-r));
         }
         r = send_request(fd, buf, len, pass_fd);
         explicit_wipe(buf, len);
         if (r < 0) {
-                return cli_request_fail(ctx, r, "cannot send the request to %s: %s", ctx->control_path, strerror(-r));
+                return call_fail(ctx, r, "cannot send the request to %s: %s", ctx->control_path, strerror(-r));
         }
         in = malloc(CTL_MAX_PACKET + 1);
         out.items = json_object_new_array();
         if (!in || !out.items) {
                 json_object_put(out.items);
-                return cli_request_fail(ctx, -ENOMEM, "out of memory");
+                return call_fail(ctx, -ENOMEM, "out of memory");
         }
         for (;;) {
                 struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -183,7 +200,7 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
                         continue;
                 if (r <= 0) {
                         r = r == 0 ? -ETIMEDOUT : negative_errno();
-                        cli_request_fail(ctx, r, "no reply from vtpmd: %s", strerror(-r));
+                        call_fail(ctx, r, "no reply from vtpmd: %s", strerror(-r));
                         break;
                 }
                 n = recv(fd, in, CTL_MAX_PACKET + 1, 0);
@@ -191,12 +208,12 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
                         continue;
                 if (n <= 0) {
                         r = n == 0 ? -ECONNRESET : negative_errno();
-                        cli_request_fail(ctx, r, "vtpmd closed the connection without a reply");
+                        call_fail(ctx, r, "vtpmd closed the connection without a reply");
                         break;
                 }
                 if (ctl_reply_parse(in, (size_t) n, &reply) < 0) {
                         r = -EBADMSG;
-                        cli_request_fail(ctx, r, "malformed reply from vtpmd (%zd bytes)", n);
+                        call_fail(ctx, r, "malformed reply from vtpmd (%zd bytes)", n);
                         break;
                 }
                 if (reply.kind == CTL_REPLY_ITEM) {
@@ -205,7 +222,7 @@ int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret)
                 }
                 if (reply.kind == CTL_REPLY_ERROR) {
                         r = reply.error;
-                        cli_request_fail(ctx, r, "%s", reply.message);
+                        call_fail(ctx, r, "%s", reply.message);
                         break;
                 }
                 /* Ours alone (ctl_reply_parse): the protocol's "ok" is no part of the result. */
