@@ -897,6 +897,22 @@ static void op_pcrread(AdminCall *c) {
                                       ? ", and those of its suspended guest are read once it is restored" : "");
                 return;
         }
+        {
+                _cleanup_(statedir_closep) StateDir *dir = NULL;
+                uint8_t data_key[CRYPTO_KEY_SIZE];
+                const char *what;
+                StateMeta m;
+
+                r = statedir_open_shared(vtpm_state_root(d->state), c->req.uuid, &dir);
+                if (r >= 0)
+                        r = read_key_meta(d, dir, data_key, &m, NULL, &what);
+                crypto_wipe(data_key, sizeof(data_key));
+                if (r >= 0 && m.family != TPM_FAMILY_2_0) {
+                        finish_errorf(c, -EOPNOTSUPP, "vTPM %s is a TPM 1.2: pcrread reads TPM 2.0 PCR banks only",
+                                      c->req.uuid);
+                        return;
+                }
+        }
         c->pcr_todo = c->req.pcrs ? c->req.pcrs : (1u << CTL_PCR_COUNT) - 1;
         c->pcr_done = 0;
         c->deadline_ns = now_ns() + PCRREAD_WAIT_NS;

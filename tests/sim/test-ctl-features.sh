@@ -238,6 +238,14 @@ check "a new worker serves rs (pid $WP -> $NP)" test -n "$NP" -a "$NP" != "$WP"
 check "... and the old one is gone" bash -c "! kill -0 '$WP' 2>/dev/null"
 check "PCR 16 is as before: no reset ($(pcr16))" test "$(pcr16)" = "$P16"
 check "vtpmd logged the restart" grep -q "uuid=$UR: Restarting the worker on request of vtpmd-ctl" "$H/vtpmd.log"
+U12=$("$CTL" create --tpm 1.2)
+check "attach guest t12 to a TPM 1.2 vTPM" "$VTPM_SIM" attach --dir "$H" t12 --uuid "$U12"
+"$CTL" pcrread t12 >"$W/out" 2>"$W/err"
+check "pcrread of a TPM 1.2 says it reads TPM 2.0 banks only ($(cat "$W/err"))" grep -q "is a TPM 1.2: pcrread reads TPM 2.0" "$W/err"
+check "restart t12 (TPM 1.2) succeeds" "$CTL" restart t12
+# TPM_GetRandom(8) from the guest: answered with TPM_SUCCESS and 8 bytes.
+check "... and its guest's TPM 1.2 answers after it" \
+	bash -c "[[ \"\$('$TPM_SEND' '$H/t12.sock' 00c10000000e0000004600000008)\" =~ ^00c4000000160000000000000008[0-9a-f]{16}$ ]]"
 "$CTL" restart "$UD" >"$W/out" 2>"$W/err"
 check "restart of a detached vTPM is refused ($(cat "$W/err"))" grep -q "has no worker: it is not attached" "$W/err"
 
