@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* vtpmd's local CA over OpenSSL (ca.h). Nothing here logs: ca_load() reports to its caller. */
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
@@ -13,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "ca.h"
 #include "util.h"
@@ -262,6 +265,102 @@ int ca_load(StateRoot *root, const uint8_t master_key[CRYPTO_KEY_SIZE], CaLoadRe
 
         if (ret_report)
                 *ret_report = report;
+        *ret = TAKE_PTR(ca);
+        return 0;
+}
+
+#define CA_FILE_MAX (64u * 1024u)
+
+/* A PEM file of the admin's; with secret, one that only its owner may read. */
+static int read_pem_file(const char *path, bool secret, uint8_t **ret, size_t *ret_len, const char **ret_error) {
+        _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        _cleanup_free_ uint8_t *buf = NULL;
+        struct stat st;
+        size_t got = 0;
+
+        *ret_error = "cannot open it";
+        if (fd < 0)
+                return negative_errno();
+        if (fstat(fd, &st) < 0)
+                return negative_errno();
+        if (!S_ISREG(st.st_mode)) {
+                *ret_error = "it is not a regular file";
+                return -EINVAL;
+        }
+        if (secret && (st.st_mode & (S_IRWXG | S_IRWXO))) {
+                *ret_error = "its group or other users may read or write it: chmod 600 it (or 400)";
+                return -EPERM;
+        }
+        if (st.st_size <= 0 || st.st_size > (off_t) CA_FILE_MAX) {
+                *ret_error = "its size is not that of a PEM file";
+                return -EBADMSG;
+        }
+        buf = malloc((size_t) st.st_size);
+        if (!buf)
+                return -ENOMEM;
+        while (got < (size_t) st.st_size) {
+                ssize_t n = read(fd, buf + got, (size_t) st.st_size - got);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n < 0) {
+                        *ret_error = "cannot read it";
+                        return negative_errno();
+                }
+                if (n == 0)
+                        break;
+                got += (size_t) n;
+        }
+        *ret = TAKE_PTR(buf);
+        *ret_len = got;
+        return 0;
+}
+
+/* No passphrase prompt on a terminal: an encrypted key is refused. */
+static int no_passphrase(char *buf, int size, int rwflag, void *userdata) {
+        return -1;
+}
+
+int ca_load_files(const char *cert_path, const char *key_path, CaLoadReport *ret_report, Ca **ret) {
+        _cleanup_(ca_freep) Ca *ca = calloc(1, sizeof(Ca));
+        _cleanup_(BIO_freep) BIO *b = NULL;
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        const char *error;
+        int r;
+
+        if (!ca)
+                return load_fail(ret_report, -ENOMEM, NULL, "out of memory");
+        r = read_pem_file(key_path, true, &buf, &len, &error);
+        if (r < 0)
+                return load_fail(ret_report, r, key_path, error);
+        b = BIO_new_mem_buf(buf, (int) len);
+        if (b)
+                ca->key = PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL);
+        explicit_wipe(buf, len);
+        free(buf);
+        if (!b)
+                return load_fail(ret_report, -ENOMEM, key_path, "out of memory");
+        if (!ca->key)
+                return load_fail(ret_report, ossl_error(-EBADMSG), key_path,
+                                 "it is not an unencrypted PEM private key");
+        BIO_free(b);
+        b = NULL;
+
+        r = read_pem_file(cert_path, false, &buf, &len, &error);
+        if (r < 0)
+                return load_fail(ret_report, r, cert_path, error);
+        r = cert_from_pem(buf, len, &ca->cert);
+        free(buf);
+        if (r < 0)
+                return load_fail(ret_report, r, cert_path, "it is not a PEM certificate");
+        if (X509_check_ca(ca->cert) < 1)
+                return load_fail(ret_report, -EBADMSG, cert_path,
+                                 "it is not a CA certificate (basicConstraints CA:TRUE)");
+        if (X509_check_private_key(ca->cert, ca->key) != 1)
+                return load_fail(ret_report, ossl_error(-EKEYREJECTED), cert_path,
+                                 "it is not the certificate of the key in EkCaKey=");
+        if (ret_report)
+                *ret_report = (CaLoadReport){};
         *ret = TAKE_PTR(ca);
         return 0;
 }

@@ -60,6 +60,13 @@ typedef struct CaLoadReport {
  * the certificate is not the key's; -EIO for OpenSSL failures. Logs
  * nothing: the report (if not NULL) is written on success and on failure. */
 int ca_load(StateRoot *root, const uint8_t master_key[CRYPTO_KEY_SIZE], CaLoadReport *ret_report, Ca **ret);
+/* The admin's own CA instead (vtpmd.conf(5) EkCaCertificate=, EkCaKey=): a PEM
+ * certificate that is a CA's (basicConstraints CA:TRUE) and its unencrypted PEM
+ * private key, in a regular file no group or other user may read or write
+ * (-EPERM: the report says so). -EKEYREJECTED if the key is not the
+ * certificate's, -EBADMSG if a file does not hold what it should. The report's
+ * file is the path concerned. */
+int ca_load_files(const char *cert_path, const char *key_path, CaLoadReport *ret_report, Ca **ret);
 Ca *ca_free(Ca *ca); /* accepts NULL, returns NULL */
 DEFINE_TRIVIAL_CLEANUP_FUNC(Ca *, ca_free)
 

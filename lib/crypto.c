@@ -167,3 +167,7 @@ int crypto_random_uuid(char ret[37]) {
         statefile_uuid_to_string(u, ret);
         return 0;
 }
+
+const char *crypto_library_version(void) {
+        return OpenSSL_version(OPENSSL_VERSION);
+}

@@ -32,3 +32,6 @@ int crypto_warm_up(void);
 
 /* OPENSSL_cleanse */
 void crypto_wipe(void *p, size_t n);
+
+/* The OpenSSL this process runs with ("OpenSSL 3.0.15 3 Sep 2024"). */
+const char *crypto_library_version(void);

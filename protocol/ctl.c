@@ -25,6 +25,8 @@ enum {
         F_KEY = 1u << 7,
         F_KDF = 1u << 8,
         F_HOST = 1u << 9,
+        F_BANK = 1u << 10,
+        F_PCRS = 1u << 11,
 };
 
 static const struct {
@@ -47,6 +49,10 @@ static const struct {
         [CTL_OP_POOL_ADMIT] = { "pool-admit", F_HOST, F_HOST },
         [CTL_OP_POOL_REMOVE] = { "pool-remove", F_HOST, F_HOST },
         [CTL_OP_POOL_LEAVE] = { "pool-leave", 0, 0 },
+        [CTL_OP_EK_CERT] = { "ek-cert", F_UUID, F_UUID },
+        [CTL_OP_RESTART] = { "restart", F_UUID, F_UUID },
+        [CTL_OP_PCRREAD] = { "pcrread", F_UUID | F_BANK | F_PCRS, F_UUID },
+        [CTL_OP_BACKUP] = { "backup", F_UUID | F_KEY | F_KDF, F_UUID | F_KEY | F_KDF },
 };
 
 static const struct {
@@ -56,7 +62,7 @@ static const struct {
         { "uuid", F_UUID },       { "tpm", F_TPM },     { "ek", F_EK },
         { "pcr_banks", F_BANKS }, { "ek_cert", F_EK_CERT }, { "platform_cert", F_PLATFORM_CERT },
         { "force", F_FORCE },     { "key", F_KEY },     { "kdf", F_KDF },
-        { "host", F_HOST },
+        { "host", F_HOST },       { "bank", F_BANK },   { "pcrs", F_PCRS },
 };
 
 static const char *const ek_names[] = { "rsa2048", "ecc-p256" };
@@ -70,6 +76,22 @@ int ctl_parse_host(const char *s, char ret[CTL_HOST_LEN]) {
                         return -EINVAL;
         memcpy(ret, s, CTL_HOST_LEN);
         return 0;
+}
+
+bool ctl_guest_name_valid(const char *s) {
+        char uuid[CTL_UUID_LEN];
+        size_t n;
+
+        if (!s)
+                return false;
+        n = strlen(s);
+        if (n == 0 || n >= CTL_NAME_MAX)
+                return false;
+        for (size_t i = 0; i < n; i++)
+                if ((unsigned char) s[i] <= 0x20 || (unsigned char) s[i] >= 0x7f)
+                        return false;
+        /* A UUID argument is taken as the UUID: a guest named like one could not be named. */
+        return parse_uuid(s, uuid) < 0;
 }
 
 const char *ctl_op_to_string(CtlOp op) {
@@ -88,7 +110,7 @@ int ctl_op_from_string(const char *s, CtlOp *ret) {
 }
 
 bool ctl_op_takes_fd(CtlOp op) {
-        return op == CTL_OP_EXPORT || op == CTL_OP_IMPORT;
+        return op == CTL_OP_EXPORT || op == CTL_OP_IMPORT || op == CTL_OP_BACKUP;
 }
 
 /* A JSON string's text, or NULL if v is not a string or holds a NUL (JSON's
@@ -255,6 +277,36 @@ static int request_member(CtlRequest *r, unsigned bit, json_object *v) {
                 return 0;
         case F_KDF:
                 return parse_kdf(v, &r->kdf);
+        case F_BANK: {
+                unsigned b;
+                s = json_cstr(v);
+                /* exactly one bank */
+                if (!s || strchr(s, ',') || ctl_parse_bank_list(s, &b) < 0)
+                        return -EBADMSG;
+                r->bank = b;
+                return 0;
+        }
+        case F_PCRS: {
+                size_t n;
+                uint32_t mask = 0;
+                if (!json_object_is_type(v, json_type_array))
+                        return -EBADMSG;
+                n = json_object_array_length(v);
+                if (n == 0 || n > CTL_PCR_COUNT)
+                        return -EBADMSG;
+                for (size_t i = 0; i < n; i++) {
+                        json_object *e = json_object_array_get_idx(v, i);
+                        int64_t pcr;
+                        if (!json_object_is_type(e, json_type_int))
+                                return -EBADMSG;
+                        pcr = json_object_get_int64(e);
+                        if (pcr < 0 || pcr >= CTL_PCR_COUNT || (mask & (1u << pcr)))
+                                return -EBADMSG;
+                        mask |= 1u << pcr;
+                }
+                r->pcrs = mask;
+                return 0;
+        }
         default:
                 return -EBADMSG;
         }
@@ -363,6 +415,20 @@ int ctl_request_encode(const CtlRequest *r, char **ret, size_t *ret_len) {
                 json_object_object_add(o, "force", json_object_new_boolean(1));
         if (r->has_host && (ops[r->op].allowed & F_HOST))
                 json_object_object_add(o, "host", json_object_new_string(r->host));
+        if (r->bank && (ops[r->op].allowed & F_BANK)) {
+                if (!ctl_bank_to_string(r->bank)) {
+                        json_object_put(o);
+                        return -EINVAL;
+                }
+                json_object_object_add(o, "bank", json_object_new_string(ctl_bank_to_string(r->bank)));
+        }
+        if (r->pcrs && (ops[r->op].allowed & F_PCRS)) {
+                json_object *a = json_object_new_array();
+                for (unsigned i = 0; a && i < CTL_PCR_COUNT; i++)
+                        if (r->pcrs & (1u << i))
+                                json_object_array_add(a, json_object_new_int((int) i));
+                json_object_object_add(o, "pcrs", a);
+        }
         if (r->has_key && (ops[r->op].allowed & F_KEY)) {
                 tohex(r->key, sizeof(r->key), hex);
                 json_object_object_add(o, "key", json_object_new_string(hex));
@@ -423,6 +489,58 @@ int ctl_parse_ek_list(const char *s, unsigned *ret) {
 
 int ctl_parse_bank_list(const char *s, unsigned *ret) {
         return parse_list_string(s, bank_names, ELEMENTSOF(bank_names), false, ret);
+}
+
+const char *ctl_bank_to_string(unsigned bank) {
+        for (size_t i = 0; i < ELEMENTSOF(bank_names); i++)
+                if (bank == 1u << i)
+                        return bank_names[i];
+        return NULL;
+}
+
+int ctl_parse_pcr_selection(const char *s, unsigned *ret_bank, uint32_t *ret_pcrs) {
+        const char *colon = strchr(s, ':'), *p;
+        char name[16];
+        size_t n = colon ? (size_t) (colon - s) : strlen(s);
+        uint32_t mask = 0;
+        unsigned bank = 0;
+
+        if (n == 0 || n >= sizeof(name))
+                return -EINVAL;
+        memcpy(name, s, n);
+        name[n] = '\0';
+        for (size_t i = 0; i < ELEMENTSOF(bank_names); i++)
+                if (streq(name, bank_names[i]))
+                        bank = 1u << i;
+        if (!bank)
+                return -EINVAL;
+        if (!colon || streq(colon + 1, "all")) {
+                *ret_bank = bank;
+                *ret_pcrs = (1u << CTL_PCR_COUNT) - 1;
+                return 0;
+        }
+        p = colon + 1;
+        for (;;) {
+                unsigned v = 0;
+                size_t digits = 0;
+
+                while (*p >= '0' && *p <= '9' && digits < 3) {
+                        v = v * 10 + (unsigned) (*p - '0');
+                        p++;
+                        digits++;
+                }
+                if (digits == 0 || v >= CTL_PCR_COUNT || (mask & (1u << v)))
+                        return -EINVAL;
+                mask |= 1u << v;
+                if (*p == '\0')
+                        break;
+                if (*p != ',')
+                        return -EINVAL;
+                p++;
+        }
+        *ret_bank = bank;
+        *ret_pcrs = mask;
+        return 0;
 }
 
 /* ---- replies ---- */

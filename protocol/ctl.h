@@ -10,9 +10,11 @@
  *   {"op": "create", "tpm": "2.0", "uuid": "...", "ek": ["rsa2048", "ecc-p256"],
  *    "pcr_banks": ["sha256"], "ek_cert": true, "platform_cert": false}
  *   {"op": "list"} {"op": "status"} {"op": "ca-cert"}
- *   {"op": "show" | "reset", "uuid": "..."}
+ *   {"op": "show" | "reset" | "ek-cert" | "restart", "uuid": "..."}
+ *   {"op": "pcrread", "uuid": "...", "bank": "sha256", "pcrs": [0, 1, 16]}   (bank, pcrs optional)
  *   {"op": "destroy", "uuid": "...", "force": false}
  *   {"op": "export", "uuid": "...", "key": "<64 hex>", "kdf": {...}}   + the output file's fd (SCM_RIGHTS)
+ *   {"op": "backup", ...as export}  (an attached vTPM)                + the output file's fd (SCM_RIGHTS)
  *   {"op": "import", "key": "<64 hex>", "force": false}               + the input file's fd (SCM_RIGHTS)
  * Every member is checked: an unknown member, a member another op does not
  * take, a wrong type or value is -EBADMSG; "op" and the members an op needs
@@ -38,6 +40,7 @@ struct json_object;
 #define CTL_SALT_SIZE 16u
 #define CTL_MAX_ERROR 512u /* error text in a reply */
 #define CTL_HOST_LEN 65u   /* a pool host's fingerprint: 64 lower-case hex digits and NUL */
+#define CTL_NAME_MAX 65u   /* a guest's name (xenstore /local/domain/<domid>/name) shown: 64 bytes and NUL */
 
 typedef enum CtlOp {
         CTL_OP_CREATE,
@@ -55,6 +58,10 @@ typedef enum CtlOp {
         CTL_OP_POOL_ADMIT,
         CTL_OP_POOL_REMOVE,
         CTL_OP_POOL_LEAVE,
+        CTL_OP_EK_CERT,
+        CTL_OP_RESTART,
+        CTL_OP_PCRREAD,
+        CTL_OP_BACKUP,
         _CTL_OP_MAX,
 } CtlOp;
 
@@ -101,7 +108,11 @@ typedef struct CtlRequest {
         CtlKdfParams kdf;          /* export: how the key was derived (recorded in the blob) */
         bool has_host;
         char host[CTL_HOST_LEN];   /* pool admit/remove: the host's fingerprint */
+        unsigned bank;             /* pcrread: one CTL_BANK_* bit; 0: sha256 */
+        uint32_t pcrs;             /* pcrread: bit n is PCR n (0..CTL_PCR_COUNT-1); 0: all */
 } CtlRequest;
+
+#define CTL_PCR_COUNT 24u
 
 const char *ctl_op_to_string(CtlOp op);
 int ctl_op_from_string(const char *s, CtlOp *ret);
@@ -118,6 +129,16 @@ void ctl_request_done(CtlRequest *r);
 
 /* A pool host's fingerprint as vtpmd-ctl pool status prints it (64 lower-case hex digits). */
 int ctl_parse_host(const char *s, char ret[CTL_HOST_LEN]);
+/* tpm2_pcrread's selection of one bank: "sha256", "sha256:all" (every PCR) or
+ * "sha256:0,1,16" -> one CTL_BANK_* bit and a PCR mask (bit n: PCR n). */
+int ctl_parse_pcr_selection(const char *s, unsigned *ret_bank, uint32_t *ret_pcrs);
+/* The name of one CTL_BANK_* bit ("sha256"), or NULL. */
+const char *ctl_bank_to_string(unsigned bank);
+
+/* Whether s is a guest name list and show give (and a UUID argument may be):
+ * 1 .. CTL_NAME_MAX - 1 bytes of printable ASCII without space, not a UUID. A
+ * name that is not (too long, control bytes, UTF-8) is shown as none. */
+bool ctl_guest_name_valid(const char *s);
 /* "rsa2048", "ecc-p256", "both", or a comma list of the first two -> CTL_EK_*. */
 int ctl_parse_ek_list(const char *s, unsigned *ret);
 /* "sha1,sha256,sha384,sha512" (any non-empty subset, no duplicates) -> CTL_BANK_*. */

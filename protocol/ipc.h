@@ -27,7 +27,8 @@ typedef enum IpcType {
         IPC_START = 1, /* IpcStart: map, bind, start the TPM; answer READY or FAILED */
         IPC_STOP = 2,  /* IpcStop: shut the instance down and exit 0 */
         IPC_STATS_REQ = 3,
-        IPC_COMMAND = 5, /* IpcTpm: OFFLINE only: one TPM command; answered by one RESPONSE */
+        IPC_COMMAND = 5, /* IpcTpm: one TPM command, answered by one RESPONSE; serving a guest, only
+                          * TPM2_PCR_Read (vtpmd-ctl pcrread), between the guest's commands */
         /* worker -> supervisor */
         IPC_READY = 16,  /* IpcReady: mapped, bound, TPM running; the supervisor may write Connected */
         IPC_FAILED = 17, /* IpcFailed: could not start; the worker exits after sending it */

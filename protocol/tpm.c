@@ -82,6 +82,93 @@ int tpm12_build_startup(uint16_t st, uint8_t *buf, size_t len) {
         return tpm_build_u16_command(TPM12_TAG_RQU_COMMAND, TPM12_ORD_STARTUP, st, buf, len);
 }
 
+size_t tpm2_hash_size(uint16_t alg) {
+        switch (alg) {
+        case TPM2_ALG_SHA1:
+                return 20;
+        case TPM2_ALG_SHA256:
+                return 32;
+        case TPM2_ALG_SHA384:
+                return 48;
+        case TPM2_ALG_SHA512:
+                return 64;
+        default:
+                return 0;
+        }
+}
+
+/* header || TPML_PCR_SELECTION { count 1, hash, sizeofSelect 3, pcrSelect[3] } */
+#define PCR_READ_SIZE (TPM_HEADER_SIZE + 4u + 2u + 1u + 3u)
+
+int tpm2_build_pcr_read(uint16_t alg, uint32_t select, uint8_t *buf, size_t len) {
+        if (len < PCR_READ_SIZE || !tpm2_hash_size(alg) || select >> TPM2_PCR_COUNT)
+                return -EINVAL;
+        tpm_put_be16(buf, TPM2_ST_NO_SESSIONS);
+        tpm_put_be32(buf + 2, PCR_READ_SIZE);
+        tpm_put_be32(buf + 6, TPM2_CC_PCR_READ);
+        tpm_put_be32(buf + 10, 1);
+        tpm_put_be16(buf + 14, alg);
+        buf[16] = 3;
+        buf[17] = (uint8_t) select;
+        buf[18] = (uint8_t) (select >> 8);
+        buf[19] = (uint8_t) (select >> 16);
+        return (int) PCR_READ_SIZE;
+}
+
+int tpm2_parse_pcr_read(const uint8_t *buf, size_t len, uint16_t alg, uint32_t asked, uint32_t *ret_select,
+                        uint8_t digests[TPM2_PCR_COUNT][TPM2_MAX_DIGEST], uint32_t *ret_rc) {
+        size_t dsize = tpm2_hash_size(alg), off = TPM_HEADER_SIZE;
+        uint32_t count, select = 0, n_digests;
+        TpmHeader h;
+
+        if (!dsize || tpm_header_parse(buf, len, &h) < 0 || h.size != len)
+                return -EBADMSG;
+        if (h.code != TPM2_RC_SUCCESS) {
+                *ret_rc = h.code;
+                return -EPROTO;
+        }
+        if (h.tag != TPM2_ST_NO_SESSIONS || len - off < 8)
+                return -EBADMSG;
+        off += 4; /* pcrUpdateCounter */
+        count = tpm_be32(buf + off);
+        off += 4;
+        if (count > 1)
+                return -EBADMSG;
+        if (count == 1) {
+                uint8_t size_of_select;
+                if (len - off < 3)
+                        return -EBADMSG;
+                size_of_select = buf[off + 2];
+                if (tpm_be16(buf + off) != alg || size_of_select < 3 || size_of_select > 4 ||
+                    len - off - 3 < size_of_select)
+                        return -EBADMSG;
+                select = (uint32_t) buf[off + 3] | (uint32_t) buf[off + 4] << 8 | (uint32_t) buf[off + 5] << 16;
+                if (size_of_select == 4 && buf[off + 6] != 0)
+                        return -EBADMSG;
+                off += 3u + size_of_select;
+        }
+        if (select & ~asked)
+                return -EBADMSG;
+        if (len - off < 4)
+                return -EBADMSG;
+        n_digests = tpm_be32(buf + off);
+        off += 4;
+        if (n_digests != (uint32_t) __builtin_popcount(select))
+                return -EBADMSG;
+        for (unsigned pcr = 0; pcr < TPM2_PCR_COUNT; pcr++) {
+                if (!(select & (1u << pcr)))
+                        continue;
+                if (len - off < 2 || tpm_be16(buf + off) != dsize || len - off - 2 < dsize)
+                        return -EBADMSG;
+                memcpy(digests[pcr], buf + off + 2, dsize);
+                off += 2 + dsize;
+        }
+        if (off != len)
+                return -EBADMSG;
+        *ret_select = select;
+        return 0;
+}
+
 const char *tpm_family_to_string(TpmFamily f) {
         switch (f) {
         case TPM_FAMILY_2_0:

@@ -25,6 +25,7 @@ typedef enum TpmFamily {
 #define TPM2_CC_SHUTDOWN 0x00000145u
 #define TPM2_CC_GET_RANDOM 0x0000017bu
 #define TPM2_CC_CREATE_PRIMARY 0x00000131u
+#define TPM2_CC_PCR_READ 0x0000017eu
 #define TPM2_SU_CLEAR 0x0000u
 #define TPM2_SU_STATE 0x0001u
 #define TPM12_ORD_STARTUP 0x00000099u
@@ -64,6 +65,22 @@ int tpm2_build_startup(uint16_t su, uint8_t *buf, size_t len);
 int tpm2_build_shutdown(uint16_t su, uint8_t *buf, size_t len);
 int tpm2_build_get_random(uint16_t bytes, uint8_t *buf, size_t len);
 int tpm12_build_startup(uint16_t st, uint8_t *buf, size_t len);
+
+/* TPM2_PCR_Read of one bank: the PCRs 0..23 whose bits are set in select. */
+#define TPM2_PCR_COUNT 24u
+#define TPM2_MAX_DIGEST 64u
+#define TPM2_ALG_SHA1 0x0004u
+#define TPM2_ALG_SHA256 0x000bu
+#define TPM2_ALG_SHA384 0x000cu
+#define TPM2_ALG_SHA512 0x000du
+/* The digest size of a hash algorithm above; 0 for another. */
+size_t tpm2_hash_size(uint16_t alg);
+int tpm2_build_pcr_read(uint16_t alg, uint32_t select, uint8_t *buf, size_t len);
+/* Its response: *ret_select the PCRs it returned (a TPM returns at most 8 per call, and none of a
+ * bank that is not allocated), their digests in digests[pcr]. -EPROTO with *ret_rc for a TPM error
+ * response, -EBADMSG for anything malformed (sizes, a PCR not asked for, another bank). */
+int tpm2_parse_pcr_read(const uint8_t *buf, size_t len, uint16_t alg, uint32_t asked, uint32_t *ret_select,
+                        uint8_t digests[TPM2_PCR_COUNT][TPM2_MAX_DIGEST], uint32_t *ret_rc);
 
 /* "2.0" / "1.2" exactly; to_string gives NULL outside the enum, from_string -EINVAL. */
 /* True for a command whose work is bounded and small whatever its

@@ -3,11 +3,13 @@
 #include <assert.h>
 #include <errno.h>
 #include <getopt.h>
+#include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "parse.h"
 #include "util.h"
 #include "vtpmd-ctl.h"
 
@@ -30,12 +32,50 @@ static void options_merge(const Command *cmd, struct option out[CLI_OPTIONS_MAX]
 static int positional(const Command *cmd, int argc, char **argv) {
         int n = (int) cmd->n_positional;
 
-        if (argc - optind == n)
+        if (argc - optind == n || (cmd->second && n > 0 && argc - optind == n + 1))
                 return 0;
         if (argc - optind < n)
                 return cli_usage_error("%s: missing argument (usage: vtpmd-ctl %s %s)", cmd->name, cmd->name,
                                        cmd->usage);
-        return cli_usage_error("%s: unexpected argument \"%.64s\"", cmd->name, argv[optind + n]);
+        return cli_usage_error("%s: unexpected argument \"%.64s\"", cmd->name, argv[optind + n + !!cmd->second]);
+}
+
+/* A UUID argument that is not a UUID may name a guest: the one vTPM attached
+ * to the guest of that name (list's rows) is meant. Prints the error. */
+static int resolve_vtpm(CliContext *ctx, const Command *cmd, const char *arg, char ret[CTL_UUID_LEN]) {
+        CliReply reply = {};
+        const char *found = NULL;
+        char others[3 * CTL_UUID_LEN + 8] = "";
+        size_t n = 0;
+        int r;
+
+        if (parse_uuid(arg, ret) >= 0)
+                return 0;
+        if (!ctl_guest_name_valid(arg))
+                return cli_parse_uuid(arg, ret);
+        if (cli_call(ctx, &(CtlRequest){ .op = CTL_OP_LIST }, -1, &reply) < 0)
+                return -EIO;
+        for (size_t i = 0; i < json_object_array_length(reply.items); i++) {
+                json_object *o = json_object_array_get_idx(reply.items, i);
+                if (!streq(cli_str(o, "name"), arg))
+                        continue;
+                if (n++ == 0)
+                        found = cli_str(o, "uuid");
+                else if (n <= 3)
+                        snprintf(others + strlen(others), sizeof(others) - strlen(others), "%s%s",
+                                 others[0] ? ", " : "", cli_str(o, "uuid"));
+        }
+        r = n == 1 ? 0 : n == 0 ? -ENOENT : -ENOTUNIQ;
+        if (n == 1 && parse_uuid(found, ret) < 0)
+                r = cli_request_fail(ctx, -EBADMSG, "%s: malformed list reply", cmd->name);
+        if (n == 0)
+                cli_request_fail(ctx, r, "%s: not a UUID, and no guest with a vTPM attached is named \"%s\" "
+                                 "(vtpmd-ctl list shows both)", cmd->name, arg);
+        if (n > 1)
+                cli_request_fail(ctx, r, "%s: guest \"%s\" has %zu vTPMs attached (%s, %s%s): give the UUID",
+                                 cmd->name, arg, n, found, others, n > 3 ? ", ..." : "");
+        cli_reply_done(&reply);
+        return r;
 }
 
 /* Everything before the request. Returns -1 to go on, else the exit status. */
@@ -67,8 +107,11 @@ static int parse(CliContext *ctx, const Command *cmd, CliCall *call, int argc, c
                 return r;
         if (cmd->n_positional > 0)
                 arg = argv[optind];
+        if (cmd->second && optind + (int) cmd->n_positional < argc &&
+            (r = cmd->second(call, argv[optind + cmd->n_positional])) != 0)
+                return r;
         if (cmd->uuid_argument) {
-                if (cli_parse_uuid(arg, call->req.uuid) < 0)
+                if (resolve_vtpm(ctx, cmd, arg, call->req.uuid) < 0)
                         return EXIT_FAILURE;
                 call->req.has_uuid = true;
         }

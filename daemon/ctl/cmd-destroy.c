@@ -15,7 +15,7 @@ static int option(CliCall *call, int c, const char *arg) {
 
 const Command cmd_destroy = {
         .name = "destroy",
-        .usage = "UUID [--force]",
+        .usage = "UUID|GUEST [--force]",
         .summary = "destroy a vTPM for good (--force: even while attached; the guest loses its TPM)",
         .op = CTL_OP_DESTROY,
         .n_positional = 1,

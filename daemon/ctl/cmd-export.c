@@ -4,6 +4,9 @@
  * passphrase, for import on another host. vtpmd writes into a temporary file
  * we open (so it writes only where the caller may), which becomes FILE only
  * when complete; FILE is never overwritten.
+ *
+ * vtpmd-ctl backup UUID --to FILE: the same of an attached vTPM, while its
+ * guest runs; import restores it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +22,9 @@
 #include "vtpmd-ctl.h"
 
 enum { OPT_TO = 0x100 };
+
+/* export or backup: the same file, the same keys. */
+#define NAME(call) ctl_op_to_string((call)->req.op)
 
 static int sync_dir_of(const char *path) {
         _cleanup_free_ char *copy = strdup(path);
@@ -37,7 +43,7 @@ static int option(CliCall *call, int c, const char *arg) {
                 call->path = arg;
                 return 0;
         }
-        return cli_key_option(call, c, arg) < 0 ? cli_fail("export: unexpected option") : 0;
+        return cli_key_option(call, c, arg) < 0 ? cli_fail("%s: unexpected option", NAME(call)) : 0;
 }
 
 static int prepare(CliCall *call, const char *arg) {
@@ -45,9 +51,9 @@ static int prepare(CliCall *call, const char *arg) {
         struct stat st;
 
         if (!to || !*to)
-                return cli_fail("export: --to FILE is required");
+                return cli_fail("%s: --to FILE is required", NAME(call));
         if (lstat(to, &st) == 0)
-                return cli_fail("export: %s already exists; not overwriting it", to);
+                return cli_fail("%s: %s already exists; not overwriting it", NAME(call), to);
         if (cli_key_for_export(&call->key, call->req.key, &call->req.kdf) < 0)
                 return EXIT_FAILURE;
         call->req.has_key = true;
@@ -60,7 +66,7 @@ static int prepare(CliCall *call, const char *arg) {
                 int r = -errno;
                 free(call->tmp_path);
                 call->tmp_path = NULL;
-                return cli_fail("export: cannot create %s: %s", to, strerror(-r));
+                return cli_fail("%s: cannot create %s: %s", NAME(call), to, strerror(-r));
         }
         return 0;
 }
@@ -68,7 +74,7 @@ static int prepare(CliCall *call, const char *arg) {
 /* vtpmd has written the whole file: only now does it get its name. */
 static int complete(CliCall *call) {
         if (link(call->tmp_path, call->path) < 0)
-                return cli_fail("export: cannot create %s: %s", call->path, strerror(errno));
+                return cli_fail("%s: cannot create %s: %s", NAME(call), call->path, strerror(errno));
         (void) unlink(call->tmp_path);
         free(call->tmp_path);
         call->tmp_path = NULL;
@@ -81,6 +87,19 @@ const Command cmd_export = {
         .usage = "UUID --to FILE (--passphrase-file FILE | --key-file FILE)",
         .summary = "write a detached vTPM's state to FILE, encrypted, for import on another host",
         .op = CTL_OP_EXPORT,
+        .n_positional = 1,
+        .uuid_argument = true,
+        .options = (const struct option[]){ { "to", required_argument, NULL, OPT_TO }, CLI_KEY_OPTIONS, {} },
+        .option = option,
+        .prepare = prepare,
+        .complete = complete,
+};
+
+const Command cmd_backup = {
+        .name = "backup",
+        .usage = "UUID|GUEST --to FILE (--passphrase-file FILE | --key-file FILE)",
+        .summary = "write a vTPM's state to FILE as export does, also while its guest runs (import restores it)",
+        .op = CTL_OP_BACKUP,
         .n_positional = 1,
         .uuid_argument = true,
         .options = (const struct option[]){ { "to", required_argument, NULL, OPT_TO }, CLI_KEY_OPTIONS, {} },

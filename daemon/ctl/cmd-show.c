@@ -9,6 +9,7 @@ static void print(const CliReply *reply) {
                 { "tpm", "TPM" },
                 { "state", "State" },
                 { "domid", "Domain" },
+                { "name", "Guest name" },
                 { "devid", "Device" },
                 { "commands", "Commands" },
                 { "created", "Created" },
@@ -26,7 +27,7 @@ static void print(const CliReply *reply) {
 
 const Command cmd_show = {
         .name = "show",
-        .usage = "UUID",
+        .usage = "UUID|GUEST",
         .summary = "show a vTPM: the list fields, creation time, state size, EK hashes and certificates, last error",
         .op = CTL_OP_SHOW,
         .n_positional = 1,

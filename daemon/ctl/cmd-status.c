@@ -5,8 +5,11 @@
 
 static void print(const CliReply *reply) {
         static const CliRow rows[] = {
-                { "version", "Version" },       { "state_dir", "State directory" }, { "key_source", "Key source" },
-                { "host_tpm", "Host TPM" },     { "host_tpm_error", "Host TPM error" }, { "vtpms", "vTPMs" },
+                { "version", "Version" },       { "libtpms", "libtpms" },     { "openssl", "OpenSSL" },
+                { "tpm2_tss", "tpm2-tss" },     { "state_dir", "State directory" }, { "key_source", "Key source" },
+                { "host_tpm", "Host TPM" },     { "host_tpm_error", "Host TPM error" },
+                { "host_tpm_tcti", "Host TPM TCTI" }, { "srk", "SRK" },     { "pcr_policy", "PCR policy" },
+                { "counter_index", "Counter index" }, { "counter", "Counter" }, { "vtpms", "vTPMs" },
                 { "devices", "Devices" },       { "attached", "Attached" },   { "connected", "Connected" },
                 { "failed", "Failed" },         { "health", "Health" },     { "degraded", "Degraded" },
                 { "auto_create", "Auto-create" },

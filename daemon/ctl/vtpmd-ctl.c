@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <json-c/json.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,9 +22,9 @@
 #define REPLY_TIMEOUT_MS (300 * 1000) /* manufacturing with RSA key generation can take a while */
 
 static const Command *const commands[] = {
-        &cmd_create, &cmd_list, &cmd_show, &cmd_destroy, &cmd_export, &cmd_import, &cmd_reset, &cmd_status,
-        &cmd_ca_cert, &cmd_pool_status, &cmd_pool_init, &cmd_pool_join, &cmd_pool_admit, &cmd_pool_remove,
-        &cmd_pool_leave,
+        &cmd_create, &cmd_list, &cmd_show, &cmd_pcrread, &cmd_ek_cert, &cmd_destroy, &cmd_export, &cmd_backup,
+        &cmd_import, &cmd_reset, &cmd_restart, &cmd_status, &cmd_ca_cert, &cmd_pool_status, &cmd_pool_init,
+        &cmd_pool_join, &cmd_pool_admit, &cmd_pool_remove, &cmd_pool_leave,
 };
 
 static void vsay(const char *fmt, va_list ap) {
@@ -112,14 +113,13 @@ static int send_request(int fd, const char *buf, size_t len, int pass_fd) {
 
 /* A failure of the request: one line on stderr, and with --json also an object
  * on stdout, {"error": message, "errno": N}, so a script reading JSON gets JSON. */
-static int call_fail(const CliContext *ctx, int r, const char *fmt, ...) _printf_(3, 4);
-static int call_fail(const CliContext *ctx, int r, const char *fmt, ...) {
+static int vcall_fail(const CliContext *ctx, int r, const char *fmt, va_list ap) _printf_(3, 0);
+static int vcall_fail(const CliContext *ctx, int r, const char *fmt, va_list ap) {
         char msg[CTL_MAX_ERROR + 256];
-        va_list ap;
 
-        va_start(ap, fmt);
         vsnprintf(msg, sizeof(msg), fmt, ap);
-        va_end(ap);
+        if (ctx->quiet)
+                return r;
         cli_fail("%s", msg);
         if (ctx->json) {
                 json_object *o = json_object_new_object();
@@ -130,6 +130,25 @@ static int call_fail(const CliContext *ctx, int r, const char *fmt, ...) {
                         json_object_put(o);
                 }
         }
+        return r;
+}
+
+int cli_request_fail(const CliContext *ctx, int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        r = vcall_fail(ctx, r, fmt, ap);
+        va_end(ap);
+        return r;
+}
+
+static int call_fail(const CliContext *ctx, int r, const char *fmt, ...) _printf_(3, 4);
+static int call_fail(const CliContext *ctx, int r, const char *fmt, ...) {
+        va_list ap;
+
+        va_start(ap, fmt);
+        r = vcall_fail(ctx, r, fmt, ap);
+        va_end(ap);
         return r;
 }
 
@@ -248,6 +267,23 @@ static void help(void) {
                "  --version        show the version\n");
 }
 
+/* Its own version and OpenSSL's (the library it links), then what vtpmd answers in status: its
+ * version and those of libtpms, OpenSSL and tpm2-tss, or that it does not answer. */
+static int version(CliContext *ctx) {
+        CliReply reply = {};
+
+        printf("vtpmd-ctl " VTPMD_VERSION " (%s)\n", OpenSSL_version(OPENSSL_VERSION));
+        ctx->quiet = true;
+        if (cli_call(ctx, &(CtlRequest){ .op = CTL_OP_STATUS }, -1, &reply) < 0)
+                printf("vtpmd at %s: not reachable\n", ctx->control_path);
+        else
+                printf("vtpmd %s at %s: libtpms %s, %s, tpm2-tss %s\n", cli_str(reply.result, "version"),
+                       ctx->control_path, cli_str(reply.result, "libtpms"), cli_str(reply.result, "openssl"),
+                       cli_str(reply.result, "tpm2_tss"));
+        cli_reply_done(&reply);
+        return fflush(stdout) == 0 && !ferror(stdout) ? EXIT_SUCCESS : cli_fail("cannot write the output");
+}
+
 int main(int argc, char **argv) {
         enum { OPT_CONTROL = 0x100, OPT_JSON, OPT_VERSION };
         static const struct option options[] = {
@@ -278,8 +314,7 @@ int main(int argc, char **argv) {
                         help();
                         return EXIT_SUCCESS;
                 case OPT_VERSION:
-                        printf("vtpmd-ctl " VTPMD_VERSION "\n");
-                        return EXIT_SUCCESS;
+                        return version(&ctx);
                 case ':':
                         return cli_usage_error("missing argument to option %s (see vtpmd-ctl --help)",
                                                argv[optind - 1]);

@@ -20,6 +20,7 @@ struct option;
 typedef struct CliContext {
         const char *control_path;
         bool json;
+        bool quiet; /* a failed request prints nothing (--version asking vtpmd) */
 } CliContext;
 
 /* The result of one request: list rows (an array, may be empty) and the final
@@ -62,6 +63,8 @@ typedef struct Command {
         const struct option *options; /* beyond --json and --help, ending in {}; NULL: none */
         /* One of options[] was given; arg is its argument or NULL. */
         int (*option)(CliCall *call, int c, const char *arg);
+        /* An optional second positional argument (pcrread's BANK:PCRS); NULL: none taken. */
+        int (*second)(CliCall *call, const char *arg);
         /* Every argument is parsed (arg: the positional one, or NULL). */
         int (*prepare)(CliCall *call, const char *arg);
         /* The request succeeded: what makes its result visible. */
@@ -72,7 +75,8 @@ typedef struct Command {
 
 extern const Command cmd_create, cmd_list, cmd_show, cmd_destroy, cmd_export, cmd_import, cmd_reset, cmd_status,
         cmd_ca_cert, cmd_pool_status, cmd_pool_init, cmd_pool_join, cmd_pool_admit, cmd_pool_remove,
-        cmd_pool_leave;
+        cmd_pool_leave, cmd_ek_cert, cmd_restart, cmd_pcrread,
+        cmd_backup;
 
 /* Runs cmd (argv[0] is its name); returns the exit status. */
 int cli_run(CliContext *ctx, const Command *cmd, int argc, char **argv);
@@ -82,6 +86,9 @@ int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same for a command line that cannot be parsed: returns CLI_EXIT_USAGE. */
 #define CLI_EXIT_USAGE 2
 int cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A failure once the command line is parsed: the one line on stderr and, with --json, a JSON
+ * error object ({"error", "errno"}) on stdout. Returns r. */
+int cli_request_fail(const CliContext *ctx, int r, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Sends req (with pass_fd as SCM_RIGHTS if >= 0) and collects the reply. On
  * failure prints the one-line reason and returns < 0. */
 int cli_call(CliContext *ctx, const CtlRequest *req, int pass_fd, CliReply *ret);

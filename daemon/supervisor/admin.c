@@ -55,6 +55,11 @@ DEFINE_TRIVIAL_CLEANUP_FUNC(json_object *, json_object_put);
 /* result is borrowed: the caller still owns (and puts) it. */
 static void finish(AdminCall *c, int error, const char *message, json_object *result) {
         c->timer = sd_event_source_disable_unref(c->timer);
+        c->retry_timer = sd_event_source_disable_unref(c->retry_timer);
+        if (c->pcr_waiting)
+                /* The worker's answer must not reach a call that is over. */
+                workers_vtpm_command_cancel(c->ctx->workers, c);
+        c->pcr_waiting = false;
         c->fd = safe_close(c->fd);
         ctl_request_done(&c->req);
         c->finish(c, error, message, result);
@@ -197,10 +202,13 @@ static json_object *vtpm_info(const AdminContext *d, const char *uuid, bool deta
         json_object_object_add(o, "tpm", r >= 0 ? json_object_new_string(tpm_family_to_string(m.family)) : NULL);
         if (dev && active) {
                 json_object_object_add(o, "domid", json_object_new_int64(device_domid(dev)));
+                json_object_object_add(o, "name",
+                                       device_name(dev) ? json_object_new_string(device_name(dev)) : NULL);
                 json_object_object_add(o, "devid", json_object_new_int64(device_devid(dev)));
                 state = dev_phase_to_string(device_phase(dev));
         } else {
                 json_object_object_add(o, "domid", NULL);
+                json_object_object_add(o, "name", NULL);
                 json_object_object_add(o, "devid", NULL);
                 state = dev && device_phase(dev) == DEV_FAILED ? "failed" : "detached";
         }
@@ -516,7 +524,8 @@ static void op_show(AdminCall *c) {
 }
 
 /* status: "health" ok or degraded, and in "degraded" why (null when ok): durable
- * writes that fail (a full disk, EIO) are otherwise only in the log. */
+ * writes that fail (a full disk, EIO) are otherwise only in the log; failed
+ * devices are guests without a TPM. */
 static void degraded_info(const AdminContext *d, json_object *o) {
         char buf[CTL_MAX_ERROR] = "";
         int error, commit_error;
@@ -527,8 +536,13 @@ static void degraded_info(const AdminContext *d, json_object *o) {
                 len += (size_t) snprintf(buf, sizeof(buf), "durable writes of %u vTPM%s failed: %s", n,
                                          n == 1 ? "" : "s", strerror(-error));
         if (commit_error < 0 && len < sizeof(buf))
-                snprintf(buf + len, sizeof(buf) - len, "%swriting the manifest failed: %s", len ? "; " : "",
-                         strerror(-commit_error));
+                len += (size_t) snprintf(buf + len, sizeof(buf) - len, "%swriting the manifest failed: %s",
+                                         len ? "; " : "", strerror(-commit_error));
+        /* A failed device: its guest has no TPM (a worker that gave up, a refused device, a forced destroy). */
+        unsigned failed = devices_count_phase(d->devices, DEV_FAILED);
+        if (failed > 0 && len < sizeof(buf))
+                snprintf(buf + len, sizeof(buf) - len, "%s%u device%s failed (vtpmd-ctl list shows which, show "
+                         "their last error)", len ? "; " : "", failed, failed == 1 ? "" : "s");
         json_object_object_add(o, "health", json_object_new_string(buf[0] ? "degraded" : "ok"));
         json_object_object_add(o, "degraded", buf[0] ? json_object_new_string(buf) : NULL);
 }
@@ -554,15 +568,35 @@ static void op_status(AdminCall *c) {
         attached = devices_count_attached(d->devices);
 
         json_object_object_add(o, "version", json_object_new_string(VTPMD_VERSION));
+        json_object_object_add(o, "libtpms", json_object_new_string(VTPMD_LIBTPMS_VERSION));
+        json_object_object_add(o, "openssl", json_object_new_string(crypto_library_version()));
+        json_object_object_add(o, "tpm2_tss", json_object_new_string(VTPMD_TSS2_VERSION));
         json_object_object_add(o, "state_dir", json_object_new_string(stateroot_path(vtpm_state_root(d->state))));
         json_object_object_add(o, "key_source", json_object_new_string(tpm ? "tpm" : "file"));
         if (tpm) {
                 /* One NV read: the host TPM answers and still holds our rollback counter. */
+                const HostTpmConfig *hc = &d->config->state.host_tpm;
+                char buf[HOST_TPM_MAX_PCRS * 4 + 16] = "";
+                size_t len = 0;
+
                 r = host_tpm_counter_read(tpm, &counter);
                 json_object_object_add(o, "host_tpm", json_object_new_string(r >= 0 ? "reachable" : "unreachable"));
                 if (r < 0)
                         json_object_object_add(o, "host_tpm_error",
                                                json_object_new_string(host_tpm_last_error(tpm)));
+                /* What the master key is sealed with, and the rollback counter's value now. */
+                json_object_object_add(o, "host_tpm_tcti", json_object_new_string(hc->tcti ?: HOST_TPM_DEFAULT_TCTI));
+                if (hc->srk_handle)
+                        snprintf(buf, sizeof(buf), "0x%08x", hc->srk_handle);
+                json_object_object_add(o, "srk", json_object_new_string(hc->srk_handle ? buf
+                                                                                       : "TCG template primary"));
+                buf[0] = '\0';
+                for (size_t i = 0; i < hc->n_pcrs && len < sizeof(buf); i++)
+                        len += (size_t) snprintf(buf + len, sizeof(buf) - len, "%s%u", i ? "," : "", hc->pcrs[i]);
+                json_object_object_add(o, "pcr_policy", json_object_new_string(hc->n_pcrs ? buf : "none"));
+                snprintf(buf, sizeof(buf), "0x%08x", hc->nv_index ?: HOST_TPM_DEFAULT_NV_INDEX);
+                json_object_object_add(o, "counter_index", json_object_new_string(buf));
+                json_object_object_add(o, "counter", r >= 0 ? json_object_new_int64((int64_t) counter) : NULL);
         } else
                 json_object_object_add(o, "host_tpm", json_object_new_string("none (key-file mode)"));
         json_object_object_add(o, "vtpms", json_object_new_int64(n));
@@ -591,6 +625,305 @@ static void op_ca_cert(AdminCall *c) {
         if (o)
                 json_object_object_add(o, "pem", json_object_new_string(pem));
         finish(c, 0, NULL, o);
+}
+
+/* ek-cert: the EK certificates (PEM) written at manufacturing; also while attached (read without the lock). */
+static void op_ek_cert(AdminCall *c) {
+        static const struct {
+                const char *file, *key;
+        } certs[] = {
+                { STATEDIR_EK_CERT_RSA2048, "rsa2048" },
+                { STATEDIR_EK_CERT_ECC_P256, "ecc_p256" },
+        };
+        _cleanup_(statedir_closep) StateDir *dir = NULL;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        size_t n = 0;
+        int r;
+
+        if (!check_known(c))
+                return;
+        r = statedir_open_shared(vtpm_state_root(c->ctx->state), c->req.uuid, &dir);
+        if (r < 0) {
+                finish_errorf(c, r, "cannot open vTPM %s: %s", c->req.uuid, strerror(-r));
+                return;
+        }
+        o = json_object_new_object();
+        if (!o) {
+                finish_errorf(c, -ENOMEM, "out of memory");
+                return;
+        }
+        json_object_object_add(o, "uuid", json_object_new_string(c->req.uuid));
+        for (size_t i = 0; i < ELEMENTSOF(certs); i++) {
+                _cleanup_free_ uint8_t *pem = NULL;
+                size_t len = 0;
+
+                r = statedir_read_public(dir, certs[i].file, &pem, &len);
+                if (r == -ENOENT) {
+                        json_object_object_add(o, certs[i].key, NULL);
+                        continue;
+                }
+                /* Our own file, but a certificate is a few KiB of text: the reply must fit a packet. */
+                if (r >= 0 && (len > CTL_MAX_PACKET / 4 || memchr(pem, '\0', len)))
+                        r = -EBADMSG;
+                if (r < 0) {
+                        finish_errorf(c, r, "cannot read %s/%s: %s", c->req.uuid, certs[i].file, strerror(-r));
+                        return;
+                }
+                json_object_object_add(o, certs[i].key, json_object_new_string_len((const char *) pem, (int) len));
+                n++;
+        }
+        if (n == 0) {
+                finish_errorf(c, -ENOENT, "vTPM %s has no EK certificate (it was created without --ek-cert)",
+                              c->req.uuid);
+                return;
+        }
+        finish(c, 0, NULL, o);
+}
+
+/* ---- restart ---- */
+
+#define RESTART_POLL_USEC 20000ull
+#define RESTART_WAIT_NS (15ull * 1000000000ull)
+
+/* restart: the vTPM's worker saves its volatile state and exits, a new one resumes from it (as at a
+ * daemon restart: the guest sees no reset); the answer comes when the new one serves. */
+static void op_restart(AdminCall *c) {
+        const AdminContext *d = c->ctx;
+        _cleanup_(json_object_putp) json_object *o = NULL;
+        bool active;
+        Device *dev;
+        int r;
+
+        if (c->deadline_ns == 0) {
+                if (!check_known(c))
+                        return;
+                dev = device_of(d, c->req.uuid, &active);
+                if (!dev || !active || !device_has_worker(dev)) {
+                        finish_errorf(c, -ENOTCONN, "vTPM %s has no worker: it is not attached to a running guest",
+                                      c->req.uuid);
+                        return;
+                }
+                r = workers_restart_vtpm(d->workers, c->req.uuid);
+                if (r == -EAGAIN) {
+                        finish_errorf(c, r, "vTPM %s: its worker is still starting; try again", c->req.uuid);
+                        return;
+                }
+                if (r < 0) {
+                        finish_errorf(c, r, "cannot restart the worker of vTPM %s: %s", c->req.uuid, strerror(-r));
+                        return;
+                }
+                log_dev(LOG_NOTICE, device_domid(dev), device_devid(dev), c->req.uuid,
+                        "Restarting the worker on request of vtpmd-ctl (volatile state kept)");
+                c->deadline_ns = now_ns() + RESTART_WAIT_NS;
+        }
+        if (!workers_vtpm_ready(d->workers, c->req.uuid)) {
+                dev = device_of(d, c->req.uuid, &active);
+                if (!dev || !active || !device_has_worker(dev)) {
+                        finish_errorf(c, -EIO, "vTPM %s: its new worker failed (see show's Last error and vtpmd's log)",
+                                      c->req.uuid);
+                        return;
+                }
+                if (now_ns() >= c->deadline_ns) {
+                        finish_errorf(c, -ETIMEDOUT, "vTPM %s: its new worker does not serve yet after %llu s (see "
+                                      "vtpmd's log)", c->req.uuid,
+                                      (unsigned long long) (RESTART_WAIT_NS / 1000000000ull));
+                        return;
+                }
+                r = sd_event_add_time_relative(d->event, &c->timer, CLOCK_MONOTONIC, RESTART_POLL_USEC, 0, rerun_cb, c);
+                if (r < 0)
+                        finish_errorf(c, r, "cannot wait for the new worker: %s", strerror(-r));
+                return;
+        }
+        o = json_object_new_object();
+        if (o)
+                json_object_object_add(o, "uuid", json_object_new_string(c->req.uuid));
+        finish(c, 0, NULL, o);
+}
+
+/* ---- pcrread ---- */
+
+#define PCRREAD_RETRY_USEC 2000ull
+/* A guest's command may take seconds (an RSA key on a busy host); a worker that does not answer
+ * within this is hung or stopped. */
+#define PCRREAD_WAIT_NS (30ull * 1000000000ull)
+
+static uint16_t bank_alg(unsigned bank) {
+        switch (bank) {
+        case CTL_BANK_SHA1:
+                return TPM2_ALG_SHA1;
+        case CTL_BANK_SHA384:
+                return TPM2_ALG_SHA384;
+        case CTL_BANK_SHA512:
+                return TPM2_ALG_SHA512;
+        default:
+                return TPM2_ALG_SHA256;
+        }
+}
+
+static void pcrread_finish(AdminCall *c) {
+        _cleanup_(json_object_putp) json_object *o = json_object_new_object();
+        json_object *pcrs = json_object_new_object();
+        unsigned bank = c->req.bank ? c->req.bank : CTL_BANK_SHA256;
+        size_t dsize = tpm2_hash_size(bank_alg(bank));
+
+        if (!o || !pcrs) {
+                json_object_put(pcrs);
+                finish_errorf(c, -ENOMEM, "out of memory");
+                return;
+        }
+        json_object_object_add(o, "uuid", json_object_new_string(c->req.uuid));
+        json_object_object_add(o, "bank", json_object_new_string(ctl_bank_to_string(bank)));
+        for (unsigned i = 0; i < CTL_PCR_COUNT; i++) {
+                char key[4], hex[2 * TPM2_MAX_DIGEST + 1];
+                if (!(c->pcr_done & (1u << i)))
+                        continue;
+                for (size_t j = 0; j < dsize; j++)
+                        snprintf(hex + 2 * j, 3, "%02X", c->pcr_digests[i][j]);
+                snprintf(key, sizeof(key), "%u", i);
+                json_object_object_add(pcrs, key, json_object_new_string(hex));
+        }
+        json_object_object_add(o, "pcrs", pcrs);
+        finish(c, 0, NULL, o);
+}
+
+static void pcrread_next(AdminCall *c);
+
+static int pcrread_retry_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        AdminCall *c = userdata;
+
+        c->retry_timer = sd_event_source_disable_unref(c->retry_timer);
+        pcrread_next(c);
+        return 0;
+}
+
+static void pcrread_done(void *userdata, int error, const uint8_t *resp, size_t len) {
+        AdminCall *c = userdata;
+        unsigned bank = c->req.bank ? c->req.bank : CTL_BANK_SHA256;
+        uint32_t got = 0, rc = 0;
+        int r;
+
+        c->pcr_waiting = false;
+        if (error < 0) {
+                finish_errorf(c, error, "vTPM %s: its worker ended before it answered", c->req.uuid);
+                return;
+        }
+        r = tpm2_parse_pcr_read(resp, len, bank_alg(bank), c->pcr_todo, &got, c->pcr_digests, &rc);
+        if (r == -EPROTO && rc == TPM2_RC_RETRY && now_ns() < c->deadline_ns) {
+                /* A guest command was in flight: again, shortly. */
+                r = sd_event_add_time_relative(c->ctx->event, &c->retry_timer, CLOCK_MONOTONIC, PCRREAD_RETRY_USEC,
+                                               0, pcrread_retry_cb, c);
+                if (r < 0)
+                        finish_errorf(c, r, "cannot wait for the worker: %s", strerror(-r));
+                return;
+        }
+        if (r == -EPROTO) {
+                finish_errorf(c, -EIO, "vTPM %s answered TPM2_PCR_Read with TPM error 0x%03x%s", c->req.uuid, rc,
+                              rc == TPM2_RC_RETRY ? " (retry: the guest kept it busy)" : "");
+                return;
+        }
+        if (r < 0) {
+                finish_errorf(c, -EBADMSG, "vTPM %s: malformed TPM2_PCR_Read response", c->req.uuid);
+                return;
+        }
+        if (got == 0) {
+                /* A TPM returns nothing of a bank it has not allocated. */
+                if (c->pcr_done == 0)
+                        finish_errorf(c, -ENOENT, "vTPM %s has no %s PCR bank allocated", c->req.uuid,
+                                      ctl_bank_to_string(bank));
+                else
+                        pcrread_finish(c);
+                return;
+        }
+        c->pcr_done |= got;
+        c->pcr_todo &= ~got;
+        if (c->pcr_todo)
+                pcrread_next(c);
+        else
+                pcrread_finish(c);
+}
+
+/* The next TPM2_PCR_Read (a TPM answers at most 8 PCRs at a time). */
+static void pcrread_next(AdminCall *c) {
+        unsigned bank = c->req.bank ? c->req.bank : CTL_BANK_SHA256;
+        uint8_t cmd[32];
+        int n = tpm2_build_pcr_read(bank_alg(bank), c->pcr_todo, cmd, sizeof(cmd)), r;
+
+        r = n < 0 ? n : workers_vtpm_command(c->ctx->workers, c->req.uuid, cmd, (size_t) n, pcrread_done, c);
+        if (r == -EBUSY) {
+                /* Another pcrread's command is with the worker: after it. */
+                r = sd_event_add_time_relative(c->ctx->event, &c->retry_timer, CLOCK_MONOTONIC, PCRREAD_RETRY_USEC,
+                                               0, pcrread_retry_cb, c);
+                if (r < 0)
+                        finish_errorf(c, r, "cannot wait for the worker: %s", strerror(-r));
+                return;
+        }
+        if (r == -EAGAIN || r == -ENOENT)
+                finish_errorf(c, -ENOTCONN, "vTPM %s: its worker is not serving (starting or restarting); try again",
+                              c->req.uuid);
+        else if (r < 0)
+                finish_errorf(c, r, "cannot ask the worker of vTPM %s: %s", c->req.uuid, strerror(-r));
+        else
+                c->pcr_waiting = true;
+}
+
+static int pcrread_timeout_cb(sd_event_source *s, uint64_t usec, void *userdata) {
+        AdminCall *c = userdata;
+
+        c->timer = sd_event_source_disable_unref(c->timer);
+        if (c->pcr_waiting)
+                workers_vtpm_command_cancel(c->ctx->workers, c);
+        c->pcr_waiting = false;
+        finish_errorf(c, -ETIMEDOUT, "vTPM %s: no answer from its worker within %llu s (a long guest command?)",
+                      c->req.uuid, (unsigned long long) (PCRREAD_WAIT_NS / 1000000000ull));
+        return 0;
+}
+
+/* pcrread: the PCRs of an attached vTPM, read by its worker between two of the guest's commands. A
+ * detached vTPM has no PCR values of its own: its next start is a TPM reset (or resumes the saved
+ * state of a suspended guest, which is only the worker's to read). */
+static void op_pcrread(AdminCall *c) {
+        const AdminContext *d = c->ctx;
+        bool active;
+        Device *dev;
+        int r;
+
+        if (!check_known(c))
+                return;
+        dev = device_of(d, c->req.uuid, &active);
+        if (!dev || !active || !device_has_worker(dev)) {
+                finish_errorf(c, -ENOTCONN, "vTPM %s is not attached to a running guest: its PCRs are those of a TPM "
+                              "reset (zero, PCRs 17-22 all ones) until its guest starts it%s", c->req.uuid,
+                              vtpm_state_suspended(d->state, c->req.uuid, NULL)
+                                      ? ", and those of its suspended guest are read once it is restored" : "");
+                return;
+        }
+        {
+                _cleanup_(statedir_closep) StateDir *dir = NULL;
+                uint8_t data_key[CRYPTO_KEY_SIZE];
+                const char *what;
+                StateMeta m;
+
+                r = statedir_open_shared(vtpm_state_root(d->state), c->req.uuid, &dir);
+                if (r >= 0)
+                        r = read_key_meta(d, dir, data_key, &m, NULL, &what);
+                crypto_wipe(data_key, sizeof(data_key));
+                if (r >= 0 && m.family != TPM_FAMILY_2_0) {
+                        finish_errorf(c, -EOPNOTSUPP, "vTPM %s is a TPM 1.2: pcrread reads TPM 2.0 PCR banks only",
+                                      c->req.uuid);
+                        return;
+                }
+        }
+        c->pcr_todo = c->req.pcrs ? c->req.pcrs : (1u << CTL_PCR_COUNT) - 1;
+        c->pcr_done = 0;
+        c->deadline_ns = now_ns() + PCRREAD_WAIT_NS;
+        /* One timer for the whole read (a worker that never answers: hung, stopped). */
+        r = sd_event_add_time_relative(d->event, &c->timer, CLOCK_MONOTONIC, PCRREAD_WAIT_NS / 1000, 0,
+                                       pcrread_timeout_cb, c);
+        if (r < 0) {
+                finish_errorf(c, r, "cannot arm a timer: %s", strerror(-r));
+                return;
+        }
+        pcrread_next(c);
 }
 
 /* ---- destroy ---- */
@@ -703,8 +1036,11 @@ static int read_records(StateDir *dir, uint8_t *rec[_CTL_EXPORT_REC_MAX], size_t
         return 0;
 }
 
+/* export (detached, under its lock) and backup (attached, read beside its worker): the same blob. */
 static void op_export(AdminCall *c) {
         const AdminContext *d = c->ctx;
+        bool backup = c->req.op == CTL_OP_BACKUP, active;
+        uint32_t domid = UINT32_MAX, devid = UINT32_MAX; /* backup: the guest's, for the log */
         _cleanup_(statedir_closep) StateDir *dir = NULL;
         _cleanup_(json_object_putp) json_object *o = NULL;
         _cleanup_free_ uint8_t *out = NULL;
@@ -723,14 +1059,31 @@ static void op_export(AdminCall *c) {
 
         r = check_fd(c->fd, true, &st);
         if (r < 0) {
-                finish_errorf(c, r, "export needs a regular file opened for writing");
+                finish_errorf(c, r, "%s needs a regular file opened for writing", backup ? "backup" : "export");
                 return;
         }
-        if (!check_known(c) || !check_detached(c, "exporting it"))
+        if (!check_known(c))
                 return;
-        dir = open_detached(c);
-        if (!dir)
-                return;
+        Device *dev = backup ? device_of(d, c->req.uuid, &active) : NULL;
+        if (dev && active) {
+                /* backup of an attached vTPM. The worker keeps writing while its guest runs; each write
+                 * replaces a whole file (statestore: rename), at the end of a command, so what is read
+                 * here is the state between two of the guest's commands. */
+                domid = device_domid(dev);
+                devid = device_devid(dev);
+                r = statedir_open_shared(vtpm_state_root(d->state), c->req.uuid, &dir);
+                if (r < 0) {
+                        finish_errorf(c, r, "cannot open vTPM %s: %s", c->req.uuid, strerror(-r));
+                        return;
+                }
+        } else {
+                /* export, or backup of a detached vTPM: the same, under its lock. */
+                if (!check_detached(c, "exporting it (or use vtpmd-ctl backup)"))
+                        return;
+                dir = open_detached(c);
+                if (!dir)
+                        return;
+        }
 
         r = read_key_meta(d, dir, data_key, &m, meta, &what);
         if (r < 0) {
@@ -803,8 +1156,8 @@ static void op_export(AdminCall *c) {
                 finish_errorf(c, r, "cannot write the export file: %s", strerror(-r));
                 goto out;
         }
-        log_dev(LOG_NOTICE, UINT32_MAX, UINT32_MAX, c->req.uuid, "Exported vTPM on request of vtpmd-ctl (%zu bytes)",
-                total);
+        log_dev(LOG_NOTICE, domid, devid, c->req.uuid, "%s vTPM on request of vtpmd-ctl (%zu bytes)",
+                backup ? "Backed up the attached" : "Exported", total);
         o = created_result(c->req.uuid, m.family);
         if (o)
                 json_object_object_add(o, "size", json_object_new_int64((int64_t) total));
@@ -1165,7 +1518,7 @@ static void op_pool_change(AdminCall *c) {
 /* Ops that read or write a vTPM's keys need the key that wraps them. */
 static bool needs_keys(CtlOp op) {
         return op == CTL_OP_CREATE || op == CTL_OP_SHOW || op == CTL_OP_DESTROY || op == CTL_OP_EXPORT ||
-               op == CTL_OP_IMPORT || op == CTL_OP_RESET;
+               op == CTL_OP_IMPORT || op == CTL_OP_RESET || op == CTL_OP_RESTART || op == CTL_OP_BACKUP;
 }
 
 void admin_run(AdminCall *c) {
@@ -1190,6 +1543,7 @@ void admin_run(AdminCall *c) {
                 op_destroy(c);
                 return;
         case CTL_OP_EXPORT:
+        case CTL_OP_BACKUP:
                 op_export(c);
                 return;
         case CTL_OP_IMPORT:
@@ -1206,6 +1560,15 @@ void admin_run(AdminCall *c) {
                 return;
         case CTL_OP_POOL_STATUS:
                 op_pool_status(c);
+                return;
+        case CTL_OP_EK_CERT:
+                op_ek_cert(c);
+                return;
+        case CTL_OP_RESTART:
+                op_restart(c);
+                return;
+        case CTL_OP_PCRREAD:
+                op_pcrread(c);
                 return;
         case CTL_OP_POOL_INIT:
         case CTL_OP_POOL_JOIN:

@@ -6,7 +6,8 @@
  *
  * An AdminCall is one request. admin_run() answers it by calling finish
  * exactly once, either before it returns or later from the event loop (create
- * with manufacturing, reset (a TPM clear in an offline worker), destroy
+ * with manufacturing, reset (a TPM clear in an offline worker), pcrread and
+ * restart (waiting for the vTPM's worker), destroy
  * waiting for a worker to let go (killing it after 5 s with --force), list
  * and show waiting (at most 1 s) for the workers' figures); after finish the
  * call belongs to its owner again and admin never touches it. Every error
@@ -50,6 +51,11 @@ struct AdminCall {
         sd_event_source *timer;
         uint64_t deadline_ns;
         bool killed; /* destroy --force: the vTPM's stopping workers were killed */
+        /* pcrread: the PCRs still to read, those read, and their digests */
+        uint32_t pcr_todo, pcr_done;
+        bool pcr_waiting; /* a TPM2_PCR_Read is with the worker */
+        sd_event_source *retry_timer; /* pcrread: the next try after the worker said RETRY */
+        uint8_t pcr_digests[CTL_PCR_COUNT][64];
 };
 
 void admin_run(AdminCall *c);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "crypto.h"
 #include "ini.h"
 #include "log.h"
 #include "parse.h"
@@ -61,6 +62,23 @@ static int set_state_dir(VtpmdConfig *c, const char *v, const char **ret_reason)
 
 static int set_pool_dir(VtpmdConfig *c, const char *v, const char **ret_reason) {
         return set_absolute_path(c, v, &c->state.pool_dir, ret_reason);
+}
+
+/* An empty value: vtpmd's own local CA again. */
+static int set_ek_ca_cert(VtpmdConfig *c, const char *v, const char **ret_reason) {
+        if (!*v) {
+                c->ek_ca_cert = NULL;
+                return 0;
+        }
+        return set_absolute_path(c, v, &c->ek_ca_cert, ret_reason);
+}
+
+static int set_ek_ca_key(VtpmdConfig *c, const char *v, const char **ret_reason) {
+        if (!*v) {
+                c->ek_ca_key = NULL;
+                return 0;
+        }
+        return set_absolute_path(c, v, &c->ek_ca_key, ret_reason);
 }
 
 static int set_host_tpm(VtpmdConfig *c, const char *v, const char **ret_reason) {
@@ -326,6 +344,8 @@ static const ConfigOption options[] = {
         { NULL, "worker", "PATH", set_worker },
         { "StateDirectory", "state-dir", "PATH", set_state_dir },
         { "PoolDirectory", "pool-dir", "PATH", set_pool_dir },
+        { "EkCaCertificate", "ek-ca-cert", "PATH", set_ek_ca_cert },
+        { "EkCaKey", "ek-ca-key", "PATH", set_ek_ca_key },
         { "KeySource", "key-source", "tpm|file:PATH", set_key_source },
         { "HostTPM", "host-tpm", "TCTI", set_host_tpm },
         { "SRKHandle", "srk-handle", "HANDLE", set_srk_handle },
@@ -516,6 +536,8 @@ static void help(void) {
                "  --worker PATH            the vtpmd-worker binary\n"
                "  --state-dir PATH         vTPM state root (default: " VTPMD_STATEDIR ")\n"
                "  --pool-dir PATH          vTPM directories on a file system shared by a pool of hosts (default: none)\n"
+               "  --ek-ca-cert PATH        issue EK certificates with this CA certificate (PEM) ...\n"
+               "  --ek-ca-key PATH         ... and its key (PEM, mode 0600) (default: vtpmd's local CA)\n"
                "  --key-source tpm|file:PATH  master key sealed to the host TPM (default), or a key file\n"
                "  --host-tpm TCTI          host TPM 2.0 (default: " HOST_TPM_DEFAULT_TCTI ")\n"
                "  --srk-handle HANDLE      persistent SRK (default: create the TCG template primary)\n"
@@ -578,7 +600,9 @@ int config_parse_argv(VtpmdConfig *c, int argc, char **argv, char **ret_error) {
                         help();
                         return 1;
                 case OPT_VERSION:
-                        printf("vtpmd " VTPMD_VERSION "\n");
+                        /* libtpms and tpm2-tss as built with (the workers load libtpms), OpenSSL as running. */
+                        printf("vtpmd " VTPMD_VERSION "\nlibtpms " VTPMD_LIBTPMS_VERSION "\n%s\ntpm2-tss "
+                               VTPMD_TSS2_VERSION "\n", crypto_library_version());
                         return 1;
                 case ':':
                         if (asprintf(ret_error, "%s needs a value", argv[optind - 1]) < 0)
@@ -620,6 +644,12 @@ int config_parse_argv(VtpmdConfig *c, int argc, char **argv, char **ret_error) {
                 }
                 if (r < 0)
                         return r;
+        }
+        if (!c->ek_ca_cert != !c->ek_ca_key) {
+                if (asprintf(ret_error, "EkCaCertificate= (--ek-ca-cert) and EkCaKey= (--ek-ca-key) go together: "
+                             "set both, or neither for vtpmd's local CA") < 0)
+                        *ret_error = NULL;
+                return -EINVAL;
         }
         return 0;
 }

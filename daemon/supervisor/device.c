@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl.h"
 #include "device.h"
 #include "log.h"
 #include "ratelimit.h"
@@ -40,6 +41,8 @@ struct Device {
         char uuid[IPC_UUID_LEN]; /* empty until read */
         char config_error[256];  /* text of view.config_error */
         char holder_error[160];  /* text of view.holder_error */
+        char name[CTL_NAME_MAX]; /* the domain's name, read once (at the first look at its backend); "" if none */
+        bool name_read;
         bool handle_known;       /* the domain's handle, read with its shutdown state */
         uint8_t handle[DOMAIN_HANDLE_SIZE];
         bool fe_watched;
@@ -374,6 +377,13 @@ static bool device_read(Device *dev, bool *ret_refused) {
             (dev->machine.phase == DEV_NEW && v.be_state == XENBUS_CONNECTED))
                 v.domain_suspended = device_domain_suspended(dev);
         dev->view = v;
+        if (v.backend_present && !dev->name_read) {
+                /* For vtpmd-ctl list and show: a domid changes at every boot, a name does not. Read once
+                 * per device (a new domain is a new device), not at every list. */
+                if (xs_view_read_domain_name(ds->env.xs, dev->domid, dev->name, sizeof(dev->name)) < 0)
+                        dev->name[0] = '\0';
+                dev->name_read = true;
+        }
         if (v.backend_present && !dev->fe_watched) {
                 /* The frontend dir: state, ring-ref and event-channel (resume). */
                 r = xs_view_watch_frontend(ds->env.xs, dev->domid, dev->devid);
@@ -666,6 +676,10 @@ uint32_t device_devid(const Device *dev) {
 
 const char *device_uuid(const Device *dev) {
         return dev->uuid;
+}
+
+const char *device_name(const Device *dev) {
+        return dev->name[0] ? dev->name : NULL;
 }
 
 DevPhase device_phase(const Device *dev) {

@@ -77,6 +77,8 @@ Device *devices_find_vtpm(Devices *ds, const char *uuid, bool *ret_attached);
 uint32_t device_domid(const Device *dev);
 uint32_t device_devid(const Device *dev);
 const char *device_uuid(const Device *dev); /* "" until read */
+/* The domain's name (xenstore, read when the device is first seen; ctl_guest_name_valid), or NULL. */
+const char *device_name(const Device *dev);
 DevPhase device_phase(const Device *dev);
 bool device_has_worker(const Device *dev);
 /* The worker's last figures (zero before any). */

@@ -592,6 +592,13 @@ static int load_ca(const ManufactureContext *ctx, Ca **ret) {
         CaLoadReport report = {};
         int r;
 
+        if (ctx->ca_cert_file) {
+                /* Read at every use: a renewed certificate or key is taken without a restart. */
+                r = ca_load_files(ctx->ca_cert_file, ctx->ca_key_file, &report, ret);
+                if (r < 0)
+                        return log_error_errno(r, "EK CA file %s: %s", strempty(report.file), strempty(report.error));
+                return 0;
+        }
         r = ca_load(root, vtpm_state_local_key(ctx->state), &report, ret);
         if (r < 0) {
                 if (report.file)
@@ -603,6 +610,12 @@ static int load_ca(const ManufactureContext *ctx, Ca **ret) {
                 log_msg(LOG_NOTICE, "%s the local CA certificate %s/%s", report.created ? "Created" : "Re-issued",
                         stateroot_path(root), CA_CERT_FILE);
         return 0;
+}
+
+int manufacture_check_ca(const ManufactureContext *ctx) {
+        _cleanup_(ca_freep) Ca *ca = NULL;
+
+        return ctx->ca_cert_file ? load_ca(ctx, &ca) : 0;
 }
 
 int manufacture_ca_cert(const ManufactureContext *ctx, char **ret_pem) {

@@ -38,6 +38,8 @@ typedef struct ManufactureContext {
         uint32_t worker_uid;       /* the offline worker's ids (WorkerIDs=); 0: vtpmd's */
         uint32_t worker_gid;
         uint64_t worker_memory_max;
+        const char *ca_cert_file;  /* the admin's CA (EkCaCertificate=, EkCaKey=); NULL: the local CA */
+        const char *ca_key_file;
 } ManufactureContext;
 
 enum {
@@ -101,3 +103,5 @@ int manufacture_info(const ManufactureContext *ctx, const char *uuid, Manufactur
 /* For `ca-cert`: the local CA's certificate, PEM, malloc'd; the CA is created
  * at first use. A failure is logged (once). */
 int manufacture_ca_cert(const ManufactureContext *ctx, char **ret_pem);
+/* At start: the admin's CA files can be used (logged if not); 0 without them. */
+int manufacture_check_ca(const ManufactureContext *ctx);

@@ -58,6 +58,8 @@ typedef struct VtpmdConfig {
         uint32_t worker_id_first, worker_id_last; /* both 0: workers keep vtpmd's uid */
         uint64_t worker_memory_max;               /* 0: no limit */
         bool worker_fork_server;                  /* WorkerSpawn=fork-server (spawn.h) */
+        const char *ek_ca_cert;                   /* EkCaCertificate=, EkCaKey=: the admin's CA, both or */
+        const char *ek_ca_key;                    /* neither (NULL: vtpmd's local CA) */
 
         /* every string above that is not a literal, freed by config_done() */
         char **strings;

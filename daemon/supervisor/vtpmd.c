@@ -376,7 +376,13 @@ static int daemon_open(Daemon *d) {
                 .worker_uid = manufacture_uid,
                 .worker_gid = manufacture_uid ? c->worker_id_first : 0,
                 .worker_memory_max = c->worker_memory_max,
+                .ca_cert_file = c->ek_ca_cert,
+                .ca_key_file = c->ek_ca_key,
         };
+        /* The admin's CA must be usable from the start (a key file others can read is refused). */
+        r = manufacture_check_ca(&d->manufacture);
+        if (r < 0)
+                return r;
         d->admin = (AdminContext){
                 .event = d->event,
                 .config = c,

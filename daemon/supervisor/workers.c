@@ -56,6 +56,9 @@ struct Process {
         bool stopping; /* its exit is expected */
         char uuid[IPC_UUID_LEN];
         uint32_t uid; /* 0: runs as vtpmd's uid */
+        WorkerCommandDone cmd_done; /* a COMMAND of vtpmd-ctl awaits its RESPONSE */
+        void *cmd_userdata;
+        unsigned cmd_stale; /* RESPONSEs still to come of cancelled commands: dropped */
         Process *next;
 };
 
@@ -228,6 +231,8 @@ const char *workers_spawn_mode(Workers *ws) {
 
 static void process_free(Process *p) {
         Workers *ws = p->workers;
+        WorkerCommandDone done = p->cmd_done;
+        void *userdata = p->cmd_userdata;
 
         if (p->owner && p->owner->process == p)
                 p->owner->process = NULL;
@@ -240,6 +245,8 @@ static void process_free(Process *p) {
         sd_event_source_disable_unref(p->child_source);
         safe_close(p->fd);
         free(p);
+        if (done)
+                done(userdata, -EIO, NULL, 0);
 }
 
 /* The owner lets go of it: its exit is no crash any more. */
@@ -490,6 +497,18 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
                                            state_kind_to_string((StateKind) m.state.kind), strerror(-m.state.error));
                         worker_watch_storage(w, m.state.error);
                 }
+                return 1;
+        }
+        if (m.type == IPC_RESPONSE) {
+                /* Also from a stopping worker: the command was answered. */
+                WorkerCommandDone done = p->cmd_done;
+                if (p->cmd_stale > 0) {
+                        p->cmd_stale--;
+                        return 1;
+                }
+                p->cmd_done = NULL;
+                if (done)
+                        done(p->cmd_userdata, 0, m.tpm.data, m.tpm.len);
                 return 1;
         }
         if (m.type == IPC_READY) {
@@ -855,6 +874,63 @@ static int ops_request_stats(Worker *w) {
         if (!w || !w->process || !w->process->ready)
                 return -EAGAIN;
         return process_send(w->process, &m);
+}
+
+int workers_restart_vtpm(Workers *ws, const char *uuid) {
+        for (Worker *w = ws->workers; w; w = w->next) {
+                if (!streq(w->params.uuid, uuid))
+                        continue;
+                if (!w->process || !w->process->ready)
+                        return -EAGAIN;
+                /* Like a daemon restart's re-attach: the new process resumes the volatile state the old one
+                 * saves as it stops; worker_spawn waits for the old one to exit (and let go of the lock). */
+                w->params.quiet = true;
+                process_stop(w->process, IPC_STOP_SUSPEND);
+                worker_spawn(w);
+                return 0;
+        }
+        return -ENOENT;
+}
+
+int workers_vtpm_command(Workers *ws, const char *uuid, const uint8_t *cmd, size_t len, WorkerCommandDone done,
+                         void *userdata) {
+        IpcMsg m = { .type = IPC_COMMAND };
+        int r;
+
+        if (len < TPM_HEADER_SIZE || len > sizeof(m.tpm.data))
+                return -EINVAL;
+        for (Worker *w = ws->workers; w; w = w->next) {
+                if (!streq(w->params.uuid, uuid))
+                        continue;
+                if (!w->process || !w->process->ready)
+                        return -EAGAIN;
+                if (w->process->cmd_done || w->process->cmd_stale)
+                        return -EBUSY;
+                memcpy(m.tpm.data, cmd, len);
+                m.tpm.len = (uint32_t) len;
+                r = process_send(w->process, &m);
+                if (r < 0)
+                        return r;
+                w->process->cmd_done = done;
+                w->process->cmd_userdata = userdata;
+                return 0;
+        }
+        return -ENOENT;
+}
+
+void workers_vtpm_command_cancel(Workers *ws, void *userdata) {
+        for (Process *p = ws->processes; p; p = p->next)
+                if (p->cmd_done && p->cmd_userdata == userdata) {
+                        p->cmd_done = NULL;
+                        p->cmd_stale++; /* its answer must not be taken for the next command's */
+                }
+}
+
+bool workers_vtpm_ready(Workers *ws, const char *uuid) {
+        for (Worker *w = ws->workers; w; w = w->next)
+                if (streq(w->params.uuid, uuid) && w->process && w->process->ready)
+                        return true;
+        return false;
 }
 
 static void ops_suspend_vtpm(void *ctx, const char *uuid, const StateSuspend *su) {

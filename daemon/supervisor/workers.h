@@ -125,6 +125,22 @@ void workers_kill_all(Workers *ws);
 /* SIGKILLs the processes of the vTPM uuid that were asked to stop and still run
  * (destroy --force of a hung worker); their exit is reaped as usual. Returns how many. */
 int workers_kill_vtpm(Workers *ws, const char *uuid);
+/* vtpmd-ctl restart: the ready process serving uuid saves its volatile state and exits (IPC_STOP_SUSPEND),
+ * and its Worker starts a new one that resumes from it (as a daemon restart does: the guest sees no reset).
+ * -ENOENT: no worker serves uuid; -EAGAIN: its process is not ready (starting, or between crashes). */
+int workers_restart_vtpm(Workers *ws, const char *uuid);
+/* vtpmd-ctl pcrread: one TPM command (the worker takes only TPM2_PCR_Read, between two of the guest's
+ * commands) to the ready process serving uuid. done is called exactly once, later, from the event
+ * loop: 0 and the response, or -EIO if the process ended first; unless cancelled before. One at a time
+ * per process: -EBUSY. -ENOENT: no worker serves uuid; -EAGAIN: not ready. */
+typedef void (*WorkerCommandDone)(void *userdata, int error, const uint8_t *resp, size_t len);
+int workers_vtpm_command(Workers *ws, const char *uuid, const uint8_t *cmd, size_t len, WorkerCommandDone done,
+                         void *userdata);
+/* done of the command sent for userdata is not called (its answer is dropped; the next command
+ * waits for it: -EBUSY until then). */
+void workers_vtpm_command_cancel(Workers *ws, void *userdata);
+/* A worker of uuid has a process that is ready (mapped, bound, serving). */
+bool workers_vtpm_ready(Workers *ws, const char *uuid);
 /* No process left. */
 /* Whether a device uses a vTPM here (its worker running, starting or waiting to
  * restart); a process still finishing its stop does not count. */

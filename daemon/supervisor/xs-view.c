@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ctl.h"
 #include "parse.h"
 #include "util.h"
 #include "xs-view.h"
@@ -259,6 +260,20 @@ int xs_view_write_error(XsView *x, uint32_t domid, uint32_t devid, int code, con
         error_path(x, domid, devid, path);
         snprintf(value, sizeof(value), "%d %s", code, text);
         return x->ops->write(x->userdata, path, value);
+}
+
+int xs_view_read_domain_name(XsView *x, uint32_t domid, char *buf, size_t size) {
+        char path[XS_PATH_MAX];
+        _cleanup_free_ char *s = NULL;
+
+        snprintf(path, sizeof(path), "/local/domain/%" PRIu32 "/name", domid);
+        s = x->ops->read(x->userdata, path);
+        if (!s)
+                return -ENOENT;
+        if (!ctl_guest_name_valid(s) || strlen(s) >= size)
+                return -EINVAL;
+        memcpy(buf, s, strlen(s) + 1);
+        return 0;
 }
 
 char *xs_view_read_error(XsView *x, uint32_t domid, uint32_t devid) {

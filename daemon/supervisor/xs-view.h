@@ -91,6 +91,11 @@ int xs_view_write_error(XsView *x, uint32_t domid, uint32_t devid, int code, con
 /* That node's value (malloc'ed), or NULL. */
 char *xs_view_read_error(XsView *x, uint32_t domid, uint32_t devid);
 
+/* The domain's name (the toolstack's /local/domain/<domid>/name) into
+ * buf[CTL_NAME_MAX] if it is one ctl_guest_name_valid() accepts; else
+ * -ENOENT (no name) or -EINVAL (not one we show). */
+int xs_view_read_domain_name(XsView *x, uint32_t domid, char *buf, size_t size);
+
 /* ---- libxenstore (xs-view-xenstore.c) ---- */
 
 typedef struct XsConnection XsConnection;

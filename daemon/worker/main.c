@@ -253,6 +253,33 @@ static int worker_offline_command(Worker *w, const IpcTpm *cmd) {
         return ipc_send(w->ipc_fd, &resp);
 }
 
+/* A COMMAND while serving a guest (vtpmd-ctl pcrread): only TPM2_PCR_Read, which changes nothing the
+ * guest could notice, and only between two of the guest's commands; while one is in flight the
+ * answer is TPM_RC_RETRY and the supervisor asks again. Not counted in the guest's figures. */
+static int worker_online_command(Worker *w, const IpcTpm *cmd) {
+        IpcMsg resp = { .type = IPC_RESPONSE };
+        uint8_t err[TPM_HEADER_SIZE];
+        const uint8_t *out = err;
+        IpcStats scratch = {};
+        TpmHeader h;
+        size_t n = TPM_HEADER_SIZE;
+        int r;
+
+        if ((TpmFamily) w->start.family != TPM_FAMILY_2_0 || tpm_header_parse(cmd->data, cmd->len, &h) < 0 ||
+            h.code != TPM2_CC_PCR_READ)
+                tpm_error_response((TpmFamily) w->start.family, tpm_rc_failure((TpmFamily) w->start.family), err);
+        else if (page_server_busy(setup_server(w->setup)))
+                tpm_error_response(TPM_FAMILY_2_0, TPM2_RC_RETRY, err);
+        else {
+                r = tpm_thread_run(setup_tpm(w->setup), cmd->data, cmd->len, 0, &out, &n);
+                n = page_server_answer(TPM_FAMILY_2_0, &w->rl_bad_response, &scratch, r, &out, n,
+                                       sizeof(resp.tpm.data), err);
+        }
+        memcpy(resp.tpm.data, out, n);
+        resp.tpm.len = (uint32_t) n;
+        return ipc_send(w->ipc_fd, &resp);
+}
+
 /* One message from the supervisor. Returns true when the worker should exit. */
 static bool worker_on_ipc(Worker *w) {
         bool offline = worker_offline(w);
@@ -273,9 +300,7 @@ static bool worker_on_ipc(Worker *w) {
         }
         switch (m.type) {
         case IPC_COMMAND:
-                if (!offline)
-                        break;
-                r = worker_offline_command(w, &m.tpm);
+                r = offline ? worker_offline_command(w, &m.tpm) : worker_online_command(w, &m.tpm);
                 if (r < 0) {
                         log_msg(LOG_INFO, "sending RESPONSE failed: %s", strerror(-r));
                         worker_stop(w, IPC_STOP_RESET, "supervisor gone", false);

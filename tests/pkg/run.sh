@@ -91,7 +91,8 @@ check "lintian: no error and no warning on the .deb, the -dbgsym and the .change
 contents=$(dpkg-deb -c "$DEB" | awk '{print $NF}')
 for f in ./usr/sbin/vtpmd ./usr/sbin/vtpmd-ctl ./usr/libexec/vtpmd/vtpmd-worker ./lib/systemd/system/vtpmd.service \
 	./usr/lib/tmpfiles.d/vtpmd.conf ./etc/vtpmd/vtpmd.conf ./usr/share/man/man8/vtpmd.8.gz \
-	./usr/share/man/man8/vtpmd-ctl.8.gz ./usr/share/man/man5/vtpmd.conf.5.gz ./usr/share/doc/vtpmd/copyright; do
+	./usr/share/man/man8/vtpmd-ctl.8.gz ./usr/share/man/man5/vtpmd.conf.5.gz ./usr/share/doc/vtpmd/copyright \
+	./usr/share/bash-completion/completions/vtpmd-ctl; do
 	check "the package ships $f" grep -qxF "$f" <<<"$contents"
 done
 check "the package ships nothing under /var/lib/vtpmd (dpkg never owns vTPM state)" \

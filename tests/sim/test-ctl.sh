@@ -92,8 +92,8 @@ check "status (human)" bash -c "'$CTL' status | grep -q '^Host TPM *reachable'"
 check "status --json" bash -c "'$CTL' --json status | python3 -c \"import json,sys; d=json.load(sys.stdin); \
 assert d['version'] and d['host_tpm']=='reachable' and d['key_source']=='tpm' and d['vtpms']==1 and \
 d['connected']==1 and d['failed']==0 and 'ok' not in d\""
-check "list (human) shows guest1's vTPM connected" \
-	bash -c "'$CTL' list | grep -qE '^$G1 +2\\.0 +1 +0 +connected'"
+check "list (human) shows guest1's vTPM connected, with its name" \
+	bash -c "'$CTL' list | grep -qE '^$G1 +2\\.0 +1 +guest1 +0 +connected'"
 tpm2_getrandom -T "$(tcti_of "$A" guest1)" 8 >/dev/null
 served() { [ "$("$CTL" list --json | pyjson "print([x for x in d if x['uuid']=='$G1'][0]['commands'])")" -gt 0 ]; }
 check "list --json reports the commands served (workers report on request)" wait_for 10 served

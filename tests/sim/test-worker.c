@@ -670,7 +670,6 @@ TEST(bad_start_fails_at_its_stage_and_exits_1) {
 #define TPM2_CC_NV_WRITE 0x137u
 #define TPM2_CC_NV_READ 0x14eu
 #define TPM2_CC_PCR_EXTEND 0x182u
-#define TPM2_CC_PCR_READ 0x17eu
 #define TPM2_CC_GET_CAPABILITY 0x17au
 #define TPM2_RH_OWNER 0x40000001u
 #define TPM2_CAP_TPM_PROPERTIES 6u

@@ -431,6 +431,7 @@ TEST(the_shipped_example_documents_the_defaults) {
         static const char *keys[] = {
                 "StateDirectory", "KeySource", "HostTPM", "PCRPolicy", "NVIndex", "CounterInterval", "AutoCreate",
                 "DefaultTPM", "ControlSocket", "ControlGroup", "LogLevel", "InitWaitMS", "WorkerSpawn",
+                "EkCaCertificate", "EkCaKey",
         };
         VtpmdConfig c, def;
         char *err = NULL, line[512], *uncommented = NULL;
@@ -488,4 +489,26 @@ TEST(zz_cleanup) {
                 (void) unlink(path);
         }
         ASSERT_OK(rmdir(dir()));
+}
+
+TEST(ek_ca_files_go_together) {
+        VtpmdConfig c;
+        char *err = NULL;
+
+        config_init(&c);
+        ASSERT_EQ(run(&c, &err, "--no-config", "--ek-ca-cert", "/etc/ca.pem", "--ek-ca-key", "/etc/ca.key", NULL), 0);
+        ASSERT_STREQ(c.ek_ca_cert, "/etc/ca.pem");
+        ASSERT_STREQ(c.ek_ca_key, "/etc/ca.key");
+        config_done(&c);
+        config_init(&c);
+        ASSERT_ERR(run(&c, &err, "--no-config", "--ek-ca-cert", "/etc/ca.pem", NULL), -EINVAL);
+        ASSERT_TRUE(strstr(err, "go together") != NULL);
+        free(err);
+        err = NULL;
+        config_done(&c);
+        config_init(&c);
+        ASSERT_ERR(run(&c, &err, "--no-config", "--ek-ca-cert", "ca.pem", "--ek-ca-key", "/etc/ca.key", NULL), -EINVAL);
+        ASSERT_TRUE(strstr(err, "absolute path") != NULL);
+        free(err);
+        config_done(&c);
 }

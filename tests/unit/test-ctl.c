@@ -31,6 +31,9 @@ TEST(request_rejects_bad_members) {
         static const char *const bad[] = {
                 "{\"op\":\"list\",\"uuid\":\"" U "\"}",                /* a member list does not take */
                 "{\"op\":\"show\"}",                                   /* missing uuid */
+                "{\"op\":\"ek-cert\"}",
+                "{\"op\":\"restart\"}",
+                "{\"op\":\"restart\",\"uuid\":\"" U "\",\"force\":true}",
                 "{\"op\":\"show\",\"uuid\":\"" U "x\"}",               /* malformed uuid */
                 "{\"op\":\"show\",\"uuid\":5}",                        /* wrong type */
                 "{\"op\":\"destroy\",\"uuid\":\"" U "\",\"force\":1}", /* not a boolean */
@@ -271,4 +274,95 @@ TEST(export_payload) {
         free(b);
         in.rec_len[CTL_EXPORT_REC_EK_HASHES] = CTL_EXPORT_MAX_RECORD + 1;
         ASSERT_ERR(ctl_export_payload_encode(&in, &b, &n), -E2BIG);
+}
+
+TEST(guest_name_valid) {
+        char long_name[CTL_NAME_MAX + 1];
+
+        ASSERT_TRUE(ctl_guest_name_valid("guest1"));
+        ASSERT_TRUE(ctl_guest_name_valid("web-01.example_b"));
+        ASSERT_FALSE(ctl_guest_name_valid(NULL));
+        ASSERT_FALSE(ctl_guest_name_valid(""));
+        ASSERT_FALSE(ctl_guest_name_valid("two words"));
+        ASSERT_FALSE(ctl_guest_name_valid("esc\x1b[2J"));
+        ASSERT_FALSE(ctl_guest_name_valid("caf\xc3\xa9"));
+        ASSERT_FALSE(ctl_guest_name_valid("12345678-1234-4234-8234-123456789abc")); /* that is a UUID */
+        memset(long_name, 'a', CTL_NAME_MAX - 1);
+        long_name[CTL_NAME_MAX - 1] = '\0';
+        ASSERT_TRUE(ctl_guest_name_valid(long_name));
+        long_name[CTL_NAME_MAX - 1] = 'a';
+        long_name[CTL_NAME_MAX] = '\0';
+        ASSERT_FALSE(ctl_guest_name_valid(long_name));
+}
+
+TEST(request_ek_cert_restart) {
+        CtlRequest q;
+        char *buf = NULL;
+        size_t n = 0;
+
+        ASSERT_OK(parse("{\"op\":\"ek-cert\",\"uuid\":\"" U "\"}", &q));
+        ASSERT_EQ(q.op, CTL_OP_EK_CERT);
+        ASSERT_TRUE(q.has_uuid);
+        ASSERT_OK(parse("{\"op\":\"restart\",\"uuid\":\"" U "\"}", &q));
+        ASSERT_EQ(q.op, CTL_OP_RESTART);
+        ASSERT_OK(ctl_request_encode(&q, &buf, &n));
+        ASSERT_OK(ctl_request_parse((const uint8_t *) buf, n, &q));
+        ASSERT_EQ(q.op, CTL_OP_RESTART);
+        free(buf);
+        q = (CtlRequest){ .op = CTL_OP_EK_CERT };
+        ASSERT_ERR(ctl_request_encode(&q, &buf, &n), -EINVAL);
+}
+
+TEST(pcr_selection) {
+        unsigned bank = 0;
+        uint32_t pcrs = 0;
+        CtlRequest q;
+
+        ASSERT_OK(ctl_parse_pcr_selection("sha256", &bank, &pcrs));
+        ASSERT_EQ(bank, CTL_BANK_SHA256);
+        ASSERT_EQ(pcrs, 0xffffffu);
+        ASSERT_OK(ctl_parse_pcr_selection("sha1:all", &bank, &pcrs));
+        ASSERT_EQ(bank, CTL_BANK_SHA1);
+        ASSERT_EQ(pcrs, 0xffffffu);
+        ASSERT_OK(ctl_parse_pcr_selection("sha512:0,1,16", &bank, &pcrs));
+        ASSERT_EQ(bank, CTL_BANK_SHA512);
+        ASSERT_EQ(pcrs, (1u << 0) | (1u << 1) | (1u << 16));
+        ASSERT_OK(ctl_parse_pcr_selection("sha384:23", &bank, &pcrs));
+        ASSERT_EQ(pcrs, 1u << 23);
+        static const char *const bad[] = { "", "sha256:", "sha256:24", "sha256:1,,2", "sha256:1,1", "md5:0",
+                                           "sha256:0,", "sha256:-1", "sha256:0001", ":0", "sha256,sha1" };
+        for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+                if (ctl_parse_pcr_selection(bad[i], &bank, &pcrs) != -EINVAL)
+                        TEST_FAIL_("accepted: %s", bad[i]);
+        ASSERT_STREQ(ctl_bank_to_string(CTL_BANK_SHA384), "sha384");
+        ASSERT_TRUE(ctl_bank_to_string(CTL_BANK_SHA1 | CTL_BANK_SHA256) == NULL);
+
+        ASSERT_OK(parse("{\"op\":\"pcrread\",\"uuid\":\"" U "\",\"bank\":\"sha1\",\"pcrs\":[0,16,23]}", &q));
+        ASSERT_EQ(q.bank, CTL_BANK_SHA1);
+        ASSERT_EQ(q.pcrs, (1u << 0) | (1u << 16) | (1u << 23));
+        ASSERT_OK(parse("{\"op\":\"pcrread\",\"uuid\":\"" U "\"}", &q));
+        ASSERT_EQ(q.bank, 0u);
+        ASSERT_EQ(q.pcrs, 0u);
+        static const char *const bad_req[] = {
+                "{\"op\":\"pcrread\",\"uuid\":\"" U "\",\"bank\":\"sha1,sha256\"}",
+                "{\"op\":\"pcrread\",\"uuid\":\"" U "\",\"pcrs\":[24]}",
+                "{\"op\":\"pcrread\",\"uuid\":\"" U "\",\"pcrs\":[1,1]}",
+                "{\"op\":\"pcrread\",\"uuid\":\"" U "\",\"pcrs\":[]}",
+                "{\"op\":\"pcrread\",\"uuid\":\"" U "\",\"pcrs\":[\"1\"]}",
+                "{\"op\":\"show\",\"uuid\":\"" U "\",\"bank\":\"sha1\"}",
+        };
+        for (size_t i = 0; i < sizeof(bad_req) / sizeof(bad_req[0]); i++)
+                if (parse(bad_req[i], &q) != -EBADMSG)
+                        TEST_FAIL_("accepted: %s", bad_req[i]);
+}
+
+TEST(request_backup_is_an_export) {
+        CtlRequest q;
+
+        ASSERT_OK(parse("{\"op\":\"backup\",\"uuid\":\"" U "\",\"key\":\"" KEY64 "\",\"kdf\":{\"alg\":\"none\"}}", &q));
+        ASSERT_EQ(q.op, CTL_OP_BACKUP);
+        ASSERT_TRUE(q.has_key);
+        ASSERT_TRUE(ctl_op_takes_fd(CTL_OP_BACKUP));
+        ASSERT_ERR(parse("{\"op\":\"backup\",\"uuid\":\"" U "\"}", &q), -EBADMSG);
+        ctl_request_done(&q);
 }

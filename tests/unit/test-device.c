@@ -722,3 +722,33 @@ TEST(stats_for_vtpmd_ctl) {
         ASSERT_EQ(devices_count_attached(devices), 1);
         teardown();
 }
+
+/* vtpmd-ctl list and show: the domain's name, read when the device is first seen, never a hostile one. */
+TEST(domain_name_for_vtpmd_ctl) {
+        Device *dev;
+        bool attached;
+
+        setup();
+        set("/local/domain/3/name", "web-01");
+        CONNECT();
+        dev = devices_find_vtpm(devices, UUID, &attached);
+        ASSERT_TRUE(dev && attached);
+        ASSERT_STREQ(device_name(dev), "web-01");
+        /* Read once: a later change (xl rename) is not looked at per list. */
+        set("/local/domain/3/name", "renamed");
+        ASSERT_STREQ(device_name(dev), "web-01");
+        teardown();
+
+        setup();
+        set("/local/domain/3/name", "evil\x1b[2Jname");
+        CONNECT();
+        dev = devices_find_vtpm(devices, UUID, &attached);
+        ASSERT_TRUE(dev && device_name(dev) == NULL);
+        teardown();
+
+        setup();
+        CONNECT(); /* no name node */
+        dev = devices_find_vtpm(devices, UUID, &attached);
+        ASSERT_TRUE(dev && device_name(dev) == NULL);
+        teardown();
+}

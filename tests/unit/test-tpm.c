@@ -183,3 +183,52 @@ TEST(quick_commands) {
                 ASSERT_TRUE(tpm_command_is_quick(TPM_FAMILY_2_0, cmd, sizeof(cmd)));
         }
 }
+
+TEST(pcr_read_build_and_parse) {
+        uint8_t cmd[32], resp[128], d[TPM2_PCR_COUNT][TPM2_MAX_DIGEST];
+        uint32_t got = 0, rc = 0;
+        size_t off;
+        int n;
+
+        n = tpm2_build_pcr_read(TPM2_ALG_SHA256, (1u << 0) | (1u << 16), cmd, sizeof(cmd));
+        ASSERT_EQ(n, 20);
+        ASSERT_EQ(tpm_be32(cmd + 2), 20u);
+        ASSERT_EQ(tpm_be32(cmd + 6), TPM2_CC_PCR_READ);
+        ASSERT_EQ(cmd[16], 3);
+        ASSERT_EQ(cmd[17], 0x01);
+        ASSERT_EQ(cmd[18], 0x00);
+        ASSERT_EQ(cmd[19], 0x01);
+        ASSERT_ERR(tpm2_build_pcr_read(0x0012, 1, cmd, sizeof(cmd)), -EINVAL);
+        ASSERT_ERR(tpm2_build_pcr_read(TPM2_ALG_SHA256, 1u << 24, cmd, sizeof(cmd)), -EINVAL);
+
+        /* A response with PCR 16 only (sha1, 20 bytes). */
+        memset(resp, 0, sizeof(resp));
+        tpm_put_be16(resp, TPM2_ST_NO_SESSIONS);
+        tpm_put_be32(resp + 6, 0);
+        off = 10;
+        tpm_put_be32(resp + off, 7); /* update counter */
+        tpm_put_be32(resp + off + 4, 1);
+        tpm_put_be16(resp + off + 8, TPM2_ALG_SHA1);
+        resp[off + 10] = 3;
+        resp[off + 13] = 0x01; /* PCR 16 */
+        tpm_put_be32(resp + off + 14, 1);
+        tpm_put_be16(resp + off + 18, 20);
+        memset(resp + off + 20, 0xab, 20);
+        off += 40;
+        tpm_put_be32(resp + 2, (uint32_t) off);
+        ASSERT_OK(tpm2_parse_pcr_read(resp, off, TPM2_ALG_SHA1, 1u << 16, &got, d, &rc));
+        ASSERT_EQ(got, 1u << 16);
+        ASSERT_EQ(d[16][19], 0xab);
+        /* Not asked for, another bank, a trailing byte, a short digest. */
+        ASSERT_ERR(tpm2_parse_pcr_read(resp, off, TPM2_ALG_SHA1, 1u << 15, &got, d, &rc), -EBADMSG);
+        ASSERT_ERR(tpm2_parse_pcr_read(resp, off, TPM2_ALG_SHA256, 1u << 16, &got, d, &rc), -EBADMSG);
+        tpm_put_be32(resp + 2, (uint32_t) off + 1);
+        ASSERT_ERR(tpm2_parse_pcr_read(resp, off + 1, TPM2_ALG_SHA1, 1u << 16, &got, d, &rc), -EBADMSG);
+        tpm_put_be32(resp + 2, (uint32_t) off);
+        tpm_put_be16(resp + 28, 19);
+        ASSERT_ERR(tpm2_parse_pcr_read(resp, off, TPM2_ALG_SHA1, 1u << 16, &got, d, &rc), -EBADMSG);
+        /* A TPM error. */
+        tpm_error_response(TPM_FAMILY_2_0, TPM2_RC_RETRY, resp);
+        ASSERT_ERR(tpm2_parse_pcr_read(resp, 10, TPM2_ALG_SHA1, 1, &got, d, &rc), -EPROTO);
+        ASSERT_EQ(rc, TPM2_RC_RETRY);
+}
