@@ -40,6 +40,7 @@ struct StateDir {
         bool lock_synced; /* the lock's file system may acknowledge a write it has not done */
         mode_t file_mode; /* of the files we create, from take_lock() */
         bool fixed;       /* statedir_fix_files(): writes create no file */
+        bool consume;     /* ... and, without RENAME_EXCHANGE, each write takes a spare */
         char uuid[37];
         uint8_t uuid_bin[STATEFILE_UUID_SIZE];
 };
@@ -256,7 +257,7 @@ static void truncate_file(int dir_fd, const char *name) {
 /* A regular file under tmp, made of a spare if there is none: -EDQUOT when
  * no spare is left. Whatever else is under the name (the worker cannot make
  * one, the supervisor never does) is removed first. */
-static int tmp_from_spare(int dir_fd, const char *tmp) {
+static int tmp_from_spare(int dir_fd, const char *tmp, bool consume) {
         struct stat st;
         if (fstatat(dir_fd, tmp, &st, AT_SYMLINK_NOFOLLOW) == 0) {
                 if (S_ISREG(st.st_mode))
@@ -268,7 +269,10 @@ static int tmp_from_spare(int dir_fd, const char *tmp) {
         for (unsigned i = 0; i < STATEDIR_SPARES; i++) {
                 char spare[sizeof(SPARE_PREFIX) + 4];
                 spare_name(i, spare);
-                if (renameat2(dir_fd, spare, dir_fd, tmp, RENAME_NOREPLACE) == 0)
+                /* Without renameat2's flags (a FUSE file system), a plain rename: tmp is
+                 * absent (checked above) and only this process makes tmp names. */
+                if ((consume ? renameat(dir_fd, spare, dir_fd, tmp) : renameat2(dir_fd, spare, dir_fd, tmp,
+                                                                                  RENAME_NOREPLACE)) == 0)
                         return 0;
                 if (errno != ENOENT)
                         return negative_errno();
@@ -282,7 +286,8 @@ static int tmp_from_spare(int dir_fd, const char *tmp) {
  * yet), and the directory fsynced: as durable and atomic as a rename. The
  * old contents, now under name.tmp, are truncated away; the inode stays for
  * the next write. A failure leaves name untouched and name.tmp in place. */
-static int write_file_fixed(int dir_fd, mode_t mode, const char *name, const uint8_t *data, size_t len) {
+static int write_file_fixed(int dir_fd, mode_t mode, bool consume, const char *name, const uint8_t *data,
+                            size_t len) {
         _cleanup_free_ char *tmp = NULL;
         _cleanup_close_ int fd = -1;
         struct stat st;
@@ -292,7 +297,7 @@ static int write_file_fixed(int dir_fd, mode_t mode, const char *name, const uin
         r = tmp_name(name, &tmp);
         if (r < 0)
                 return r;
-        r = tmp_from_spare(dir_fd, tmp);
+        r = tmp_from_spare(dir_fd, tmp, consume);
         if (r < 0)
                 return r;
         fd = openat(dir_fd, tmp, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
@@ -307,7 +312,14 @@ static int write_file_fixed(int dir_fd, mode_t mode, const char *name, const uin
         r = write_sync_close(&fd, data, len);
         if (r < 0)
                 goto fail;
-        if (renameat2(dir_fd, tmp, dir_fd, name, RENAME_EXCHANGE) < 0) {
+        if (consume) {
+                /* No exchange here: tmp replaces name, whose inode goes; vtpmd makes a new spare. */
+                if (renameat(dir_fd, tmp, dir_fd, name) < 0) {
+                        r = negative_errno();
+                        goto fail;
+                }
+                exchanged = false;
+        } else if (renameat2(dir_fd, tmp, dir_fd, name, RENAME_EXCHANGE) < 0) {
                 if (errno != ENOENT) {
                         r = negative_errno();
                         goto fail;
@@ -333,10 +345,24 @@ fail:
 
 /* Removes name from a directory with fixed files: it becomes a free spare
  * (truncated), or is unlinked when every spare name is taken. 1 if it was there. */
-static int remove_fixed(int dir_fd, const char *name) {
+static int remove_fixed(int dir_fd, bool consume, const char *name) {
         for (unsigned i = 0; i < STATEDIR_SPARES; i++) {
                 char spare[sizeof(SPARE_PREFIX) + 4];
                 spare_name(i, spare);
+                if (consume) {
+                        /* No RENAME_NOREPLACE: a free spare name, then a plain rename. */
+                        if (faccessat(dir_fd, spare, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+                                continue;
+                        if (errno != ENOENT)
+                                return negative_errno();
+                        if (renameat(dir_fd, name, dir_fd, spare) == 0) {
+                                truncate_file(dir_fd, spare);
+                                return 1;
+                        }
+                        if (errno == ENOENT)
+                                return 0;
+                        return negative_errno();
+                }
                 if (renameat2(dir_fd, name, dir_fd, spare, RENAME_NOREPLACE) == 0) {
                         truncate_file(dir_fd, spare);
                         return 1;
@@ -402,7 +428,7 @@ static int fsync_unlink(int dir_fd, const char *name) {
 
 /* ---- blobs ---- */
 
-static int blob_write(int dir_fd, mode_t mode, bool fixed, const char *name, StateKind kind,
+static int blob_write(int dir_fd, mode_t mode, bool fixed, bool consume, const char *name, StateKind kind,
                       const uint8_t uuid[STATEFILE_UUID_SIZE], const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq,
                       const void *data, size_t len) {
         _cleanup_free_ uint8_t *blob = NULL;
@@ -437,7 +463,7 @@ static int blob_write(int dir_fd, mode_t mode, bool fixed, const char *name, Sta
         if (r < 0)
                 return r;
         if (fixed)
-                return write_file_fixed(dir_fd, mode, name, blob, STATEFILE_OVERHEAD + len);
+                return write_file_fixed(dir_fd, mode, consume, name, blob, STATEFILE_OVERHEAD + len);
         return write_file_atomic(dir_fd, mode, name, blob, STATEFILE_OVERHEAD + len);
 }
 
@@ -701,7 +727,8 @@ int stateroot_write(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_S
                     const void *data, size_t len) {
         if (kind != STATE_KIND_MANIFEST && kind != STATE_KIND_CA_KEY)
                 return -EINVAL;
-        return blob_write(r->fd, r->file_mode, false, state_kind_filename(kind), kind, zero_uuid, key, seq, data, len);
+        return blob_write(r->fd, r->file_mode, false, false, state_kind_filename(kind), kind, zero_uuid, key, seq,
+                          data, len);
 }
 
 int stateroot_read(StateRoot *r, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZE], uint8_t **ret, size_t *ret_len,
@@ -755,7 +782,7 @@ int stateroot_write_named(StateRoot *r, const char *name, StateKind kind, const 
                           const uint8_t key[CRYPTO_KEY_SIZE], uint64_t seq, const void *data, size_t len) {
         if (!raw_name_ok(name) || !named_kind_ok(kind))
                 return -EINVAL;
-        return blob_write(r->fd, r->file_mode, false, name, kind, uuid, key, seq, data, len);
+        return blob_write(r->fd, r->file_mode, false, false, name, kind, uuid, key, seq, data, len);
 }
 
 int stateroot_read_named(StateRoot *r, const char *name, StateKind kind, const uint8_t uuid[STATEFILE_UUID_SIZE],
@@ -953,7 +980,7 @@ int statedir_write(StateDir *d, StateKind kind, const uint8_t key[CRYPTO_KEY_SIZ
         r = owner_check(d);
         if (r < 0)
                 return r;
-        return blob_write(d->fd, d->file_mode, d->fixed, state_kind_filename(kind), kind, d->uuid_bin, key, seq, data,
+        return blob_write(d->fd, d->file_mode, d->fixed, d->consume, state_kind_filename(kind), kind, d->uuid_bin, key, seq, data,
                           len);
 }
 
@@ -981,7 +1008,7 @@ int statedir_remove(StateDir *d, StateKind kind) {
                 return r;
         if (d->fixed) {
                 /* The tmp file stays for the next write; the file becomes a spare. */
-                r = remove_fixed(d->fd, state_kind_filename(kind));
+                r = remove_fixed(d->fd, d->consume, state_kind_filename(kind));
                 if (r > 0 && fsync(d->fd) < 0)
                         return negative_errno();
                 return r < 0 ? r : 0;
@@ -1325,6 +1352,55 @@ static int fix_file(int dir_fd, const char *name, void *userdata) {
         return 0;
 }
 
+static int count_file(int dir_fd, const char *name, void *userdata) {
+        unsigned *n = userdata;
+        struct stat st;
+
+        if (fstatat(dir_fd, name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+                return errno == ENOENT ? 0 : negative_errno();
+        if (S_ISREG(st.st_mode))
+                (*n)++;
+        return 0;
+}
+
+int statedir_top_up_spares(StateDir *sd, uid_t uid, gid_t gid) {
+        char spare[sizeof(SPARE_PREFIX) + 4];
+        unsigned n = 0, made = 0;
+        bool missing = false;
+        int r;
+
+        for (unsigned i = 0; i < STATEDIR_SPARES && !missing; i++) {
+                spare_name(i, spare);
+                if (faccessat(sd->fd, spare, F_OK, AT_SYMLINK_NOFOLLOW) < 0) {
+                        if (errno != ENOENT)
+                                return negative_errno();
+                        missing = true;
+                }
+        }
+        if (!missing)
+                return 0; /* the common case, and all there is to it with RENAME_EXCHANGE */
+        r = each_entry(sd->fd, count_file, &n);
+        if (r < 0)
+                return r;
+        for (unsigned i = 0; i < STATEDIR_SPARES && n < STATEDIR_FILES_MAX; i++) {
+                _cleanup_close_ int fd = -1;
+                spare_name(i, spare);
+                fd = openat(sd->fd, spare, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0660);
+                if (fd < 0) {
+                        if (errno == EEXIST)
+                                continue;
+                        return negative_errno();
+                }
+                if (fchown(fd, uid, gid) < 0 || fchmod(fd, 0660) < 0)
+                        return negative_errno();
+                n++;
+                made++;
+        }
+        if (made && fsync(sd->fd) < 0)
+                return negative_errno();
+        return (int) made;
+}
+
 int statedir_fix_files(StateDir *sd) {
         if (!writable(sd))
                 return -EROFS;
@@ -1353,6 +1429,9 @@ int statedir_fix_files(StateDir *sd) {
         r = can_exchange(sd);
         if (r < 0)
                 return r;
-        sd->fixed = r > 0;
-        return r;
+        /* Without the exchange each write takes a spare, and vtpmd makes new ones
+         * (statedir_top_up_spares): the worker still creates nothing. */
+        sd->fixed = true;
+        sd->consume = r == 0;
+        return r > 0 ? 1 : 2;
 }

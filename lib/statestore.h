@@ -109,11 +109,19 @@ int statedir_lend(StateDir *d, uid_t uid, gid_t gid);
  * STATEDIR_FILES_MAX regular files, whatever their names). A write renames a
  * spare to name.tmp when that is missing (-EDQUOT when none is left),
  * writes it and exchanges it with name (renameat2 RENAME_EXCHANGE); a removal
- * turns the file back into a spare. Returns 1 when d's files are fixed, 0
- * when the file system cannot exchange names (d is unchanged then: writes
- * create tmp files as before). Call before statedir_lend, which gives the
- * spares to the worker's uid too. */
+ * turns the file back into a spare. Returns 1; or 2 where the file system
+ * cannot exchange names (GlusterFS' FUSE client): there a write renames its
+ * tmp file over name, so each write takes a spare, which vtpmd makes again
+ * (statedir_top_up_spares), and a removal renames the file to a free spare
+ * name. Either way no write or removal creates a file. Call before
+ * statedir_lend, which gives the spares to the worker's uid too. */
 int statedir_fix_files(StateDir *d);
+/* Supervisor side, beside the worker (a directory opened without the lock):
+ * makes the missing spares again, owned by uid:gid, mode 0660, while the
+ * directory holds fewer than STATEDIR_FILES_MAX regular files. Needed where
+ * statedir_fix_files() returned 2: there each write takes a spare. Returns
+ * the number made. */
+int statedir_top_up_spares(StateDir *d, uid_t uid, gid_t gid);
 StateDir *statedir_close(StateDir *d);
 DEFINE_TRIVIAL_CLEANUP_FUNC(StateDir *, statedir_close)
 int statedir_fd(const StateDir *d);

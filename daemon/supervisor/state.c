@@ -402,6 +402,16 @@ int vtpm_state_storage_probe(VtpmState *s, const char *uuid) {
         return r == -ENOENT ? 0 : r;
 }
 
+int vtpm_state_top_up_spares(VtpmState *s, const char *uuid, uint32_t uid, uint32_t gid) {
+        _cleanup_(statedir_closep) StateDir *d = NULL;
+        int r;
+
+        r = statedir_open_shared(s->vroot, uuid, &d);
+        if (r < 0)
+                return r;
+        return statedir_top_up_spares(d, uid, gid);
+}
+
 int vtpm_state_pool_init(VtpmState *s) {
         int r;
 

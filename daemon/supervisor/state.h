@@ -69,6 +69,9 @@ Pool *vtpm_state_pool(VtpmState *s, const char **ret_fp, bool *ret_member);
 /* Whether the storage of a vTPM's directory answers (opened afresh, its permanent
  * state's header read): 0, or the error a new worker would meet. */
 int vtpm_state_storage_probe(VtpmState *s, const char *uuid);
+/* After a worker's state write: the spares of its directory made again
+ * (statedir_top_up_spares), for the worker's uid:gid. */
+int vtpm_state_top_up_spares(VtpmState *s, const char *uuid, uint32_t uid, uint32_t gid);
 /* pool init: the first member (-EEXIST: a member already, or the pool exists). */
 int vtpm_state_pool_init(VtpmState *s);
 /* pool join: this host asks (its point in requests/); -EEXIST if it is a member. */

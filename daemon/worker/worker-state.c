@@ -178,9 +178,9 @@ int worker_state_load(WorkerState *s, uint8_t data_key[IPC_DATA_KEY_SIZE]) {
                 return r;
         }
         s->files_fixed = r > 0;
-        if (!s->files_fixed)
-                log_msg(LOG_NOTICE, "the file system of state directory %s cannot exchange names (RENAME_EXCHANGE): "
-                        "this worker may create files, so its disk use is not bounded", s->uuid);
+        if (r == 2)
+                log_msg(LOG_DEBUG, "the file system of state directory %s cannot exchange names (RENAME_EXCHANGE): "
+                        "each state write takes a spare file, which vtpmd makes again", s->uuid);
         /* Under the lock (a previous worker has let go), before the store
          * writes: the worker's files are its uid's and the workers' group's. */
         if (s->uid != 0) {

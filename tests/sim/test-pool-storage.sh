@@ -4,6 +4,10 @@
 # one simulated member host whose pool is a GlusterFS volume (pool-fs.sh),
 # a guest with a PCR extended and an NV counter.
 #
+#  - the disk budget holds on GlusterFS, which cannot exchange names: the
+#    worker is confined without the right to create files, 30 durable writes
+#    in a row answer (vtpmd makes the spare each one takes again), and the
+#    vTPM's directory stays within 16 files;
 #  - the storage goes away (the brick killed) while the guest runs: a command
 #    that needs no state write still answers; one that does (nvincrement)
 #    gets a TPM failure response at once, never a hang and never a success,
@@ -75,6 +79,17 @@ fails_fast() {
 	echo "# $what: exit $rc after $(($(now_ms) - t0)) ms"
 	[ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q '0x00000101\|(0x101)' "$SIMDIR/cmd.out"
 }
+
+# --- the disk budget on a file system that cannot exchange names (GlusterFS'
+# FUSE client refuses RENAME_EXCHANGE): the worker still creates no file; each
+# write takes a spare that vtpmd makes again.
+check "the worker is confined with no new files" grep -qE "domid=1 .*confined: .*no new files" "$A/vtpmd.log"
+many_writes() { local i; for i in $(seq 1 30); do tpm2_nvincrement -T "$T" -C o $NV || return 1; done; }
+check "30 durable NV writes in a row answer" many_writes
+files_in_budget() { local n; n=$(find "$P/vtpms/$U" -maxdepth 1 -type f | wc -l); echo "# $n files in the vTPM's directory"; [ "$n" -le 16 ]; }
+check "the vTPM's directory stays within its 16 files" files_in_budget
+check "and its spares are there again" test -e "$P/vtpms/$U/.spare-0"
+COUNT=$(counter)
 
 # --- the storage goes away under the guest, and comes back
 off=$(log_size)

@@ -1060,3 +1060,41 @@ TEST(fixed_files_make_no_spare_beyond_the_budget) {
         ASSERT_ERR(statedir_write(f.a, STATE_KIND_PERMANENT, key1, 1, "x", 1), -EDQUOT);
         ASSERT_EQ(regular_files_in(dir), n);
 }
+
+TEST(top_up_makes_the_spares_again_within_the_budget) {
+        _cleanup_fx_ Fx f;
+        _cleanup_free_ char *dir = NULL;
+
+        ASSERT_OK(fx_init(&f));
+        dir = path_join(f.root_path, UUID_A);
+        ASSERT_EQ(statedir_fix_files(f.a), 1);
+        unsigned n = regular_files_in(dir);
+        ASSERT_EQ(statedir_top_up_spares(f.a, getuid(), getgid()), 0); /* all there: nothing to do */
+
+        /* writes of new names take spares; the top-up makes them again */
+        ASSERT_OK(statedir_write(f.a, STATE_KIND_PERMANENT, key1, 1, "p", 1));
+        ASSERT_OK(statedir_write(f.a, STATE_KIND_VOLATILE, key1, 1, "v", 1));
+        ASSERT_EQ(regular_files_in(dir), n);
+        ASSERT_EQ(statedir_top_up_spares(f.a, getuid(), getgid()), 2);
+        ASSERT_EQ(regular_files_in(dir), n + 2);
+        for (unsigned i = 0; i < STATEDIR_SPARES; i++) {
+                char name[16];
+                snprintf(name, sizeof(name), ".spare-%u", i);
+                _cleanup_free_ char *p = fx_file(&f, name);
+                ASSERT_TRUE(exists_at(p));
+        }
+
+        /* a hoarding worker gets spares only up to the budget */
+        for (unsigned round = 0; round < 2 * STATEDIR_FILES_MAX; round++) {
+                for (unsigned i = 0; i < STATEDIR_SPARES; i++) {
+                        char from[16], to[32];
+                        snprintf(from, sizeof(from), ".spare-%u", i);
+                        snprintf(to, sizeof(to), "hoard-%u-%u", round, i);
+                        _cleanup_free_ char *a = fx_file(&f, from), *b = fx_file(&f, to);
+                        (void) rename(a, b);
+                }
+                ASSERT_TRUE(statedir_top_up_spares(f.a, getuid(), getgid()) >= 0);
+                ASSERT_TRUE(regular_files_in(dir) <= STATEDIR_FILES_MAX);
+        }
+        ASSERT_EQ(regular_files_in(dir), STATEDIR_FILES_MAX);
+}
