@@ -286,6 +286,11 @@ U12=$("$CTL" create --tpm 1.2)
 check "attach guest t12 to a TPM 1.2 vTPM" "$VTPM_SIM" attach --dir "$H" t12 --uuid "$U12"
 "$CTL" pcrread t12 >"$W/out" 2>"$W/err"
 check "pcrread of a TPM 1.2 says it reads TPM 2.0 banks only ($(cat "$W/err"))" grep -q "is a TPM 1.2: pcrread reads TPM 2.0" "$W/err"
+U12D=$("$CTL" create --tpm 1.2)
+"$CTL" pcrread "$U12D" >"$W/out" 2>"$W/err"
+rc=$?
+check "pcrread of a detached TPM 1.2 is refused the same way (exit $rc: $(cat "$W/err"))" \
+	bash -c "[ $rc -ne 0 ] && grep -q 'is a TPM 1.2: pcrread reads TPM 2.0' '$W/err' && [ ! -s '$W/out' ]"
 check "restart t12 (TPM 1.2) succeeds" "$CTL" restart t12
 # TPM_GetRandom(8) from the guest: answered with TPM_SUCCESS and 8 bytes.
 check "... and its guest's TPM 1.2 answers after it" \
