@@ -842,7 +842,9 @@ static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions
                 return r;
         }
         mf_log(m->peek ? LOG_DEBUG : LOG_INFO, m->uuid, "%s (helper pid %d)",
-               m->peek ? "reading its PCRs read-only" : clear_want ? "clearing the TPM, keeping its EKs" : "manufacturing",
+               m->peek      ? "reading its PCRs read-only"
+               : clear_want ? "clearing the TPM, keeping its EKs"
+                            : "manufacturing",
                (int) pid);
         return 0;
 }
