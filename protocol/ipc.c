@@ -154,11 +154,15 @@ static int decode_start(Reader *r, IpcStart *s) {
         /* An offline worker has no guest: nothing to map or bind, but a state
          * directory to manufacture into, and a fresh power-on. */
         if (s->flags & IPC_START_OFFLINE) {
-                if (!(s->flags & IPC_START_DURABLE) || (s->flags & IPC_START_RESTORE_VOLATILE))
+                if (!(s->flags & IPC_START_DURABLE))
+                        return -EBADMSG;
+                /* Only a read-only look may resume a saved state (and keeps it). */
+                if ((s->flags & IPC_START_RESTORE_VOLATILE) && !(s->flags & IPC_START_PEEK))
                         return -EBADMSG;
                 if (s->domid != 0 || s->devid != 0 || s->ring_ref != 0 || s->evtchn_port != 0)
                         return -EBADMSG;
-        }
+        } else if (s->flags & IPC_START_PEEK)
+                return -EBADMSG; /* serving a guest is never read-only */
         return 0;
 }
 

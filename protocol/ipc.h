@@ -47,6 +47,10 @@ typedef enum IpcStartFlags {
                                                * instead of a fresh power-on */
         IPC_START_OFFLINE = 1u << 4, /* no guest: the supervisor sends TPM commands itself (COMMAND/
                                       * RESPONSE, locality 0) to manufacture the vTPM; needs DURABLE */
+        IPC_START_PEEK = 1u << 5,    /* with OFFLINE: read-only (vtpmd-ctl pcrread of a detached vTPM).
+                                      * The state is read and checked as usual, then the TPM runs on a
+                                      * copy in memory: nothing in the state directory is written or
+                                      * removed, a saved volatile state (RESTORE_VOLATILE) is kept */
 } IpcStartFlags;
 
 typedef struct IpcStart {
@@ -144,8 +148,8 @@ typedef struct IpcMsg {
  * family a TpmFamily, flags only IpcStartFlags bits, RESTORE_VOLATILE only
  * with DURABLE, platform "xen" or "sim:/...", known stop mode and stage,
  * STATE kind PERMANENT (1) or VOLATILE (2). OFFLINE only with DURABLE, not
- * with RESTORE_VOLATILE, and with domid, devid, ring_ref and evtchn_port 0
- * (there is no guest; one encoding). uid and gid both 0 or both non-zero
+ * with RESTORE_VOLATILE unless PEEK, and with domid, devid, ring_ref and evtchn_port 0
+ * (there is no guest; one encoding). PEEK only with OFFLINE. uid and gid both 0 or both non-zero
  * and not (uid_t) -1. data_key, the seqs and memory_max are free-form. */
 #define IPC_START_PAYLOAD_SIZE (8u * 4u + IPC_UUID_LEN + IPC_PLATFORM_MAX + IPC_DATA_KEY_SIZE + 3u * 8u)
 #define IPC_STOP_PAYLOAD_SIZE 4u
@@ -156,7 +160,7 @@ typedef struct IpcMsg {
 #define IPC_DOMID_FIRST_RESERVED 0x7FF0u
 #define IPC_START_FLAGS_ALL \
         (IPC_START_TPM_STARTUP | IPC_START_TRACE | IPC_START_DURABLE | IPC_START_RESTORE_VOLATILE | \
-         IPC_START_OFFLINE)
+         IPC_START_OFFLINE | IPC_START_PEEK)
 /* IpcState.kind values: StateKind (protocol/statefile.h) PERMANENT and VOLATILE. */
 #define IPC_STATE_KIND_PERMANENT 1u
 #define IPC_STATE_KIND_VOLATILE 2u

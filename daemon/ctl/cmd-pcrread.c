@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* vtpmd-ctl pcrread UUID [BANK:PCRS]: an attached vTPM's PCRs, read between two of its guest's commands. */
+/* vtpmd-ctl pcrread UUID [BANK:PCRS]: an attached vTPM's PCRs, read between two of its guest's commands;
+ * a detached one's from a read-only copy of its state (those its guest resumes with, or of a TPM reset). */
 #include <json-c/json.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vtpmd-ctl.h"
 
@@ -17,6 +19,13 @@ static int second(CliCall *call, const char *arg) {
 static void print(const CliReply *reply) {
         json_object *pcrs;
 
+        json_object *state;
+
+        /* A detached vTPM that is not suspended has no values of its own yet. */
+        if (json_object_object_get_ex(reply->result, "state", &state) &&
+            strcmp(json_object_get_string(state), "reset") == 0)
+                printf("# %s is detached: the values of its next start (a TPM reset)\n",
+                       cli_str(reply->result, "uuid"));
         printf("  %s:\n", cli_str(reply->result, "bank"));
         if (!json_object_object_get_ex(reply->result, "pcrs", &pcrs))
                 return;
@@ -33,8 +42,8 @@ static void print(const CliReply *reply) {
 const Command cmd_pcrread = {
         .name = "pcrread",
         .usage = "UUID|GUEST [BANK:PCRS]",
-        .summary = "print the PCRs of an attached vTPM as tpm2_pcrread does (default sha256:all), without "
-                   "disturbing its guest",
+        .summary = "print the PCRs of a vTPM as tpm2_pcrread does (default sha256:all), without disturbing "
+                   "its guest or changing its state",
         .op = CTL_OP_PCRREAD,
         .n_positional = 1,
         .uuid_argument = true,

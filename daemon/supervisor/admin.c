@@ -773,6 +773,7 @@ static void pcrread_finish(AdminCall *c) {
         }
         json_object_object_add(o, "uuid", json_object_new_string(c->req.uuid));
         json_object_object_add(o, "bank", json_object_new_string(ctl_bank_to_string(bank)));
+        json_object_object_add(o, "state", json_object_new_string(c->pcr_state ?: "attached"));
         for (unsigned i = 0; i < CTL_PCR_COUNT; i++) {
                 char key[4], hex[2 * TPM2_MAX_DIGEST + 1];
                 if (!(c->pcr_done & (1u << i)))
@@ -878,9 +879,77 @@ static int pcrread_timeout_cb(sd_event_source *s, uint64_t usec, void *userdata)
         return 0;
 }
 
-/* pcrread: the PCRs of an attached vTPM, read by its worker between two of the guest's commands. A
- * detached vTPM has no PCR values of its own: its next start is a TPM reset (or resumes the saved
- * state of a suspended guest, which is only the worker's to read). */
+static void pcrread_peek_done(void *userdata, int error, uint32_t select,
+                              const uint8_t digests[TPM2_PCR_COUNT][TPM2_MAX_DIGEST]) {
+        AdminCall *c = userdata;
+        unsigned bank = c->req.bank ? c->req.bank : CTL_BANK_SHA256;
+
+        if (error == -ENOENT) {
+                finish_errorf(c, error, "vTPM %s has no %s PCR bank allocated", c->req.uuid,
+                              ctl_bank_to_string(bank));
+                return;
+        }
+        if (error == -EBUSY) {
+                finish_errorf(c, error, "vTPM %s was taken by a worker meanwhile (its guest started?); try again",
+                              c->req.uuid);
+                return;
+        }
+        if (error < 0) {
+                finish_errorf(c, error, "reading the PCRs of detached vTPM %s failed: %s (see vtpmd's log)",
+                              c->req.uuid, strerror(-error));
+                return;
+        }
+        c->pcr_done = select;
+        for (unsigned i = 0; i < CTL_PCR_COUNT; i++)
+                if (select & (1u << i))
+                        memcpy(c->pcr_digests[i], digests[i], sizeof(c->pcr_digests[i]));
+        pcrread_finish(c);
+}
+
+/* A detached vTPM: a read-only offline worker (manufacture_peek_pcrs) runs a copy of its state in
+ * memory. Suspended, those are the PCRs its guest resumes with (the saved state stays for the
+ * restore); otherwise its next start is a TPM reset, and those are the values after it. */
+static void pcrread_detached(AdminCall *c) {
+        const AdminContext *d = c->ctx;
+        unsigned bank = c->req.bank ? c->req.bank : CTL_BANK_SHA256;
+        uint8_t data_key[CRYPTO_KEY_SIZE];
+        const char *what = NULL;
+        bool suspended;
+        StateDir *dir;
+        StateMeta m;
+        int r;
+
+        /* Waits for a worker still saving after a detach (a guest's save is recorded then). */
+        dir = open_detached(c);
+        if (!dir)
+                return;
+        r = read_key_meta(d, dir, data_key, &m, NULL, &what);
+        crypto_wipe(data_key, sizeof(data_key));
+        statedir_close(dir);
+        if (r < 0) {
+                finish_errorf(c, r, "vTPM %s: state file %s/%s %s", c->req.uuid, c->req.uuid, what,
+                              statestore_strerror(r));
+                return;
+        }
+        if (m.family != TPM_FAMILY_2_0) {
+                finish_errorf(c, -EOPNOTSUPP, "vTPM %s is a TPM 1.2: pcrread reads TPM 2.0 PCR banks only",
+                              c->req.uuid);
+                return;
+        }
+        suspended = vtpm_state_suspended(d->state, c->req.uuid, NULL);
+        c->pcr_state = suspended ? "suspended" : "reset";
+        r = manufacture_peek_pcrs(d->manufacture, c->req.uuid, suspended, bank_alg(bank),
+                                  c->req.pcrs ? c->req.pcrs : (1u << CTL_PCR_COUNT) - 1, pcrread_peek_done, c);
+        if (r == -EBUSY)
+                finish_errorf(c, r, "vTPM %s is in use by a worker; try again when it has stopped", c->req.uuid);
+        else if (r < 0)
+                finish_errorf(c, r, "cannot read the PCRs of detached vTPM %s: %s (see vtpmd's log)", c->req.uuid,
+                              strerror(-r));
+        /* else pcrread_peek_done finishes */
+}
+
+/* pcrread: the PCRs of an attached vTPM, read by its worker between two of the guest's commands;
+ * those of a detached one from a read-only copy of its state (pcrread_detached). */
 static void op_pcrread(AdminCall *c) {
         const AdminContext *d = c->ctx;
         bool active;
@@ -890,13 +959,16 @@ static void op_pcrread(AdminCall *c) {
         if (!check_known(c))
                 return;
         dev = device_of(d, c->req.uuid, &active);
-        if (!dev || !active || !device_has_worker(dev)) {
-                finish_errorf(c, -ENOTCONN, "vTPM %s is not attached to a running guest: its PCRs are those of a TPM "
-                              "reset (zero, PCRs 17-22 all ones) until its guest starts it%s", c->req.uuid,
-                              vtpm_state_suspended(d->state, c->req.uuid, NULL)
-                                      ? ", and those of its suspended guest are read once it is restored" : "");
+        if (!dev || !active) {
+                pcrread_detached(c);
                 return;
         }
+        if (!device_has_worker(dev)) {
+                finish_errorf(c, -ENOTCONN, "vTPM %s: its worker is not serving (starting or restarting); try again",
+                              c->req.uuid);
+                return;
+        }
+        c->pcr_state = "attached";
         {
                 _cleanup_(statedir_closep) StateDir *dir = NULL;
                 uint8_t data_key[CRYPTO_KEY_SIZE];

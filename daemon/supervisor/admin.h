@@ -56,6 +56,7 @@ struct AdminCall {
         bool pcr_waiting; /* a TPM2_PCR_Read is with the worker */
         sd_event_source *retry_timer; /* pcrread: the next try after the worker said RETRY */
         uint8_t pcr_digests[CTL_PCR_COUNT][64];
+        const char *pcr_state; /* pcrread: "attached", "suspended" or "reset" (static) */
 };
 
 void admin_run(AdminCall *c);

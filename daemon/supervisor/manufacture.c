@@ -91,6 +91,9 @@ typedef struct Report {
         uint32_t have_perm_seq;
         uint64_t perm_seq;
         ManufactureResult result;
+        /* manufacture_peek_pcrs: the PCRs read and their digests */
+        uint32_t pcr_select;
+        uint8_t pcr_digests[TPM2_PCR_COUNT][TPM2_MAX_DIGEST];
 } Report;
 _Static_assert(sizeof(Report) <= 4096, "the report fits PIPE_BUF");
 
@@ -99,6 +102,8 @@ typedef struct Manufacture {
         bool clear;
         char uuid[IPC_UUID_LEN];
         ManufactureDone done;
+        bool peek;
+        ManufacturePcrsDone pcrs_done;
         void *userdata;
         pid_t pid;
         int pipe_fd;
@@ -125,6 +130,11 @@ typedef struct Helper {
         /* manufacture_clear: TPM2_Clear, then the EKs of `want` re-created and checked against it */
         bool clear;
         ManufactureResult want;
+        /* manufacture_peek_pcrs: a read-only worker (resuming the saved volatile state of vol_seq) */
+        bool peek, resume;
+        uint64_t vol_seq;
+        uint16_t pcr_alg;
+        uint32_t pcr_select;
 
         pid_t worker_pid;
         int worker_fd;
@@ -220,9 +230,11 @@ static int helper_start_worker(Helper *h) {
 
         m.start = (IpcStart){
                 .family = TPM_FAMILY_2_0,
-                .flags = IPC_START_OFFLINE | IPC_START_DURABLE | IPC_START_TPM_STARTUP |
-                         (h->trace ? IPC_START_TRACE : 0),
+                .flags = IPC_START_OFFLINE | IPC_START_DURABLE | (h->trace ? IPC_START_TRACE : 0) |
+                         (h->peek ? IPC_START_PEEK : 0) |
+                         (h->resume ? IPC_START_RESTORE_VOLATILE : IPC_START_TPM_STARTUP),
                 .min_perm_seq = h->min_perm_seq,
+                .vol_seq = h->resume ? h->vol_seq : 0,
                 .uid = h->uid,
                 .gid = h->gid,
                 .memory_max = h->memory_max,
@@ -240,8 +252,10 @@ static int helper_start_worker(Helper *h) {
                 return helper_fail(h, "The worker did not start: %s", r == 0 ? "it exited" : strerror(-r));
         if (m.type == IPC_FAILED) {
                 r = m.failed.error;
-                if (m.failed.stage == IPC_STAGE_STATE && r == -EBUSY)
-                        return helper_fail(h, "The vTPM is in use (attached to a guest?)");
+                if (m.failed.stage == IPC_STAGE_STATE && r == -EBUSY) {
+                        r = helper_fail(h, "The vTPM is in use (attached to a guest?)");
+                        return h->peek ? -EBUSY : r;
+                }
                 return helper_fail(h, "The worker failed at %s: %s", strempty(ipc_stage_to_string(m.failed.stage)),
                                    strerror(-r));
         }
@@ -412,7 +426,8 @@ static int helper_fail(Helper *h, const char *fmt, ...) {
         if (vasprintf(&msg, fmt, ap) < 0)
                 msg = NULL;
         va_end(ap);
-        mf_log(LOG_ERR, h->uuid, "%s failed: %s", h->clear ? "reset (TPM2_Clear)" : "manufacturing", strempty(msg));
+        mf_log(LOG_ERR, h->uuid, "%s failed: %s",
+               h->peek ? "pcrread" : h->clear ? "reset (TPM2_Clear)" : "manufacturing", strempty(msg));
         return -EIO;
 }
 
@@ -486,19 +501,48 @@ static int helper_manufacture(Helper *h) {
         return r;
 }
 
+/* TPM2_PCR_Read until every PCR asked for is in (a TPM answers at most 8 at a time), or the TPM
+ * returns none: the rest are not allocated. -ENOENT if the bank has none at all. */
+static int helper_peek(Helper *h) {
+        uint32_t todo = h->pcr_select;
+
+        while (todo) {
+                uint8_t cmd[32], resp[IPC_TPM_MAX];
+                uint32_t got = 0, rc = 0;
+                size_t len = 0;
+                int n = tpm2_build_pcr_read(h->pcr_alg, todo, cmd, sizeof(cmd)), r;
+
+                if (n < 0)
+                        return helper_fail(h, "Cannot build TPM2_PCR_Read: %s", strerror(-n));
+                r = worker_transport(h, cmd, (size_t) n, resp, sizeof(resp), &len);
+                if (r < 0)
+                        return helper_fail(h, "The worker did not answer TPM2_PCR_Read: %s", strerror(-r));
+                r = tpm2_parse_pcr_read(resp, len, h->pcr_alg, todo, &got, h->report.pcr_digests, &rc);
+                if (r == -EPROTO)
+                        return helper_fail(h, "TPM2_PCR_Read answered TPM error 0x%03x", rc);
+                if (r < 0)
+                        return helper_fail(h, "Malformed TPM2_PCR_Read response");
+                if (got == 0)
+                        break;
+                h->report.pcr_select |= got;
+                todo &= ~got;
+        }
+        return h->report.pcr_select ? 0 : -ENOENT;
+}
+
 static int helper_run(Helper *h) {
         int r, k;
 
         r = helper_start_worker(h);
         if (r >= 0)
-                r = h->clear ? helper_clear(h) : helper_manufacture(h);
+                r = h->peek ? helper_peek(h) : h->clear ? helper_clear(h) : helper_manufacture(h);
         /* Whatever happened, even a failed start: a worker that was spawned is
          * stopped (or killed) and reaped, so it holds no lock on the vTPM when
          * the supervisor calls done(). */
         k = helper_stop_worker(h);
         if (r >= 0 && k < 0)
                 r = helper_fail(h, "The worker did not shut the TPM down cleanly: %s", strerror(-k));
-        if (r >= 0 && !h->clear)
+        if (r >= 0 && !h->clear && !h->peek)
                 r = write_public_files(h);
         return r;
 }
@@ -542,6 +586,17 @@ static void manufacture_finish(Manufacture *m, int error, const ManufactureResul
         done(userdata, error, res);
 }
 
+static void peek_finish(Manufacture *m, int error, const Report *report) {
+        ManufacturePcrsDone done = m->pcrs_done;
+        void *userdata = m->userdata;
+
+        manufacture_free(m);
+        if (error < 0)
+                done(userdata, error, 0, NULL);
+        else
+                done(userdata, 0, report->pcr_select, report->pcr_digests);
+}
+
 static int child_cb(sd_event_source *s, const siginfo_t *si, void *userdata) {
         Manufacture *m = userdata;
         Report report;
@@ -552,6 +607,15 @@ static int child_cb(sd_event_source *s, const siginfo_t *si, void *userdata) {
                 n = read(m->pipe_fd, &report, sizeof(report));
         while (n < 0 && errno == EINTR);
 
+        if (m->peek) {
+                /* A read-only worker writes nothing: there is nothing to record. */
+                if (n != (ssize_t) sizeof(report))
+                        mf_log(LOG_ERR, m->uuid, "pcrread helper (pid %d) ended without a report", (int) si->si_pid);
+                peek_finish(m, n != (ssize_t) sizeof(report) ? -EIO
+                               : report.error < 0 ? (report.error >= -4095 ? report.error : -EIO) : 0,
+                            &report);
+                return 0;
+        }
         if (n == (ssize_t) sizeof(report) && report.have_perm_seq) {
                 /* Whatever the outcome: the manifest must know the newest permall. */
                 vtpm_state_record(m->ctx->state, m->uuid, STATE_KIND_PERMANENT, report.perm_seq);
@@ -630,8 +694,16 @@ int manufacture_ca_cert(const ManufactureContext *ctx, char **ret_pem) {
         return ca_cert_pem(ca, ret_pem);
 }
 
+/* What the helper of manufacture_peek_pcrs reads. */
+typedef struct PeekParams {
+        bool resume;
+        uint64_t vol_seq;
+        uint16_t alg;
+        uint32_t select;
+} PeekParams;
+
 static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions *opt, Ca *ca,
-                        const ManufactureResult *clear_want);
+                        const ManufactureResult *clear_want, const PeekParams *peek);
 
 int manufacture_vtpm(const ManufactureContext *ctx, const char *uuid, const ManufactureOptions *o, ManufactureDone done,
                      void *userdata) {
@@ -681,7 +753,7 @@ int manufacture_vtpm(const ManufactureContext *ctx, const char *uuid, const Manu
                         return r; /* logged */
                 }
         }
-        r = start_helper(m, &keys, &opt, ca, NULL);
+        r = start_helper(m, &keys, &opt, ca, NULL, NULL);
         if (r < 0)
                 return r;
         TAKE_PTR(m);
@@ -703,7 +775,7 @@ static void close_all_but(const int *keep, size_t n) {
 }
 
 static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions *opt, Ca *ca,
-                        const ManufactureResult *clear_want) {
+                        const ManufactureResult *clear_want, const PeekParams *peek) {
         const ManufactureContext *ctx = m->ctx;
         int pipe_fds[2], r;
         pid_t pid;
@@ -739,6 +811,13 @@ static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions
                 };
                 if (clear_want)
                         h.want = *clear_want;
+                if (peek) {
+                        h.peek = true;
+                        h.resume = peek->resume;
+                        h.vol_seq = peek->vol_seq;
+                        h.pcr_alg = peek->alg;
+                        h.pcr_select = peek->select;
+                }
                 safe_close(pipe_fds[0]);
                 /* Nothing of vtpmd's stays open in the helper (its sockets, the
                  * fork server's): it keeps stdio, its report pipe and the
@@ -762,8 +841,11 @@ static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions
                 (void) waitpid(pid, NULL, 0);
                 return r;
         }
-        mf_log(LOG_INFO, m->uuid, "%s (helper pid %d)",
-               clear_want ? "clearing the TPM, keeping its EKs" : "manufacturing", (int) pid);
+        mf_log(m->peek ? LOG_DEBUG : LOG_INFO, m->uuid, "%s (helper pid %d)",
+               m->peek      ? "reading its PCRs read-only"
+               : clear_want ? "clearing the TPM, keeping its EKs"
+                            : "manufacturing",
+               (int) pid);
         return 0;
 }
 
@@ -797,7 +879,42 @@ int manufacture_clear(const ManufactureContext *ctx, const char *uuid, Manufactu
                 vtpm_keys_done(&keys);
                 return -EOPNOTSUPP;
         }
-        r = start_helper(m, &keys, &none, NULL, &want);
+        r = start_helper(m, &keys, &none, NULL, &want, NULL);
+        if (r < 0)
+                return r;
+        TAKE_PTR(m);
+        return 0;
+}
+
+int manufacture_peek_pcrs(const ManufactureContext *ctx, const char *uuid, bool resume, uint16_t alg, uint32_t select,
+                          ManufacturePcrsDone done, void *userdata) {
+        _cleanup_(manufacture_freep) Manufacture *m = NULL;
+        VtpmKeys keys = { .dir_fd = -1 };
+        ManufactureOptions none = { .family = TPM_FAMILY_2_0 };
+        int r;
+
+        if (!ctx || !ctx->state || !uuid || !done || !tpm2_hash_size(alg) || select == 0 ||
+            select >= (1u << TPM2_PCR_COUNT))
+                return -EINVAL;
+        m = calloc(1, sizeof(*m));
+        if (!m)
+                return -ENOMEM;
+        *m = (Manufacture){ .ctx = ctx, .peek = true, .pcrs_done = done, .userdata = userdata, .pipe_fd = -1 };
+        snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
+
+        r = vtpm_state_prepare(ctx->state, uuid, false, TPM_FAMILY_2_0, UINT32_MAX, UINT32_MAX, &keys);
+        if (r < 0)
+                return r; /* logged, unless -EBUSY */
+        if (keys.family != TPM_FAMILY_2_0) {
+                vtpm_keys_done(&keys);
+                return -EOPNOTSUPP;
+        }
+        if (resume && keys.vol_seq == 0) {
+                vtpm_keys_done(&keys);
+                return -ESTALE; /* its suspend ended meanwhile */
+        }
+        PeekParams p = { .resume = resume, .vol_seq = keys.vol_seq, .alg = alg, .select = select };
+        r = start_helper(m, &keys, &none, NULL, NULL, &p);
         if (r < 0)
                 return r;
         TAKE_PTR(m);

@@ -92,6 +92,20 @@ int manufacture_vtpm(const ManufactureContext *ctx, const char *uuid, const Manu
  * called): -EOPNOTSUPP for a TPM 1.2 vTPM, -EBUSY if it is in use. */
 int manufacture_clear(const ManufactureContext *ctx, const char *uuid, ManufactureDone done, void *userdata);
 
+/* `vtpmd-ctl pcrread` of a detached TPM 2.0 vTPM: a read-only offline worker (IPC_START_PEEK) loads
+ * its state with the checks of a start and runs it in memory, and the helper reads the PCRs of `alg`
+ * in `select` (bit n: PCR n). With `resume` (the vTPM is suspended) the TPM resumes from its saved
+ * volatile state, which stays on disk for the guest's restore: the values are the ones the guest
+ * resumes with. Without, it gets TPM2_Startup(CLEAR): the values of its next start, a TPM reset.
+ * Nothing on disk changes, no seq is recorded. done gets 0 with the PCRs read (ret_select, their
+ * digests), -ENOENT if the bank is not allocated, -EBUSY if a worker took the vTPM meanwhile, or
+ * another negative errno (logged). Returns < 0 if it could not start (done not called): -EBUSY if
+ * the vTPM is in use. */
+typedef void (*ManufacturePcrsDone)(void *userdata, int error, uint32_t select,
+                                    const uint8_t digests[TPM2_PCR_COUNT][TPM2_MAX_DIGEST]);
+int manufacture_peek_pcrs(const ManufactureContext *ctx, const char *uuid, bool resume, uint16_t alg, uint32_t select,
+                          ManufacturePcrsDone done, void *userdata);
+
 /* For `show`: the EK hashes recorded when the vTPM was manufactured (an
  * empty string for an EK it does not have). Its EK certificates, if any,
  * are the public files <state root>/<uuid>/ek-rsa2048.pem and

@@ -155,11 +155,60 @@ static int worker_state_remove_stale(WorkerState *s) {
         return 0;
 }
 
+/* IPC_START_PEEK (vtpmd-ctl pcrread of a detached vTPM): the blobs are read and checked as for a
+ * start (authenticated, the rollback floor, the recorded volatile seq), then the directory is let go
+ * at once. Nothing in it is prepared, lent, written or removed: worker_state_restore() runs libtpms
+ * on a store in memory, so a saved volatile state stays for the guest's restore. */
+static int worker_state_load_peek(WorkerState *s, uint8_t data_key[IPC_DATA_KEY_SIZE]) {
+        StateDir *d = NULL;
+        uint64_t seq = 0;
+        int r;
+
+        r = statedir_from_fd(s->state_fd, s->uuid, &d);
+        s->state_fd = -1;
+        if (r < 0) {
+                explicit_wipe(data_key, IPC_DATA_KEY_SIZE);
+                if (r != -EBUSY)
+                        log_msg(LOG_INFO, "state directory %s: %s", s->uuid, strerror(-r));
+                return r;
+        }
+        s->statedir = d;
+        r = tpm_store_durable_new(s->statedir, data_key, s->min_perm_seq, worker_on_state, s, &s->store);
+        explicit_wipe(data_key, IPC_DATA_KEY_SIZE);
+        if (r >= 0) {
+                r = tpm_store_durable_read(s->store, STATE_KIND_PERMANENT, &s->perm_blob, &s->perm_len, &seq);
+                /* Never started: its first start manufactures it, as libtpms does here in memory. */
+                if (r == -ENOENT && s->min_perm_seq == 0 && !(s->flags & IPC_START_RESTORE_VOLATILE))
+                        r = 0;
+                else if (r < 0)
+                        log_state_refused(s, STATE_KIND_PERMANENT, r);
+        }
+        if (r >= 0 && (s->flags & IPC_START_RESTORE_VOLATILE)) {
+                r = tpm_store_durable_read(s->store, STATE_KIND_VOLATILE, &s->vol_blob, &s->vol_len, &seq);
+                if (r >= 0 && seq != s->vol_seq) {
+                        /* Its restore would not resume from it (worker_state_load): no values to show. */
+                        log_msg(LOG_INFO, "state file %s/volatile: seq %" PRIu64 ", expected %" PRIu64, s->uuid,
+                                seq, s->vol_seq);
+                        r = -ESTALE;
+                } else if (r < 0)
+                        log_state_refused(s, STATE_KIND_VOLATILE, r);
+        }
+        s->store = tpm_store_free(s->store);
+        s->statedir = statedir_close(s->statedir);
+        /* Nothing to create, and no directory to create it in. */
+        s->files_fixed = true;
+        if (r < 0)
+                worker_state_free_blobs(s);
+        return r;
+}
+
 int worker_state_load(WorkerState *s, uint8_t data_key[IPC_DATA_KEY_SIZE]) {
         StateDir *d = NULL;
         uint64_t seq = 0;
         int r;
 
+        if (s->flags & IPC_START_PEEK)
+                return worker_state_load_peek(s, data_key);
         r = statedir_from_fd(s->state_fd, s->uuid, &d);
         s->state_fd = -1; /* statedir_from_fd owns it, whatever the result */
         if (r < 0) {
@@ -261,7 +310,7 @@ int worker_state_restore(WorkerState *s, TpmFamily family, TpmInstance **ret, Ip
                 *ret_stage = e < 0 ? IPC_STAGE_STATE : IPC_STAGE_TPM;
                 return e < 0 ? e : r;
         }
-        if (resumed) {
+        if (resumed && !(s->flags & IPC_START_PEEK)) {
                 /* The file must never be resumed again (a crash after this
                  * point is a power loss, not a second resume). */
                 r = tpm_store_durable_remove(s->store, STATE_KIND_VOLATILE);

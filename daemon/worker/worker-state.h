@@ -32,12 +32,13 @@ WorkerState *worker_state_free(WorkerState *s); /* wipes the blobs; accepts NULL
 /* DURABLE: takes the state directory, reads what the TPM will start from and
  * refuses anything it cannot trust. data_key is wiped (the store keeps the one
  * copy). Returns 0 or a negative errno for FAILED{STATE}; every failure is
- * logged here. */
+ * logged here. With IPC_START_PEEK (read-only, vtpmd-ctl pcrread) the same checks, then the
+ * directory is let go: nothing in it is written or removed, and the TPM runs on a store in memory. */
 int worker_state_load(WorkerState *s, uint8_t data_key[IPC_DATA_KEY_SIZE]);
 
 /* libtpms from the blobs loaded (wiped now), or a new TPM without: returns 1
  * if it resumed from the saved volatile state (whose file is removed, so a
- * crash later is a power loss rather than a second resume), else 0. On
+ * crash later is a power loss rather than a second resume; kept with PEEK), else 0. On
  * failure a negative errno and in *ret_stage whether the state failed
  * (IPC_STAGE_STATE: logged, here or in the failed write's report) or the TPM
  * (IPC_STAGE_TPM: not logged). */

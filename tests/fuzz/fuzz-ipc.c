@@ -42,8 +42,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             !(m.start.flags & IPC_START_DURABLE))
                 abort();
         if (m.type == IPC_START && (m.start.flags & IPC_START_OFFLINE) &&
-            (!(m.start.flags & IPC_START_DURABLE) || (m.start.flags & IPC_START_RESTORE_VOLATILE) ||
+            (!(m.start.flags & IPC_START_DURABLE) ||
+             ((m.start.flags & IPC_START_RESTORE_VOLATILE) && !(m.start.flags & IPC_START_PEEK)) ||
              m.start.domid || m.start.devid || m.start.ring_ref || m.start.evtchn_port))
+                abort();
+        if (m.type == IPC_START && (m.start.flags & IPC_START_PEEK) && !(m.start.flags & IPC_START_OFFLINE))
                 abort();
         if ((m.type == IPC_COMMAND || m.type == IPC_RESPONSE) &&
             (m.tpm.len < 10 || m.tpm.len > IPC_TPM_MAX || m.tpm.len != size - IPC_HEADER_SIZE ||

@@ -5,7 +5,8 @@
 #  - names: list and show give the guest's name beside its domid; a guest's
 #    name is taken where a UUID is expected, when it names one vTPM;
 #  - pcrread prints an attached vTPM's PCRs as the guest's tpm2_pcrread does,
-#    also while the guest is busy;
+#    also while the guest is busy; a suspended (saved) vTPM's, those its guest
+#    resumes with, without changing its state; a detached one's reset values;
 #  - ek-cert prints the EK certificates, the ones the guest reads from NV;
 #  - --version of vtpmd and vtpmd-ctl names libtpms, OpenSSL and tpm2-tss;
 #    status gives the host TPM's details;
@@ -107,9 +108,8 @@ check "pcrread of a bank the vTPM has not allocated fails ($(cat "$W/err"))" gre
 "$CTL" pcrread "$UP" sha256:24 >"$W/out" 2>"$W/err"
 rc=$?
 check "pcrread of PCR 24 is a usage error (exit $rc)" test "$rc" -eq 2
-"$CTL" pcrread "$UD" >"$W/out" 2>"$W/err"
-check "pcrread of a detached vTPM says why it has no PCRs to read ($(cat "$W/err"))" \
-	grep -q "is not attached to a running guest: its PCRs are those of a TPM reset" "$W/err"
+check "pcrread --json of an attached vTPM says so" \
+	bash -c "'$CTL' --json pcrread '$UP' sha256:16 | python3 -c \"import json,sys; assert json.load(sys.stdin)['state']=='attached'\""
 # While the guest keeps its TPM busy with long commands (an RSA primary key each, which its worker
 # runs on its TPM thread): pcrread waits for a gap between them.
 rm -f "$W/busy.stop"
@@ -135,6 +135,50 @@ check "two pcrreads at once both succeed ($r1 $r2; $(cat "$W/par1" "$W/par2" | g
 	bash -c "[ $r1 -eq 0 ] && [ $r2 -eq 0 ] && cmp -s '$W/par1' '$W/par2'"
 check "10 pcrreads while the guest creates RSA keys in a loop all succeed ($ok_reads; $(head -c 200 "$W/busy.ctl" 2>/dev/null))" test "$ok_reads" = 10
 check "... and none of the guest's commands failed" test ! -s "$W/busy.err"
+
+# ---- pcrread of detached vTPMs ----
+Z64=$(printf '%064d' 0)
+F64=$(printf 'F%.0s' $(seq 64))
+# A never-used vTPM: its first start is a TPM reset (PCRs 0-16 and 23 zero, 17-22 all ones).
+"$CTL" pcrread "$UD" sha256:0,16,17,23 >"$W/ud.pcr" 2>"$W/err"
+check "pcrread of a never-used detached vTPM gives the values of a TPM reset ($(tr '\n' ' ' <"$W/ud.pcr"; cat "$W/err"))" \
+	bash -c "grep -qx '    0 : 0x$Z64' '$W/ud.pcr' && grep -qx '    16: 0x$Z64' '$W/ud.pcr' && \
+grep -qx '    17: 0x$F64' '$W/ud.pcr' && grep -qx '    23: 0x$Z64' '$W/ud.pcr'"
+check "... and says that they are those of its next start" grep -q "detached: the values of its next start (a TPM reset)" "$W/ud.pcr"
+check "... --json: state reset" \
+	bash -c "'$CTL' --json pcrread '$UD' sha256:16 | python3 -c \"import json,sys; d=json.load(sys.stdin); \
+assert d['state']=='reset' and d['pcrs']['16']=='$Z64', d\""
+check "... and the vTPM is still never used (no permanent state written)" test ! -e "$H/state/$UD/permall"
+# A suspended guest (xl save): the values it resumes with, read without consuming its saved state.
+US=$("$CTL" create)
+check "attach guest sv" "$VTPM_SIM" attach --dir "$H" sv --uuid "$US"
+TS=$(cat "$H/sv.tcti")
+check "sv extends PCR 16" tpm2_pcrextend -T "$TS" 16:sha256=$(printf '%064d' 7)
+tpm2_pcrread -T "$TS" sha256:16 >"$W/sv.pcr" 2>&1
+check "save sv (xl save)" "$VTPM_SIM" save --dir "$H" sv "$W/sv.save"
+sv_suspended() { "$CTL" list | grep "$US" | grep -q suspended; }
+check "... vtpmd-ctl list shows it suspended" sv_suspended
+state_sums() { (cd "$H/state/$US" && ls -la --time-style=+%s.%N . | grep -v -e ' \.lock$' -e ' \.\.$' && sha256sum -- *); }
+state_sums >"$W/sv.before"
+"$CTL" pcrread "$US" sha256:16 >"$W/sv-ctl.pcr" 2>"$W/err"
+check "pcrread of the suspended vTPM gives its extended PCR 16, as the guest read it before the save ($(cat "$W/sv-ctl.pcr" "$W/err" | tr '\n' ' '))" \
+	cmp -s "$W/sv.pcr" "$W/sv-ctl.pcr"
+check "... --json: state suspended" \
+	bash -c "'$CTL' --json pcrread '$US' sha256:16 | python3 -c \"import json,sys; assert json.load(sys.stdin)['state']=='suspended'\""
+state_sums >"$W/sv.after"
+check "... and its state directory is unchanged (no file written, removed or renamed)" \
+	bash -c "cmp -s '$W/sv.before' '$W/sv.after' || { diff '$W/sv.before' '$W/sv.after' | head -n 8 | sed 's/^/# /'; false; }"
+check "... it is still listed suspended" sv_suspended
+check "restore sv" "$VTPM_SIM" restore --dir "$H" "$W/sv.save"
+TS=$(cat "$H/sv.tcti")
+tpm2_pcrread -T "$TS" sha256:16 >"$W/sv-after.pcr" 2>&1
+check "the restored guest reads the same PCR 16 (it resumed from the saved state)" cmp -s "$W/sv.pcr" "$W/sv-after.pcr"
+check "... and vtpmd-ctl list no longer shows it suspended" bash -c "! '$CTL' list | grep '$US' | grep -q suspended"
+# Its guest destroyed: its next start is a TPM reset, whatever its PCRs were.
+check "destroy guest sv" "$VTPM_SIM" destroy --dir "$H" sv
+"$CTL" pcrread "$US" sha256:16 >"$W/sv-gone.pcr" 2>"$W/err"
+check "pcrread of the vTPM of a destroyed guest gives PCR 16 of a TPM reset ($(cat "$W/sv-gone.pcr" "$W/err" | tr '\n' ' '))" \
+	bash -c "grep -qx '    16: 0x$Z64' '$W/sv-gone.pcr' && grep -q 'a TPM reset' '$W/sv-gone.pcr'"
 
 # ---- ek-cert ----
 UE=$("$CTL" create --ek both --ek-cert)
@@ -242,6 +286,11 @@ U12=$("$CTL" create --tpm 1.2)
 check "attach guest t12 to a TPM 1.2 vTPM" "$VTPM_SIM" attach --dir "$H" t12 --uuid "$U12"
 "$CTL" pcrread t12 >"$W/out" 2>"$W/err"
 check "pcrread of a TPM 1.2 says it reads TPM 2.0 banks only ($(cat "$W/err"))" grep -q "is a TPM 1.2: pcrread reads TPM 2.0" "$W/err"
+U12D=$("$CTL" create --tpm 1.2)
+"$CTL" pcrread "$U12D" >"$W/out" 2>"$W/err"
+rc=$?
+check "pcrread of a detached TPM 1.2 is refused the same way (exit $rc: $(cat "$W/err"))" \
+	bash -c "[ $rc -ne 0 ] && grep -q 'is a TPM 1.2: pcrread reads TPM 2.0' '$W/err' && [ ! -s '$W/out' ]"
 check "restart t12 (TPM 1.2) succeeds" "$CTL" restart t12
 # TPM_GetRandom(8) from the guest: answered with TPM_SUCCESS and 8 bytes.
 check "... and its guest's TPM 1.2 answers after it" \

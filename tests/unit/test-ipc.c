@@ -492,8 +492,8 @@ TEST(reject_restore_volatile_without_durable) {
         ASSERT_ERR(decode_with_flags(buf, n, IPC_START_RESTORE_VOLATILE | IPC_START_TPM_STARTUP | IPC_START_TRACE),
                    -EBADMSG);
         ASSERT_OK(decode_with_flags(buf, n, IPC_START_RESTORE_VOLATILE | IPC_START_DURABLE));
-        ASSERT_OK(decode_with_flags(buf, n, IPC_START_FLAGS_ALL & ~(uint32_t) IPC_START_OFFLINE));
-        ASSERT_ERR(decode_with_flags(buf, n, IPC_START_FLAGS_ALL | (1u << 5)), -EBADMSG);
+        ASSERT_OK(decode_with_flags(buf, n, IPC_START_FLAGS_ALL & ~(uint32_t) (IPC_START_OFFLINE | IPC_START_PEEK)));
+        ASSERT_ERR(decode_with_flags(buf, n, IPC_START_FLAGS_ALL | (1u << 6)), -EBADMSG);
 }
 
 TEST(state_roundtrip) {
@@ -601,6 +601,11 @@ TEST(reject_start_offline_fields) {
         ASSERT_ERR(decode_with_flags(buf, n, IPC_START_OFFLINE | IPC_START_DURABLE | IPC_START_RESTORE_VOLATILE),
                    -EBADMSG);
         ASSERT_OK(decode_with_flags(buf, n, IPC_START_OFFLINE | IPC_START_DURABLE));
+        /* a read-only look (pcrread) may resume a saved state, and is only ever offline */
+        ASSERT_OK(decode_with_flags(buf, n, IPC_START_OFFLINE | IPC_START_DURABLE | IPC_START_PEEK));
+        ASSERT_OK(decode_with_flags(buf, n, IPC_START_OFFLINE | IPC_START_DURABLE | IPC_START_PEEK |
+                                                    IPC_START_RESTORE_VOLATILE));
+        ASSERT_ERR(decode_with_flags(buf, n, IPC_START_OFFLINE | IPC_START_PEEK), -EBADMSG);
 }
 
 /* A TPM2_GetRandom(8) command, or any TPM packet of total size len. */
