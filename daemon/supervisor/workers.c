@@ -486,13 +486,11 @@ static int process_io_cb(sd_event_source *s, int fd, uint32_t revents, void *use
                 if (m.state.error == 0) {
                         vtpm_state_record(ws->state, p->uuid, (StateKind) m.state.kind, m.state.seq);
                         /* Where the file system cannot exchange names each write took a spare. */
-                        if (p->uid) {
-                                int k = vtpm_state_top_up_spares(ws->state, p->uuid, p->uid,
-                                                                 ws->config->worker_id_first);
-                                if (k < 0 && w)
-                                        worker_log_errno(w, LOG_WARNING, k, "Cannot make the vTPM's spare files "
-                                                         "again; its next state writes may fail");
-                        }
+                        int k = vtpm_state_top_up_spares(ws->state, p->uuid, p->uid,
+                                                         p->uid ? ws->config->worker_id_first : 0);
+                        if (k < 0 && w)
+                                worker_log_errno(w, LOG_WARNING, k, "Cannot make the vTPM's spare files again; its "
+                                                 "next state writes may fail");
                         vtpm_state_changed(ws->state);
                         /* A suspended guest's state is committed at once, not batched: it is what its
                          * restore resumes, and a host often shuts down right after xl save. */
