@@ -83,7 +83,12 @@ fails_fast() {
 # --- the disk budget on a file system that cannot exchange names (GlusterFS'
 # FUSE client refuses RENAME_EXCHANGE): the worker still creates no file; each
 # write takes a spare that vtpmd makes again.
-check "the worker is confined with no new files" grep -qE "domid=1 .*confined: .*no new files" "$A/vtpmd.log"
+if grep -qE "domid=1 .*confined: .*may create files" "$A/vtpmd.log"; then
+	# Sanitized builds keep O_CREAT for their reports (docs/security.md): not the budget's test there.
+	echo "# a sanitized build: its workers may create files, the budget is not checked"
+else
+	check "the worker is confined with no new files" grep -qE "domid=1 .*confined: .*no new files" "$A/vtpmd.log"
+fi
 many_writes() { local i; for i in $(seq 1 30); do tpm2_nvincrement -T "$T" -C o $NV || return 1; done; }
 check "30 durable NV writes in a row answer" many_writes
 files_in_budget() { local n; n=$(find "$P/vtpms/$U" -maxdepth 1 -type f | wc -l); echo "# $n files in the vTPM's directory"; [ "$n" -le 16 ]; }
