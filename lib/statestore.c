@@ -250,8 +250,8 @@ static void spare_name(unsigned i, char ret[static sizeof(SPARE_PREFIX) + 4]) {
 static void truncate_file(int dir_fd, const char *name) {
         _cleanup_close_ int fd = openat(dir_fd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
         struct stat st;
-        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0)
-                (void) ftruncate(fd, 0);
+        if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0 && ftruncate(fd, 0) < 0)
+                return; /* best effort, as said: what is left is never read */
 }
 
 /* A regular file under tmp, made of a spare if there is none: -EDQUOT when
