@@ -906,31 +906,42 @@ static void pcrread_peek_done(void *userdata, int error, uint32_t select,
         pcrread_finish(c);
 }
 
+/* The meta record of a detached vTPM, read under its lock (open_detached waits for a worker still
+ * saving after a detach); the lock is let go again. On failure the call is finished (with
+ * `suffix` after the reason) and false returned. */
+static bool detached_meta(AdminCall *c, const char *suffix, StateMeta *ret) {
+        uint8_t data_key[CRYPTO_KEY_SIZE];
+        const char *what = NULL;
+        StateDir *dir;
+        int r;
+
+        dir = open_detached(c);
+        if (!dir)
+                return false;
+        r = read_key_meta(c->ctx, dir, data_key, ret, NULL, &what);
+        crypto_wipe(data_key, sizeof(data_key));
+        statedir_close(dir);
+        if (r < 0) {
+                finish_errorf(c, r, "vTPM %s: state file %s/%s %s%s", c->req.uuid, c->req.uuid, what,
+                              statestore_strerror(r), suffix);
+                return false;
+        }
+        return true;
+}
+
 /* A detached vTPM: a read-only offline worker (manufacture_peek_pcrs) runs a copy of its state in
  * memory. Suspended, those are the PCRs its guest resumes with (the saved state stays for the
  * restore); otherwise its next start is a TPM reset, and those are the values after it. */
 static void pcrread_detached(AdminCall *c) {
         const AdminContext *d = c->ctx;
         unsigned bank = c->req.bank ? c->req.bank : CTL_BANK_SHA256;
-        uint8_t data_key[CRYPTO_KEY_SIZE];
-        const char *what = NULL;
         bool suspended;
-        StateDir *dir;
         StateMeta m;
         int r;
 
-        /* Waits for a worker still saving after a detach (a guest's save is recorded then). */
-        dir = open_detached(c);
-        if (!dir)
+        /* After a detach a guest's save is recorded once its worker has saved: detached_meta waits. */
+        if (!detached_meta(c, "", &m))
                 return;
-        r = read_key_meta(d, dir, data_key, &m, NULL, &what);
-        crypto_wipe(data_key, sizeof(data_key));
-        statedir_close(dir);
-        if (r < 0) {
-                finish_errorf(c, r, "vTPM %s: state file %s/%s %s", c->req.uuid, c->req.uuid, what,
-                              statestore_strerror(r));
-                return;
-        }
         if (m.family != TPM_FAMILY_2_0) {
                 finish_errorf(c, -EOPNOTSUPP, "vTPM %s is a TPM 1.2: pcrread reads TPM 2.0 PCR banks only",
                               c->req.uuid);
@@ -1400,26 +1411,14 @@ static void reset_done(void *userdata, int error, const ManufactureResult *res) 
  * owner hierarchy goes, its EKs and their certificates stay. */
 static void op_reset(AdminCall *c) {
         const AdminContext *d = c->ctx;
-        uint8_t data_key[CRYPTO_KEY_SIZE];
-        const char *what = NULL;
-        StateDir *dir;
         StateMeta m;
         int r;
 
         if (!check_known(c) || !check_detached(c, "resetting it"))
                 return;
-        /* Waits for a worker still saving after a detach; the helper's worker takes the lock itself. */
-        dir = open_detached(c);
-        if (!dir)
+        /* The helper's worker takes the lock itself afterwards. */
+        if (!detached_meta(c, "; nothing was changed", &m))
                 return;
-        r = read_key_meta(d, dir, data_key, &m, NULL, &what);
-        crypto_wipe(data_key, sizeof(data_key));
-        statedir_close(dir);
-        if (r < 0) {
-                finish_errorf(c, r, "vTPM %s: state file %s/%s %s; nothing was changed", c->req.uuid, c->req.uuid,
-                              what, statestore_strerror(r));
-                return;
-        }
         r = m.family == TPM_FAMILY_2_0 ? manufacture_clear(d->manufacture, c->req.uuid, reset_done, c) : -EOPNOTSUPP;
         if (r == -EOPNOTSUPP)
                 finish_errorf(c, r, "vTPM %s is a TPM 1.2: reset (a TPM clear keeping its identity) is only "

@@ -849,6 +849,19 @@ static int start_helper(Manufacture *m, VtpmKeys *keys, const ManufactureOptions
         return 0;
 }
 
+/* The keys of an existing TPM 2.0 vTPM for a helper's worker (-EOPNOTSUPP for TPM 1.2);
+ * vtpm_state_prepare logs its failures, unless -EBUSY. */
+static int prepare_tpm2(const ManufactureContext *ctx, const char *uuid, VtpmKeys *keys) {
+        int r = vtpm_state_prepare(ctx->state, uuid, false, TPM_FAMILY_2_0, UINT32_MAX, UINT32_MAX, keys);
+        if (r < 0)
+                return r;
+        if (keys->family != TPM_FAMILY_2_0) {
+                vtpm_keys_done(keys);
+                return -EOPNOTSUPP;
+        }
+        return 0;
+}
+
 int manufacture_clear(const ManufactureContext *ctx, const char *uuid, ManufactureDone done, void *userdata) {
         _cleanup_(manufacture_freep) Manufacture *m = NULL;
         VtpmKeys keys = { .dir_fd = -1 };
@@ -872,13 +885,9 @@ int manufacture_clear(const ManufactureContext *ctx, const char *uuid, Manufactu
         *m = (Manufacture){ .ctx = ctx, .clear = true, .done = done, .userdata = userdata, .pipe_fd = -1 };
         snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
 
-        r = vtpm_state_prepare(ctx->state, uuid, false, TPM_FAMILY_2_0, UINT32_MAX, UINT32_MAX, &keys);
+        r = prepare_tpm2(ctx, uuid, &keys);
         if (r < 0)
-                return r; /* logged, unless -EBUSY */
-        if (keys.family != TPM_FAMILY_2_0) {
-                vtpm_keys_done(&keys);
-                return -EOPNOTSUPP;
-        }
+                return r;
         r = start_helper(m, &keys, &none, NULL, &want, NULL);
         if (r < 0)
                 return r;
@@ -902,13 +911,9 @@ int manufacture_peek_pcrs(const ManufactureContext *ctx, const char *uuid, bool 
         *m = (Manufacture){ .ctx = ctx, .peek = true, .pcrs_done = done, .userdata = userdata, .pipe_fd = -1 };
         snprintf(m->uuid, sizeof(m->uuid), "%s", uuid);
 
-        r = vtpm_state_prepare(ctx->state, uuid, false, TPM_FAMILY_2_0, UINT32_MAX, UINT32_MAX, &keys);
+        r = prepare_tpm2(ctx, uuid, &keys);
         if (r < 0)
-                return r; /* logged, unless -EBUSY */
-        if (keys.family != TPM_FAMILY_2_0) {
-                vtpm_keys_done(&keys);
-                return -EOPNOTSUPP;
-        }
+                return r;
         if (resume && keys.vol_seq == 0) {
                 vtpm_keys_done(&keys);
                 return -ESTALE; /* its suspend ended meanwhile */
